@@ -1,0 +1,237 @@
+// The CPU backend plugin: one device (cpu:0) whose memory is host memory, streams that
+// are real asynchronous queues (one worker thread each), and kernels parallel with
+// oneTBB and OpenBLAS. Exported through the C ABI with the plugin adapter, exactly as
+// an out-of-tree backend would be.
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include "cpu_device_info.h"
+#include "cpu_kernels.h"
+#include "hal/plugin/host_queue.h"
+#include "hal/plugin/memory_accountant.h"
+#include "hal/plugin_adapter.h"
+
+namespace hal::cpu {
+namespace {
+
+using plugin::BufferImpl;
+using plugin::CopyCall;
+using plugin::DeviceImpl;
+using plugin::EventImpl;
+using plugin::FillCall;
+using plugin::HostEvent;
+using plugin::HostQueue;
+using plugin::MemoryAccountant;
+using plugin::OpCall;
+using plugin::RecordLog;
+using plugin::StreamImpl;
+
+uint64_t now_ns() {
+  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count());
+}
+
+class CpuDevice;
+
+class CpuBuffer : public BufferImpl {
+ public:
+  CpuBuffer(DeviceImpl* device, uint64_t size, MemoryKind kind, void* data,
+            MemoryAccountant* accountant)
+      : BufferImpl(device, size, kind), data_(data), accountant_(accountant) {}
+  ~CpuBuffer() override {
+    std::free(data_);
+    accountant_->release(size());
+  }
+  Result<void*> map() override {
+    if (kind() == MemoryKind::kVirtual)
+      return failed_precondition("a virtual buffer has no storage to map");
+    return data_;
+  }
+  char* data() const { return static_cast<char*>(data_); }
+
+ private:
+  void* data_;
+  MemoryAccountant* accountant_;
+};
+
+char* ptr_of(BufferImpl* b, uint64_t offset) {
+  return static_cast<CpuBuffer*>(b)->data() + offset;
+}
+
+class CpuStream : public StreamImpl {
+ public:
+  explicit CpuStream(uint32_t flags) : records_(flags & HAL_STREAM_FLAG_RECORD_COMMANDS) {}
+  ~CpuStream() override { queue_.synchronize().ignore(); }
+
+  Status copy(const CopyCall& c) override {
+    const bool virt = (c.src_buffer && c.src_buffer->kind() == MemoryKind::kVirtual) ||
+                      (c.dst_buffer && c.dst_buffer->kind() == MemoryKind::kVirtual);
+    queue_.enqueue([this, c, virt]() -> Status {
+      const uint64_t t0 = now_ns();
+      if (!virt && c.size_bytes > 0) {
+        const void* src = c.src_host ? c.src_host : ptr_of(c.src_buffer, c.src_offset);
+        void* dst = c.dst_host ? c.dst_host : ptr_of(c.dst_buffer, c.dst_offset);
+        std::memmove(dst, src, c.size_bytes);
+      }
+      CommandRecord r;
+      r.tag = c.tag;
+      r.command = c.direction;
+      r.start_ns = t0;
+      r.end_ns = now_ns();
+      r.bytes_read = c.src_buffer ? c.size_bytes : 0;
+      r.bytes_written = c.dst_buffer ? c.size_bytes : 0;
+      r.link_bytes = (c.src_host || c.dst_host) ? c.size_bytes : 0;
+      r.bound = BoundBy::kMemory;
+      records_.add(r);
+      return ok_status();
+    });
+    return ok_status();
+  }
+
+  Status fill(const FillCall& f) override {
+    queue_.enqueue([this, f]() -> Status {
+      const uint64_t t0 = now_ns();
+      if (f.buffer->kind() != MemoryKind::kVirtual) {
+        char* dst = ptr_of(f.buffer, f.offset);
+        if (f.pattern_size == 1) {
+          std::memset(dst, f.pattern[0], f.size_bytes);
+        } else {
+          for (uint64_t i = 0; i < f.size_bytes; i += f.pattern_size)
+            std::memcpy(dst + i, f.pattern.data(), f.pattern_size);
+        }
+      }
+      CommandRecord r;
+      r.tag = f.tag;
+      r.command = CommandKind::kFill;
+      r.start_ns = t0;
+      r.end_ns = now_ns();
+      r.bytes_written = f.size_bytes;
+      r.bound = BoundBy::kMemory;
+      records_.add(r);
+      return ok_status();
+    });
+    return ok_status();
+  }
+
+  Status dispatch(const OpCall& op, uint64_t tag) override {
+    bool virt = op.output.buffer->kind() == MemoryKind::kVirtual;
+    for (int i = 0; i < op.num_inputs; ++i) virt |= op.inputs[i].buffer->kind() == MemoryKind::kVirtual;
+    queue_.enqueue([this, op, tag, virt]() -> Status {
+      const OpSpec spec = op.spec();
+      const uint64_t t0 = now_ns();
+      if (!virt) {
+        const void* inputs[kMaxOpInputs] = {};
+        for (int i = 0; i < op.num_inputs; ++i) inputs[i] = ptr_of(op.inputs[i].buffer, op.inputs[i].offset_bytes);
+        Status s = run_op(spec, inputs, ptr_of(op.output.buffer, op.output.offset_bytes));
+        if (!s.ok()) return s;
+      }
+      if (records_.enabled()) {
+        const OpCost cost = analytic_cost(spec);
+        CommandRecord r;
+        r.tag = tag;
+        r.command = CommandKind::kOp;
+        r.op = op.kind;
+        r.start_ns = t0;
+        r.end_ns = now_ns();
+        r.flops = cost.flops;
+        r.bytes_read = cost.bytes_read;
+        r.bytes_written = cost.bytes_written;
+        records_.add(r);
+      }
+      return ok_status();
+    });
+    return ok_status();
+  }
+
+  Status record_event(EventImpl& e) override {
+    auto* ev = static_cast<HostEvent*>(&e);
+    const uint64_t gen = ev->begin_record();
+    queue_.enqueue([ev, gen]() -> Status {
+      ev->complete(gen, now_ns());
+      return ok_status();
+    }, HostQueue::Policy::kAlways);
+    return ok_status();
+  }
+
+  Status wait_event(EventImpl& e) override {
+    auto* ev = static_cast<HostEvent*>(&e);
+    const uint64_t gen = ev->current_generation();
+    queue_.enqueue([ev, gen]() -> Status {
+      ev->wait_for(gen);
+      return ok_status();
+    }, HostQueue::Policy::kAlways);
+    return ok_status();
+  }
+
+  Status enqueue_host_func(hal_host_func fn, void* user) override {
+    queue_.enqueue([fn, user]() -> Status {
+      fn(user);
+      return ok_status();
+    }, HostQueue::Policy::kAlways);
+    return ok_status();
+  }
+
+  Status synchronize() override { return queue_.synchronize(); }
+  size_t take_records(CommandRecord* out, size_t capacity) override { return records_.take(out, capacity); }
+
+ private:
+  RecordLog records_;
+  HostQueue queue_;  // last: its worker stops first on destruction
+};
+
+class CpuDevice : public DeviceImpl {
+ public:
+  CpuDevice() : info_(describe_cpu()), memory_(info_.memory_bytes) {}
+
+  const DeviceInfo& info() const override { return info_; }
+  bool supports(const OpSpec& spec) const override { return kernel_supports(spec); }
+
+  Result<BufferImpl*> allocate(uint64_t size, MemoryKind kind, uint64_t alignment) override {
+    if (kind == MemoryKind::kVirtual) {
+      HAL_RETURN_IF_ERROR(memory_.reserve(size));
+      return static_cast<BufferImpl*>(new CpuBuffer(this, size, kind, nullptr, &memory_));
+    }
+    const uint64_t align = alignment > 64 ? alignment : 64;
+    const uint64_t rounded = (size + align - 1) / align * align;
+    if (rounded < size) return out_of_memory("allocation size overflows");
+    HAL_RETURN_IF_ERROR(memory_.reserve(size));
+    void* data = std::aligned_alloc(align, rounded == 0 ? align : rounded);
+    if (!data) {
+      memory_.release(size);
+      return out_of_memory("the OS refused " + std::to_string(size) + " bytes");
+    }
+    return static_cast<BufferImpl*>(new CpuBuffer(this, size, kind, data, &memory_));
+  }
+
+  Result<StreamImpl*> create_stream(uint32_t flags) override {
+    return static_cast<StreamImpl*>(new CpuStream(flags));
+  }
+  Result<EventImpl*> create_event() override { return static_cast<EventImpl*>(new HostEvent()); }
+  MemoryStats memory_stats() const override { return memory_.stats(); }
+
+ private:
+  DeviceInfo info_;
+  MemoryAccountant memory_;
+};
+
+class CpuPlugin : public plugin::PluginImpl {
+ public:
+  uint32_t device_count() const override { return 1; }
+  DeviceImpl* device(uint32_t) override { return &device_; }
+
+ private:
+  CpuDevice device_;
+};
+
+Result<std::unique_ptr<plugin::PluginImpl>> create_cpu_plugin(const plugin::PluginContext&) {
+  return std::unique_ptr<plugin::PluginImpl>(new CpuPlugin());
+}
+
+}  // namespace
+}  // namespace hal::cpu
+
+HAL_DEFINE_PLUGIN("cpu", "0.1.0", hal::cpu::create_cpu_plugin)

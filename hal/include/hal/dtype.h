@@ -1,0 +1,190 @@
+// hal/dtype.h: element types and the scalar conversions every backend shares.
+//
+// Contract
+// - `DType` values equal the C ABI's `hal_dtype` values (plugin_abi.h); they are
+//   append-only and never renumbered.
+// - f16 is IEEE binary16; bf16 is the upper half of an IEEE binary32. Conversions
+//   from float round to nearest even and keep NaN/Inf; they are the reference every
+//   backend is compared against.
+// - fp8 (e4m3fn, e5m2) exists for planning and accounting; kernels need not support it.
+//
+// Threading: pure functions.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string_view>
+
+namespace hal {
+
+enum class DType : int32_t {
+  kInvalid = 0,
+  kF32 = 1,
+  kF16 = 2,
+  kBF16 = 3,
+  kI32 = 4,
+  kI64 = 5,
+  kI8 = 6,
+  kU8 = 7,
+  kFP8E4M3 = 8,
+  kFP8E5M2 = 9,
+};
+inline constexpr int kDTypeCount = 10;  // one past the largest value
+
+// Bytes per element; 0 for kInvalid.
+constexpr uint32_t dtype_size(DType t) {
+  switch (t) {
+    case DType::kF32:
+    case DType::kI32:
+      return 4;
+    case DType::kF16:
+    case DType::kBF16:
+      return 2;
+    case DType::kI64:
+      return 8;
+    case DType::kI8:
+    case DType::kU8:
+    case DType::kFP8E4M3:
+    case DType::kFP8E5M2:
+      return 1;
+    case DType::kInvalid:
+      break;
+  }
+  return 0;
+}
+
+constexpr bool is_floating(DType t) {
+  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kFP8E4M3 ||
+         t == DType::kFP8E5M2;
+}
+constexpr bool is_integer(DType t) {
+  return t == DType::kI32 || t == DType::kI64 || t == DType::kI8 || t == DType::kU8;
+}
+
+// Canonical lower-case names: "f32", "f16", "bf16", "i32", "i64", "i8", "u8",
+// "fp8e4m3", "fp8e5m2".
+std::string_view dtype_name(DType t);
+// Accepts the canonical names and common aliases ("float32", "fp32", "float16",
+// "fp16", "half", "bfloat16", "int32", "int8", "fp8"). Case-insensitive.
+std::optional<DType> parse_dtype(std::string_view name);
+
+// ---- scalar conversions -------------------------------------------------------
+
+inline float bf16_to_float(uint16_t v) { return std::bit_cast<float>(uint32_t(v) << 16); }
+
+inline uint16_t float_to_bf16(float f) {
+  uint32_t u = std::bit_cast<uint32_t>(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);                                          // nearest even
+  return uint16_t(u >> 16);
+}
+
+// Rounds a float to the nearest bf16 value and returns it as float.
+inline float round_to_bf16(float f) { return bf16_to_float(float_to_bf16(f)); }
+
+inline float f16_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: normalise
+      exp = 127 - 15 + 1;
+      while ((mant & 0x400u) == 0) {
+        mant <<= 1;
+        --exp;
+      }
+      mant &= 0x3ffu;
+      bits = sign | (exp << 23) | (mant << 13);
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  return std::bit_cast<float>(bits);
+}
+
+inline uint16_t float_to_f16(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t abs = u & 0x7fffffffu;
+  if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00u);  // NaN
+  if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // overflow (rounds to Inf)
+  if (abs < 0x38800000u) {                                  // subnormal or zero in f16
+    if (abs < 0x33000000u) return uint16_t(sign);          // below half the smallest subnormal
+    const uint32_t exp = abs >> 23;
+    const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126 - exp;  // 14..24
+    uint32_t half = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1);
+    const uint32_t mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (half & 1u))) ++half;
+    return uint16_t(sign | half);
+  }
+  uint32_t r = abs + 0xfffu + ((abs >> 13) & 1u);  // nearest even on the dropped 13 bits
+  r -= (127u - 15u) << 23;
+  return uint16_t(sign | (r >> 13));
+}
+
+inline float round_to_f16(float f) { return f16_to_float(float_to_f16(f)); }
+
+// Loads element `i` of a contiguous array of `t` as float (integers convert exactly
+// within float's range). Precondition: t is not kInvalid or fp8.
+inline float load_as_float(const void* base, DType t, int64_t i) {
+  switch (t) {
+    case DType::kF32:
+      return static_cast<const float*>(base)[i];
+    case DType::kF16:
+      return f16_to_float(static_cast<const uint16_t*>(base)[i]);
+    case DType::kBF16:
+      return bf16_to_float(static_cast<const uint16_t*>(base)[i]);
+    case DType::kI32:
+      return float(static_cast<const int32_t*>(base)[i]);
+    case DType::kI64:
+      return float(static_cast<const int64_t*>(base)[i]);
+    case DType::kI8:
+      return float(static_cast<const int8_t*>(base)[i]);
+    case DType::kU8:
+      return float(static_cast<const uint8_t*>(base)[i]);
+    default:
+      return 0.f;
+  }
+}
+
+// Stores `v` into element `i` of a contiguous array of `t`, rounding to nearest even
+// for f16/bf16 and saturating then truncating toward zero for integers.
+inline void store_from_float(void* base, DType t, int64_t i, float v) {
+  auto sat = [](float x, float lo, float hi) { return x != x ? 0.f : (x < lo ? lo : (x > hi ? hi : x)); };
+  switch (t) {
+    case DType::kF32:
+      static_cast<float*>(base)[i] = v;
+      break;
+    case DType::kF16:
+      static_cast<uint16_t*>(base)[i] = float_to_f16(v);
+      break;
+    case DType::kBF16:
+      static_cast<uint16_t*>(base)[i] = float_to_bf16(v);
+      break;
+    case DType::kI32:
+      static_cast<int32_t*>(base)[i] = int32_t(sat(v, -2147483648.f, 2147483520.f));
+      break;
+    case DType::kI64:
+      static_cast<int64_t*>(base)[i] = int64_t(sat(v, -9.2233720e18f, 9.2233715e18f));
+      break;
+    case DType::kI8:
+      static_cast<int8_t*>(base)[i] = int8_t(sat(v, -128.f, 127.f));
+      break;
+    case DType::kU8:
+      static_cast<uint8_t*>(base)[i] = uint8_t(sat(v, 0.f, 255.f));
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace hal

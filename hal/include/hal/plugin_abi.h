@@ -1,0 +1,478 @@
+/* hal/plugin_abi.h: the plain-C contract between the HAL host and a backend plugin.
+ *
+ * A plugin is a shared library exporting one symbol, HAL_PLUGIN_ENTRY_POINT
+ * ("hal_plugin_get_api"), of type hal_plugin_get_api_fn. The host calls it once after
+ * dlopen() and receives a table of function pointers (hal_plugin_api). Everything the
+ * host and plugin exchange goes through that table; no C++ type crosses it.
+ *
+ * ---------------------------------------------------------------------------------
+ * VERSIONING POLICY (ABI semantic version MAJOR.MINOR)
+ * ---------------------------------------------------------------------------------
+ * - MAJOR changes only when an existing entry or field changes meaning, type or
+ *   position. A host refuses a plugin whose major differs from its own, with a
+ *   message naming both versions.
+ * - MINOR grows when entries are appended to hal_plugin_api or fields appended to an
+ *   argument struct. Nothing is ever removed or reordered within a major version.
+ * - Every table and argument struct starts with `size_t struct_size`, set by whoever
+ *   fills it to sizeof() of the struct *as that side knows it*. A reader must only
+ *   touch fields that lie entirely within struct_size; fields beyond it take their
+ *   documented default (HAL_ABI_HAS_FIELD tests this).
+ * - Therefore a host accepts a plugin of an older minor (its table is shorter: the
+ *   missing entries are treated as absent optional entries) and a plugin of a newer
+ *   minor (the host ignores entries it does not know). Same for argument structs
+ *   passed the other way.
+ * - Each entry below is marked REQUIRED or OPTIONAL. A plugin leaving a REQUIRED
+ *   entry NULL is refused at load with a message naming the entry. An OPTIONAL entry
+ *   may be NULL; its documented default behaviour applies.
+ * - Arrays of structs passed across the boundary carry their element size next to
+ *   the pointer (e.g. hal_op_desc.tensor_size) so elements may also grow.
+ *
+ * History: 1.0 initial. 1.1 appended hal_plugin_api.device_get_telemetry.
+ * (Keep this list when appending.)
+ *
+ * ---------------------------------------------------------------------------------
+ * OWNERSHIP AND LIFETIME
+ * ---------------------------------------------------------------------------------
+ * - Functions return hal_error* : NULL on success, otherwise an error object owned by
+ *   the caller, released with api->error_destroy(). Plugins never abort() on bad
+ *   input; they return HAL_STATUS_INVALID_ARGUMENT etc.
+ * - Handles (hal_plugin, hal_device, hal_buffer, hal_stream, hal_event) are opaque and
+ *   owned by the plugin. Devices live as long as the hal_plugin; buffers, streams and
+ *   events live until their *_destroy/free entry is called. The host destroys all
+ *   streams, events and buffers before plugin_destroy().
+ * - Strings returned by the plugin (names, info strings) stay valid until
+ *   plugin_destroy(). Strings passed by the host are valid for the duration of the call.
+ * - Host memory named in an asynchronous copy must stay valid until the copy
+ *   completes (observe with an event or stream_synchronize).
+ *
+ * ---------------------------------------------------------------------------------
+ * THREADING
+ * ---------------------------------------------------------------------------------
+ * Every entry may be called from any thread. Calls on different handles may run
+ * concurrently. Enqueue calls on the same stream from several threads are
+ * serialised by the plugin in some order; each call's work runs in the order its
+ * call returned. Host functions (stream_enqueue_host_func) run on a plugin thread and
+ * may block; they must not call back into the same stream.
+ */
+#ifndef HAL_PLUGIN_ABI_H_
+#define HAL_PLUGIN_ABI_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HAL_ABI_VERSION_MAJOR 1u
+#define HAL_ABI_VERSION_MINOR 1u
+#define HAL_PLUGIN_ENTRY_POINT "hal_plugin_get_api"
+
+#define HAL_MAX_RANK 8
+#define HAL_MAX_OP_INPUTS 4
+
+/* True when `field` of struct `type` lies entirely within the reader-visible size
+ * `size` (the struct_size the other side wrote). */
+#define HAL_ABI_HAS_FIELD(type, field, size) \
+  (offsetof(type, field) + sizeof(((type*)0)->field) <= (size_t)(size))
+
+#if defined(_WIN32)
+#define HAL_PLUGIN_EXPORT __declspec(dllexport)
+#else
+#define HAL_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* ---- status codes (same values as hal::StatusCode) ---------------------------- */
+typedef enum hal_status_code {
+  HAL_STATUS_OK = 0,
+  HAL_STATUS_INVALID_ARGUMENT = 1,
+  HAL_STATUS_NOT_FOUND = 2,
+  HAL_STATUS_OUT_OF_MEMORY = 3,
+  HAL_STATUS_UNIMPLEMENTED = 4,
+  HAL_STATUS_UNAVAILABLE = 5,
+  HAL_STATUS_DEVICE_LOST = 6,
+  HAL_STATUS_FAILED_PRECONDITION = 7,
+  HAL_STATUS_INTERNAL = 8,
+  HAL_STATUS_DEADLINE_EXCEEDED = 9,
+  HAL_STATUS_DATA_LOSS = 10,
+  HAL_STATUS_ABI_MISMATCH = 11,
+  HAL_STATUS_ABORTED = 12
+} hal_status_code;
+
+/* ---- element types (same values as hal::DType) -------------------------------- */
+typedef enum hal_dtype {
+  HAL_DTYPE_INVALID = 0,
+  HAL_DTYPE_F32 = 1,
+  HAL_DTYPE_F16 = 2,
+  HAL_DTYPE_BF16 = 3,
+  HAL_DTYPE_I32 = 4,
+  HAL_DTYPE_I64 = 5,
+  HAL_DTYPE_I8 = 6,
+  HAL_DTYPE_U8 = 7,
+  HAL_DTYPE_FP8E4M3 = 8,
+  HAL_DTYPE_FP8E5M2 = 9
+} hal_dtype;
+
+/* ---- device kinds --------------------------------------------------------------- */
+typedef enum hal_device_kind {
+  HAL_DEVICE_KIND_CPU = 0,
+  HAL_DEVICE_KIND_GPU = 1,
+  HAL_DEVICE_KIND_NPU = 2,
+  HAL_DEVICE_KIND_OTHER = 3
+} hal_device_kind;
+
+/* ---- memory kinds --------------------------------------------------------------- */
+typedef enum hal_memory_kind {
+  HAL_MEMORY_DEVICE = 0,       /* device-local memory (HBM/GDDR/DRAM); mappable only on CPU */
+  HAL_MEMORY_HOST_PINNED = 1,  /* page-locked host memory for fast transfers; mappable */
+  HAL_MEMORY_HOST_VISIBLE = 2, /* host memory the device can read and write; mappable */
+  HAL_MEMORY_VIRTUAL = 3       /* no backing storage: sizes and accounting only (planning) */
+} hal_memory_kind;
+
+/* ---- op kinds (same values as hal::OpKind; semantics in hal/op.h) -------------- */
+typedef enum hal_op_kind {
+  HAL_OP_INVALID = 0,
+  HAL_OP_MATMUL = 1,
+  HAL_OP_ADD = 2,
+  HAL_OP_MUL = 3,
+  HAL_OP_SCALE = 4,
+  HAL_OP_LAYER_NORM = 5,
+  HAL_OP_RMS_NORM = 6,
+  HAL_OP_SOFTMAX = 7,
+  HAL_OP_GELU = 8,
+  HAL_OP_SILU = 9,
+  HAL_OP_ROTARY = 10,
+  HAL_OP_ATTENTION = 11,
+  HAL_OP_EMBEDDING = 12,
+  HAL_OP_TRANSPOSE = 13,
+  HAL_OP_CAST = 14,
+  HAL_OP_ARGMAX = 15
+} hal_op_kind;
+
+/* What a completed command was: an op, a copy of some direction, or a fill. */
+typedef enum hal_command_kind {
+  HAL_COMMAND_OP = 0,
+  HAL_COMMAND_COPY_HOST_TO_DEVICE = 1,
+  HAL_COMMAND_COPY_DEVICE_TO_HOST = 2,
+  HAL_COMMAND_COPY_DEVICE_TO_DEVICE = 3, /* within one device */
+  HAL_COMMAND_COPY_PEER = 4,             /* between two devices of one plugin */
+  HAL_COMMAND_FILL = 5
+} hal_command_kind;
+
+typedef enum hal_bound_by {
+  HAL_BOUND_UNKNOWN = 0,
+  HAL_BOUND_COMPUTE = 1,
+  HAL_BOUND_MEMORY = 2,
+  HAL_BOUND_OVERHEAD = 3, /* fixed per-command cost dominates */
+  HAL_BOUND_LINK = 4      /* a host or peer link dominates (copies) */
+} hal_bound_by;
+
+/* ---- opaque handles ------------------------------------------------------------- */
+typedef struct hal_error hal_error;
+typedef struct hal_plugin hal_plugin;
+typedef struct hal_device hal_device;
+typedef struct hal_buffer hal_buffer;
+typedef struct hal_stream hal_stream;
+typedef struct hal_event hal_event;
+
+/* ---- services the host offers the plugin ---------------------------------------- */
+typedef enum hal_log_level {
+  HAL_LOG_DEBUG = 0,
+  HAL_LOG_INFO = 1,
+  HAL_LOG_WARNING = 2,
+  HAL_LOG_ERROR = 3
+} hal_log_level;
+
+typedef struct hal_host_api {
+  size_t struct_size;
+  uint32_t abi_major; /* the host's ABI version */
+  uint32_t abi_minor;
+  /* Writes a line to the host's log. May be NULL (then the plugin stays silent). */
+  void (*log)(hal_log_level level, const char* plugin_name, const char* message);
+} hal_host_api;
+
+/* One key/value option for plugin_create, e.g. {"devices", "atom,rebel-quad"}. */
+typedef struct hal_option {
+  const char* key;
+  const char* value;
+} hal_option;
+
+typedef struct hal_plugin_create_args {
+  size_t struct_size;
+  const hal_host_api* host; /* valid until plugin_destroy */
+  const hal_option* options;
+  size_t num_options;
+  hal_plugin* plugin; /* out */
+} hal_plugin_create_args;
+
+/* ---- device description --------------------------------------------------------- */
+typedef struct hal_link_info {
+  int32_t peer_index;      /* -1: the host; otherwise a device index within this plugin */
+  const char* kind;        /* "pcie-gen5-x16", "nvlink4", "ucie", "memory-bus", ... */
+  double bandwidth_bytes_per_s; /* per direction */
+  double latency_s;
+} hal_link_info;
+
+typedef struct hal_dtype_flops {
+  hal_dtype dtype;
+  double flops_per_s; /* dense peak */
+} hal_dtype_flops;
+
+typedef struct hal_property {
+  const char* key; /* e.g. "source.memory_bandwidth", "preset", "driver_version" */
+  const char* value;
+} hal_property;
+
+typedef struct hal_device_info {
+  size_t struct_size;
+  const char* id_prefix; /* "cpu", "npu", "cuda": the host numbers devices per prefix */
+  hal_device_kind kind;
+  const char* vendor;
+  const char* name;
+  const char* memory_kind; /* "DDR5", "GDDR6", "HBM3", "HBM3E", ... */
+  uint64_t memory_bytes;   /* usable device memory capacity */
+  double memory_bandwidth_bytes_per_s;
+  const hal_dtype_flops* peak_flops;
+  size_t num_peak_flops;
+  uint64_t sram_bytes; /* on-chip SRAM / last-level cache */
+  uint32_t compute_units;
+  double clock_hz;
+  double launch_overhead_s; /* fixed cost per dispatched command */
+  const hal_link_info* links;
+  size_t num_links;
+  const hal_property* properties;
+  size_t num_properties;
+} hal_device_info;
+
+typedef struct hal_memory_stats {
+  size_t struct_size;
+  uint64_t bytes_in_use;
+  uint64_t peak_bytes_in_use;
+  uint64_t allocation_count;    /* live allocations */
+  uint64_t total_allocations;   /* allocations ever made */
+  uint64_t capacity_bytes;
+} hal_memory_stats;
+
+/* Live readings. Fields a device cannot read are set to -1. */
+typedef struct hal_telemetry {
+  size_t struct_size;
+  double utilization_percent;
+  double memory_used_bytes;
+  double power_watts;
+  double temperature_celsius;
+  double core_clock_hz;
+  double memory_clock_hz;
+} hal_telemetry;
+
+/* ---- tensors and ops ------------------------------------------------------------ */
+typedef struct hal_tensor {
+  hal_buffer* buffer;    /* NULL only in device_supports_op queries */
+  uint64_t offset_bytes; /* of element [0,...,0] from the buffer start */
+  hal_dtype dtype;
+  int32_t rank;
+  int64_t shape[HAL_MAX_RANK];
+  int64_t strides[HAL_MAX_RANK]; /* in elements; 0 broadcasts */
+} hal_tensor;
+
+typedef enum hal_gelu_approximation { HAL_GELU_ERF = 0, HAL_GELU_TANH = 1 } hal_gelu_approximation;
+typedef enum hal_rope_style { HAL_ROPE_ROTATE_HALF = 0, HAL_ROPE_INTERLEAVED = 1 } hal_rope_style;
+
+/* All op attributes in one flat struct; each op reads the ones hal/op.h lists for it. */
+typedef struct hal_op_attrs {
+  size_t struct_size;
+  int32_t transpose_a; /* matmul */
+  int32_t transpose_b; /* matmul */
+  float alpha;         /* matmul: product scale; scale: multiplier */
+  float beta;          /* scale: addend */
+  float epsilon;       /* layer_norm, rms_norm */
+  int32_t causal;      /* softmax, attention */
+  float scale;         /* softmax input scale, attention score scale; 0 = default */
+  int32_t gelu_approximation; /* hal_gelu_approximation */
+  float rope_theta;
+  int32_t rotary_dim;  /* 0 = whole head dim */
+  int32_t rope_style;  /* hal_rope_style */
+  int64_t kv_length;   /* attention: valid keys; 0 = k's whole sequence dim */
+  int64_t q_offset;    /* attention: position of query 0; -1 = kv_length - Sq */
+  int32_t perm[HAL_MAX_RANK]; /* transpose */
+} hal_op_attrs;
+
+typedef struct hal_op_desc {
+  size_t struct_size;
+  hal_op_kind kind;
+  const hal_op_attrs* attrs;
+  size_t tensor_size; /* sizeof(hal_tensor) as the writer knows it */
+  const hal_tensor* inputs; /* num_inputs elements, each tensor_size bytes apart */
+  uint32_t num_inputs;
+  const hal_tensor* outputs;
+  uint32_t num_outputs;
+} hal_op_desc;
+
+/* One completed command, as read back by stream_take_records. */
+typedef struct hal_command_record {
+  size_t struct_size;
+  uint64_t tag;           /* the caller's tag from the enqueue call */
+  hal_command_kind command;
+  hal_op_kind op;         /* for HAL_COMMAND_OP */
+  uint64_t start_ns;      /* device time (simulated on simulated devices) */
+  uint64_t end_ns;
+  double flops;
+  uint64_t bytes_read;    /* device memory (HBM/GDDR/DRAM) bytes read */
+  uint64_t bytes_written; /* device memory bytes written */
+  uint64_t sram_bytes_read;
+  uint64_t sram_bytes_written;
+  uint64_t link_bytes;    /* bytes that crossed a host or peer link */
+  hal_bound_by bound;
+} hal_command_record;
+
+/* ---- argument structs for entries that may grow --------------------------------- */
+typedef struct hal_buffer_allocate_args {
+  size_t struct_size;
+  hal_device* device;
+  uint64_t size_bytes;
+  hal_memory_kind memory_kind;
+  uint64_t alignment; /* 0 = the device's default (at least 64 bytes) */
+  hal_buffer* buffer; /* out */
+} hal_buffer_allocate_args;
+
+#define HAL_STREAM_FLAG_RECORD_COMMANDS 1u /* keep a hal_command_record per command */
+
+typedef struct hal_stream_create_args {
+  size_t struct_size;
+  hal_device* device;
+  uint32_t flags;
+  hal_stream* stream; /* out */
+} hal_stream_create_args;
+
+/* A copy of size_bytes. Each side is either a buffer (+offset) or a host pointer:
+ * exactly one of src_buffer/src_host and of dst_buffer/dst_host is non-NULL. Buffers
+ * may belong to any device of this plugin (peer copy) when the device lists a peer
+ * link; the host stages other device-to-device copies itself. */
+typedef struct hal_copy_args {
+  size_t struct_size;
+  hal_stream* stream;
+  hal_buffer* src_buffer;
+  uint64_t src_offset;
+  const void* src_host;
+  hal_buffer* dst_buffer;
+  uint64_t dst_offset;
+  void* dst_host;
+  uint64_t size_bytes;
+  uint64_t tag;
+} hal_copy_args;
+
+typedef struct hal_fill_args {
+  size_t struct_size;
+  hal_stream* stream;
+  hal_buffer* buffer;
+  uint64_t offset;
+  uint64_t size_bytes;   /* a multiple of pattern_size */
+  uint8_t pattern[8];
+  uint32_t pattern_size; /* 1, 2, 4 or 8 */
+  uint64_t tag;
+} hal_fill_args;
+
+typedef struct hal_dispatch_args {
+  size_t struct_size;
+  hal_stream* stream;
+  const hal_op_desc* op;
+  uint64_t tag;
+} hal_dispatch_args;
+
+typedef void (*hal_host_func)(void* user_data);
+
+/* ---- the table ------------------------------------------------------------------ */
+typedef struct hal_plugin_api {
+  size_t struct_size;
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  const char* plugin_name;    /* short, unique: "cpu", "npu_sim", "cuda" */
+  const char* plugin_version; /* the plugin's own version string */
+
+  /* errors (REQUIRED) */
+  hal_status_code (*error_code)(const hal_error* error);
+  const char* (*error_message)(const hal_error* error); /* valid until error_destroy */
+  void (*error_destroy)(hal_error* error);
+
+  /* plugin lifetime (REQUIRED). plugin_create may fail (e.g. a bad option); the host
+   * then reports the plugin as rejected with that message. */
+  hal_error* (*plugin_create)(hal_plugin_create_args* args);
+  void (*plugin_destroy)(hal_plugin* plugin);
+
+  /* devices (REQUIRED) */
+  hal_error* (*device_count)(hal_plugin* plugin, uint32_t* count);
+  hal_error* (*device_get)(hal_plugin* plugin, uint32_t index, hal_device** device);
+  /* Fills *info; pointers inside stay valid until plugin_destroy. The host sets
+   * info->struct_size before the call. */
+  hal_error* (*device_get_info)(hal_device* device, hal_device_info* info);
+  /* *supported = 1 when the device can run this op with these dtypes/shapes/strides.
+   * Tensor buffers may be NULL. Returns an error only for a malformed descriptor. */
+  hal_error* (*device_supports_op)(hal_device* device, const hal_op_desc* op, int32_t* supported);
+  hal_error* (*device_get_memory_stats)(hal_device* device, hal_memory_stats* stats);
+
+  /* buffers (REQUIRED) */
+  hal_error* (*buffer_allocate)(hal_buffer_allocate_args* args);
+  void (*buffer_free)(hal_buffer* buffer); /* waits for nothing: the caller ensures no use */
+  /* Host pointer to the contents, valid until buffer_free. Fails with
+   * HAL_STATUS_FAILED_PRECONDITION for memory the host cannot address. */
+  hal_error* (*buffer_map)(hal_buffer* buffer, void** host_ptr);
+
+  /* streams (REQUIRED) */
+  hal_error* (*stream_create)(hal_stream_create_args* args);
+  /* Waits for the stream's work, then destroys it. */
+  void (*stream_destroy)(hal_stream* stream);
+  hal_error* (*stream_copy)(const hal_copy_args* args);
+  hal_error* (*stream_fill)(const hal_fill_args* args);
+  /* Validates and enqueues. Failures found later (e.g. an index out of range) make
+   * the stream's next synchronize return that error; the commands after the failed one
+   * in the same stream are skipped and reported as HAL_STATUS_ABORTED. */
+  hal_error* (*stream_dispatch)(const hal_dispatch_args* args);
+  /* Blocks until all enqueued work is done; returns (and clears) the first error of
+   * that work. */
+  hal_error* (*stream_synchronize)(hal_stream* stream);
+  /* Moves up to `capacity` completed records into `records` (array elements are
+   * `record_size` bytes apart, each with struct_size set by the plugin) and sets
+   * *count. Records stay queued until taken. */
+  hal_error* (*stream_take_records)(hal_stream* stream, hal_command_record* records,
+                                    size_t record_size, size_t capacity, size_t* count);
+
+  /* events (REQUIRED) */
+  hal_error* (*event_create)(hal_device* device, hal_event** event);
+  void (*event_destroy)(hal_event* event);
+  /* The event completes when all work enqueued on `stream` before this call is done;
+   * its timestamp is the device time at that point. Re-recording resets it. */
+  hal_error* (*stream_record_event)(hal_stream* stream, hal_event* event);
+  /* Blocks until the event's latest record completed (immediately if never recorded). */
+  hal_error* (*event_synchronize)(hal_event* event);
+  /* *done = 1 when completed (or never recorded). */
+  hal_error* (*event_query)(hal_event* event, int32_t* done);
+  /* Device time of completion, in ns, on the device's clock. FAILED_PRECONDITION when
+   * not completed. */
+  hal_error* (*event_timestamp_ns)(hal_event* event, uint64_t* timestamp_ns);
+
+  /* OPTIONAL: work enqueued on `stream` after this call waits until `event` (of any
+   * device of this plugin) completes. Default when NULL: the host enqueues a host
+   * function that calls event_synchronize. */
+  hal_error* (*stream_wait_event)(hal_stream* stream, hal_event* event);
+  /* OPTIONAL: runs fn(user_data) on a plugin thread, in stream order; it may block.
+   * Default when NULL: cross-plugin waits are refused with UNIMPLEMENTED. */
+  hal_error* (*stream_enqueue_host_func)(hal_stream* stream, hal_host_func fn, void* user_data);
+
+  /* ---- appended in 1.1 ---- */
+  /* OPTIONAL: live readings. Default when NULL: all readings unknown (-1). */
+  hal_error* (*device_get_telemetry)(hal_device* device, hal_telemetry* telemetry);
+} hal_plugin_api;
+
+/* The size of the 1.0 table: a host refuses any table shorter than this. */
+#define HAL_PLUGIN_API_SIZE_1_0 offsetof(hal_plugin_api, device_get_telemetry)
+
+/* The one exported entry point. Returns a table with static storage duration (never
+ * NULL in a working plugin). `host_abi_major/minor` are the host's version, so a plugin
+ * may adapt; it must not fail here: version refusal is the host's job. */
+typedef const hal_plugin_api* (*hal_plugin_get_api_fn)(uint32_t host_abi_major,
+                                                       uint32_t host_abi_minor);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* HAL_PLUGIN_ABI_H_ */

@@ -1,0 +1,77 @@
+// Internal: C++ op descriptions to their C ABI form.
+#pragma once
+
+#include <array>
+
+#include "hal/op_descriptor.h"
+#include "hal/plugin_abi.h"
+
+namespace hal::detail {
+
+// Storage for one C op descriptor; valid while this object lives.
+struct COp {
+  hal_op_desc desc{};
+  hal_op_attrs attrs{};
+  std::array<hal_tensor, kMaxOpInputs> inputs{};
+  hal_tensor output{};
+
+  static void fill_tensor(const TensorDesc& d, hal_buffer* buffer, uint64_t offset, hal_tensor* t) {
+    t->buffer = buffer;
+    t->offset_bytes = offset;
+    t->dtype = hal_dtype(d.dtype);
+    t->rank = d.shape.rank;
+    for (int i = 0; i < HAL_MAX_RANK; ++i) {
+      t->shape[i] = i < d.shape.rank ? d.shape.dims[i] : 0;
+      t->strides[i] = i < d.shape.rank ? d.strides[i] : 0;
+    }
+  }
+
+  void fill_attrs(const OpAttributes& a) {
+    attrs.struct_size = sizeof(attrs);
+    attrs.transpose_a = a.transpose_a;
+    attrs.transpose_b = a.transpose_b;
+    attrs.alpha = a.alpha;
+    attrs.beta = a.beta;
+    attrs.epsilon = a.epsilon;
+    attrs.causal = a.causal;
+    attrs.scale = a.scale;
+    attrs.gelu_approximation = int32_t(a.gelu_approximation);
+    attrs.rope_theta = a.rope_theta;
+    attrs.rotary_dim = a.rotary_dim;
+    attrs.rope_style = int32_t(a.rope_style);
+    attrs.kv_length = a.kv_length;
+    attrs.q_offset = a.q_offset;
+    for (int i = 0; i < HAL_MAX_RANK; ++i) attrs.perm[i] = a.perm[i];
+  }
+
+  void finish(OpKind kind, int32_t num_inputs) {
+    desc.struct_size = sizeof(desc);
+    desc.kind = hal_op_kind(kind);
+    desc.attrs = &attrs;
+    desc.tensor_size = sizeof(hal_tensor);
+    desc.inputs = inputs.data();
+    desc.num_inputs = uint32_t(num_inputs < 0 ? 0 : num_inputs);
+    desc.outputs = &output;
+    desc.num_outputs = 1;
+  }
+
+  explicit COp(const OpSpec& spec) {
+    fill_attrs(spec.attrs);
+    const int n = spec.num_inputs < 0 ? 0 : (spec.num_inputs > kMaxOpInputs ? kMaxOpInputs : spec.num_inputs);
+    for (int i = 0; i < n; ++i) fill_tensor(spec.inputs[i], nullptr, 0, &inputs[i]);
+    fill_tensor(spec.output, nullptr, 0, &output);
+    finish(spec.kind, n);
+  }
+  explicit COp(const OpDescriptor& op) {
+    fill_attrs(op.attrs);
+    const int n = op.num_inputs < 0 ? 0 : (op.num_inputs > kMaxOpInputs ? kMaxOpInputs : op.num_inputs);
+    for (int i = 0; i < n; ++i)
+      fill_tensor(op.inputs[i].desc, op.inputs[i].buffer ? op.inputs[i].buffer->handle() : nullptr,
+                  op.inputs[i].offset_bytes, &inputs[i]);
+    fill_tensor(op.output.desc, op.output.buffer ? op.output.buffer->handle() : nullptr,
+                op.output.offset_bytes, &output);
+    finish(op.kind, n);
+  }
+};
+
+}  // namespace hal::detail

@@ -1,0 +1,6 @@
+# Installation and the CMake package config (find_package(hal)).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/hal/include/hal DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS hal hal_core hal_plugin_kit EXPORT halTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
