@@ -1,0 +1,13 @@
+// halctl plan: not built yet (owned by its issue's work).
+#include <cstdio>
+
+#include "commands.h"
+
+namespace halctl {
+
+int cmd_plan(const Args&) {
+  std::fprintf(stderr, "halctl plan: not available in this build yet\n");
+  return 2;
+}
+
+}  // namespace halctl

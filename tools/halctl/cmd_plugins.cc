@@ -1,0 +1,13 @@
+// halctl plugins: not built yet (owned by its issue's work).
+#include <cstdio>
+
+#include "commands.h"
+
+namespace halctl {
+
+int cmd_plugins(const Args&) {
+  std::fprintf(stderr, "halctl plugins: not available in this build yet\n");
+  return 2;
+}
+
+}  // namespace halctl
