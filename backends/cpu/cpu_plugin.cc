@@ -58,9 +58,7 @@ class CpuBuffer : public BufferImpl {
   MemoryAccountant* accountant_;
 };
 
-char* ptr_of(BufferImpl* b, uint64_t offset) {
-  return static_cast<CpuBuffer*>(b)->data() + offset;
-}
+char* ptr_of(BufferImpl* b, uint64_t offset) { return static_cast<CpuBuffer*>(b)->data() + offset; }
 
 class CpuStream : public StreamImpl {
  public:
@@ -119,13 +117,15 @@ class CpuStream : public StreamImpl {
 
   Status dispatch(const OpCall& op, uint64_t tag) override {
     bool virt = op.output.buffer->kind() == MemoryKind::kVirtual;
-    for (int i = 0; i < op.num_inputs; ++i) virt |= op.inputs[i].buffer->kind() == MemoryKind::kVirtual;
+    for (int i = 0; i < op.num_inputs; ++i)
+      virt |= op.inputs[i].buffer->kind() == MemoryKind::kVirtual;
     queue_.enqueue([this, op, tag, virt]() -> Status {
       const OpSpec spec = op.spec();
       const uint64_t t0 = now_ns();
       if (!virt) {
         const void* inputs[kMaxOpInputs] = {};
-        for (int i = 0; i < op.num_inputs; ++i) inputs[i] = ptr_of(op.inputs[i].buffer, op.inputs[i].offset_bytes);
+        for (int i = 0; i < op.num_inputs; ++i)
+          inputs[i] = ptr_of(op.inputs[i].buffer, op.inputs[i].offset_bytes);
         Status s = run_op(spec, inputs, ptr_of(op.output.buffer, op.output.offset_bytes));
         if (!s.ok()) return s;
       }
@@ -150,33 +150,41 @@ class CpuStream : public StreamImpl {
   Status record_event(EventImpl& e) override {
     auto* ev = static_cast<HostEvent*>(&e);
     const uint64_t gen = ev->begin_record();
-    queue_.enqueue([ev, gen]() -> Status {
-      ev->complete(gen, now_ns());
-      return ok_status();
-    }, HostQueue::Policy::kAlways);
+    queue_.enqueue(
+        [ev, gen]() -> Status {
+          ev->complete(gen, now_ns());
+          return ok_status();
+        },
+        HostQueue::Policy::kAlways);
     return ok_status();
   }
 
   Status wait_event(EventImpl& e) override {
     auto* ev = static_cast<HostEvent*>(&e);
     const uint64_t gen = ev->current_generation();
-    queue_.enqueue([ev, gen]() -> Status {
-      ev->wait_for(gen);
-      return ok_status();
-    }, HostQueue::Policy::kAlways);
+    queue_.enqueue(
+        [ev, gen]() -> Status {
+          ev->wait_for(gen);
+          return ok_status();
+        },
+        HostQueue::Policy::kAlways);
     return ok_status();
   }
 
   Status enqueue_host_func(hal_host_func fn, void* user) override {
-    queue_.enqueue([fn, user]() -> Status {
-      fn(user);
-      return ok_status();
-    }, HostQueue::Policy::kAlways);
+    queue_.enqueue(
+        [fn, user]() -> Status {
+          fn(user);
+          return ok_status();
+        },
+        HostQueue::Policy::kAlways);
     return ok_status();
   }
 
   Status synchronize() override { return queue_.synchronize(); }
-  size_t take_records(CommandRecord* out, size_t capacity) override { return records_.take(out, capacity); }
+  size_t take_records(CommandRecord* out, size_t capacity) override {
+    return records_.take(out, capacity);
+  }
 
  private:
   RecordLog records_;

@@ -1,0 +1,377 @@
+// Attention (flash-style: key blocks with an online softmax, never a full score matrix)
+// and rotary embedding.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "cpu_ops.h"
+#include "cpu_simd.h"
+#include "cpu_threading.h"
+
+namespace hal::cpu {
+
+namespace {
+
+constexpr int64_t kKeyBlock = 64;  // keys per block (4 vectors of scores per row)
+constexpr int64_t kRowBlock = 32;  // query rows per work item
+constexpr int64_t kFewRows = 4;    // up to this many rows: dot products straight off K rows
+
+int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
+
+struct AttentionShape {
+  int64_t B, Sq, Hq, D, Skv, Hkv, Dv, G;
+  float scale;
+  bool causal;
+};
+
+// Rows of K or V for keys [j0, j0 + jn) of (b, head) as dense-enough f32: in place when
+// f32 with a unit last stride (and, for V, a width the vector loops may read whole), else
+// converted into `buf` with rows `pad` apart.
+struct KeyRows {
+  const float* p;
+  int64_t stride;
+};
+KeyRows key_rows(const void* base, const TensorDesc& t, int64_t b, int64_t j0, int64_t jn,
+                 int64_t head, int64_t width, int64_t pad, bool need_whole_vectors, float* buf) {
+  const int64_t off = b * t.strides[0] + j0 * t.strides[1] + head * t.strides[2];
+  if (t.dtype == DType::kF32 && (t.strides[3] == 1 || width == 1) &&
+      (!need_whole_vectors || width % 16 == 0))
+    return {static_cast<const float*>(base) + off, t.strides[1]};
+  const int64_t esz = dtype_size(t.dtype);
+  const char* p = static_cast<const char*>(base) + off * esz;
+  for (int64_t j = 0; j < jn; ++j) {
+    float* row = buf + j * pad;
+    load_f32(p + j * t.strides[1] * esz, t.dtype, t.strides[3], width, row);
+    for (int64_t e = width; e < pad; ++e) row[e] = 0.0f;
+  }
+  return {buf, pad};
+}
+
+HAL_CPU_INLINE float dot(const float* a, const float* b, int64_t n) {
+  v16f acc0{}, acc1{};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 += load16(a + i) * load16(b + i);
+    acc1 += load16(a + i + 16) * load16(b + i + 16);
+  }
+  for (; i + 16 <= n; i += 16) acc0 += load16(a + i) * load16(b + i);
+  float s = hsum(acc0 + acc1);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// Scores of `nr` query rows (q: rows D apart) against `jn` keys.
+HAL_CPU_MULTIVERSION
+void block_scores(const float* q, int64_t nr, int64_t d, const KeyRows& k, int64_t jn, float* kt,
+                  float* s) {
+  if (nr <= kFewRows) {
+    for (int64_t j = 0; j < jn; ++j) {
+      const float* kr = k.p + j * k.stride;
+      for (int64_t r = 0; r < nr; ++r) s[r * kKeyBlock + j] = dot(q + r * d, kr, d);
+    }
+    return;
+  }
+  // Transpose the block once (kt[e][j], zero-padded), then score rows vectorised over j.
+  for (int64_t j = 0; j < jn; ++j) {
+    const float* kr = k.p + j * k.stride;
+    for (int64_t e = 0; e < d; ++e) kt[e * kKeyBlock + j] = kr[e];
+  }
+  for (int64_t j = jn; j < kKeyBlock; ++j)
+    for (int64_t e = 0; e < d; ++e) kt[e * kKeyBlock + j] = 0.0f;
+  for (int64_t r = 0; r < nr; ++r) {
+    const float* qr = q + r * d;
+    v16f a0{}, a1{}, a2{}, a3{};
+    for (int64_t e = 0; e < d; ++e) {
+      const v16f x = splat(qr[e]);
+      const float* kr = kt + e * kKeyBlock;
+      a0 += x * load16(kr);
+      a1 += x * load16(kr + 16);
+      a2 += x * load16(kr + 32);
+      a3 += x * load16(kr + 48);
+    }
+    float* sr = s + r * kKeyBlock;
+    store16(sr, a0);
+    store16(sr + 16, a1);
+    store16(sr + 32, a2);
+    store16(sr + 48, a3);
+  }
+}
+
+// Online softmax step for one row: scores s[0..jn) (already masked with -inf), state
+// (m, l, o[dvp]); v rows of width dvp (a multiple of 16) with `v.stride` between keys.
+HAL_CPU_MULTIVERSION
+void online_update(float* s, int64_t jn, const KeyRows& v, int64_t dvp, float* m, float* l,
+                   float* o) {
+  float bm = -__builtin_inff();
+  for (int64_t j = 0; j < jn; ++j) bm = s[j] > bm ? s[j] : bm;
+  const float m_new = bm > *m ? bm : *m;
+  if (m_new == -__builtin_inff()) return;  // nothing visible yet
+  const float corr = fast_exp(*m - m_new);
+  float sum = 0;
+  for (int64_t j = 0; j < jn; ++j) {
+    s[j] = fast_exp(s[j] - m_new);
+    sum += s[j];
+  }
+  *l = *l * corr + sum;
+  *m = m_new;
+  for (int64_t c = 0; c < dvp; c += 64) {
+    const int64_t w = std::min<int64_t>(64, dvp - c) / 16;  // vectors in this chunk
+    v16f acc[4];
+    for (int64_t q = 0; q < w; ++q) acc[q] = load16(o + c + 16 * q) * corr;
+    for (int64_t j = 0; j < jn; ++j) {
+      const float p = s[j];
+      const float* vr = v.p + j * v.stride + c;
+      for (int64_t q = 0; q < w; ++q) acc[q] += p * load16(vr + 16 * q);
+    }
+    for (int64_t q = 0; q < w; ++q) store16(o + c + 16 * q, acc[q]);
+  }
+}
+
+}  // namespace
+
+Status attention(const OpSpec& spec, const void* const* in, void* out) {
+  const TensorDesc& qd = spec.inputs[0];
+  const TensorDesc& kd = spec.inputs[1];
+  const TensorDesc& vd = spec.inputs[2];
+  const TensorDesc& od = spec.output;
+  const OpAttributes& at = spec.attrs;
+  AttentionShape sh{qd.shape[0], qd.shape[1], qd.shape[2], qd.shape[3], kd.shape[1],
+                    kd.shape[2], vd.shape[3], 0,           0.0f,        at.causal};
+  sh.G = sh.Hq / sh.Hkv;
+  sh.scale = at.scale == 0.0f ? float(1.0 / std::sqrt(double(sh.D))) : at.scale;
+  if (od.numel() == 0) return ok_status();
+
+  // Visible key counts per batch, checked before any work.
+  std::vector<int64_t> kv_len(size_t(sh.B));
+  for (int64_t b = 0; b < sh.B; ++b) {
+    int64_t n = at.kv_length > 0 ? at.kv_length : sh.Skv;
+    if (spec.num_inputs == 4) {
+      n = static_cast<const int32_t*>(in[3])[b * spec.inputs[3].strides[0]];
+      if (n < 0 || n > sh.Skv)
+        return invalid_argument("attention: kv_lengths[" + std::to_string(b) + "] = " +
+                                std::to_string(n) + " outside [0, " + std::to_string(sh.Skv) + "]");
+    }
+    kv_len[size_t(b)] = n;
+  }
+  auto q_offset = [&](int64_t b) {
+    return at.q_offset >= 0 ? at.q_offset : kv_len[size_t(b)] - sh.Sq;
+  };
+  auto visible = [&](int64_t b, int64_t i) {
+    const int64_t n = kv_len[size_t(b)];
+    return sh.causal ? std::clamp<int64_t>(q_offset(b) + i + 1, 0, n) : n;
+  };
+
+  // Work items: (b, kv head, block of query rows, key split). Rows of a kv head are
+  // (query i, group member g), so one K/V block serves every query head that shares it.
+  const int64_t rows = sh.Sq * sh.G;
+  const int64_t row_blocks = (rows + kRowBlock - 1) / kRowBlock;
+  const int64_t base_items = sh.B * sh.Hkv * row_blocks;
+  int64_t max_kv = 0;
+  for (int64_t n : kv_len) max_kv = std::max(max_kv, n);
+  // Few items over a long cache (decode): split the keys so every core streams a part.
+  const int64_t threads = thread_budget();
+  int64_t splits = 1;
+  if (base_items < 2 * threads && max_kv >= 512)
+    splits = std::clamp<int64_t>((2 * threads + base_items - 1) / base_items, 1, max_kv / 256);
+  const int64_t items = base_items * splits;
+
+  const int64_t dvp = round16(sh.Dv), dp = round16(sh.D);
+  const int64_t nr_max = std::min(rows, kRowBlock);
+  // Split partial results: per item, per row: m, l, o[dvp].
+  const int64_t partial_row = 2 + dvp;
+  float* partial =
+      splits > 1 ? scratch_floats(Scratch::kOuter0, size_t(items * nr_max * partial_row)) : nullptr;
+  const int64_t qsz = dtype_size(qd.dtype), osz = dtype_size(od.dtype);
+
+  auto row_head = [&](int64_t hk, int64_t r, int64_t* i, int64_t* h) {
+    *i = r / sh.G;
+    *h = hk * sh.G + r % sh.G;
+  };
+
+  parallel_for(items, 1, [&](int64_t it0, int64_t it1) {
+    const size_t need = size_t(nr_max * dp + nr_max * dvp + nr_max * kKeyBlock + kKeyBlock * dp +
+                               dp * kKeyBlock + kKeyBlock * dvp + 2 * nr_max);
+    float* mem = scratch_floats(Scratch::kLeaf0, need);
+    float* qs = mem;
+    float* o = qs + nr_max * dp;
+    float* s = o + nr_max * dvp;
+    float* ks = s + nr_max * kKeyBlock;
+    float* kt = ks + kKeyBlock * dp;
+    float* vs = kt + dp * kKeyBlock;
+    float* m = vs + kKeyBlock * dvp;
+    float* l = m + nr_max;
+    for (int64_t it = it0; it < it1; ++it) {
+      const int64_t split = it % splits;
+      int64_t rest = it / splits;
+      const int64_t rb = rest % row_blocks;
+      rest /= row_blocks;
+      const int64_t hk = rest % sh.Hkv;
+      const int64_t b = rest / sh.Hkv;
+      const int64_t r0 = rb * kRowBlock, nr = std::min(kRowBlock, rows - r0);
+      // Queries (scaled) and each row's visible key count.
+      int64_t row_vis[kRowBlock];
+      int64_t j_end = 0;
+      for (int64_t r = 0; r < nr; ++r) {
+        int64_t i, h;
+        row_head(hk, r0 + r, &i, &h);
+        const char* qp = static_cast<const char*>(in[0]) +
+                         (b * qd.strides[0] + i * qd.strides[1] + h * qd.strides[2]) * qsz;
+        load_f32(qp, qd.dtype, qd.strides[3], sh.D, qs + r * sh.D);
+        for (int64_t e = 0; e < sh.D; ++e) qs[r * sh.D + e] *= sh.scale;
+        row_vis[r] = visible(b, i);
+        j_end = std::max(j_end, row_vis[r]);
+        m[r] = -__builtin_inff();
+        l[r] = 0.0f;
+        for (int64_t e = 0; e < dvp; ++e) o[r * dvp + e] = 0.0f;
+      }
+      const int64_t span = max_kv;
+      const int64_t j_lo = span * split / splits;
+      const int64_t j_hi = std::min(j_end, span * (split + 1) / splits);
+      for (int64_t j0 = j_lo; j0 < j_hi; j0 += kKeyBlock) {
+        const int64_t jn = std::min(kKeyBlock, j_hi - j0);
+        const KeyRows kr = key_rows(in[1], kd, b, j0, jn, hk, sh.D, sh.D, false, ks);
+        const KeyRows vr = key_rows(in[2], vd, b, j0, jn, hk, sh.Dv, dvp, true, vs);
+        block_scores(qs, nr, sh.D, kr, jn, kt, s);
+        for (int64_t r = 0; r < nr; ++r) {
+          float* sr = s + r * kKeyBlock;
+          for (int64_t j = std::max<int64_t>(0, row_vis[r] - j0); j < jn; ++j)
+            sr[j] = -__builtin_inff();
+          online_update(sr, jn, vr, dvp, m + r, l + r, o + r * dvp);
+        }
+      }
+      if (splits > 1) {
+        float* part = partial + it * nr_max * partial_row;
+        for (int64_t r = 0; r < nr; ++r) {
+          part[r * partial_row] = m[r];
+          part[r * partial_row + 1] = l[r];
+          std::copy(o + r * dvp, o + (r + 1) * dvp, part + r * partial_row + 2);
+        }
+        continue;
+      }
+      for (int64_t r = 0; r < nr; ++r) {
+        int64_t i, h;
+        row_head(hk, r0 + r, &i, &h);
+        float* orow = o + r * dvp;
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        for (int64_t e = 0; e < sh.Dv; ++e) orow[e] *= inv;
+        char* op = static_cast<char*>(out) +
+                   (b * od.strides[0] + i * od.strides[1] + h * od.strides[2]) * osz;
+        store_f32(op, od.dtype, od.strides[3], sh.Dv, orow);
+      }
+    }
+  });
+  if (splits == 1) return ok_status();
+
+  // Combine the key splits of each (b, kv head, row block).
+  parallel_for(base_items, 1, [&](int64_t g0, int64_t g1) {
+    float* acc = scratch_floats(Scratch::kLeaf0, size_t(dvp));
+    for (int64_t gi = g0; gi < g1; ++gi) {
+      const int64_t rb = gi % row_blocks;
+      const int64_t hk = (gi / row_blocks) % sh.Hkv;
+      const int64_t b = gi / (row_blocks * sh.Hkv);
+      const int64_t r0 = rb * kRowBlock, nr = std::min(kRowBlock, rows - r0);
+      for (int64_t r = 0; r < nr; ++r) {
+        float mx = -__builtin_inff();
+        for (int64_t sp = 0; sp < splits; ++sp)
+          mx = std::max(mx, partial[((gi * splits + sp) * nr_max + r) * partial_row]);
+        float lsum = 0;
+        std::fill(acc, acc + dvp, 0.0f);
+        if (mx != -__builtin_inff()) {
+          for (int64_t sp = 0; sp < splits; ++sp) {
+            const float* part = partial + ((gi * splits + sp) * nr_max + r) * partial_row;
+            if (part[1] == 0.0f) continue;
+            const float w = std::exp(part[0] - mx);
+            lsum += part[1] * w;
+            for (int64_t e = 0; e < sh.Dv; ++e) acc[e] += part[2 + e] * w;
+          }
+        }
+        const float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
+        for (int64_t e = 0; e < sh.Dv; ++e) acc[e] *= inv;
+        int64_t i, h;
+        row_head(hk, r0 + r, &i, &h);
+        char* op = static_cast<char*>(out) +
+                   (b * od.strides[0] + i * od.strides[1] + h * od.strides[2]) * osz;
+        store_f32(op, od.dtype, od.strides[3], sh.Dv, acc);
+      }
+    }
+  });
+  return ok_status();
+}
+
+// ---- rotary --------------------------------------------------------------------------------
+
+Status rotary(const OpSpec& spec, const void* const* in, void* out) {
+  const TensorDesc& x = spec.inputs[0];
+  const TensorDesc& pos = spec.inputs[1];
+  const TensorDesc& o = spec.output;
+  const OpAttributes& at = spec.attrs;
+  const int r = x.shape.rank;
+  const int64_t d = x.shape.back(), heads = x.shape.back(2);
+  const int64_t rd = at.rotary_dim == 0 ? d : at.rotary_dim, half = rd / 2;
+  if (o.numel() == 0) return ok_status();
+
+  std::vector<double> inv_freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i)
+    inv_freq[size_t(i)] =
+        spec.num_inputs == 3
+            ? double(load_as_float(in[2], DType::kF32, i * spec.inputs[2].strides[0]))
+            : std::pow(double(at.rope_theta), -2.0 * double(i) / double(rd));
+
+  // Units: every (.., s) position; each rotates its `heads` rows with one cos/sin table.
+  int64_t units = 1;
+  for (int dd = 0; dd < r - 2; ++dd) units *= x.shape[dd];
+  const int64_t xsz = dtype_size(x.dtype), osz = dtype_size(o.dtype);
+  parallel_for(units, std::max<int64_t>(1, 8192 / std::max<int64_t>(heads * d, 1)),
+               [&](int64_t u0, int64_t u1) {
+                 float* mem = scratch_floats(Scratch::kLeaf0, size_t(2 * half + d));
+                 float* cs = mem;
+                 float* sn = cs + half;
+                 float* row = sn + half;
+                 for (int64_t u = u0; u < u1; ++u) {
+                   // Unravel u over dims [0, r-2): the last of them is s.
+                   int64_t xo = 0, oo = 0, rem = u, s = 0, b0 = 0;
+                   for (int dd = r - 3; dd >= 0; --dd) {
+                     const int64_t idx = rem % x.shape[dd];
+                     rem /= x.shape[dd];
+                     if (dd == r - 3) s = idx;
+                     if (dd == 0) b0 = idx;
+                     xo += idx * x.strides[dd];
+                     oo += idx * o.strides[dd];
+                   }
+                   const int64_t pe = pos.shape.rank == 2 ? b0 * pos.strides[0] + s * pos.strides[1]
+                                                          : s * pos.strides[0];
+                   const double p = pos.dtype == DType::kI64
+                                        ? double(static_cast<const int64_t*>(in[1])[pe])
+                                        : double(static_cast<const int32_t*>(in[1])[pe]);
+                   for (int64_t i = 0; i < half; ++i) {
+                     const double ang = p * inv_freq[size_t(i)];
+                     cs[i] = float(std::cos(ang));
+                     sn[i] = float(std::sin(ang));
+                   }
+                   for (int64_t h = 0; h < heads; ++h) {
+                     const char* xp =
+                         static_cast<const char*>(in[0]) + (xo + h * x.strides[r - 2]) * xsz;
+                     char* op = static_cast<char*>(out) + (oo + h * o.strides[r - 2]) * osz;
+                     load_f32(xp, x.dtype, x.strides[r - 1], d, row);
+                     if (at.rope_style == RopeStyle::kRotateHalf) {
+                       for (int64_t i = 0; i < half; ++i) {
+                         const float a = row[i], b = row[i + half];
+                         row[i] = a * cs[i] - b * sn[i];
+                         row[i + half] = b * cs[i] + a * sn[i];
+                       }
+                     } else {
+                       for (int64_t i = 0; i < half; ++i) {
+                         const float a = row[2 * i], b = row[2 * i + 1];
+                         row[2 * i] = a * cs[i] - b * sn[i];
+                         row[2 * i + 1] = b * cs[i] + a * sn[i];
+                       }
+                     }
+                     store_f32(op, o.dtype, o.strides[r - 1], d, row);
+                   }
+                 }
+               });
+  return ok_status();
+}
+
+}  // namespace hal::cpu

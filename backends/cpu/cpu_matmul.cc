@@ -1,0 +1,514 @@
+// Matmul: OpenBLAS sgemm for general shapes (f16/bf16 and awkward strides packed into
+// f32 panels first), and the backend's own streaming kernels for decode-shaped products
+// (few rows of A against a large weight matrix), which are memory-bound: they read the
+// weights once, in their stored dtype, one contiguous stream per core.
+#include <algorithm>
+#include <climits>
+#include <cstring>
+
+#include "cpu_blas.h"
+#include "cpu_ops.h"
+#include "cpu_simd.h"
+#include "cpu_threading.h"
+
+namespace hal::cpu {
+
+namespace {
+
+// A 2-D strided view (element strides) of a float tensor.
+struct Mat {
+  const char* p = nullptr;
+  DType t = DType::kF32;
+  int64_t rs = 0;  // step between rows
+  int64_t cs = 0;  // step between columns
+  const char* at(int64_t r, int64_t c) const {
+    return p + (r * rs + c * cs) * int64_t(dtype_size(t));
+  }
+};
+struct OutMat {
+  char* p = nullptr;
+  DType t = DType::kF32;
+  int64_t rs = 0, cs = 0;
+  char* at(int64_t r, int64_t c) const { return p + (r * rs + c * cs) * int64_t(dtype_size(t)); }
+};
+
+// One product: C[M,N] = alpha * A[M,K] @ B[K,N] + bias[N].
+struct Gemm {
+  int64_t m = 0, n = 0, k = 0;
+  Mat a, b;
+  OutMat c;
+  const float* bias = nullptr;  // dense f32 [N] or null
+  float alpha = 1.0f;
+};
+
+// Decode-shaped products up to this many rows use the streaming kernels (measured on a
+// 2-core AVX-512 Xeon: faster than OpenBLAS sgemm up to 8 rows at K,N >= 768; see
+// benchmarks/cpu/matmul_benchmark.cc, BM_DecodeMatmul).
+constexpr int64_t kStreamMaxRows = 8;
+
+// ---- streaming kernels: B as [K, N] with unit column stride ("rows") -------------------
+
+// acc[m][0..nc) += sum_{k in [k0,k1)} a[m][k] * B[k][n0..n0+nc); acc row stride ld_acc.
+template <int M, DType T>
+HAL_CPU_INLINE void rows_tile(const float* a, int64_t lda, const char* b, int64_t ldb_bytes,
+                              int64_t k0, int64_t k1, int64_t nc, float* acc, int64_t ld_acc) {
+  constexpr int64_t esz = dtype_size(T);
+  auto load = [](const char* p) { return load16_as_f32(p, T); };
+  auto scalar = [](const char* p) { return load_as_float(p, T, 0); };
+  const int64_t nv = nc / 16 * 16;
+  int64_t k = k0;
+  for (; k + 4 <= k1; k += 4) {
+    const char* b0 = b + k * ldb_bytes;
+    const char* b1 = b0 + ldb_bytes;
+    const char* b2 = b1 + ldb_bytes;
+    const char* b3 = b2 + ldb_bytes;
+    float x[M][4];
+    for (int m = 0; m < M; ++m)
+      for (int j = 0; j < 4; ++j) x[m][j] = a[m * lda + k + j];
+    for (int64_t n = 0; n < nv; n += 16) {
+      const v16f w0 = load(b0 + n * esz), w1 = load(b1 + n * esz);
+      const v16f w2 = load(b2 + n * esz), w3 = load(b3 + n * esz);
+      for (int m = 0; m < M; ++m) {
+        float* dst = acc + m * ld_acc + n;
+        store16(dst, load16(dst) + x[m][0] * w0 + x[m][1] * w1 + x[m][2] * w2 + x[m][3] * w3);
+      }
+    }
+    for (int64_t n = nv; n < nc; ++n) {
+      const float w0 = scalar(b0 + n * esz), w1 = scalar(b1 + n * esz);
+      const float w2 = scalar(b2 + n * esz), w3 = scalar(b3 + n * esz);
+      for (int m = 0; m < M; ++m)
+        acc[m * ld_acc + n] += x[m][0] * w0 + x[m][1] * w1 + x[m][2] * w2 + x[m][3] * w3;
+    }
+  }
+  for (; k < k1; ++k) {
+    const char* b0 = b + k * ldb_bytes;
+    for (int m = 0; m < M; ++m) {
+      const float x0 = a[m * lda + k];
+      float* dst = acc + m * ld_acc;
+      for (int64_t n = 0; n < nv; n += 16)
+        store16(dst + n, load16(dst + n) + x0 * load(b0 + n * esz));
+      for (int64_t n = nv; n < nc; ++n) dst[n] += x0 * scalar(b0 + n * esz);
+    }
+  }
+}
+
+template <DType T>
+HAL_CPU_INLINE void rows_tile_any(int m, const float* a, int64_t lda, const char* b,
+                                  int64_t ldb_bytes, int64_t k0, int64_t k1, int64_t nc, float* acc,
+                                  int64_t ld_acc) {
+  switch (m) {
+    case 1:
+      rows_tile<1, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
+      break;
+    case 2:
+      rows_tile<2, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
+      break;
+    case 3:
+      rows_tile<3, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
+      break;
+    case 4:
+      rows_tile<4, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
+      break;
+    case 5:
+      rows_tile<5, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
+      break;
+    case 6:
+      rows_tile<6, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
+      break;
+    case 7:
+      rows_tile<7, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
+      break;
+    default:
+      rows_tile<8, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
+      break;
+  }
+}
+
+HAL_CPU_MULTIVERSION
+void rows_kernel(DType t, int m, const float* a, int64_t lda, const char* b, int64_t ldb_bytes,
+                 int64_t k0, int64_t k1, int64_t nc, float* acc, int64_t ld_acc) {
+  for (int i = 0; i < m; ++i) std::memset(acc + i * ld_acc, 0, size_t(nc) * sizeof(float));
+  if (t == DType::kF16)
+    rows_tile_any<DType::kF16>(m, a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
+  else if (t == DType::kBF16)
+    rows_tile_any<DType::kBF16>(m, a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
+  else
+    rows_tile_any<DType::kF32>(m, a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
+}
+
+// ---- streaming kernels: B as [N, K] with unit K stride ("cols", e.g. lm_head) ----------
+
+// out[m][j] = dot(a[m], B row n0+j) for j < NB, m < MB.
+template <int MB, int NB, DType T>
+HAL_CPU_INLINE void cols_block(const float* a, int64_t lda, const char* const* brow, int64_t k,
+                               float (*out)[4]) {
+  constexpr int64_t esz = dtype_size(T);
+  v16f acc[MB][NB];
+  for (int m = 0; m < MB; ++m)
+    for (int j = 0; j < NB; ++j) acc[m][j] = v16f{};
+  const int64_t kv = k / 16 * 16;
+  for (int64_t i = 0; i < kv; i += 16) {
+    v16f w[NB];
+    for (int j = 0; j < NB; ++j) w[j] = load16_as_f32(brow[j] + i * esz, T);
+    for (int m = 0; m < MB; ++m) {
+      const v16f x = load16(a + m * lda + i);
+      for (int j = 0; j < NB; ++j) acc[m][j] += x * w[j];
+    }
+  }
+  for (int m = 0; m < MB; ++m)
+    for (int j = 0; j < NB; ++j) {
+      float s = hsum(acc[m][j]);
+      for (int64_t i = kv; i < k; ++i) s += a[m * lda + i] * load_as_float(brow[j], T, i);
+      out[m][j] = s;
+    }
+}
+
+// res[m * ldr + j] = dot(A row m, B row n0 + j), for j < nc.
+template <DType T>
+HAL_CPU_INLINE void cols_range(int m_rows, const float* a, int64_t lda, const char* b,
+                               int64_t bn_bytes, int64_t k, int64_t nc, float* res, int64_t ldr) {
+  float out[4][4];
+  const char* brow[4];
+  int64_t j = 0;
+  for (; j < nc; j += 4) {
+    const int nb = int(std::min<int64_t>(4, nc - j));
+    for (int q = 0; q < 4; ++q) brow[q] = b + (j + (q < nb ? q : 0)) * bn_bytes;
+    for (int m0 = 0; m0 < m_rows; m0 += 4) {
+      const int mb = std::min(4, m_rows - m0);
+      const float* am = a + m0 * lda;
+      switch (mb) {
+        case 1:
+          cols_block<1, 4, T>(am, lda, brow, k, out);
+          break;
+        case 2:
+          cols_block<2, 4, T>(am, lda, brow, k, out);
+          break;
+        case 3:
+          cols_block<3, 4, T>(am, lda, brow, k, out);
+          break;
+        default:
+          cols_block<4, 4, T>(am, lda, brow, k, out);
+          break;
+      }
+      for (int mm = 0; mm < mb; ++mm)
+        for (int q = 0; q < nb; ++q) res[(m0 + mm) * ldr + j + q] = out[mm][q];
+    }
+  }
+}
+
+HAL_CPU_MULTIVERSION
+void cols_kernel(DType t, int m, const float* a, int64_t lda, const char* b, int64_t bn_bytes,
+                 int64_t k, int64_t nc, float* res, int64_t ldr) {
+  if (t == DType::kF16)
+    cols_range<DType::kF16>(m, a, lda, b, bn_bytes, k, nc, res, ldr);
+  else if (t == DType::kBF16)
+    cols_range<DType::kBF16>(m, a, lda, b, bn_bytes, k, nc, res, ldr);
+  else
+    cols_range<DType::kF32>(m, a, lda, b, bn_bytes, k, nc, res, ldr);
+}
+
+// ---- shared pieces -------------------------------------------------------------------------
+
+// Packs A [M, K] into dense f32 rows.
+void pack_a(const Gemm& g, float* dst) {
+  for (int64_t r = 0; r < g.m; ++r) load_f32(g.a.at(r, 0), g.a.t, g.a.cs, g.k, dst + r * g.k);
+}
+
+// Writes alpha * acc[r][0..nc) + bias into C rows [r0, r0 + rows), columns [n0, n0 + nc).
+void store_rows(const Gemm& g, int64_t r0, int64_t rows, int64_t n0, int64_t nc, float* acc,
+                int64_t ld_acc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = acc + r * ld_acc;
+    if (g.alpha != 1.0f)
+      for (int64_t j = 0; j < nc; ++j) row[j] *= g.alpha;
+    if (g.bias)
+      for (int64_t j = 0; j < nc; ++j) row[j] += g.bias[n0 + j];
+    store_f32(g.c.at(r0 + r, n0), g.c.t, g.c.cs, nc, row);
+  }
+}
+
+bool b_is_rows(const Gemm& g) { return g.b.cs == 1 || g.n == 1; }
+bool b_is_cols(const Gemm& g) { return g.b.rs == 1 || g.k == 1; }
+
+// The streaming product for up to kStreamMaxRows rows of A. B must be "rows" or "cols".
+// `parallel`: spread over the thread budget (false inside an already parallel loop).
+void stream_gemm(const Gemm& g, bool parallel) {
+  const int m = int(g.m);
+  float* a = scratch_floats(parallel ? Scratch::kOuter1 : Scratch::kLeaf1, size_t(g.m * g.k));
+  pack_a(g, a);
+  const int64_t esz = dtype_size(g.b.t);
+  auto run = [&](int64_t items, auto&& item) {
+    if (parallel) {
+      parallel_for_static(items, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) item(i);
+      });
+    } else {
+      for (int64_t i = 0; i < items; ++i) item(i);
+    }
+  };
+  const int threads = parallel ? thread_budget() : 1;
+
+  if (!b_is_rows(g)) {
+    // "cols": each item is a range of output columns (B rows), read once.
+    const int64_t items = std::min<int64_t>(std::max<int64_t>(1, g.n / 64), 64 * threads);
+    run(items, [&](int64_t i) {
+      const int64_t n0 = g.n * i / items, n1 = g.n * (i + 1) / items;
+      const int64_t nc = n1 - n0;
+      float* res = scratch_floats(Scratch::kLeaf2, size_t(g.m * nc));
+      cols_kernel(g.b.t, m, a, g.k, g.b.at(0, n0), g.b.cs * esz, g.k, nc, res, nc);
+      store_rows(g, 0, g.m, n0, nc, res, nc);
+    });
+    return;
+  }
+
+  // "rows": column tiles sized so the accumulators (m x tile) stay in L1; when there are
+  // fewer tiles than threads, K is split too and partial sums are reduced after.
+  const int64_t tile = std::max<int64_t>(64, (8192 / g.m) / 16 * 16);
+  const int64_t tiles = (g.n + tile - 1) / tile;
+  // Split K as well unless the tiles already divide evenly among the threads.
+  const int64_t k_splits = (tiles % threads == 0 || g.k < 64 * threads) ? 1 : threads;
+  const int64_t ldb_bytes = g.b.rs * esz;
+  if (k_splits == 1) {
+    run(tiles, [&](int64_t t) {
+      const int64_t n0 = t * tile, nc = std::min(tile, g.n - n0);
+      float* acc = scratch_floats(Scratch::kLeaf2, size_t(g.m * tile));
+      rows_kernel(g.b.t, m, a, g.k, g.b.at(0, n0), ldb_bytes, 0, g.k, nc, acc, tile);
+      store_rows(g, 0, g.m, n0, nc, acc, tile);
+    });
+    return;
+  }
+  // partial[s][m][n] for split s; reduced into split 0.
+  const int64_t plane = g.m * g.n;
+  float* partial =
+      scratch_floats(parallel ? Scratch::kOuter2 : Scratch::kLeaf3, size_t(plane * k_splits));
+  run(tiles * k_splits, [&](int64_t i) {
+    const int64_t s = i % k_splits, t = i / k_splits;
+    const int64_t n0 = t * tile, nc = std::min(tile, g.n - n0);
+    const int64_t k0 = g.k * s / k_splits, k1 = g.k * (s + 1) / k_splits;
+    rows_kernel(g.b.t, m, a, g.k, g.b.at(0, n0), ldb_bytes, k0, k1, nc, partial + s * plane + n0,
+                g.n);
+  });
+  for (int64_t s = 1; s < k_splits; ++s)
+    for (int64_t j = 0; j < plane; ++j) partial[j] += partial[s * plane + j];
+  store_rows(g, 0, g.m, 0, g.n, partial, g.n);
+}
+
+bool fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
+
+// A BLAS operand: the layout cblas accepts for a [rows, cols] view, or none.
+struct BlasLayout {
+  bool ok = false;
+  bool trans = false;
+  int64_t ld = 0;
+};
+BlasLayout blas_layout(const Mat& v, int64_t rows, int64_t cols) {
+  BlasLayout l;
+  if (v.t != DType::kF32) return l;
+  if (v.cs == 1 || cols == 1) {
+    l.ld = rows == 1 ? std::max<int64_t>(cols, 1) : v.rs;
+    if (l.ld >= std::max<int64_t>(cols, 1) && fits_int(l.ld)) l.ok = true;
+    if (l.ok) return l;
+  }
+  if (v.rs == 1 || rows == 1) {
+    l.trans = true;
+    l.ld = cols == 1 ? std::max<int64_t>(rows, 1) : v.cs;
+    l.ok = l.ld >= std::max<int64_t>(rows, 1) && fits_int(l.ld);
+  }
+  return l;
+}
+
+// Dense f32 copy of a [rows, cols] view, row-major (or column-major when `by_cols`, which
+// keeps reads sequential for views whose rows are strided).
+void pack(const Mat& v, int64_t rows, int64_t cols, bool by_cols, float* dst, bool parallel) {
+  const int64_t lines = by_cols ? cols : rows, len = by_cols ? rows : cols;
+  auto body = [&](int64_t l0, int64_t l1) {
+    for (int64_t l = l0; l < l1; ++l)
+      load_f32(by_cols ? v.at(0, l) : v.at(l, 0), v.t, by_cols ? v.rs : v.cs, len, dst + l * len);
+  };
+  if (parallel)
+    parallel_for(lines, std::max<int64_t>(1, 65536 / std::max<int64_t>(len, 1)), body);
+  else
+    body(0, lines);
+}
+
+// The general product through OpenBLAS. Operands cblas cannot take as they are (f16/bf16,
+// two non-unit strides) are packed into f32 first; so is C when it is not dense f32.
+void blas_gemm(const Gemm& g, bool parallel) {
+  const BlasLibrary& lib = blas();
+  auto slot = [&](int i) {
+    return Scratch(int(parallel ? Scratch::kOuter0 : Scratch::kLeaf0) + i);
+  };
+  BlasLayout la = blas_layout(g.a, g.m, g.k);
+  const float* a = reinterpret_cast<const float*>(g.a.p);
+  if (!la.ok) {
+    const bool by_cols = g.a.rs == 1 && g.a.cs != 1;
+    float* buf = scratch_floats(slot(0), size_t(g.m * g.k));
+    pack(g.a, g.m, g.k, by_cols, buf, parallel);
+    a = buf;
+    la = {true, by_cols, by_cols ? g.m : g.k};
+  }
+  BlasLayout lb = blas_layout(g.b, g.k, g.n);
+  const float* b = reinterpret_cast<const float*>(g.b.p);
+  if (!lb.ok) {
+    const bool by_cols = g.b.rs == 1 && g.b.cs != 1;
+    float* buf = scratch_floats(slot(1), size_t(g.k * g.n));
+    pack(g.b, g.k, g.n, by_cols, buf, parallel);
+    b = buf;
+    lb = {true, by_cols, by_cols ? g.k : g.n};
+  }
+  const bool c_direct = g.c.t == DType::kF32 && (g.c.cs == 1 || g.n == 1) &&
+                        (g.m == 1 || g.c.rs >= g.n) && fits_int(g.m == 1 ? g.n : g.c.rs);
+  float* c =
+      c_direct ? reinterpret_cast<float*>(g.c.p) : scratch_floats(slot(2), size_t(g.m * g.n));
+  const int64_t ldc = c_direct ? (g.m == 1 ? std::max<int64_t>(g.n, 1) : g.c.rs) : g.n;
+  float beta = 0.0f;
+  if (g.bias) {
+    for (int64_t r = 0; r < g.m; ++r) std::memcpy(c + r * ldc, g.bias, size_t(g.n) * sizeof(float));
+    beta = 1.0f;
+  }
+  if (g.k == 0) {
+    if (!g.bias)
+      for (int64_t r = 0; r < g.m; ++r) std::memset(c + r * ldc, 0, size_t(g.n) * sizeof(float));
+  } else {
+    lib.sgemm(la.trans, lb.trans, g.m, g.n, g.k, g.alpha, a, la.ld, b, lb.ld, beta, c, ldc);
+  }
+  if (!c_direct)
+    for (int64_t r = 0; r < g.m; ++r) store_f32(g.c.at(r, 0), g.c.t, g.c.cs, g.n, c + r * g.n);
+}
+
+// Without BLAS (or beyond its int range): the streaming kernels over groups of rows.
+void fallback_gemm(const Gemm& g, bool parallel) {
+  Gemm part = g;
+  Gemm packed_b = g;
+  if (!b_is_rows(g) && !b_is_cols(g)) {
+    float* buf = scratch_floats(parallel ? Scratch::kOuter3 : Scratch::kLeaf0, size_t(g.k * g.n));
+    pack(g.b, g.k, g.n, false, buf, parallel);
+    packed_b.b = Mat{reinterpret_cast<const char*>(buf), DType::kF32, g.n, 1};
+  }
+  for (int64_t r0 = 0; r0 < g.m; r0 += kStreamMaxRows) {
+    part = packed_b;
+    part.m = std::min(kStreamMaxRows, g.m - r0);
+    part.a.p = g.a.at(r0, 0);
+    part.c.p = g.c.at(r0, 0);
+    stream_gemm(part, parallel);
+  }
+}
+
+void run_gemm(const Gemm& g, bool parallel) {
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0 || g.m > kStreamMaxRows || (!b_is_rows(g) && !b_is_cols(g))) {
+    const bool blas_ok = blas().available && fits_int(g.m) && fits_int(g.n) && fits_int(g.k);
+    if (blas_ok) return blas_gemm(g, parallel);
+    if (g.k == 0) {
+      // alpha * (empty sum) + bias
+      float* row = scratch_floats(parallel ? Scratch::kOuter0 : Scratch::kLeaf0, size_t(g.n));
+      for (int64_t r = 0; r < g.m; ++r) {
+        for (int64_t j = 0; j < g.n; ++j) row[j] = 0.0f;
+        store_rows(g, r, 1, 0, g.n, row, g.n);
+      }
+      return;
+    }
+    return fallback_gemm(g, parallel);
+  }
+  stream_gemm(g, parallel);
+}
+
+}  // namespace
+
+Status matmul(const OpSpec& spec, const void* const* in, void* out) {
+  const TensorDesc& ad = spec.inputs[0];
+  const TensorDesc& bd = spec.inputs[1];
+  const TensorDesc& od = spec.output;
+  const OpAttributes& at = spec.attrs;
+  const int r = od.shape.rank, ra = ad.shape.rank, rb = bd.shape.rank;
+  const int nb = r - 2;  // batch rank of the output
+
+  Gemm g;
+  g.m = od.shape[r - 2];
+  g.n = od.shape[r - 1];
+  g.k = at.transpose_a ? ad.shape[ra - 2] : ad.shape[ra - 1];
+  g.alpha = at.alpha;
+  g.a = Mat{static_cast<const char*>(in[0]), ad.dtype,
+            at.transpose_a ? ad.strides[ra - 1] : ad.strides[ra - 2],
+            at.transpose_a ? ad.strides[ra - 2] : ad.strides[ra - 1]};
+  g.b = Mat{static_cast<const char*>(in[1]), bd.dtype,
+            at.transpose_b ? bd.strides[rb - 1] : bd.strides[rb - 2],
+            at.transpose_b ? bd.strides[rb - 2] : bd.strides[rb - 1]};
+  g.c = OutMat{static_cast<char*>(out), od.dtype, od.strides[r - 2], od.strides[r - 1]};
+  if (od.numel() == 0) return ok_status();
+  if (spec.num_inputs == 3) {
+    const TensorDesc& bias = spec.inputs[2];
+    if (bias.dtype == DType::kF32 && (bias.strides[0] == 1 || g.n == 1)) {
+      g.bias = static_cast<const float*>(in[2]);
+    } else {
+      float* buf = scratch_floats(Scratch::kOuter4, size_t(g.n));
+      load_f32(in[2], bias.dtype, bias.strides[0], g.n, buf);
+      g.bias = buf;
+    }
+  }
+
+  // Batch strides of A, B and C over the output's batch dims (broadcast dims step 0).
+  int64_t dims[kMaxRank], sa[kMaxRank], sb[kMaxRank], sc[kMaxRank];
+  int64_t batches = 1;
+  bool b_shared = true;
+  for (int d = 0; d < nb; ++d) {
+    dims[d] = od.shape[d];
+    batches *= dims[d];
+    const int da = ra - 2 - nb + d, db = rb - 2 - nb + d;
+    sa[d] = (da < 0 || ad.shape[da] == 1) ? 0 : ad.strides[da];
+    sb[d] = (db < 0 || bd.shape[db] == 1) ? 0 : bd.strides[db];
+    sc[d] = od.strides[d];
+    if (sb[d] != 0 && dims[d] != 1) b_shared = false;
+  }
+  const int64_t asz = dtype_size(ad.dtype), bsz = dtype_size(bd.dtype), csz = dtype_size(od.dtype);
+
+  // B shared by every batch and rows of A and C evenly spaced across the batch: one
+  // product with M = batches * M (a linear layer over [B, S, K]).
+  if (batches > 1 && b_shared) {
+    int64_t rows = g.m;
+    bool fold = true;
+    for (int d = nb - 1; d >= 0 && fold; --d) {
+      if (dims[d] == 1) continue;
+      if (sa[d] != g.a.rs * rows || sc[d] != g.c.rs * rows) fold = false;
+      rows *= dims[d];
+    }
+    if (fold) {
+      g.m = rows;
+      batches = 1;
+    }
+  }
+  if (batches == 1) {
+    run_gemm(g, true);
+    return ok_status();
+  }
+
+  auto batch_gemm = [&](int64_t i) {
+    Gemm bg = g;
+    int64_t rem = i, oa = 0, ob = 0, oc = 0;
+    for (int d = nb - 1; d >= 0; --d) {
+      const int64_t idx = rem % dims[d];
+      rem /= dims[d];
+      oa += idx * sa[d];
+      ob += idx * sb[d];
+      oc += idx * sc[d];
+    }
+    bg.a.p += oa * asz;
+    bg.b.p += ob * bsz;
+    bg.c.p += oc * csz;
+    return bg;
+  };
+  // Small products (OpenBLAS runs these single-threaded) go in parallel over the batch;
+  // large ones one after another, each using every core.
+  const double work = double(g.m) * double(g.n) * double(std::max<int64_t>(g.k, 1));
+  if (work <= 262144.0) {
+    parallel_for(batches, std::max<int64_t>(1, int64_t(262144.0 / work)),
+                 [&](int64_t i0, int64_t i1) {
+                   for (int64_t i = i0; i < i1; ++i) run_gemm(batch_gemm(i), false);
+                 });
+  } else {
+    for (int64_t i = 0; i < batches; ++i) run_gemm(batch_gemm(i), true);
+  }
+  return ok_status();
+}
+
+}  // namespace hal::cpu

@@ -1,0 +1,186 @@
+// backends/cpu/cpu_simd.h: portable SIMD building blocks for the CPU kernels.
+//
+// Kernels are written with GCC vector extensions (16 floats per vector) and compiled
+// several times with HAL_CPU_MULTIVERSION (baseline x86-64, x86-64-v3 = AVX2+FMA+F16C,
+// x86-64-v4 = AVX-512); the loader picks the best version for the running CPU (ifunc).
+// One source therefore runs on any x86-64 machine and uses AVX-512 where it exists.
+// Helpers here are always_inline so they take the ISA of the kernel they land in.
+//
+// Numerics: exp/erf/tanh are branch-free polynomial approximations (relative error a few
+// float ulps; erf absolute error < 2e-7), so loops vectorise. f16/bf16 conversions round
+// to nearest even and keep NaN/Inf like hal/dtype.h.
+//
+// Threading: pure functions.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+
+#include "hal/dtype.h"
+
+#if defined(__x86_64__) && !defined(HAL_CPU_NO_MULTIVERSION)
+#define HAL_CPU_MULTIVERSION \
+  __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define HAL_CPU_MULTIVERSION
+#endif
+#define HAL_CPU_INLINE [[gnu::always_inline]] inline
+
+namespace hal::cpu {
+
+inline constexpr int kLanes = 16;
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v16f_u __attribute__((vector_size(64), aligned(4)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+typedef uint32_t v16u __attribute__((vector_size(64)));
+typedef uint16_t v16h_bits_u __attribute__((vector_size(32), aligned(2)));
+typedef _Float16 v16h_u __attribute__((vector_size(32), aligned(2)));
+
+HAL_CPU_INLINE v16f load16(const float* p) { return *reinterpret_cast<const v16f_u*>(p); }
+HAL_CPU_INLINE void store16(float* p, v16f v) { *reinterpret_cast<v16f_u*>(p) = v; }
+HAL_CPU_INLINE v16f splat(float x) { return v16f{} + x; }
+HAL_CPU_INLINE v16f load16_f16(const uint16_t* p) {
+  return __builtin_convertvector(*reinterpret_cast<const v16h_u*>(p), v16f);
+}
+HAL_CPU_INLINE v16f load16_bf16(const uint16_t* p) {
+  const v16u wide = __builtin_convertvector(*reinterpret_cast<const v16h_bits_u*>(p), v16u);
+  return reinterpret_cast<v16f>(wide << 16);
+}
+HAL_CPU_INLINE float hsum(v16f v) {
+  float s = 0;
+  for (int i = 0; i < kLanes; ++i) s += v[i];
+  return s;
+}
+HAL_CPU_INLINE float hmax(v16f v) {
+  float m = v[0];
+  for (int i = 1; i < kLanes; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+// Loads 16 consecutive elements of a float tensor of dtype `t` as f32.
+HAL_CPU_INLINE v16f load16_as_f32(const void* p, DType t) {
+  if (t == DType::kF16) return load16_f16(static_cast<const uint16_t*>(p));
+  if (t == DType::kBF16) return load16_bf16(static_cast<const uint16_t*>(p));
+  return load16(static_cast<const float*>(p));
+}
+
+// ---- scalar math that vectorises (branch-free) ---------------------------------------
+
+// e^x: 0 below -87.5 (true value < 1e-38), +inf above 88.72, NaN stays NaN.
+HAL_CPU_INLINE float fast_exp(float x) {
+  const float xc = x < -87.5f ? -87.5f : (x > 88.72f ? 88.72f : x);
+  const float kf = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x/ln2)
+  const float r = (xc - kf * 0.693145751953125f) - kf * 1.428606765330187e-06f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = (p * r) * r + r + 1.0f;
+  // 2^k in two factors so k in [-127, 128] never leaves the normal exponent range.
+  const int32_t k = int32_t(kf);
+  const int32_t k1 = k >> 1;
+  const float s1 = std::bit_cast<float>(uint32_t(k1 + 127) << 23);
+  const float s2 = std::bit_cast<float>(uint32_t(k - k1 + 127) << 23);
+  float y = (p * s1) * s2;
+  y = x < -87.5f ? 0.0f : y;
+  y = x > 88.72f ? __builtin_inff() : y;
+  return x != x ? x : y;
+}
+
+// erfc(|x|) * (sign handled by caller): Abramowitz & Stegun 7.1.26 form, which keeps
+// relative accuracy in the tail because it is a polynomial times exp(-x^2).
+HAL_CPU_INLINE float erfc_abs(float ax) {
+  const float t = 1.0f / (1.0f + 0.3275911f * ax);
+  float p = 1.061405429f;
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  return p * t * fast_exp(-ax * ax);
+}
+
+// Phi-style gelu: 0.5 x (1 + erf(x / sqrt 2)).
+HAL_CPU_INLINE float gelu_erf(float x) {
+  const float ax = (x < 0 ? -x : x) * 0.70710678118654752f;
+  const float c = erfc_abs(ax);  // erfc(|x|/sqrt2)
+  return x < 0 ? 0.5f * x * c : x - 0.5f * x * c;
+}
+
+// tanh(u) = sign(u) (1 - e) / (1 + e), e = exp(-2|u|): no cancellation for large |u|, and
+// for small |u| a short series keeps relative accuracy.
+HAL_CPU_INLINE float fast_tanh(float u) {
+  const float au = u < 0 ? -u : u;
+  const float e = fast_exp(-2.0f * au);
+  float big = (1.0f - e) / (1.0f + e);
+  const float u2 = au * au;
+  const float small = au * (1.0f + u2 * (-0.333333333f + u2 * (0.133333333f + u2 * -0.053968254f)));
+  const float t = au < 0.0625f ? small : big;
+  return u < 0 ? -t : t;
+}
+
+HAL_CPU_INLINE float gelu_tanh(float x) {
+  const float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+  return 0.5f * x * (1.0f + fast_tanh(u));
+}
+
+HAL_CPU_INLINE float silu(float x) { return x / (1.0f + fast_exp(-x)); }
+
+// ---- reductions over f32 rows (16 lanes x 2 accumulators, scalar tail) ---------------
+
+HAL_CPU_INLINE float row_sum(const float* x, int64_t n) {
+  v16f a0{}, a1{};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 += load16(x + i);
+    a1 += load16(x + i + 16);
+  }
+  for (; i + 16 <= n; i += 16) a0 += load16(x + i);
+  float s = hsum(a0 + a1);
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+// sum((x - c)^2)
+HAL_CPU_INLINE float row_sum_sq_diff(const float* x, int64_t n, float c) {
+  const v16f vc = splat(c);
+  v16f a0{}, a1{};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const v16f d0 = load16(x + i) - vc, d1 = load16(x + i + 16) - vc;
+    a0 += d0 * d0;
+    a1 += d1 * d1;
+  }
+  for (; i + 16 <= n; i += 16) {
+    const v16f d = load16(x + i) - vc;
+    a0 += d * d;
+  }
+  float s = hsum(a0 + a1);
+  for (; i < n; ++i) s += (x[i] - c) * (x[i] - c);
+  return s;
+}
+
+// Largest element ignoring NaN; -inf when none.
+HAL_CPU_INLINE float row_max(const float* x, int64_t n) {
+  v16f m = splat(-__builtin_inff());
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const v16f v = load16(x + i);
+    m = v > m ? v : m;
+  }
+  float r = hmax(m);
+  for (; i < n; ++i) r = x[i] > r ? x[i] : r;
+  return r;
+}
+
+// ---- row conversions (contiguous or strided, any float or integer dtype) -------------
+
+// dst[i] = element i*stride of src (dtype t) as f32, i < n.
+void load_f32(const void* src, DType t, int64_t stride, int64_t n, float* dst);
+// element i*stride of dst (dtype t) = src[i] rounded to t (f16/bf16 nearest even; integers
+// truncated toward zero and saturated as hal::reference does), i < n.
+void store_f32(void* dst, DType t, int64_t stride, int64_t n, const float* src);
+
+}  // namespace hal::cpu

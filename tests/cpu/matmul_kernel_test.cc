@@ -1,0 +1,141 @@
+// The CPU backend's matmul against the reference: OpenBLAS paths (dense, strided,
+// transposed, packed f16/bf16), the streaming decode kernels (few rows; weights [K, N]
+// or [N, K]), batching with broadcast, bias and alpha.
+#include <gtest/gtest.h>
+
+#include "kernel_check.h"
+
+namespace hal::cpu::testing {
+namespace {
+
+// f32 accumulation over K <= ~300 terms of magnitude <= 1: error well under 1e-4.
+constexpr Tolerance kMatmulTol{2e-4, 1e-4};
+
+OpSpec matmul_spec(bool ta, bool tb, float alpha = 1.0f) {
+  OpSpec s;
+  s.kind = OpKind::kMatmul;
+  s.attrs.transpose_a = ta;
+  s.attrs.transpose_b = tb;
+  s.attrs.alpha = alpha;
+  return s;
+}
+
+Shape mat(int64_t rows, int64_t cols, bool swapped) {
+  return swapped ? Shape{cols, rows} : Shape{rows, cols};
+}
+
+TEST(CpuMatmul, OddSizesAllTransposes) {
+  const int64_t sizes[] = {1, 3, 17, 65};
+  for (int64_t m : sizes)
+    for (int64_t n : sizes)
+      for (int64_t k : {int64_t(1), int64_t(17), int64_t(65)})
+        for (int t = 0; t < 4; ++t) {
+          const bool ta = t & 1, tb = t & 2;
+          HostTensor a = make_tensor(DType::kF32, mat(m, k, ta));
+          HostTensor b = make_tensor(DType::kF32, mat(k, n, tb));
+          check_op(matmul_spec(ta, tb), {&a, &b}, kMatmulTol);
+        }
+}
+
+TEST(CpuMatmul, LargerSquareAndRectangular) {
+  HostTensor a = make_tensor(DType::kF32, {257, 129});
+  HostTensor b = make_tensor(DType::kF32, {129, 257});
+  check_op(matmul_spec(false, false), {&a, &b}, kMatmulTol);
+  HostTensor at = make_tensor(DType::kF32, {129, 96});
+  HostTensor bt = make_tensor(DType::kF32, {200, 129});
+  check_op(matmul_spec(true, true, 0.5f), {&at, &bt}, kMatmulTol);
+}
+
+TEST(CpuMatmul, StridedAndTransposedStorage) {
+  for (Layout la : {Layout::kDense, Layout::kPadded, Layout::kTransposed})
+    for (Layout lb : {Layout::kDense, Layout::kPadded, Layout::kTransposed})
+      for (Layout lo : {Layout::kDense, Layout::kPadded}) {
+        HostTensor a = make_tensor(DType::kF32, {33, 40}, la);
+        HostTensor b = make_tensor(DType::kF32, {40, 19}, lb);
+        check_op(matmul_spec(false, false), {&a, &b}, kMatmulTol, lo);
+        // Few rows: the streaming kernels on the same layouts.
+        HostTensor a1 = make_tensor(DType::kF32, {3, 40}, la);
+        check_op(matmul_spec(false, false), {&a1, &b}, kMatmulTol, lo);
+      }
+}
+
+TEST(CpuMatmul, HalfPrecisionInputsAndOutputs) {
+  for (DType t : {DType::kF16, DType::kBF16})
+    for (int64_t m : {int64_t(2), int64_t(37)})
+      for (int tr = 0; tr < 4; ++tr) {
+        const bool ta = tr & 1, tb = tr & 2;
+        HostTensor a = make_tensor(t, mat(m, 70, ta));
+        HostTensor b = make_tensor(t, mat(70, 45, tb));
+        HostTensor bias = make_tensor(t, {45});
+        check_op(matmul_spec(ta, tb, 1.5f), {&a, &b, &bias}, kMatmulTol);
+      }
+  // Mixed: f32 activations against bf16 weights (output f32, the dtype of A).
+  HostTensor a = make_tensor(DType::kF32, {4, 96});
+  HostTensor w = make_tensor(DType::kBF16, {96, 130});
+  check_op(matmul_spec(false, false), {&a, &w}, kMatmulTol);
+}
+
+// Decode-shaped: a few rows against weights stored [K, N] (Hugging Face Conv1D) or [N, K]
+// with transpose_b (lm_head), in every dtype; sizes that exercise column tiles, K splits
+// and vector tails.
+TEST(CpuMatmul, DecodeShapesUseStreamingKernels) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16})
+    for (int64_t m : {int64_t(1), int64_t(2), int64_t(5), int64_t(8)})
+      for (bool tb : {false, true}) {
+        HostTensor a = make_tensor(t, {m, 200});
+        HostTensor b = make_tensor(t, mat(200, 1100, tb));
+        HostTensor bias = make_tensor(DType::kF32, {1100});
+        check_op(matmul_spec(false, tb), {&a, &b, &bias}, kMatmulTol);
+      }
+  // A tile count that does not divide among threads (K split + reduction), M = 8.
+  HostTensor a = make_tensor(DType::kF32, {8, 256});
+  HostTensor b = make_tensor(DType::kF32, {256, 3 * 1024 + 5});
+  check_op(matmul_spec(false, false, 2.0f), {&a, &b}, kMatmulTol);
+  // Nine rows: past the streaming threshold, back to BLAS.
+  HostTensor a9 = make_tensor(DType::kF32, {9, 256});
+  check_op(matmul_spec(false, false), {&a9, &b}, kMatmulTol);
+}
+
+TEST(CpuMatmul, BatchedAndBroadcast) {
+  // Linear layer over [B, S, K] with shared weights (folded into one product).
+  HostTensor x = make_tensor(DType::kF32, {2, 3, 5, 24});
+  HostTensor w = make_tensor(DType::kF32, {24, 7});
+  HostTensor bias = make_tensor(DType::kF32, {7});
+  check_op(matmul_spec(false, false), {&x, &w, &bias}, kMatmulTol);
+  // Same, strided activations (cannot fold): a product per batch.
+  HostTensor xp = make_tensor(DType::kF32, {2, 3, 5, 24}, Layout::kPadded);
+  check_op(matmul_spec(false, false), {&xp, &w, &bias}, kMatmulTol);
+  // Batch broadcast both ways: [2, 1, M, K] x [3, K, N] -> [2, 3, M, N].
+  HostTensor a = make_tensor(DType::kF32, {2, 1, 6, 9});
+  HostTensor b = make_tensor(DType::kF32, {3, 9, 4});
+  check_op(matmul_spec(false, false), {&a, &b}, kMatmulTol);
+  // Attention-like per-head products, transposed B, f16.
+  HostTensor q = make_tensor(DType::kF16, {2, 4, 1, 32});
+  HostTensor k = make_tensor(DType::kF16, {2, 4, 33, 32});
+  check_op(matmul_spec(false, true), {&q, &k}, kMatmulTol);
+  // Large batched products (each over OpenBLAS's threading threshold).
+  HostTensor ba = make_tensor(DType::kF32, {2, 70, 66});
+  HostTensor bb = make_tensor(DType::kF32, {2, 66, 80}, Layout::kTransposed);
+  check_op(matmul_spec(false, false), {&ba, &bb}, kMatmulTol);
+}
+
+TEST(CpuMatmul, EmptyInnerDimensionGivesBias) {
+  HostTensor a = make_tensor(DType::kF32, {3, 0});
+  HostTensor b = make_tensor(DType::kF32, {0, 5});
+  HostTensor bias = make_tensor(DType::kF32, {5});
+  check_op(matmul_spec(false, false), {&a, &b, &bias}, kMatmulTol);
+  check_op(matmul_spec(false, false), {&a, &b}, kMatmulTol);
+  HostTensor a1 = make_tensor(DType::kF32, {12, 0});
+  check_op(matmul_spec(false, false), {&a1, &b, &bias}, kMatmulTol);
+}
+
+TEST(CpuMatmul, EmptyOutputsAreNoOps) {
+  HostTensor a = make_tensor(DType::kF32, {0, 4});
+  HostTensor b = make_tensor(DType::kF32, {4, 6});
+  check_op(matmul_spec(false, false), {&a, &b}, kMatmulTol);
+  HostTensor c = make_tensor(DType::kF32, {2, 0, 4});
+  check_op(matmul_spec(false, false), {&c, &b}, kMatmulTol);
+}
+
+}  // namespace
+}  // namespace hal::cpu::testing
