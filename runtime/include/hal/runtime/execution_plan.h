@@ -1,0 +1,87 @@
+// hal/runtime/execution_plan.h: how a graph runs: which device and stream each node runs
+// on, in what order it is issued, which events order work across streams, and where each
+// tensor lives (the per-device memory plans).
+//
+// A plan is what a scheduler produces and what the Executor runs. The single-device
+// path builds the trivial plan (every node on one device, one stream, no events);
+// a multi-device scheduler assigns devices and streams, inserts kTransfer nodes into its
+// copy of the graph where a value crosses devices, and adds events (add_stream_events
+// does that from the dependencies), then calls finalize_plan.
+//
+// Contract
+// - `steps` is a topological order of every node of the graph (views included: they
+//   issue no work, but their placement says on which device the view is read).
+// - A step's inputs live on the step's device, except a kTransfer step's input, which
+//   lives where it was produced. Inputs (kInput values) live on the device of their
+//   first consumer and are uploaded there before the first step; outputs are
+//   downloaded from where they live after the last step.
+// - Constants and states are bound per (value, device): a weight read on two devices is
+//   bound on both (required_bindings lists the pairs after finalize_plan).
+// - Event e is recorded after step `event_producer[e]` on that step's stream; steps
+//   listing e in wait_events wait for it before they are issued on their stream.
+// - Memory: one arena per device, planned by liveness over that device's steps.
+//
+// Lifetime: the plan shares the graph (shared_ptr) and points at devices owned by a
+// Platform, which must outlive it. Threading: a value type; build on one thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hal/device.h"
+#include "hal/runtime/graph.h"
+#include "hal/runtime/memory_plan.h"
+
+namespace hal::runtime {
+
+struct PlannedStep {
+  NodeId node = kNoNode;
+  int32_t device = 0;  // index into ExecutionPlan::devices
+  int32_t stream = 0;  // index among that device's streams
+  std::vector<int32_t> wait_events;
+  int32_t record_event = -1;
+};
+
+// A constant or state the executor needs a buffer for, on one device.
+struct RequiredBinding {
+  ValueId value = kNoValue;
+  int32_t device = 0;
+};
+
+struct ExecutionPlan {
+  std::shared_ptr<const Graph> graph;
+  std::vector<Device*> devices;
+  std::vector<int32_t> streams_per_device;  // >= 1 each
+  std::vector<PlannedStep> steps;
+  std::vector<int32_t> event_producer;  // per event: index into steps
+
+  // ---- filled by finalize_plan ----
+  // Device index of each value's storage (inputs, intermediates and views); -1 for
+  // constants and states, which are bound per device.
+  std::vector<int32_t> value_device;
+  std::vector<MemoryPlan> memory;  // per device
+  std::vector<RequiredBinding> required_bindings;
+  // Index into steps of the step running each node.
+  std::vector<int32_t> step_of_node;
+
+  // Peak activation memory over devices (the largest arena).
+  uint64_t peak_activation_bytes() const;
+};
+
+// Every node of `graph` on `device`, one stream, topological order, no events;
+// finalized. Fails when the graph does not validate.
+Result<ExecutionPlan> make_single_device_plan(std::shared_ptr<const Graph> graph, Device* device);
+
+// Adds an event for every dependency between steps on different (device, stream)
+// pairs (one event per producing step, reused by all its waiters).
+void add_stream_events(ExecutionPlan& plan);
+
+// Checks the plan against its graph (every node exactly once, in dependency order,
+// devices and streams in range, inputs where the step runs, events recorded before they
+// are waited on) and fills value_device, step_of_node, required_bindings and memory.
+// Errors name the node and the devices involved.
+Status finalize_plan(ExecutionPlan& plan);
+
+}  // namespace hal::runtime

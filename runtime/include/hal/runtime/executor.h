@@ -1,0 +1,98 @@
+// hal/runtime/executor.h: runs an ExecutionPlan through the HAL, again and again.
+//
+// create() does everything that does not change between runs: it allocates each
+// device's activation arena (the memory plan), creates the streams and events, and
+// resolves every step into ready OpDescriptors. run() then only evaluates the run-time
+// integers (SymInts) that a few steps carry (KV-cache write offsets, attention
+// kv_length), uploads the inputs, enqueues the steps and downloads the outputs: no
+// allocation and no graph work per run, one host synchronisation at the end.
+//
+// Contract
+// - Every constant and state in plan.required_bindings must be bound (bind()) to a
+//   buffer of its device, holding at least the value's extent, before run(); bindings
+//   persist across runs and may be changed between them.
+// - run() takes host copies of every graph input (exact byte size) and host buffers for
+//   the outputs it wants back; host memory must stay valid until run() returns. It
+//   blocks until all work is done and returns the first failure, naming the node
+//   ("node 'h.2.attn' (attention) on cpu:0: ...").
+// - Run-time checks: a write_slice offset that would run past its destination
+//   ("KV cache full") and symbols missing from RunArgs fail before anything is enqueued.
+// - With ExecutorOptions::record_commands, every command leaves a CommandRecord whose
+//   tag is the node id + 1 (0 for uploads/downloads); take_records() collects them.
+//
+// Lifetime: the executor owns its arenas, streams and events, and keeps pointers to
+// the bound buffers and the plan's devices: the Platform and the bound buffers must
+// outlive it. Threading: one run() at a time per executor; distinct executors may run
+// concurrently on distinct streams.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "hal/buffer.h"
+#include "hal/command_record.h"
+#include "hal/event.h"
+#include "hal/runtime/execution_plan.h"
+#include "hal/stream.h"
+
+namespace hal::runtime {
+
+struct ExecutorOptions {
+  bool record_commands = false;
+};
+
+struct HostInput {
+  ValueId value = kNoValue;
+  const void* data = nullptr;
+  uint64_t bytes = 0;
+};
+
+struct HostOutput {
+  ValueId value = kNoValue;
+  void* data = nullptr;
+  uint64_t bytes = 0;
+};
+
+struct RunArgs {
+  std::span<const int64_t> symbols;  // one per Graph::symbols()
+  std::span<const HostInput> inputs;
+  std::span<const HostOutput> outputs;
+};
+
+// A CommandRecord with the device and node it belongs to.
+struct StepRecord {
+  int32_t device = 0;
+  NodeId node = kNoNode;  // kNoNode for uploads and downloads
+  CommandRecord record;
+};
+
+class Executor {
+ public:
+  static Result<std::unique_ptr<Executor>> create(ExecutionPlan plan, ExecutorOptions options = {});
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  const ExecutionPlan& plan() const { return plan_; }
+  const Graph& graph() const { return *plan_.graph; }
+
+  Status bind(ValueId value, int32_t device, const Buffer& buffer, uint64_t offset_bytes = 0);
+  // Whether every required binding is made.
+  Status check_bindings() const;
+
+  Status run(const RunArgs& args);
+
+  // Records of completed commands since the last call (record_commands only).
+  std::vector<StepRecord> take_records();
+
+ private:
+  struct Impl;
+  explicit Executor(ExecutionPlan plan, ExecutorOptions options);
+  ExecutionPlan plan_;
+  ExecutorOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hal::runtime

@@ -1,0 +1,468 @@
+// The executor: resolves a plan into ready HAL commands once, then replays them per run.
+#include "hal/runtime/executor.h"
+
+#include <algorithm>
+#include <map>
+
+#include "hal/device.h"
+
+namespace hal::runtime {
+
+namespace {
+
+std::string label(const Node& node) {
+  return "node '" + node.name + "' (" +
+         std::string(node.kind == NodeKind::kOp ? op_kind_name(node.op)
+                                                : node_kind_name(node.kind)) +
+         ")";
+}
+
+// Narrows `ref` to [start, start + length) along `axis`.
+TensorRef narrow(TensorRef ref, int32_t axis, int64_t start, int64_t length) {
+  ref.offset_bytes += uint64_t(start * ref.desc.strides[axis]) * dtype_size(ref.desc.dtype);
+  ref.desc.shape.dims[axis] = length;
+  return ref;
+}
+
+}  // namespace
+
+struct Executor::Impl {
+  struct Binding {
+    const Buffer* buffer = nullptr;
+    uint64_t offset = 0;
+  };
+  struct DeviceState {
+    Buffer arena;
+    std::vector<Stream> streams;
+    Event uploads_done;  // when the device has several streams
+  };
+  // One step, resolved to HAL commands.
+  struct Step {
+    NodeId node = kNoNode;
+    int32_t device = 0;
+    int32_t stream = 0;
+    std::vector<int32_t> waits;
+    int32_t record = -1;
+    NodeKind kind = NodeKind::kOp;
+    std::vector<OpDescriptor> ops;  // kOp: one; kConcat: one per input; kWriteSlice: base
+    // kTransfer
+    TensorRef src, dst;
+  };
+  struct Upload {
+    ValueId value;
+    int32_t device;
+    TensorRef ref;
+  };
+
+  std::vector<DeviceState> devices;
+  std::vector<Event> events;
+  std::map<std::pair<ValueId, int32_t>, Binding> bindings;
+  std::vector<Step> steps;
+  std::vector<Upload> uploads;
+  std::map<ValueId, Upload> input_slot;                          // by value
+  std::map<ValueId, std::pair<int32_t, int32_t>> output_stream;  // value -> device, stream
+  std::map<ValueId, TensorRef> output_ref;
+  bool resolved = false;
+};
+
+Executor::Executor(ExecutionPlan plan, ExecutorOptions options)
+    : plan_(std::move(plan)), options_(options), impl_(std::make_unique<Impl>()) {}
+
+Executor::~Executor() {
+  // Streams drain their work when destroyed; destroy them before the arenas they use.
+  if (impl_)
+    for (auto& d : impl_->devices) d.streams.clear();
+}
+
+Result<std::unique_ptr<Executor>> Executor::create(ExecutionPlan plan, ExecutorOptions options) {
+  if (!plan.graph) return invalid_argument("executor: the plan has no graph");
+  if (plan.value_device.size() != plan.graph->values().size() ||
+      plan.memory.size() != plan.devices.size())
+    HAL_RETURN_IF_ERROR(finalize_plan(plan));
+  std::unique_ptr<Executor> ex(new Executor(std::move(plan), options));
+  Impl& im = *ex->impl_;
+  const ExecutionPlan& p = ex->plan_;
+  const Graph& g = *p.graph;
+
+  for (size_t d = 0; d < p.devices.size(); ++d) {
+    Impl::DeviceState state;
+    Device* dev = p.devices[d];
+    if (p.memory[d].arena_bytes > 0) {
+      auto arena = dev->allocate(p.memory[d].arena_bytes);
+      if (!arena.ok())
+        return arena.status().with_context("executor: activation arena of " +
+                                           std::to_string(p.memory[d].arena_bytes) + " bytes on " +
+                                           dev->id());
+      state.arena = std::move(*arena);
+    }
+    StreamOptions so;
+    so.record_commands = options.record_commands;
+    for (int32_t s = 0; s < p.streams_per_device[d]; ++s) {
+      auto stream = dev->create_stream(so);
+      if (!stream.ok()) return stream.status().with_context("executor: stream on " + dev->id());
+      state.streams.push_back(std::move(*stream));
+    }
+    if (p.streams_per_device[d] > 1) {
+      auto ev = dev->create_event();
+      if (!ev.ok()) return ev.status().with_context("executor: event on " + dev->id());
+      state.uploads_done = std::move(*ev);
+    }
+    im.devices.push_back(std::move(state));
+  }
+  for (int32_t producer : p.event_producer) {
+    Device* dev = p.devices[size_t(p.steps[size_t(producer)].device)];
+    auto ev = dev->create_event();
+    if (!ev.ok()) return ev.status().with_context("executor: event on " + dev->id());
+    im.events.push_back(std::move(*ev));
+  }
+  // Graph outputs come back with a single copy each: they must be dense.
+  for (ValueId v : g.outputs()) {
+    const Value& value = g.value(v);
+    if (!value.desc.is_contiguous())
+      return invalid_argument("executor: output '" + value.name + "' is a strided view " +
+                              value.desc.to_string() + "; make a contiguous copy the output");
+    int32_t device = p.value_device[size_t(v)];
+    int32_t stream = 0;
+    if (value.producer != kNoNode) {
+      const PlannedStep& st = p.steps[size_t(p.step_of_node[size_t(value.producer)])];
+      stream = st.stream;
+      device = st.device;
+    }
+    im.output_stream[v] = {device < 0 ? 0 : device, stream};
+  }
+  return ex;
+}
+
+Status Executor::bind(ValueId value, int32_t device, const Buffer& buffer, uint64_t offset_bytes) {
+  const Graph& g = graph();
+  if (value < 0 || size_t(value) >= g.values().size())
+    return invalid_argument("executor: bind of value " + std::to_string(value) +
+                            ", which does not exist");
+  const Value& v = g.value(value);
+  if (v.kind != ValueKind::kConstant && v.kind != ValueKind::kState)
+    return invalid_argument("executor: '" + v.name + "' is " +
+                            std::string(value_kind_name(v.kind)) +
+                            "; only constants and states are bound");
+  if (device < 0 || size_t(device) >= plan_.devices.size())
+    return invalid_argument("executor: bind of '" + v.name + "' to device index " +
+                            std::to_string(device));
+  if (!buffer.valid() || &buffer.device() != plan_.devices[size_t(device)])
+    return invalid_argument("executor: '" + v.name + "' must be bound to a buffer of " +
+                            plan_.devices[size_t(device)]->id());
+  const uint64_t need = v.desc.extent_bytes();
+  if (offset_bytes > buffer.size() || buffer.size() - offset_bytes < need)
+    return invalid_argument("executor: '" + v.name + "' needs " + std::to_string(need) +
+                            " bytes at offset " + std::to_string(offset_bytes) +
+                            " of a buffer of " + std::to_string(buffer.size()));
+  impl_->bindings[{value, device}] = {&buffer, offset_bytes};
+  impl_->resolved = false;
+  return ok_status();
+}
+
+Status Executor::check_bindings() const {
+  for (const RequiredBinding& b : plan_.required_bindings)
+    if (!impl_->bindings.count({b.value, b.device}))
+      return failed_precondition(
+          "executor: " + std::string(value_kind_name(graph().value(b.value).kind)) + " '" +
+          graph().value(b.value).name + "' is not bound on " +
+          plan_.devices[size_t(b.device)]->id());
+  return ok_status();
+}
+
+namespace {
+
+// The TensorRef of `v` as read on `device`.
+Result<TensorRef> ref_of(
+    const ExecutionPlan& p,
+    const std::map<std::pair<ValueId, int32_t>, std::pair<const Buffer*, uint64_t>>& binds,
+    const std::vector<const Buffer*>& arenas, ValueId v, int32_t device) {
+  const Graph& g = *p.graph;
+  const ValueId root = g.storage_root(v);
+  uint64_t offset = 0;
+  for (ValueId at = v; at != root; at = g.value(at).alias_of)
+    offset += g.value(at).alias_offset_bytes;
+  TensorRef ref;
+  ref.desc = g.value(v).desc;
+  const Value& r = g.value(root);
+  if (r.kind == ValueKind::kConstant || r.kind == ValueKind::kState) {
+    auto it = binds.find({root, device});
+    if (it == binds.end())
+      return failed_precondition(std::string(value_kind_name(r.kind)) + " '" + r.name +
+                                 "' is not bound on " + p.devices[size_t(device)]->id());
+    ref.buffer = it->second.first;
+    ref.offset_bytes = it->second.second + offset;
+    return ref;
+  }
+  const int32_t home = p.value_device[size_t(root)];
+  const uint64_t base = p.memory[size_t(home)].offsets[size_t(root)];
+  if (base == kNotPlanned || !arenas[size_t(home)])
+    return internal_error("value '" + r.name + "' has no storage in the memory plan");
+  ref.buffer = arenas[size_t(home)];
+  ref.offset_bytes = base + offset;
+  return ref;
+}
+
+}  // namespace
+
+Status Executor::run(const RunArgs& args) {
+  Impl& im = *impl_;
+  const ExecutionPlan& p = plan_;
+  const Graph& g = *p.graph;
+
+  if (args.symbols.size() < g.symbols().size())
+    return invalid_argument("executor: the graph has " + std::to_string(g.symbols().size()) +
+                            " run-time symbols, " + std::to_string(args.symbols.size()) + " given");
+
+  if (!im.resolved) {
+    HAL_RETURN_IF_ERROR(check_bindings());
+    std::map<std::pair<ValueId, int32_t>, std::pair<const Buffer*, uint64_t>> binds;
+    for (auto& [key, b] : im.bindings) binds[key] = {b.buffer, b.offset};
+    std::vector<const Buffer*> arenas;
+    for (auto& d : im.devices) arenas.push_back(d.arena.valid() ? &d.arena : nullptr);
+    im.steps.clear();
+    for (const PlannedStep& ps : p.steps) {
+      const Node& node = g.node(ps.node);
+      Impl::Step st;
+      st.node = ps.node;
+      st.device = ps.device;
+      st.stream = ps.stream;
+      st.waits = ps.wait_events;
+      st.record = ps.record_event;
+      st.kind = node.kind;
+      auto ctx = [&](const Status& s) { return s.with_context("executor: " + label(node)); };
+      switch (node.kind) {
+        case NodeKind::kOp: {
+          OpDescriptor op;
+          op.kind = node.op;
+          op.attrs = node.attrs;
+          op.num_inputs = int32_t(node.inputs.size());
+          for (size_t k = 0; k < node.inputs.size(); ++k) {
+            auto r = ref_of(p, binds, arenas, node.inputs[k], ps.device);
+            if (!r.ok()) return ctx(r.status());
+            op.inputs[k] = *r;
+          }
+          auto o = ref_of(p, binds, arenas, node.outputs[0], ps.device);
+          if (!o.ok()) return ctx(o.status());
+          op.output = *o;
+          st.ops.push_back(op);
+          break;
+        }
+        case NodeKind::kConcat: {
+          auto o = ref_of(p, binds, arenas, node.outputs[0], ps.device);
+          if (!o.ok()) return ctx(o.status());
+          int64_t at = 0;
+          for (ValueId in : node.inputs) {
+            auto r = ref_of(p, binds, arenas, in, ps.device);
+            if (!r.ok()) return ctx(r.status());
+            const int64_t len = g.value(in).desc.shape.dims[node.axis];
+            OpDescriptor copy;  // identity transpose: a strided copy
+            copy.kind = OpKind::kTranspose;
+            copy.num_inputs = 1;
+            copy.inputs[0] = *r;
+            copy.output = narrow(*o, node.axis, at, len);
+            at += len;
+            if (len > 0) st.ops.push_back(copy);
+          }
+          break;
+        }
+        case NodeKind::kWriteSlice: {
+          auto dst = ref_of(p, binds, arenas, node.inputs[0], ps.device);
+          auto src = ref_of(p, binds, arenas, node.inputs[1], ps.device);
+          if (!dst.ok()) return ctx(dst.status());
+          if (!src.ok()) return ctx(src.status());
+          OpDescriptor copy;
+          copy.kind = OpKind::kTranspose;
+          copy.num_inputs = 1;
+          copy.inputs[0] = *src;
+          copy.output = *dst;  // narrowed per run at the run-time offsets
+          st.ops.push_back(copy);
+          break;
+        }
+        case NodeKind::kTransfer: {
+          auto dst = ref_of(p, binds, arenas, node.outputs[0], ps.device);
+          if (!dst.ok()) return ctx(dst.status());
+          const int32_t from = p.value_device[size_t(g.storage_root(node.inputs[0]))];
+          auto src = ref_of(p, binds, arenas, node.inputs[0], from);
+          if (!src.ok()) return ctx(src.status());
+          st.src = *src;
+          st.dst = *dst;
+          break;
+        }
+        default:
+          break;  // views: no work
+      }
+      im.steps.push_back(std::move(st));
+    }
+    im.input_slot.clear();
+    for (ValueId v : g.inputs()) {
+      const int32_t d = p.value_device[size_t(v)];
+      auto r = ref_of(p, binds, arenas, v, d);
+      if (!r.ok()) return r.status().with_context("executor: input '" + g.value(v).name + "'");
+      im.input_slot[v] = {v, d, *r};
+    }
+    im.output_ref.clear();
+    for (auto& [v, where] : im.output_stream) {
+      auto r = ref_of(p, binds, arenas, v, where.first);
+      if (!r.ok()) return r.status().with_context("executor: output '" + g.value(v).name + "'");
+      im.output_ref[v] = *r;
+    }
+    im.resolved = true;
+  }
+
+  // Inputs: every graph input must be given, with its exact size.
+  for (const HostInput& in : args.inputs) {
+    auto it = im.input_slot.find(in.value);
+    if (it == im.input_slot.end())
+      return invalid_argument("executor: value " + std::to_string(in.value) +
+                              " is not a graph input");
+    if (in.bytes != g.value(in.value).desc.bytes() || (!in.data && in.bytes))
+      return invalid_argument("executor: input '" + g.value(in.value).name + "' needs " +
+                              std::to_string(g.value(in.value).desc.bytes()) + " bytes, got " +
+                              std::to_string(in.bytes));
+  }
+  if (args.inputs.size() < im.input_slot.size()) {
+    for (auto& [v, slot] : im.input_slot) {
+      bool given = false;
+      for (const HostInput& in : args.inputs) given |= in.value == v;
+      if (!given) return invalid_argument("executor: input '" + g.value(v).name + "' is missing");
+    }
+  }
+  for (const HostOutput& out : args.outputs) {
+    if (!im.output_stream.count(out.value))
+      return invalid_argument("executor: value " + std::to_string(out.value) +
+                              " is not a graph output");
+    if (out.bytes != g.value(out.value).desc.bytes() || (!out.data && out.bytes))
+      return invalid_argument("executor: output '" + g.value(out.value).name + "' has " +
+                              std::to_string(g.value(out.value).desc.bytes()) +
+                              " bytes, the host buffer " + std::to_string(out.bytes));
+  }
+  // Run-time values: check them all before anything is enqueued.
+  for (Impl::Step& st : im.steps) {
+    const Node& node = g.node(st.node);
+    if (node.kind == NodeKind::kOp && node.kv_length) {
+      const int64_t kv = node.kv_length->eval(args.symbols);
+      const int64_t cap = st.ops[0].inputs[1].desc.shape.dims[1];
+      if (kv < 1 || kv > cap)
+        return invalid_argument("executor: " + label(node) + ": kv_length " + std::to_string(kv) +
+                                " outside [1, " + std::to_string(cap) + "]");
+      st.ops[0].attrs.kv_length = kv;
+    }
+    if (node.kind == NodeKind::kWriteSlice) {
+      const int64_t len = g.value(node.inputs[1]).desc.shape.dims[node.axis];
+      const int64_t cap = g.value(node.inputs[0]).desc.shape.dims[node.axis];
+      for (const SymInt& o : node.write_offsets) {
+        const int64_t at = o.eval(args.symbols);
+        if (at < 0 || at + len > cap)
+          return invalid_argument("executor: " + label(node) + ": writing " + std::to_string(len) +
+                                  " rows at offset " + std::to_string(at) + " runs past the " +
+                                  std::to_string(cap) + " rows of '" +
+                                  g.value(node.inputs[0]).name + "' (cache full?)");
+      }
+    }
+  }
+
+  // Uploads, on each device's first stream; other streams of that device wait for them.
+  for (const HostInput& in : args.inputs) {
+    const Impl::Upload& slot = im.input_slot[in.value];
+    Stream& s = im.devices[size_t(slot.device)].streams[0];
+    HAL_RETURN_IF_ERROR(
+        s.copy_from_host(in.data, *slot.ref.buffer, slot.ref.offset_bytes, in.bytes, 0)
+            .with_context("executor: upload of '" + g.value(in.value).name + "'"));
+  }
+  for (auto& d : im.devices) {
+    if (d.streams.size() < 2) continue;
+    HAL_RETURN_IF_ERROR(d.streams[0].record(d.uploads_done));
+    for (size_t s = 1; s < d.streams.size(); ++s)
+      HAL_RETURN_IF_ERROR(d.streams[s].wait(d.uploads_done));
+  }
+
+  Status first_error;
+  auto fail = [&](Status s) {
+    if (first_error.ok()) first_error = std::move(s);
+  };
+  for (Impl::Step& st : im.steps) {
+    if (!first_error.ok()) break;
+    Stream& stream = im.devices[size_t(st.device)].streams[size_t(st.stream)];
+    for (int32_t e : st.waits) {
+      Status s = stream.wait(im.events[size_t(e)]);
+      if (!s.ok()) fail(s.with_context("executor: wait before " + label(g.node(st.node))));
+    }
+    const uint64_t tag = uint64_t(st.node) + 1;
+    const Node& node = g.node(st.node);
+    auto ctx = [&](const Status& s) {
+      return s.with_context("executor: " + label(node) + " on " +
+                            p.devices[size_t(st.device)]->id());
+    };
+    switch (st.kind) {
+      case NodeKind::kOp:
+      case NodeKind::kConcat:
+        for (const OpDescriptor& op : st.ops) {
+          Status s = stream.dispatch(op, tag);
+          if (!s.ok()) fail(ctx(s));
+        }
+        break;
+      case NodeKind::kWriteSlice: {
+        const OpDescriptor& base = st.ops[0];
+        const int64_t len = base.inputs[0].desc.shape.dims[node.axis];
+        const int64_t first = node.write_offsets[0].eval(args.symbols);
+        bool uniform = true;
+        for (const SymInt& o : node.write_offsets) uniform &= o.eval(args.symbols) == first;
+        if (uniform) {
+          OpDescriptor op = base;
+          op.output = narrow(base.output, node.axis, first, len);
+          Status s = stream.dispatch(op, tag);
+          if (!s.ok()) fail(ctx(s));
+        } else {
+          for (size_t b = 0; b < node.write_offsets.size(); ++b) {
+            OpDescriptor op = base;
+            op.inputs[0] = narrow(base.inputs[0], node.batch_axis, int64_t(b), 1);
+            op.output = narrow(narrow(base.output, node.batch_axis, int64_t(b), 1), node.axis,
+                               node.write_offsets[b].eval(args.symbols), len);
+            Status s = stream.dispatch(op, tag);
+            if (!s.ok()) fail(ctx(s));
+          }
+        }
+        break;
+      }
+      case NodeKind::kTransfer: {
+        Status s = stream.copy(*st.src.buffer, st.src.offset_bytes, *st.dst.buffer,
+                               st.dst.offset_bytes, st.dst.desc.bytes(), tag);
+        if (!s.ok()) fail(ctx(s));
+        break;
+      }
+      default:
+        break;
+    }
+    if (st.record >= 0) {
+      Status s = stream.record(im.events[size_t(st.record)]);
+      if (!s.ok()) fail(ctx(s));
+    }
+  }
+  if (first_error.ok()) {
+    for (const HostOutput& out : args.outputs) {
+      auto [device, stream] = im.output_stream[out.value];
+      const TensorRef& r = im.output_ref[out.value];
+      Status s = im.devices[size_t(device)].streams[size_t(stream)].copy_to_host(
+          *r.buffer, r.offset_bytes, out.data, out.bytes, 0);
+      if (!s.ok()) fail(s.with_context("executor: download of '" + g.value(out.value).name + "'"));
+    }
+  }
+  // Always drain every stream, so nothing still runs when we return.
+  for (size_t d = 0; d < im.devices.size(); ++d)
+    for (Stream& s : im.devices[d].streams) {
+      Status st = s.synchronize();
+      if (!st.ok()) fail(st.with_context("executor: running on " + p.devices[d]->id()));
+    }
+  return first_error;
+}
+
+std::vector<StepRecord> Executor::take_records() {
+  std::vector<StepRecord> out;
+  for (size_t d = 0; d < impl_->devices.size(); ++d)
+    for (Stream& s : impl_->devices[d].streams)
+      for (const CommandRecord& r : s.take_records())
+        out.push_back({int32_t(d), r.tag == 0 ? kNoNode : NodeId(r.tag - 1), r});
+  return out;
+}
+
+}  // namespace hal::runtime
