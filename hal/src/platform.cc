@@ -203,10 +203,12 @@ void Platform::load_candidate(const std::string& path, const std::string& origin
     close();
     return reject("entry point returned no function table");
   }
+  // Read before any close(): the table lives in the library's memory.
+  const size_t table_size = api->struct_size;
   const size_t header = offsetof(hal_plugin_api, plugin_version) + sizeof(const char*);
-  if (api->struct_size < header) {
+  if (table_size < header) {
     close();
-    return reject("function table of " + std::to_string(api->struct_size) +
+    return reject("function table of " + std::to_string(table_size) +
                   " bytes is too short to hold its own header");
   }
   report.abi_major = api->abi_major;
@@ -222,9 +224,9 @@ void Platform::load_candidate(const std::string& path, const std::string& origin
     return reject("ABI mismatch: " + versions + "; major versions must match (rebuild the plugin "
                   "against hal " + std::to_string(HAL_ABI_VERSION_MAJOR) + ".x)");
   }
-  if (api->struct_size < HAL_PLUGIN_API_SIZE_1_0) {
+  if (table_size < HAL_PLUGIN_API_SIZE_1_0) {
     close();
-    return reject("function table of " + std::to_string(api->struct_size) +
+    return reject("function table of " + std::to_string(table_size) +
                   " bytes is shorter than ABI 1.0's " + std::to_string(HAL_PLUGIN_API_SIZE_1_0) +
                   " bytes (" + versions + ")");
   }
