@@ -1,0 +1,312 @@
+// The loader and the ABI policy (hal/plugin_abi.h, hal/platform.h) against the fixture
+// plugins of this directory: older and newer minors load and work (and pass the CTS),
+// every broken plugin is refused with a reason that names what is wrong, and the host
+// and the other plugins keep working next to them. Also the documented search order.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "hal/cts.h"
+#include "hal/hal.h"
+
+namespace hal {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string fixture(const std::string& name) {
+  return std::string(HAL_FIXTURE_DIR) + "/libhal_plugin_" + name + ".so";
+}
+
+// Only the given plugin files: no HAL_PLUGIN_PATH, no installed plugins.
+std::unique_ptr<Platform> load_only(std::vector<std::string> paths) {
+  PlatformOptions options;
+  options.plugin_paths = std::move(paths);
+  options.use_env_plugin_path = false;
+  options.use_default_plugin_dir = false;
+  auto p = Platform::create(options);
+  EXPECT_TRUE(p.ok()) << p.status().to_string();
+  return p.ok() ? std::move(p).value() : nullptr;
+}
+
+const PluginReport* report_for(const Platform& p, const std::string& path) {
+  for (const PluginReport& r : p.plugin_reports())
+    if (r.path == path) return &r;
+  return nullptr;
+}
+
+// A small op round trip on `device`: out = 2 * x + 1.
+void expect_scale_works(Device& device) {
+  auto x = device.allocate(16);
+  auto y = device.allocate(16);
+  ASSERT_TRUE(x.ok() && y.ok());
+  auto s = device.create_stream();
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  const float in[4] = {1, 2, 3, -4};
+  float out[4] = {};
+  OpAttributes attrs;
+  attrs.alpha = 2;
+  attrs.beta = 1;
+  ASSERT_TRUE(s->copy_from_host(in, *x, 0, 16).ok());
+  ASSERT_TRUE(
+      s->dispatch(OpDescriptor(OpKind::kScale, {TensorRef::contiguous(*x, DType::kF32, {4})},
+                               TensorRef::contiguous(*y, DType::kF32, {4}), attrs))
+          .ok());
+  ASSERT_TRUE(s->copy_to_host(*y, 0, out, 16).ok());
+  ASSERT_TRUE(s->synchronize().ok());
+  EXPECT_EQ(out[0], 3.0f);
+  EXPECT_EQ(out[3], -7.0f);
+}
+
+// ---- older and newer minors -------------------------------------------------------
+
+TEST(AbiPolicy, PluginOfThePreviousMinorLoadsWithoutTheNewerEntries) {
+  auto p = load_only({fixture("fixture_old_minor")});
+  ASSERT_NE(p, nullptr);
+  const PluginReport* r = report_for(*p, fixture("fixture_old_minor"));
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->loaded) << r->reason;
+  EXPECT_EQ(r->abi_major, 1u);
+  EXPECT_EQ(r->abi_minor, 0u);
+  EXPECT_NE(r->reason.find("plugin ABI 1.0, host ABI 1.1"), std::string::npos) << r->reason;
+  EXPECT_NE(r->reason.find("older plugin"), std::string::npos) << r->reason;
+  ASSERT_EQ(r->device_ids, std::vector<std::string>{"fx:0"});
+  Device* d = *p->device("fx:0");
+  // device_get_telemetry arrived in 1.1: absent from a 1.0 table, so the documented
+  // default applies even though the plugin's code has it.
+  auto t = d->telemetry();
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(t.status().message().find("ABI 1.0"), std::string::npos) << t.status().message();
+  expect_scale_works(*d);
+}
+
+TEST(AbiPolicy, PluginOfANewerMinorLoadsAndItsExtraEntryIsIgnored) {
+  auto p = load_only({fixture("fixture_new_minor")});
+  ASSERT_NE(p, nullptr);
+  const PluginReport* r = report_for(*p, fixture("fixture_new_minor"));
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->loaded) << r->reason;
+  EXPECT_EQ(r->abi_minor, 2u);
+  EXPECT_NE(r->reason.find("plugin ABI 1.2, host ABI 1.1"), std::string::npos) << r->reason;
+  EXPECT_NE(r->reason.find("newer plugin"), std::string::npos) << r->reason;
+  Device* d = *p->device("fx:0");
+  auto t = d->telemetry();  // a 1.1 entry: present and used
+  ASSERT_TRUE(t.ok()) << t.status().to_string();
+  EXPECT_EQ(t->utilization_percent, 12.5);
+  EXPECT_LT(t->power_watts, 0);  // not read by the device
+  expect_scale_works(*d);
+}
+
+// The old and new fixtures are complete devices: the whole conformance suite passes.
+TEST(AbiPolicy, OlderAndNewerMinorPluginsPassTheConformanceSuite) {
+  for (const char* name : {"fixture_old_minor", "fixture_new_minor"}) {
+    auto p = load_only({fixture(name)});
+    ASSERT_NE(p, nullptr);
+    Device* d = *p->device("fx:0");
+    const cts::Report report = cts::run(*p, *d);
+    EXPECT_TRUE(report.ok()) << name << ":\n" << cts::format_text(report, false);
+    EXPECT_GT(report.summary().passed, 200) << name;
+  }
+}
+
+// ---- refusals ---------------------------------------------------------------------
+
+struct Refusal {
+  const char* fixture;
+  std::vector<const char*> reason_contains;
+};
+
+class RefusedPlugin : public ::testing::TestWithParam<Refusal> {};
+
+TEST_P(RefusedPlugin, IsRejectedWithAReasonAndPresentsNoDevice) {
+  const Refusal& c = GetParam();
+  const std::string path = fixture(c.fixture);
+  auto p = load_only({path});
+  ASSERT_NE(p, nullptr);
+  const PluginReport* r = report_for(*p, path);
+  ASSERT_NE(r, nullptr);
+  EXPECT_FALSE(r->loaded);
+  for (const char* needle : c.reason_contains)
+    EXPECT_NE(r->reason.find(needle), std::string::npos) << "reason: " << r->reason;
+  EXPECT_TRUE(r->device_ids.empty());
+  EXPECT_TRUE(p->devices().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, RefusedPlugin,
+    ::testing::Values(
+        Refusal{"fixture_wrong_major",
+                {"ABI mismatch", "plugin ABI 2.0, host ABI 1.1", "major versions must match"}},
+        Refusal{"fixture_missing_required", {"required entries missing", "stream_fill"}},
+        Refusal{"fixture_short_table", {"shorter than ABI 1.0"}},
+        Refusal{"fixture_no_entry_point", {"no entry point 'hal_plugin_get_api'"}},
+        Refusal{"fixture_null_table", {"entry point returned no function table"}},
+        Refusal{"fixture_create_fails",
+                {"plugin_create failed", "unavailable", "failed to initialise"}},
+        Refusal{"fixture_create_throws",
+                {"plugin_create failed", "plugin threw", "exception from the factory"}},
+        Refusal{"fixture_bad_prefix", {"inconsistent device report", "'Bad-Prefix'"}},
+        Refusal{"fixture_bad_peer", {"inconsistent device report", "device index 3 of 1"}},
+        Refusal{"fixture_undefined_symbol",
+                {"dlopen failed", "hal_fixture_symbol_that_does_not_exist"}},
+        Refusal{"fixture_garbage", {"dlopen failed"}}),
+    [](const ::testing::TestParamInfo<Refusal>& info) { return std::string(info.param.fixture); });
+
+// All fixtures at once, next to the installed plugins: the good ones load, the broken
+// ones are refused, and the CPU device keeps working.
+TEST(PluginLoading, BrokenPluginsDoNotDisturbTheHostOrTheOthers) {
+  PlatformOptions options;
+  options.plugin_paths = {HAL_FIXTURE_DIR};
+  options.use_env_plugin_path = false;
+  auto created = Platform::create(options);
+  ASSERT_TRUE(created.ok()) << created.status().to_string();
+  Platform& p = **created;
+  int loaded = 0, refused = 0;
+  for (const PluginReport& r : p.plugin_reports()) {
+    if (r.origin != "explicit") continue;
+    EXPECT_FALSE(r.reason.empty()) << r.path;
+    (r.loaded ? loaded : refused)++;
+  }
+  EXPECT_EQ(loaded, 4);  // good, old_minor, new_minor, buggy (no bug chosen)
+  EXPECT_EQ(refused, 11);
+  // Fixture devices are numbered in load order (directory order: sorted by file name).
+  std::vector<std::string> fx;
+  for (Device* d : p.devices())
+    if (d->info().id_prefix == "fx") fx.push_back(d->id() + "=" + d->info().backend);
+  EXPECT_EQ(fx, (std::vector<std::string>{"fx:0=fixture_buggy", "fx:1=fixture_good",
+                                          "fx:2=fixture_new_minor", "fx:3=fixture_old_minor"}));
+  for (Device* d : p.devices()) expect_scale_works(*d);
+  if (auto cpu = p.device("cpu:0"); cpu.ok()) {
+    EXPECT_EQ((*cpu)->info().backend, "cpu");
+  }
+}
+
+TEST(PluginLoading, OptionsReachThePluginAndBadOnesRejectIt) {
+  PlatformOptions options;
+  options.plugin_paths = {fixture("fixture_buggy")};
+  options.use_env_plugin_path = false;
+  options.use_default_plugin_dir = false;
+  options.plugin_options["fixture_buggy"] = {{"bug", "no_such_bug"}};
+  auto p = Platform::create(options);
+  ASSERT_TRUE(p.ok());
+  const PluginReport* r = report_for(**p, fixture("fixture_buggy"));
+  ASSERT_NE(r, nullptr);
+  EXPECT_FALSE(r->loaded);
+  EXPECT_NE(r->reason.find("unknown bug 'no_such_bug'"), std::string::npos) << r->reason;
+
+  options.plugin_options = {{"no_such_plugin", {{"k", "v"}}}};
+  auto bad = Platform::create(options);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("no_such_plugin"), std::string::npos);
+}
+
+// ---- search order -----------------------------------------------------------------
+
+// A temporary directory removed at the end of the test.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/hal_plugin_test_XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+// Sets an environment variable for the test's duration.
+struct ScopedEnv {
+  std::string name;
+  ScopedEnv(const char* n, const std::string& value) : name(n) { ::setenv(n, value.c_str(), 1); }
+  ~ScopedEnv() { ::unsetenv(name.c_str()); }
+};
+
+TEST(PluginSearch, ExplicitPathsComeBeforeHalPluginPathAndShadowIt) {
+  TempDir dir;
+  fs::copy_file(fixture("fixture_good"), dir.path / "libhal_plugin_fixture_good.so");
+  fs::copy_file(fixture("fixture_old_minor"), dir.path / "libhal_plugin_fixture_old_minor.so");
+  fs::create_symlink("/nonexistent", dir.path / "libhal_plugin_dangling.so");
+  fs::copy_file(fixture("fixture_good"), dir.path / "not_a_plugin_name.so");  // ignored in dirs
+  ScopedEnv env("HAL_PLUGIN_PATH", "/no/such/dir:" + dir.path.string());
+
+  PlatformOptions options;
+  options.plugin_paths = {fixture("fixture_good")};
+  options.use_default_plugin_dir = false;
+  auto created = Platform::create(options);
+  ASSERT_TRUE(created.ok()) << created.status().to_string();
+  const auto& reports = (*created)->plugin_reports();
+  ASSERT_GE(reports.size(), 4u);
+  // 1. the explicit file
+  EXPECT_EQ(reports[0].origin, "explicit");
+  EXPECT_EQ(reports[0].path, fixture("fixture_good"));
+  EXPECT_TRUE(reports[0].loaded) << reports[0].reason;
+  // 2. HAL_PLUGIN_PATH, in its order: a missing directory, then the temp dir's files.
+  EXPECT_EQ(reports[1].origin, "HAL_PLUGIN_PATH");
+  EXPECT_EQ(reports[1].path, "/no/such/dir");
+  EXPECT_NE(reports[1].reason.find("no such file or directory"), std::string::npos);
+  bool saw_shadowed = false, saw_old = false, saw_dangling = false;
+  for (const PluginReport& r : reports) {
+    if (r.path == (dir.path / "libhal_plugin_fixture_good.so").string()) {
+      saw_shadowed = true;
+      EXPECT_FALSE(r.loaded);
+      EXPECT_NE(r.reason.find("shadowed"), std::string::npos) << r.reason;
+      EXPECT_NE(r.reason.find(fixture("fixture_good")), std::string::npos) << r.reason;
+    }
+    if (r.path == (dir.path / "libhal_plugin_fixture_old_minor.so").string()) {
+      saw_old = true;
+      EXPECT_TRUE(r.loaded) << r.reason;
+      EXPECT_EQ(r.origin, "HAL_PLUGIN_PATH");
+    }
+    if (r.path == (dir.path / "libhal_plugin_dangling.so").string()) {
+      saw_dangling = true;
+      EXPECT_FALSE(r.loaded);
+    }
+    EXPECT_EQ(r.path.find("not_a_plugin_name"), std::string::npos) << "scanned a non-plugin name";
+  }
+  EXPECT_TRUE(saw_shadowed);
+  EXPECT_TRUE(saw_old);
+  EXPECT_TRUE(saw_dangling);
+  EXPECT_EQ((*created)->devices().size(), 2u);
+}
+
+TEST(PluginSearch, TheDefaultDirectoryIsNextToLibhal) {
+  const std::string dir = Platform::default_plugin_dir();
+  EXPECT_NE(dir.find("/hal/plugins"), std::string::npos) << dir;
+  PlatformOptions options;
+  options.use_env_plugin_path = false;
+  auto p = Platform::create(options);
+  ASSERT_TRUE(p.ok());
+  for (const PluginReport& r : (*p)->plugin_reports()) {
+    EXPECT_EQ(r.origin, "default");
+    EXPECT_EQ(r.path.rfind(dir, 0), 0u) << r.path;
+  }
+}
+
+// A plugin's copy of the HAL core must stay its own: if it exported those symbols they
+// would bind to the host's libhal.so, and a plugin built against another hal version
+// would run the host's code on its own struct layouts.
+TEST(PluginIsolation, PluginsExportTheirEntryPointButNotTheCore) {
+  std::vector<std::string> plugins = {fixture("fixture_good")};
+  const std::string cpu = Platform::default_plugin_dir() + "/libhal_plugin_cpu.so";
+  if (fs::exists(cpu)) plugins.push_back(cpu);
+  for (const std::string& path : plugins) {
+    void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(h, nullptr) << ::dlerror();
+    EXPECT_NE(::dlsym(h, "hal_plugin_get_api"), nullptr) << path;
+    // hal::validate_op(hal::OpSpec const&) and hal::Status::to_string() const
+    EXPECT_EQ(::dlsym(h, "_ZN3hal11validate_opERKNS_6OpSpecE"), nullptr) << path;
+    EXPECT_EQ(::dlsym(h, "_ZNK3hal6Status9to_stringB5cxx11Ev"), nullptr) << path;
+  }
+}
+
+}  // namespace
+}  // namespace hal
