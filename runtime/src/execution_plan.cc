@@ -3,6 +3,7 @@
 #include "hal/runtime/execution_plan.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 namespace hal::runtime {
@@ -45,6 +46,68 @@ Result<ExecutionPlan> make_single_device_plan(std::shared_ptr<const Graph> graph
   return plan;
 }
 
+namespace {
+
+// Makes step `to` wait for step `from` when they run on different streams.
+void add_event_edge(ExecutionPlan& plan, int32_t from, int32_t to) {
+  if (from < 0 || to < 0 || from >= to) return;
+  PlannedStep& producer = plan.steps[size_t(from)];
+  PlannedStep& consumer = plan.steps[size_t(to)];
+  if (producer.device == consumer.device && producer.stream == consumer.stream) return;
+  if (producer.record_event < 0) {
+    producer.record_event = int32_t(plan.event_producer.size());
+    plan.event_producer.push_back(from);
+  }
+  auto& waits = consumer.wait_events;
+  if (std::find(waits.begin(), waits.end(), producer.record_event) == waits.end())
+    waits.push_back(producer.record_event);
+}
+
+// Events for memory reuse across streams (see finalize_plan's contract).
+void add_reuse_events(ExecutionPlan& plan) {
+  const Graph& g = *plan.graph;
+  const auto& values = g.values();
+  // Steps touching each root (views issue no work and touch nothing).
+  std::vector<std::vector<int32_t>> touches(values.size());
+  for (size_t s = 0; s < plan.steps.size(); ++s) {
+    const Node& node = g.node(plan.steps[s].node);
+    if (is_view_kind(node.kind)) continue;
+    for (const auto* list : {&node.inputs, &node.outputs})
+      for (ValueId v : *list) {
+        const ValueId root = g.storage_root(v);
+        auto& t = touches[size_t(root)];
+        if (t.empty() || t.back() != int32_t(s)) t.push_back(int32_t(s));
+      }
+  }
+  auto pair_of = [&](int32_t s) {
+    return std::make_pair(plan.steps[size_t(s)].device, plan.steps[size_t(s)].stream);
+  };
+  for (size_t d = 0; d < plan.devices.size(); ++d) {
+    const MemoryPlan& m = plan.memory[d];
+    const bool one_stream = plan.streams_per_device[d] == 1;
+    for (const LiveInterval& r1 : m.intervals) {
+      const auto& t1 = touches[size_t(r1.value)];
+      const bool all_local = std::all_of(t1.begin(), t1.end(), [&](int32_t s) {
+        return pair_of(s) == std::make_pair(int32_t(d), 0);
+      });
+      if (one_stream && all_local) continue;  // every later writer is on (d, 0) too
+      const uint64_t o1 = m.offsets[size_t(r1.value)];
+      for (const LiveInterval& r2 : m.intervals) {
+        if (r2.first_step <= r1.last_step) continue;
+        const uint64_t o2 = m.offsets[size_t(r2.value)];
+        if (!(o1 < o2 + std::max<uint64_t>(r2.bytes, 1) &&
+              o2 < o1 + std::max<uint64_t>(r1.bytes, 1)))
+          continue;
+        const auto& t2 = touches[size_t(r2.value)];
+        if (t2.empty()) continue;
+        for (int32_t s : t1) add_event_edge(plan, s, t2.front());
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void add_stream_events(ExecutionPlan& plan) {
   if (!plan.graph) return;
   std::vector<int32_t> step_of(plan.graph->nodes().size(), -1);
@@ -56,17 +119,95 @@ void add_stream_events(ExecutionPlan& plan) {
     const int32_t ps = step_of[size_t(from)];
     const int32_t cs = step_of[size_t(to)];
     if (ps < 0 || cs < 0) continue;
-    PlannedStep& producer = plan.steps[size_t(ps)];
-    PlannedStep& consumer = plan.steps[size_t(cs)];
-    if (producer.device == consumer.device && producer.stream == consumer.stream) continue;
-    if (producer.record_event < 0) {
-      producer.record_event = int32_t(plan.event_producer.size());
-      plan.event_producer.push_back(ps);
-    }
-    auto& waits = consumer.wait_events;
-    if (std::find(waits.begin(), waits.end(), producer.record_event) == waits.end())
-      waits.push_back(producer.record_event);
+    add_event_edge(plan, ps, cs);
   }
+}
+
+Result<ExecutionPlan> make_layer_split_plan(std::shared_ptr<const Graph> graph,
+                                            std::vector<Device*> devices,
+                                            std::vector<int32_t> layer_device) {
+  if (!graph) return invalid_argument("make_layer_split_plan: no graph");
+  if (devices.empty()) return invalid_argument("make_layer_split_plan: no devices");
+  HAL_RETURN_IF_ERROR(graph->validate());
+  auto g = std::make_shared<Graph>(*graph);
+  HAL_ASSIGN_OR_RETURN(std::vector<NodeId> order, g->topological_order());
+  const int32_t last = int32_t(devices.size()) - 1;
+  std::vector<int32_t> node_device(g->nodes().size(), 0);
+  std::vector<int32_t> value_device(g->values().size(), kUnplaced);
+  // Whether a value descends from a transformer block (then layer -1 is the epilogue).
+  std::vector<char> after_block(g->values().size(), 0);
+  int32_t last_block_device = 0;
+  for (NodeId n : order) {
+    const Node& node = g->node(n);
+    bool late = false;
+    for (ValueId v : node.inputs) late |= after_block[size_t(v)] != 0;
+    int32_t dev;
+    if (is_view_kind(node.kind)) {
+      const int32_t where = value_device[size_t(g->storage_root(node.inputs[0]))];
+      dev = where >= 0 ? where : (node.layer >= 0 ? layer_device[size_t(node.layer)] : 0);
+    } else if (node.layer >= 0) {
+      if (size_t(node.layer) >= layer_device.size())
+        return invalid_argument("make_layer_split_plan: " + label(node) + " is in layer " +
+                                std::to_string(node.layer) + " but only " +
+                                std::to_string(layer_device.size()) + " layers are placed");
+      dev = layer_device[size_t(node.layer)];
+      if (dev < 0 || dev > last)
+        return invalid_argument("make_layer_split_plan: layer " + std::to_string(node.layer) +
+                                " placed on device index " + std::to_string(dev));
+      last_block_device = dev;
+    } else {
+      dev = late ? last_block_device : 0;
+    }
+    node_device[size_t(n)] = dev;
+    for (ValueId v : node.inputs)
+      if (value_device[size_t(v)] == kUnplaced && g->value(v).kind == ValueKind::kInput)
+        value_device[size_t(v)] = dev;
+    for (ValueId o : node.outputs) {
+      const ValueId root = g->storage_root(o);
+      const ValueKind rk = g->value(root).kind;
+      value_device[size_t(o)] = (rk == ValueKind::kConstant || rk == ValueKind::kState) ? -1
+                                : root != o ? value_device[size_t(root)]
+                                            : dev;
+      after_block[size_t(o)] = char(late || node.layer >= 0);
+    }
+  }
+  // Transfers for values read away from home (one per value and destination).
+  std::map<std::pair<ValueId, int32_t>, ValueId> moved;
+  const size_t original_nodes = g->nodes().size();
+  for (size_t n = 0; n < original_nodes; ++n) {
+    const Node node = g->node(NodeId(n));
+    if (is_view_kind(node.kind)) continue;
+    const int32_t dev = node_device[n];
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      const ValueId v = node.inputs[k];
+      const int32_t home = value_device[size_t(g->storage_root(v))];
+      if (home < 0 || home == dev) continue;
+      auto it = moved.find({v, dev});
+      if (it == moved.end()) {
+        const ValueId t =
+            g->transfer(g->value(v).name + ".to_" + devices[size_t(dev)]->id(), node.layer, v);
+        if (t == kNoValue) return g->status();
+        node_device.push_back(dev);
+        it = moved.emplace(std::make_pair(v, dev), t).first;
+      }
+      g->replace_input(NodeId(n), int32_t(k), it->second);
+    }
+  }
+  HAL_RETURN_IF_ERROR(g->validate());
+  HAL_ASSIGN_OR_RETURN(std::vector<NodeId> final_order, g->topological_order());
+  ExecutionPlan plan;
+  plan.graph = g;
+  plan.devices = std::move(devices);
+  plan.streams_per_device.assign(plan.devices.size(), 1);
+  for (NodeId n : final_order) {
+    PlannedStep step;
+    step.node = n;
+    step.device = node_device[size_t(n)];
+    plan.steps.push_back(step);
+  }
+  add_stream_events(plan);
+  HAL_RETURN_IF_ERROR(finalize_plan(plan));
+  return plan;
 }
 
 Status finalize_plan(ExecutionPlan& plan) {
@@ -140,6 +281,14 @@ Status finalize_plan(ExecutionPlan& plan) {
   for (size_t v = 0; v < values.size(); ++v)
     if (values[v].kind == ValueKind::kConstant || values[v].kind == ValueKind::kState)
       plan.value_device[v] = -1;
+  // Inputs live with their first reader that is not a transfer.
+  for (const PlannedStep& step : plan.steps) {
+    const Node& node = g.node(step.node);
+    if (node.kind == NodeKind::kTransfer) continue;
+    for (ValueId v : node.inputs)
+      if (plan.value_device[size_t(v)] == kUnplaced && values[size_t(v)].kind == ValueKind::kInput)
+        plan.value_device[size_t(v)] = step.device;
+  }
   std::set<std::pair<ValueId, int32_t>> bindings;
   for (const PlannedStep& step : plan.steps) {
     const Node& node = g.node(step.node);
@@ -147,7 +296,7 @@ Status finalize_plan(ExecutionPlan& plan) {
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       const ValueId v = node.inputs[k];
       int32_t& where = plan.value_device[size_t(v)];
-      if (where == kUnplaced) where = step.device;  // an input: lives with its first reader
+      if (where == kUnplaced) where = step.device;  // an input read only by transfers
       const ValueId root = g.storage_root(v);
       const ValueKind root_kind = values[size_t(root)].kind;
       const bool bound = root_kind == ValueKind::kConstant || root_kind == ValueKind::kState;
@@ -193,6 +342,7 @@ Status finalize_plan(ExecutionPlan& plan) {
     fill_view_offsets(g, m);
     plan.memory.push_back(std::move(m));
   }
+  add_reuse_events(plan);
   return ok_status();
 }
 

@@ -74,6 +74,16 @@ struct ExecutionPlan {
 // finalized. Fails when the graph does not validate.
 Result<ExecutionPlan> make_single_device_plan(std::shared_ptr<const Graph> graph, Device* device);
 
+// Places whole transformer blocks: nodes of layer L run on layer_device[L] (an index
+// into `devices`); layer -1 nodes that precede every block (embeddings) run on
+// devices[0], those after a block (final norm, head) on the last block's device; views
+// run where their input lives. Values read on another device get a kTransfer node (one
+// per value and destination); one stream per device; events from the dependencies;
+// finalized. The graph is copied (the original is not modified).
+Result<ExecutionPlan> make_layer_split_plan(std::shared_ptr<const Graph> graph,
+                                            std::vector<Device*> devices,
+                                            std::vector<int32_t> layer_device);
+
 // Adds an event for every dependency between steps on different (device, stream)
 // pairs (one event per producing step, reused by all its waiters).
 void add_stream_events(ExecutionPlan& plan);
@@ -81,7 +91,10 @@ void add_stream_events(ExecutionPlan& plan);
 // Checks the plan against its graph (every node exactly once, in dependency order,
 // devices and streams in range, inputs where the step runs, events recorded before they
 // are waited on) and fills value_device, step_of_node, required_bindings and memory.
-// Errors name the node and the devices involved.
+// It then adds the events that memory reuse needs across streams: when a tensor is
+// touched from more than one stream (a transfer reading it from another device, or a
+// scheduler's second stream), the step that next writes its arena bytes waits for
+// every such touch. Errors name the node and the devices involved.
 Status finalize_plan(ExecutionPlan& plan);
 
 }  // namespace hal::runtime

@@ -1,0 +1,164 @@
+// hal/runtime/session.h: a model made ready on devices, and text generation with it.
+//
+// A Session uploads the model's weights to its devices once (converted to the compute
+// dtype), and for each generate() call allocates the KV caches and builds (or reuses) a
+// prefill graph for the prompts' shape and a decode graph, each with a prepared
+// Executor: decode steps replay the same commands with new run-time integers, so no
+// graph is rebuilt and nothing is allocated per token.
+//
+// Placement: with one device everything runs there. With several, the transformer
+// blocks are split into contiguous layer ranges, one per device in order (embeddings
+// on the first, the head on the last), with transfers where the residual stream crosses
+// devices: a simple placement until the scheduler (issue 7) replaces it. Each weight and
+// KV cache lives on the device whose nodes read it.
+//
+// Generation
+// - Prompts of different lengths run as one batch: prefill over the longest (shorter
+//   ones padded at the end; causal attention keeps padding out of real positions, and
+//   each row's logits come from its own last token), then decode steps of one token per
+//   row, each row at its own position (per-row KV write offsets and kv_lengths).
+// - The first new token comes from the prefill logits; each decode step feeds the
+//   previous token. max_new_tokens N gives N tokens per row (fewer after eos).
+// - Sampling: temperature 0 is greedy (argmax, lowest id on ties). Otherwise logits /
+//   temperature, then top-k (0 = off), then top-p (nucleus, 1 = off), then a draw from
+//   a generator seeded with `seed`: every row starts from the same seed, so a row's
+//   tokens do not depend on the rest of its batch, and equal seeds reproduce.
+// - Timing: prefill covers uploading the prompts to receiving its logits; decode covers
+//   every later step including sampling. Tokens/s count real (unpadded) prompt tokens
+//   for prefill and generated tokens (after the first) for decode.
+//
+// Errors: token ids outside [0, vocab), an empty prompt, sequences past the model's
+// position limit (gpt2), unsupported compute dtype -> INVALID_ARGUMENT naming the row
+// and value; device failures carry the node that failed.
+//
+// Lifetime: the Session keeps the Model (shared) and device buffers; the Platform must
+// outlive it. Threading: one call at a time per Session.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hal/device.h"
+#include "hal/runtime/executor.h"
+#include "hal/runtime/model.h"
+#include "hal/runtime/model_graph.h"
+
+namespace hal::runtime {
+
+struct SamplingOptions {
+  float temperature = 0.0f;  // 0 = greedy
+  int32_t top_k = 0;         // 0 = all
+  float top_p = 1.0f;        // 1 = all
+  uint64_t seed = 0;
+};
+
+// Deterministic generator (splitmix64) used by sampling: the same draws everywhere.
+class SamplingRng {
+ public:
+  explicit SamplingRng(uint64_t seed) : state_(seed) {}
+  uint64_t next();
+  double uniform();  // [0, 1)
+
+ private:
+  uint64_t state_;
+};
+
+// Picks a token from one row of logits.
+int32_t sample_token(std::span<const float> logits, const SamplingOptions& options,
+                     SamplingRng& rng);
+
+// Progress of long work, for a terminal display: `what` ("uploading weights",
+// "generating"), units done and total.
+using ProgressFn = std::function<void(std::string_view what, uint64_t done, uint64_t total)>;
+
+struct SessionOptions {
+  std::vector<Device*> devices;  // at least one
+  DType compute_dtype = DType::kF32;
+  ProgressFn progress;
+  bool record_commands = false;  // executors keep CommandRecords (last_records())
+};
+
+struct GenerationOptions {
+  int64_t max_new_tokens = 16;
+  SamplingOptions sampling;
+  int64_t eos_token_id = -1;  // a row stops after producing it (-1: never)
+  bool keep_logits = false;   // GenerationResult::logits
+  ProgressFn progress;        // called after each token step
+};
+
+struct GenerationResult {
+  std::vector<std::vector<int32_t>> tokens;  // per prompt: the generated ids
+  // keep_logits: per prompt, one row of vocab_size floats per generated token (the
+  // logits the token was chosen from).
+  std::vector<std::vector<float>> logits;
+  int64_t prompt_tokens = 0;  // real prompt tokens (sum of lengths)
+  int64_t decode_tokens = 0;  // tokens produced by decode steps
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+  std::vector<double> step_seconds;       // each decode step
+  uint64_t prefill_activation_bytes = 0;  // peak activation memory of the prefill graph
+  uint64_t decode_activation_bytes = 0;
+  uint64_t kv_cache_bytes = 0;
+
+  double prefill_tokens_per_s() const {
+    return prefill_seconds > 0 ? double(prompt_tokens) / prefill_seconds : 0;
+  }
+  double decode_tokens_per_s() const {
+    return decode_seconds > 0 ? double(decode_tokens) / decode_seconds : 0;
+  }
+};
+
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> create(std::shared_ptr<const Model> model,
+                                                 SessionOptions options);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const Model& model() const { return *model_; }
+  const ModelConfig& config() const { return model_->config(); }
+  const SessionOptions& options() const { return options_; }
+  // Which device runs each transformer block (index into options().devices).
+  const std::vector<int32_t>& layer_devices() const { return layer_device_; }
+  uint64_t weight_bytes() const { return weight_bytes_; }
+
+  Result<GenerationResult> generate(const std::vector<std::vector<int32_t>>& prompts,
+                                    const GenerationOptions& options);
+
+  // Logits at every position of full sequences, computed in one pass from an empty
+  // cache: [rows][length x vocab]. The reference for cached decoding.
+  Result<std::vector<std::vector<float>>> forward_all(
+      const std::vector<std::vector<int32_t>>& sequences);
+
+  // Records of the last run's commands (record_commands only).
+  std::vector<StepRecord> last_records() const { return records_; }
+
+ private:
+  struct Prepared;
+  Session() = default;
+  Status check_prompts(const std::vector<std::vector<int32_t>>& prompts, int64_t extra) const;
+  Result<Prepared*> prepare(const ModelGraphShape& shape);
+  Result<ExecutionPlan> make_plan(std::shared_ptr<const Graph> graph) const;
+  Status bind_all(Prepared& p, const ModelGraph& mg);
+  Status ensure_caches(int64_t batch, int64_t cache_len);
+
+  std::shared_ptr<const Model> model_;
+  SessionOptions options_;
+  std::vector<int32_t> layer_device_;
+  // Weights by (name, device index).
+  std::map<std::pair<std::string, int32_t>, Buffer> weights_;
+  uint64_t weight_bytes_ = 0;
+  // KV caches for the current batch size and length: per layer.
+  std::vector<Buffer> k_caches_, v_caches_;
+  int64_t cache_batch_ = 0, cache_len_ = 0;
+  std::vector<std::unique_ptr<Prepared>> prepared_;
+  std::vector<StepRecord> records_;
+};
+
+}  // namespace hal::runtime

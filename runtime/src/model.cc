@@ -1,0 +1,407 @@
+// Models: Hugging Face checkpoint directories (single or sharded safetensors), the
+// built-in generated models, and writing a model back out as a checkpoint.
+#include "hal/runtime/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+namespace hal::runtime {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+Result<std::string> read_text_file(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return not_found(path + ": no such file");
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return invalid_argument(path + ": cannot read");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string shape_str(const Shape& s) { return s.to_string(); }
+
+// Deterministic generator for built-in weights (splitmix64 + Box-Muller): the same
+// numbers on every platform and compiler.
+class WeightRng {
+ public:
+  explicit WeightRng(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return double(next() >> 11) * (1.0 / 9007199254740992.0); }
+  double normal() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    double u1 = uniform(), u2 = uniform();
+    if (u1 < 1e-300) u1 = 1e-300;
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    spare_ = r * std::sin(2 * M_PI * u2);
+    has_spare_ = true;
+    return r * std::cos(2 * M_PI * u2);
+  }
+
+ private:
+  uint64_t state_;
+  double spare_ = 0;
+  bool has_spare_ = false;
+};
+
+uint64_t name_seed(uint64_t seed, const std::string& name) {
+  uint64_t h = 1469598103934665603ull ^ seed;
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+Result<HostTensor> Model::weight(std::string_view name) const {
+  auto it = std::lower_bound(weights_.begin(), weights_.end(), name,
+                             [](const auto& e, std::string_view n) { return e.first < n; });
+  if (it == weights_.end() || it->first != name)
+    return not_found(name_ + ": no weight '" + std::string(name) + "'");
+  return it->second;
+}
+
+std::vector<std::string> Model::weight_names() const {
+  std::vector<std::string> names;
+  for (const WeightSpec& w : expected_weights(config_)) names.push_back(w.name);
+  if (config_.family == ModelFamily::kLlama) names.push_back("rope.inv_freq");
+  return names;
+}
+
+// ---- checkpoints -----------------------------------------------------------------
+
+Result<std::unique_ptr<Model>> open_checkpoint(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return not_found("model directory '" + dir + "' does not exist");
+  if (!fs::is_directory(dir, ec)) return invalid_argument("'" + dir + "' is not a directory");
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  auto text = read_text_file(config_path);
+  if (!text.ok()) return not_found(dir + ": no config.json");
+  HAL_ASSIGN_OR_RETURN(ModelConfig config, parse_model_config(*text, config_path));
+
+  std::unique_ptr<Model> m(new Model());
+  m->config_ = config;
+  m->name_ = dir;
+
+  // Which file holds which tensor.
+  std::map<std::string, std::string> weight_map;  // file tensor name -> file
+  std::vector<std::string> files;
+  const std::string index_path = (fs::path(dir) / "model.safetensors.index.json").string();
+  const std::string single_path = (fs::path(dir) / "model.safetensors").string();
+  if (fs::exists(index_path, ec)) {
+    HAL_ASSIGN_OR_RETURN(std::string index_text, read_text_file(index_path));
+    auto j = nlohmann::json::parse(index_text, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      return invalid_argument(index_path + ": not a valid JSON object");
+    auto wm = j.find("weight_map");
+    if (wm == j.end() || !wm->is_object())
+      return invalid_argument(index_path + ": missing 'weight_map' object");
+    std::set<std::string> distinct;
+    for (auto it = wm->begin(); it != wm->end(); ++it) {
+      if (!it.value().is_string())
+        return invalid_argument(index_path + ": weight_map entry '" + it.key() +
+                                "' is not a file name");
+      const std::string file = it.value().get<std::string>();
+      if (file.empty() || file.find('/') != std::string::npos || file == "." || file == "..")
+        return invalid_argument(index_path + ": weight_map entry '" + it.key() + "' names '" +
+                                file + "', not a file in the directory");
+      weight_map[it.key()] = file;
+      distinct.insert(file);
+    }
+    files.assign(distinct.begin(), distinct.end());
+  } else if (fs::exists(single_path, ec)) {
+    files.push_back("model.safetensors");
+  } else {
+    return not_found(dir + ": no model.safetensors or model.safetensors.index.json");
+  }
+  std::map<std::string, size_t> file_index;
+  for (const std::string& f : files) {
+    const std::string path = (fs::path(dir) / f).string();
+    auto opened = SafetensorsFile::open(path);
+    if (!opened.ok()) {
+      if (opened.status().code() == StatusCode::kNotFound && !weight_map.empty())
+        return not_found(index_path + " names shard '" + f + "', which does not exist");
+      return opened.status();
+    }
+    file_index[f] = m->files_.size();
+    m->files_.push_back(std::move(*opened));
+  }
+
+  // Every weight the config implies, under its canonical name.
+  const std::vector<std::string> prefixes = config.family == ModelFamily::kGpt2
+                                                ? std::vector<std::string>{"", "transformer."}
+                                                : std::vector<std::string>{""};
+  for (const WeightSpec& spec : expected_weights(config)) {
+    const SafetensorsFile* holder = nullptr;
+    std::string stored;
+    std::string looked;
+    for (const std::string& p : prefixes) {
+      const std::string candidate = p + spec.name;
+      looked += (looked.empty() ? "'" : ", '") + candidate + "'";
+      if (!weight_map.empty()) {
+        auto it = weight_map.find(candidate);
+        if (it == weight_map.end()) continue;
+        holder = m->files_[file_index[it->second]].get();
+        if (!holder->header().find(candidate))
+          return invalid_argument(index_path + " puts tensor '" + candidate + "' in '" +
+                                  it->second + "', which does not hold it");
+        stored = candidate;
+        break;
+      }
+      for (const auto& f : m->files_)
+        if (f->header().find(candidate)) {
+          holder = f.get();
+          stored = candidate;
+          break;
+        }
+      if (holder) break;
+    }
+    if (!holder)
+      return not_found(
+          dir + ": tensor '" + spec.name + "' is missing (looked for " + looked +
+          (weight_map.empty() ? " in model.safetensors)" : " in model.safetensors.index.json)"));
+    HAL_ASSIGN_OR_RETURN(HostTensor t, holder->tensor(stored));
+    if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16)
+      return invalid_argument(holder->path() + ": tensor '" + stored + "' has dtype " +
+                              std::string(dtype_name(t.dtype)) +
+                              "; weights must be F32, F16 or BF16");
+    if (!(t.shape == spec.shape))
+      return invalid_argument(holder->path() + ": tensor '" + stored + "' has shape " +
+                              shape_str(t.shape) + "; config.json implies " +
+                              shape_str(spec.shape));
+    t.name = spec.name;
+    m->weights_.emplace_back(spec.name, t);
+  }
+  if (config.family == ModelFamily::kLlama) {
+    const std::vector<float> inv = rope_inv_freq(config);
+    std::vector<uint8_t> bytes(inv.size() * sizeof(float));
+    std::memcpy(bytes.data(), inv.data(), bytes.size());
+    HostTensor t;
+    t.name = "rope.inv_freq";
+    t.dtype = DType::kF32;
+    t.shape = Shape{int64_t(inv.size())};
+    t.bytes = bytes.size();
+    m->owned_.push_back(std::move(bytes));
+    t.data = m->owned_.back().data();
+    m->weights_.emplace_back(t.name, t);
+  }
+  std::sort(m->weights_.begin(), m->weights_.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  return m;
+}
+
+// ---- built-in models -------------------------------------------------------------
+
+std::vector<std::string> builtin_model_names() {
+  return {"gpt2-tiny", "gpt2-small-random", "llama-tiny"};
+}
+
+Result<std::unique_ptr<Model>> make_builtin_model(std::string_view name) {
+  ModelConfig c;
+  uint64_t seed = 0;
+  bool permuted_head = false;  // lm_head rows = embedding rows of a permutation
+  if (name == "gpt2-tiny") {
+    c.family = ModelFamily::kGpt2;
+    c.model_type = "gpt2";
+    c.vocab_size = 512;
+    c.hidden_size = 128;
+    c.num_layers = 4;
+    c.num_heads = 4;
+    c.num_kv_heads = 4;
+    c.head_dim = 32;
+    c.intermediate_size = 512;
+    c.max_positions = 256;
+    c.norm_eps = 1e-5f;
+    c.tie_word_embeddings = false;
+    seed = 0x6770'7432'7469'6e79ull;
+    permuted_head = true;
+  } else if (name == "gpt2-small-random") {
+    c.family = ModelFamily::kGpt2;
+    c.model_type = "gpt2";
+    c.vocab_size = 50257;
+    c.hidden_size = 768;
+    c.num_layers = 12;
+    c.num_heads = 12;
+    c.num_kv_heads = 12;
+    c.head_dim = 64;
+    c.intermediate_size = 3072;
+    c.max_positions = 1024;
+    c.tie_word_embeddings = true;
+    seed = 124;
+  } else if (name == "llama-tiny") {
+    c.family = ModelFamily::kLlama;
+    c.model_type = "llama";
+    c.vocab_size = 512;
+    c.hidden_size = 128;
+    c.num_layers = 4;
+    c.num_heads = 4;
+    c.num_kv_heads = 2;
+    c.head_dim = 32;
+    c.intermediate_size = 384;
+    c.max_positions = 1024;
+    c.norm_eps = 1e-5f;
+    c.rope_theta = 500000.0;
+    c.rope_scaling = RopeScaling{"llama3", 8.0, 1.0, 4.0, 256};
+    c.tie_word_embeddings = false;
+    seed = 0x6c6c'616d'6174'696eull;
+    permuted_head = true;
+  } else {
+    std::string known;
+    for (const std::string& n : builtin_model_names()) known += (known.empty() ? "" : ", ") + n;
+    return not_found("no built-in model '" + std::string(name) + "' (built-in: " + known + ")");
+  }
+  std::unique_ptr<Model> m(new Model());
+  m->config_ = c;
+  m->name_ = std::string(name);
+  m->builtin_ = true;
+  const int64_t d = c.hidden_size, v = c.vocab_size;
+  const std::string table =
+      c.family == ModelFamily::kGpt2 ? "wte.weight" : "model.embed_tokens.weight";
+  std::vector<float> embedding;  // kept for the permuted head
+  for (const WeightSpec& spec : expected_weights(c)) {
+    const int64_t n = spec.shape.numel();
+    std::vector<float> w(static_cast<size_t>(n));
+    WeightRng rng(name_seed(seed, spec.name));
+    const std::string& s = spec.name;
+    auto ends_with = [&](const char* suffix) {
+      const size_t k = std::strlen(suffix);
+      return s.size() >= k && s.compare(s.size() - k, k, suffix) == 0;
+    };
+    if (ends_with("norm.weight") || ends_with("ln_1.weight") || ends_with("ln_2.weight") ||
+        ends_with("ln_f.weight")) {
+      for (float& x : w) x = float(1.0 + 0.1 * rng.normal());
+    } else if (ends_with(".bias")) {
+      for (float& x : w) x = float(0.02 * rng.normal());
+    } else if (s == table && permuted_head) {
+      // Unit-scale rows: nearly orthogonal in 128 dims, so a row's own logit stands out.
+      for (float& x : w) x = float(rng.normal() / std::sqrt(double(d)) * 4.0);
+      embedding = w;
+    } else if (s == "lm_head.weight" && permuted_head) {
+      // Row t of the head is the embedding row of 5t + 3 (mod V): a token's residual
+      // stream points at the embedding of the token it came from, so the head picks the
+      // token whose row matches, walking a permutation of the vocabulary.
+      for (int64_t t = 0; t < v; ++t) {
+        const int64_t src = (t * 5 + 3) % v;
+        std::memcpy(&w[size_t(t * d)], &embedding[size_t(src * d)], size_t(d) * sizeof(float));
+      }
+    } else if (s == "wpe.weight" && permuted_head) {
+      for (float& x : w) x = float(0.01 * rng.normal());
+    } else {
+      // GPT-2's initialisation: N(0, 0.02); output projections scaled by 1/sqrt(2L).
+      double stddev = 0.02;
+      if (ends_with("c_proj.weight") || ends_with("o_proj.weight") || ends_with("down_proj.weight"))
+        stddev /= std::sqrt(2.0 * double(c.num_layers));
+      for (float& x : w) x = float(stddev * rng.normal());
+    }
+    HostTensor t;
+    t.name = spec.name;
+    t.dtype = DType::kF32;
+    t.shape = spec.shape;
+    t.bytes = uint64_t(n) * 4;
+    std::vector<uint8_t> bytes(t.bytes);
+    std::memcpy(bytes.data(), w.data(), t.bytes);
+    m->owned_.push_back(std::move(bytes));
+    t.data = m->owned_.back().data();
+    m->weights_.emplace_back(spec.name, t);
+  }
+  if (c.family == ModelFamily::kLlama) {
+    const std::vector<float> inv = rope_inv_freq(c);
+    HostTensor t;
+    t.name = "rope.inv_freq";
+    t.dtype = DType::kF32;
+    t.shape = Shape{int64_t(inv.size())};
+    t.bytes = inv.size() * 4;
+    std::vector<uint8_t> bytes(t.bytes);
+    std::memcpy(bytes.data(), inv.data(), t.bytes);
+    m->owned_.push_back(std::move(bytes));
+    t.data = m->owned_.back().data();
+    m->weights_.emplace_back(t.name, t);
+  }
+  std::sort(m->weights_.begin(), m->weights_.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  return m;
+}
+
+Result<std::unique_ptr<Model>> load_model(std::string_view name_or_dir) {
+  const std::string s(name_or_dir);
+  for (const std::string& n : builtin_model_names())
+    if (n == s) return make_builtin_model(s);
+  std::error_code ec;
+  if (!fs::exists(s, ec)) {
+    std::string known;
+    for (const std::string& n : builtin_model_names()) known += (known.empty() ? "" : ", ") + n;
+    return not_found("model '" + s + "' is neither a directory nor a built-in model (" + known +
+                     ")");
+  }
+  return open_checkpoint(s);
+}
+
+// ---- writing ---------------------------------------------------------------------
+
+Status save_checkpoint(const Model& model, const std::string& dir, DType file_dtype) {
+  if (file_dtype != DType::kF32 && file_dtype != DType::kF16 && file_dtype != DType::kBF16)
+    return invalid_argument("save_checkpoint: file dtype must be f32, f16 or bf16");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return invalid_argument(dir + ": cannot create: " + ec.message());
+  {
+    std::ofstream cfg(fs::path(dir) / "config.json");
+    cfg << model_config_json(model.config()) << "\n";
+    if (!cfg) return invalid_argument(dir + "/config.json: cannot write");
+  }
+  const char* st_name = file_dtype == DType::kF32   ? "F32"
+                        : file_dtype == DType::kF16 ? "F16"
+                                                    : "BF16";
+  nlohmann::json header = nlohmann::json::object();
+  header["__metadata__"] = {{"format", "pt"}};
+  std::vector<HostTensor> tensors;
+  uint64_t offset = 0;
+  for (const WeightSpec& spec : expected_weights(model.config())) {
+    HAL_ASSIGN_OR_RETURN(HostTensor t, model.weight(spec.name));
+    const uint64_t bytes = uint64_t(t.shape.numel()) * dtype_size(file_dtype);
+    std::vector<int64_t> shape(t.shape.dims.begin(), t.shape.dims.begin() + t.shape.rank);
+    header[spec.name] = {
+        {"dtype", st_name}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    tensors.push_back(t);
+  }
+  std::string text = header.dump();
+  while ((8 + text.size()) % 8 != 0) text.push_back(' ');  // data section 8-byte aligned
+  std::ofstream out(fs::path(dir) / "model.safetensors", std::ios::binary);
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = uint8_t(uint64_t(text.size()) >> (8 * i));
+  out.write(reinterpret_cast<const char*>(len), 8);
+  out.write(text.data(), std::streamsize(text.size()));
+  std::vector<uint8_t> buf;
+  for (const HostTensor& t : tensors) {
+    const int64_t n = t.shape.numel();
+    if (t.dtype == file_dtype) {
+      out.write(static_cast<const char*>(t.data), std::streamsize(t.bytes));
+      continue;
+    }
+    buf.resize(size_t(n) * dtype_size(file_dtype));
+    for (int64_t i = 0; i < n; ++i)
+      store_from_float(buf.data(), file_dtype, i, load_as_float(t.data, t.dtype, i));
+    out.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size()));
+  }
+  if (!out) return invalid_argument(dir + "/model.safetensors: write failed");
+  return ok_status();
+}
+
+}  // namespace hal::runtime

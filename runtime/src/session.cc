@@ -1,0 +1,444 @@
+// Sessions: weights on devices, KV caches, prepared prefill/decode executors, and the
+// generation loop with sampling.
+#include "hal/runtime/session.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+namespace hal::runtime {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+bool same_shape(const ModelGraphShape& a, const ModelGraphShape& b) {
+  return a.batch == b.batch && a.seq == b.seq && a.cache_len == b.cache_len &&
+         a.logits_at == b.logits_at && a.compute_dtype == b.compute_dtype;
+}
+
+}  // namespace
+
+// ---- sampling --------------------------------------------------------------------
+
+uint64_t SamplingRng::next() {
+  uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+double SamplingRng::uniform() { return double(next() >> 11) * (1.0 / 9007199254740992.0); }
+
+int32_t sample_token(std::span<const float> logits, const SamplingOptions& o, SamplingRng& rng) {
+  const int32_t n = int32_t(logits.size());
+  if (n == 0) return 0;
+  auto argmax = [&] {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; ++i)
+      if (logits[size_t(i)] > logits[size_t(best)] ||
+          (std::isnan(logits[size_t(best)]) && !std::isnan(logits[size_t(i)])))
+        best = i;
+    return best;
+  };
+  if (!(o.temperature > 0.0f)) return argmax();
+  // Candidates sorted by logit (descending, then by id), cut by top-k.
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  std::iota(ids.begin(), ids.end(), 0);
+  auto by_logit = [&](int32_t a, int32_t b) {
+    const float la = logits[size_t(a)], lb = logits[size_t(b)];
+    return la > lb || (la == lb && a < b);
+  };
+  size_t keep = size_t(n);
+  if (o.top_k > 0 && o.top_k < n) {
+    keep = size_t(o.top_k);
+    std::partial_sort(ids.begin(), ids.begin() + std::ptrdiff_t(keep), ids.end(), by_logit);
+  } else {
+    std::sort(ids.begin(), ids.end(), by_logit);
+  }
+  ids.resize(keep);
+  ids.erase(std::remove_if(ids.begin(), ids.end(),
+                           [&](int32_t i) { return std::isnan(logits[size_t(i)]); }),
+            ids.end());
+  if (ids.empty()) return argmax();
+  const double inv_t = 1.0 / double(o.temperature);
+  const double top = double(logits[size_t(ids[0])]) * inv_t;
+  std::vector<double> p(ids.size());
+  double sum = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    p[i] = std::exp(double(logits[size_t(ids[i])]) * inv_t - top);
+    sum += p[i];
+  }
+  // Nucleus: the smallest prefix whose probability reaches top_p (at least one token).
+  if (o.top_p < 1.0f) {
+    double acc = 0;
+    size_t cut = ids.size();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      acc += p[i] / sum;
+      if (acc >= double(o.top_p)) {
+        cut = i + 1;
+        break;
+      }
+    }
+    p.resize(cut);
+    ids.resize(cut);
+    sum = std::accumulate(p.begin(), p.end(), 0.0);
+  }
+  double u = rng.uniform() * sum;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    u -= p[i];
+    if (u < 0) return ids[i];
+  }
+  return ids.back();
+}
+
+// ---- Session ---------------------------------------------------------------------
+
+struct Session::Prepared {
+  ModelGraphShape shape;
+  ModelGraph graph;
+  std::unique_ptr<Executor> executor;
+  uint64_t cache_generation = 0;
+  uint64_t activation_bytes = 0;
+};
+
+Session::~Session() {
+  prepared_.clear();  // executors (streams) before the buffers they use
+  k_caches_.clear();
+  v_caches_.clear();
+  weights_.clear();
+}
+
+Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model,
+                                                 SessionOptions options) {
+  if (!model) return invalid_argument("session: no model");
+  if (options.devices.empty()) return invalid_argument("session: no devices");
+  for (Device* d : options.devices)
+    if (!d) return invalid_argument("session: a device is null");
+  const DType dt = options.compute_dtype;
+  if (dt != DType::kF32 && dt != DType::kF16 && dt != DType::kBF16)
+    return invalid_argument("session: compute dtype must be f32, f16 or bf16, got " +
+                            std::string(dtype_name(dt)));
+  std::unique_ptr<Session> s(new Session());
+  s->model_ = std::move(model);
+  s->options_ = std::move(options);
+  const int64_t layers = s->config().num_layers;
+  const int64_t devices = int64_t(s->options_.devices.size());
+  for (int64_t l = 0; l < layers; ++l)
+    s->layer_device_.push_back(int32_t(l * devices / std::max<int64_t>(layers, 1)));
+
+  // Upload every weight the decode graph reads, where it reads it.
+  ModelGraphShape proto;
+  proto.compute_dtype = dt;
+  HAL_ASSIGN_OR_RETURN(ModelGraph mg, build_model_graph(s->config(), proto));
+  HAL_ASSIGN_OR_RETURN(ExecutionPlan plan, s->make_plan(mg.graph));
+  uint64_t total = 0;
+  std::vector<std::pair<std::string, int32_t>> wanted;
+  for (const RequiredBinding& b : plan.required_bindings) {
+    const Value& v = plan.graph->value(b.value);
+    if (v.kind != ValueKind::kConstant) continue;
+    wanted.emplace_back(v.name, b.device);
+    total += v.desc.bytes();
+  }
+  uint64_t done = 0;
+  std::vector<Stream> upload_streams;
+  for (Device* d : s->options_.devices) {
+    HAL_ASSIGN_OR_RETURN(Stream st, d->create_stream());
+    upload_streams.push_back(std::move(st));
+  }
+  std::vector<uint8_t> staging;
+  for (const auto& [name, dev] : wanted) {
+    const Value& v = plan.graph->value(*plan.graph->find_value(name));
+    HAL_ASSIGN_OR_RETURN(HostTensor t, s->model_->weight(name));
+    Device* device = s->options_.devices[size_t(dev)];
+    const uint64_t bytes = v.desc.bytes();
+    auto buf = device->allocate(bytes);
+    if (!buf.ok())
+      return buf.status().with_context("session: weight '" + name + "' on " + device->id());
+    const void* src = t.data;
+    if (t.dtype != v.desc.dtype) {
+      const int64_t n = t.shape.numel();
+      staging.resize(bytes);
+      for (int64_t i = 0; i < n; ++i)
+        store_from_float(staging.data(), v.desc.dtype, i, load_as_float(t.data, t.dtype, i));
+      src = staging.data();
+    }
+    Stream& st = upload_streams[size_t(dev)];
+    HAL_RETURN_IF_ERROR(st.copy_from_host(src, *buf, 0, bytes));
+    HAL_RETURN_IF_ERROR(st.synchronize().with_context("session: uploading '" + name + "'"));
+    s->weights_.emplace(std::make_pair(name, dev), std::move(*buf));
+    s->weight_bytes_ += bytes;
+    done += bytes;
+    if (s->options_.progress) s->options_.progress("uploading weights", done, total);
+  }
+  return s;
+}
+
+Result<ExecutionPlan> Session::make_plan(std::shared_ptr<const Graph> graph) const {
+  if (options_.devices.size() == 1)
+    return make_single_device_plan(std::move(graph), options_.devices[0]);
+  return make_layer_split_plan(std::move(graph), options_.devices, layer_device_);
+}
+
+Status Session::ensure_caches(int64_t batch, int64_t cache_len) {
+  if (batch == cache_batch_ && cache_len == cache_len_ && !k_caches_.empty()) return ok_status();
+  // Executors bound to the old caches must not run with them again.
+  for (auto& p : prepared_) p->cache_generation = 0;
+  k_caches_.clear();
+  v_caches_.clear();
+  cache_batch_ = cache_len_ = 0;
+  const ModelConfig& c = config();
+  const uint64_t bytes = uint64_t(batch * cache_len * c.num_kv_heads * c.head_dim) *
+                         dtype_size(options_.compute_dtype);
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    Device* d = options_.devices[size_t(layer_device_[size_t(l)])];
+    for (auto* list : {&k_caches_, &v_caches_}) {
+      auto buf = d->allocate(bytes);
+      if (!buf.ok())
+        return buf.status().with_context("session: KV cache of layer " + std::to_string(l) +
+                                         " on " + d->id());
+      list->push_back(std::move(*buf));
+    }
+  }
+  cache_batch_ = batch;
+  cache_len_ = cache_len;
+  return ok_status();
+}
+
+Status Session::bind_all(Prepared& p, const ModelGraph& mg) {
+  const Graph& g = p.executor->graph();
+  for (const RequiredBinding& b : p.executor->plan().required_bindings) {
+    const Value& v = g.value(b.value);
+    if (v.kind == ValueKind::kConstant) {
+      auto it = weights_.find({v.name, b.device});
+      if (it == weights_.end())
+        return internal_error("session: weight '" + v.name + "' was not uploaded to " +
+                              options_.devices[size_t(b.device)]->id());
+      HAL_RETURN_IF_ERROR(p.executor->bind(b.value, b.device, it->second));
+      continue;
+    }
+    // A KV cache: "h.L.k_cache" / "h.L.v_cache".
+    bool bound = false;
+    for (size_t l = 0; l < mg.k_caches.size(); ++l) {
+      const bool is_k = g.value(mg.k_caches[l]).name == v.name;
+      const bool is_v = g.value(mg.v_caches[l]).name == v.name;
+      if (!is_k && !is_v) continue;
+      HAL_RETURN_IF_ERROR(p.executor->bind(b.value, b.device, is_k ? k_caches_[l] : v_caches_[l]));
+      bound = true;
+    }
+    if (!bound) return internal_error("session: no buffer for state '" + v.name + "'");
+  }
+  return ok_status();
+}
+
+Result<Session::Prepared*> Session::prepare(const ModelGraphShape& shape) {
+  static uint64_t generation_counter = 0;
+  Prepared* p = nullptr;
+  for (auto& e : prepared_)
+    if (same_shape(e->shape, shape)) p = e.get();
+  if (!p) {
+    HAL_ASSIGN_OR_RETURN(ModelGraph mg, build_model_graph(config(), shape));
+    HAL_ASSIGN_OR_RETURN(ExecutionPlan plan, make_plan(mg.graph));
+    // The plan may have copied the graph (transfers): ids are kept, so mg's ids hold.
+    ExecutorOptions eo;
+    eo.record_commands = options_.record_commands;
+    const uint64_t activation = plan.peak_activation_bytes();
+    HAL_ASSIGN_OR_RETURN(auto executor, Executor::create(std::move(plan), eo));
+    auto entry = std::make_unique<Prepared>();
+    entry->shape = shape;
+    entry->graph = std::move(mg);
+    entry->executor = std::move(executor);
+    entry->activation_bytes = activation;
+    if (prepared_.size() >= 6) prepared_.erase(prepared_.begin());  // bounded: oldest out
+    prepared_.push_back(std::move(entry));
+    p = prepared_.back().get();
+  }
+  if (p->cache_generation == 0) {
+    HAL_RETURN_IF_ERROR(bind_all(*p, p->graph));
+    p->cache_generation = ++generation_counter;
+  }
+  return p;
+}
+
+Status Session::check_prompts(const std::vector<std::vector<int32_t>>& prompts,
+                              int64_t extra) const {
+  if (prompts.empty()) return invalid_argument("no prompts");
+  const ModelConfig& c = config();
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    if (prompts[b].empty()) return invalid_argument("prompt " + std::to_string(b) + " is empty");
+    for (size_t i = 0; i < prompts[b].size(); ++i) {
+      const int32_t id = prompts[b][i];
+      if (id < 0 || id >= c.vocab_size)
+        return invalid_argument("prompt " + std::to_string(b) + ": token id " + std::to_string(id) +
+                                " at position " + std::to_string(i) +
+                                " is outside the vocabulary [0, " + std::to_string(c.vocab_size) +
+                                ")");
+    }
+    const int64_t need = int64_t(prompts[b].size()) + extra;
+    if (c.family == ModelFamily::kGpt2 && need > c.max_positions)
+      return invalid_argument("prompt " + std::to_string(b) + ": " +
+                              std::to_string(prompts[b].size()) + " tokens + " +
+                              std::to_string(extra) + " more exceed the model's " +
+                              std::to_string(c.max_positions) + " positions");
+  }
+  return ok_status();
+}
+
+Result<GenerationResult> Session::generate(const std::vector<std::vector<int32_t>>& prompts,
+                                           const GenerationOptions& opt) {
+  if (opt.max_new_tokens < 0) return invalid_argument("max_new_tokens must be >= 0");
+  const int64_t n_new = opt.max_new_tokens;
+  HAL_RETURN_IF_ERROR(check_prompts(prompts, std::max<int64_t>(n_new - 1, 0)));
+  if (opt.sampling.temperature < 0 || !(opt.sampling.top_p > 0 && opt.sampling.top_p <= 1) ||
+      opt.sampling.top_k < 0)
+    return invalid_argument("sampling needs temperature >= 0, top_k >= 0 and 0 < top_p <= 1");
+  const ModelConfig& c = config();
+  const int64_t batch = int64_t(prompts.size());
+  const int64_t vocab = c.vocab_size;
+  int64_t seq = 0;
+  GenerationResult r;
+  for (const auto& p : prompts) {
+    seq = std::max<int64_t>(seq, int64_t(p.size()));
+    r.prompt_tokens += int64_t(p.size());
+  }
+  r.tokens.assign(size_t(batch), {});
+  if (opt.keep_logits) r.logits.assign(size_t(batch), {});
+  records_.clear();
+  if (n_new == 0) return r;
+  // Positions written: prompt and all but the last new token; rounded up so similar
+  // requests share prepared graphs.
+  const int64_t cache_len = (seq + n_new - 1 + 63) / 64 * 64;
+  HAL_RETURN_IF_ERROR(ensure_caches(batch, cache_len));
+  r.kv_cache_bytes = 2 * uint64_t(c.num_layers) * k_caches_[0].size();
+
+  std::vector<SamplingRng> rngs(size_t(batch), SamplingRng(opt.sampling.seed));
+  std::vector<char> finished(size_t(batch), 0);
+  std::vector<float> logits(size_t(batch * vocab));
+  std::vector<int32_t> ids, positions, kv_lengths, last_index;
+  std::vector<int64_t> symbols;
+  auto take = [&](const ModelGraph& mg, Executor& ex) -> Status {
+    std::vector<HostInput> in = {{mg.ids, ids.data(), ids.size() * 4},
+                                 {mg.positions, positions.data(), positions.size() * 4},
+                                 {mg.kv_lengths, kv_lengths.data(), kv_lengths.size() * 4}};
+    if (mg.last_index != kNoValue)
+      in.push_back({mg.last_index, last_index.data(), last_index.size() * 4});
+    const HostOutput out[] = {{mg.logits, logits.data(), logits.size() * 4}};
+    HAL_RETURN_IF_ERROR(ex.run({symbols, in, out}));
+    if (options_.record_commands)
+      for (StepRecord& rec : ex.take_records()) records_.push_back(rec);
+    for (int64_t b = 0; b < batch; ++b) {
+      if (finished[size_t(b)]) continue;
+      std::span<const float> row(logits.data() + b * vocab, size_t(vocab));
+      const int32_t tok = sample_token(row, opt.sampling, rngs[size_t(b)]);
+      r.tokens[size_t(b)].push_back(tok);
+      if (opt.keep_logits)
+        r.logits[size_t(b)].insert(r.logits[size_t(b)].end(), row.begin(), row.end());
+      if (opt.eos_token_id >= 0 && tok == opt.eos_token_id) finished[size_t(b)] = 1;
+    }
+    return ok_status();
+  };
+
+  // Prefill.
+  ModelGraphShape shape;
+  shape.batch = batch;
+  shape.seq = seq;
+  shape.cache_len = cache_len;
+  shape.compute_dtype = options_.compute_dtype;
+  const auto t0 = Clock::now();
+  HAL_ASSIGN_OR_RETURN(Prepared * pre, prepare(shape));
+  ids.assign(size_t(batch * seq), 0);
+  positions.resize(size_t(batch * seq));
+  kv_lengths.assign(size_t(batch), int32_t(seq));
+  last_index.resize(size_t(batch));
+  for (int64_t b = 0; b < batch; ++b) {
+    const auto& p = prompts[size_t(b)];
+    std::copy(p.begin(), p.end(), ids.begin() + b * seq);
+    for (int64_t i = 0; i < seq; ++i) positions[size_t(b * seq + i)] = int32_t(i);
+    last_index[size_t(b)] = int32_t(b * seq + int64_t(p.size()) - 1);
+  }
+  symbols.assign(size_t(batch), 0);
+  symbols.push_back(seq);
+  HAL_RETURN_IF_ERROR(take(pre->graph, *pre->executor).with_context("prefill"));
+  r.prefill_seconds = seconds_since(t0);
+  r.prefill_activation_bytes = pre->activation_bytes;
+  if (opt.progress) opt.progress("generating", 1, uint64_t(n_new));
+
+  // Decode: one token per row per step, each row at its own position.
+  if (n_new > 1) {
+    shape.seq = 1;
+    HAL_ASSIGN_OR_RETURN(Prepared * dec, prepare(shape));
+    r.decode_activation_bytes = dec->activation_bytes;
+    ids.assign(size_t(batch), 0);
+    positions.assign(size_t(batch), 0);
+    symbols.assign(size_t(batch) + 1, 0);
+    const auto d0 = Clock::now();
+    for (int64_t t = 1; t < n_new; ++t) {
+      if (std::all_of(finished.begin(), finished.end(), [](char f) { return f != 0; })) break;
+      const auto s0 = Clock::now();
+      int64_t kv_max = 0;
+      for (int64_t b = 0; b < batch; ++b) {
+        const int64_t past = int64_t(prompts[size_t(b)].size()) + t - 1;
+        ids[size_t(b)] = r.tokens[size_t(b)].back();
+        positions[size_t(b)] = int32_t(past);
+        kv_lengths[size_t(b)] = int32_t(past + 1);
+        symbols[size_t(b)] = past;
+        kv_max = std::max(kv_max, past + 1);
+      }
+      symbols[size_t(batch)] = kv_max;
+      int64_t active = 0;
+      for (char f : finished) active += f ? 0 : 1;
+      HAL_RETURN_IF_ERROR(
+          take(dec->graph, *dec->executor).with_context("decode step " + std::to_string(t)));
+      r.decode_tokens += active;
+      r.step_seconds.push_back(seconds_since(s0));
+      if (opt.progress) opt.progress("generating", uint64_t(t + 1), uint64_t(n_new));
+    }
+    r.decode_seconds = seconds_since(d0);
+  }
+  return r;
+}
+
+Result<std::vector<std::vector<float>>> Session::forward_all(
+    const std::vector<std::vector<int32_t>>& sequences) {
+  HAL_RETURN_IF_ERROR(check_prompts(sequences, 0));
+  const int64_t batch = int64_t(sequences.size());
+  int64_t seq = 0;
+  for (const auto& s : sequences) seq = std::max<int64_t>(seq, int64_t(s.size()));
+  const int64_t vocab = config().vocab_size;
+  const int64_t cache_len = (seq + 63) / 64 * 64;
+  HAL_RETURN_IF_ERROR(ensure_caches(batch, cache_len));
+  ModelGraphShape shape;
+  shape.batch = batch;
+  shape.seq = seq;
+  shape.cache_len = cache_len;
+  shape.logits_at = LogitsAt::kAll;
+  shape.compute_dtype = options_.compute_dtype;
+  HAL_ASSIGN_OR_RETURN(Prepared * p, prepare(shape));
+  std::vector<int32_t> ids(size_t(batch * seq), 0), positions(size_t(batch * seq));
+  std::vector<int32_t> kv_lengths(static_cast<size_t>(batch), int32_t(seq));
+  for (int64_t b = 0; b < batch; ++b) {
+    std::copy(sequences[size_t(b)].begin(), sequences[size_t(b)].end(), ids.begin() + b * seq);
+    for (int64_t i = 0; i < seq; ++i) positions[size_t(b * seq + i)] = int32_t(i);
+  }
+  std::vector<int64_t> symbols(size_t(batch), 0);
+  symbols.push_back(seq);
+  std::vector<float> logits(size_t(batch * seq * vocab));
+  const HostInput in[] = {{p->graph.ids, ids.data(), ids.size() * 4},
+                          {p->graph.positions, positions.data(), positions.size() * 4},
+                          {p->graph.kv_lengths, kv_lengths.data(), kv_lengths.size() * 4}};
+  const HostOutput out[] = {{p->graph.logits, logits.data(), logits.size() * 4}};
+  HAL_RETURN_IF_ERROR(p->executor->run({symbols, in, out}));
+  std::vector<std::vector<float>> rows(static_cast<size_t>(batch));
+  for (int64_t b = 0; b < batch; ++b) {
+    const auto first = logits.begin() + b * seq * vocab;
+    rows[size_t(b)].assign(first, first + int64_t(sequences[size_t(b)].size()) * vocab);
+  }
+  return rows;
+}
+
+}  // namespace hal::runtime
