@@ -21,14 +21,15 @@ Status enqueue_gate(Stream& s, const std::shared_ptr<Gate>& gate) {
 
 bool is_unimplemented(const Status& s) { return s.code() == StatusCode::kUnimplemented; }
 
-// Polls `event` for a short while; true if it completed. Used only to catch a wait that
-// does not block (a correct device never completes it while the gate is closed).
-bool completes_soon(const Event& event) {
-  for (int i = 0; i < 50; ++i) {
+// Polls `event` for up to `seconds`; true if it completed. Used only to catch a wait
+// that does not block (a correct device never completes it while the gate is closed).
+bool completes_within(const Event& event, double seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  do {
     Result<bool> done = event.query();
     if (done.ok() && *done) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  } while (std::chrono::steady_clock::now() < end);
   return false;
 }
 
@@ -292,7 +293,7 @@ Verdict event_rerecord(Context& ctx) {
 // Stream `waiter` (on any device) waits for an event recorded on `producer` behind a
 // closed gate; a host function after the wait must run only after the gate opened.
 Verdict wait_across(Stream& producer, Device& producer_device, Stream& waiter,
-                    const std::string& what) {
+                    const std::string& what, double probe_s) {
   auto gate = std::make_shared<Gate>();
   CTS_ASSIGN(Event e, producer_device.create_event(), "create event");
   CTS_ASSIGN(Event marker_done, waiter.device().create_event(), "create event");
@@ -310,7 +311,7 @@ Verdict wait_across(Stream& producer, Device& producer_device, Stream& waiter,
     return skip(waiter.device().id() + " has no host functions: " + st.message());
   CTS_OK(st, "enqueue host function");
   CTS_OK(waiter.record(marker_done), "record");
-  CTS_EXPECT(!completes_soon(marker_done),
+  CTS_EXPECT(!completes_within(marker_done, probe_s),
              what + ": work after the wait ran while the event was still pending");
   gate->release();
   CTS_OK(waiter.synchronize(), what + ": synchronize the waiting stream");
@@ -342,7 +343,7 @@ Verdict wait_by_data(Context& ctx, Stream& producer, Stream& waiter, const std::
 Verdict event_cross_stream(Context& ctx) {
   CTS_ASSIGN(Stream s1, ctx.device.create_stream(), "create stream");
   CTS_ASSIGN(Stream s2, ctx.device.create_stream(), "create stream");
-  Verdict v = wait_across(s1, ctx.device, s2, "stream -> stream");
+  Verdict v = wait_across(s1, ctx.device, s2, "stream -> stream", ctx.wait_probe_s);
   if (v.outcome == Outcome::kSkip) return wait_by_data(ctx, s1, s2, "stream -> stream");
   return v;
 }
@@ -350,9 +351,10 @@ Verdict event_cross_stream(Context& ctx) {
 Verdict event_cross_device(Context& ctx, Device& other) {
   CTS_ASSIGN(Stream mine, ctx.device.create_stream(), "create stream");
   CTS_ASSIGN(Stream theirs, other.create_stream(), "create stream on " + other.id());
-  Verdict v = wait_across(mine, ctx.device, theirs, ctx.device.id() + " -> " + other.id());
+  Verdict v = wait_across(mine, ctx.device, theirs, ctx.device.id() + " -> " + other.id(),
+                          ctx.wait_probe_s);
   if (v.outcome != Outcome::kPass) return v;
-  return wait_across(theirs, other, mine, other.id() + " -> " + ctx.device.id());
+  return wait_across(theirs, other, mine, other.id() + " -> " + ctx.device.id(), ctx.wait_probe_s);
 }
 
 // ---- record.* ---------------------------------------------------------------------

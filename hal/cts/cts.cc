@@ -139,7 +139,8 @@ bool glob_match(std::string_view pattern, std::string_view text) {
 }
 
 std::shared_ptr<Context> make_context(Platform& platform, Device& device, const Options& options) {
-  auto ctx = std::shared_ptr<Context>(new Context{platform, device, {}, {}, {}, {}, options.seed});
+  auto ctx = std::shared_ptr<Context>(
+      new Context{platform, device, {}, {}, {}, {}, options.seed, options.wait_probe_s});
   std::set<std::string> other_backends;
   for (Device* d : platform.devices()) {
     if (d == &device) continue;
@@ -166,7 +167,6 @@ std::vector<Case> build_cases(const Context& ctx, const Options& options) {
   detail::add_memory_cases(ctx, all);
   detail::add_stream_cases(ctx, all);
   detail::add_op_cases(ctx, all);
-  // The last case: after everything, the device's statistics are back where they were.
   std::vector<Case> selected;
   for (Case& c : all)
     if (matches_filter(c.name, options.filter)) selected.push_back(std::move(c));

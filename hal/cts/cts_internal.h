@@ -43,6 +43,7 @@ struct Context {
   std::vector<MemoryKind> accepted_kinds;
   std::map<MemoryKind, std::string> refused_kinds;
   uint64_t seed = 0;
+  double wait_probe_s = 0.05;  // Options::wait_probe_s
 
   bool accepts(MemoryKind kind) const;
   // A generator seeded from the suite seed and `salt` (the case name), so each case

@@ -21,8 +21,8 @@
 //   BAD_PEER           its device lists a link to device index 3 of 1
 //   UNDEFINED_SYMBOL   needs a symbol nothing defines, so dlopen() fails
 //   BUGGY              a device with bugs chosen by the plugin option "bug" (wrong_add,
-//                      leak, write_outside, ignore_wait, drop_record): the CTS must catch
-//                      each one
+//                      leak, write_outside, ignore_wait, drop_record, lost_event): the
+//                      CTS must catch each one
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -70,7 +70,7 @@ uint64_t now_ns() {
 }
 
 // The bugs the BUGGY fixture can have (option "bug").
-enum class Bug { kNone, kWrongAdd, kLeak, kWriteOutside, kIgnoreWait, kDropRecord };
+enum class Bug { kNone, kWrongAdd, kLeak, kWriteOutside, kIgnoreWait, kDropRecord, kLostEvent };
 
 class FxBuffer : public BufferImpl {
  public:
@@ -152,6 +152,7 @@ class FxStream : public StreamImpl {
   Status record_event(EventImpl& e) override {
     auto* ev = static_cast<HostEvent*>(&e);
     const uint64_t gen = ev->begin_record();
+    if (bug_ == Bug::kLostEvent) return ok_status();  // never completes
     queue_.enqueue(
         [ev, gen]() -> Status {
           ev->complete(gen, now_ns());
@@ -295,20 +296,18 @@ class FxPlugin : public plugin::PluginImpl {
   (void)ctx;
   throw std::runtime_error("fixture_create_throws: exception from the factory");
 #else
-  Bug bug = Bug::kNone;
   const std::string b = ctx.option("bug", "none");
-  if (b == "wrong_add")
-    bug = Bug::kWrongAdd;
-  else if (b == "leak")
-    bug = Bug::kLeak;
-  else if (b == "write_outside")
-    bug = Bug::kWriteOutside;
-  else if (b == "ignore_wait")
-    bug = Bug::kIgnoreWait;
-  else if (b == "drop_record")
-    bug = Bug::kDropRecord;
-  else if (b != "none")
-    return invalid_argument("unknown bug '" + b + "'");
+  const std::pair<const char*, Bug> bugs[] = {{"none", Bug::kNone},
+                                              {"wrong_add", Bug::kWrongAdd},
+                                              {"leak", Bug::kLeak},
+                                              {"write_outside", Bug::kWriteOutside},
+                                              {"ignore_wait", Bug::kIgnoreWait},
+                                              {"drop_record", Bug::kDropRecord},
+                                              {"lost_event", Bug::kLostEvent}};
+  const auto it = std::find_if(std::begin(bugs), std::end(bugs),
+                               [&](const auto& entry) { return b == entry.first; });
+  if (it == std::end(bugs)) return invalid_argument("unknown bug '" + b + "'");
+  const Bug bug = it->second;
   return std::unique_ptr<plugin::PluginImpl>(new FxPlugin(bug));
 #endif
 }

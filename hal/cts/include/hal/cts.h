@@ -95,6 +95,10 @@ struct Options {
   uint64_t seed = 20240601;
   // A case still running after this many seconds is reported as hung.
   double case_timeout_s = 120;
+  // How long event-wait cases watch for work that runs before the event it waits for
+  // completed. A correct device makes every such case take this long; a larger value
+  // also catches broken devices that are slow to show it.
+  double wait_probe_s = 0.05;
   // Called after each case finished (progress output); may be empty.
   std::function<void(const CaseResult&)> on_case;
 };
