@@ -1,0 +1,137 @@
+// hal/scheduler/cost_model.h: how long an op takes on a device and how long data takes to
+// move between devices, from hal::DeviceInfo (and an optional Calibration) only, so a new
+// plugin that reports its figures honestly is scheduled without changes here.
+//
+// Op time (roofline):
+//   compute_s  = flops / (peak_flops(dtype) * efficiency.compute)
+//   memory_s   = bytes / (memory_bandwidth * efficiency.memory)
+//   seconds    = max(compute_s, memory_s) + launch_overhead_s
+// The peak for vector and data ops is DeviceInfo property "vector_flops" when the plugin
+// reports one (a number, FLOP/s), else the dtype's peak. Efficiencies come from the
+// device's Calibration (per op class and size bucket) or kDefaultEfficiency.
+// `bound` says which term dominates (overhead when the launch cost exceeds both).
+//
+// Transfer time: latency + bytes / bandwidth of the link between the two devices
+// (hal::Platform::link: the device's peer link, else host-staged over both host links).
+//
+// Contract: a device without a peak for the op (0 FLOP/s while the op has FLOPs, or 0
+// bandwidth while it has bytes) gets +infinity: the scheduler never places the op there.
+// Lifetime: CostModel copies everything it needs. Threading: const methods are safe to
+// call concurrently.
+#pragma once
+
+#include <array>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hal/device_info.h"
+#include "hal/scheduler/calibration.h"
+#include "hal/scheduler/task_graph.h"
+#include "hal/status.h"
+
+namespace hal {
+class Device;
+class Platform;
+}  // namespace hal
+
+namespace hal::scheduler {
+
+// Efficiencies used for a class the calibration does not cover: a matrix op reaches
+// about three quarters of the tensor peak, streaming ops most of the bandwidth.
+inline constexpr std::array<Efficiency, kOpClassCount> kDefaultEfficiency = {
+    Efficiency{0.75, 0.80},  // matrix
+    Efficiency{0.50, 0.75},  // vector
+    Efficiency{0.50, 0.60},  // data (gathers, copies, casts)
+};
+
+enum class Bound : int32_t { kCompute = 0, kMemory = 1, kOverhead = 2 };
+std::string_view bound_name(Bound b);  // "compute", "memory", "overhead"
+
+struct OpEstimate {
+  double seconds = 0;
+  double compute_s = 0;
+  double memory_s = 0;
+  double overhead_s = 0;
+  Bound bound = Bound::kMemory;
+  Efficiency efficiency;
+};
+
+class DeviceCostModel {
+ public:
+  explicit DeviceCostModel(hal::DeviceInfo info, std::optional<Calibration> calibration = {});
+
+  const hal::DeviceInfo& info() const { return info_; }
+  const std::optional<Calibration>& calibration() const { return calibration_; }
+  double launch_overhead_s() const;
+  double peak_flops(hal::OpClass c, hal::DType t) const;
+
+  OpEstimate estimate(const OpWork& work) const;
+  double seconds(const OpWork& work) const { return estimate(work).seconds; }
+  Bound bound(const OpWork& work) const { return estimate(work).bound; }
+  // The efficiency the model uses for an op of class `c` whose time at 100% of peak
+  // would be `ideal_seconds`.
+  Efficiency efficiency(hal::OpClass c, double ideal_seconds) const;
+
+ private:
+  hal::DeviceInfo info_;
+  std::optional<Calibration> calibration_;
+  double vector_flops_ = 0;
+};
+
+struct LinkCost {
+  std::string kind;  // LinkInfo::kind ("pcie-gen5-x16", "host-staged", ...)
+  double bandwidth_bytes_per_s = 0;
+  double latency_s = 0;
+
+  // +infinity when the link has no bandwidth and there are bytes to move.
+  double seconds(double bytes) const;
+  static LinkCost from(const hal::LinkInfo& link);
+};
+
+// The link from `from` to `to` computed from the two DeviceInfos exactly as
+// hal::Platform::link does (peer entry of `from` naming `to`'s id, else host-staged:
+// the slower host link, latencies added).
+hal::LinkInfo link_between(const hal::DeviceInfo& from, const hal::DeviceInfo& to);
+
+struct CalibrationOptions {
+  bool load = true;                 // look for stored calibrations
+  std::filesystem::path directory;  // empty = default_calibration_dir()
+};
+
+// The cost model of a set of devices and the links between them.
+class CostModel {
+ public:
+  // Devices from a platform (links from Platform::link). `notes` receives one line per
+  // calibration found or ignored (malformed or for another device); never fails on a
+  // calibration problem, so a broken cache file cannot stop a run.
+  static CostModel from_platform(const hal::Platform& platform,
+                                 std::span<hal::Device* const> devices,
+                                 const CalibrationOptions& options = {},
+                                 std::vector<std::string>* notes = nullptr);
+  // Devices from their infos (links from link_between); for planning and tests.
+  static CostModel from_infos(std::vector<hal::DeviceInfo> infos,
+                              const CalibrationOptions& options = {},
+                              std::vector<std::string>* notes = nullptr);
+  // Explicit models and links ([from * n + to]; the diagonal is ignored).
+  CostModel(std::vector<DeviceCostModel> devices, std::vector<LinkCost> links);
+
+  int32_t device_count() const { return int32_t(devices_.size()); }
+  const DeviceCostModel& device(int32_t d) const { return devices_[size_t(d)]; }
+  const LinkCost& link(int32_t from, int32_t to) const {
+    return links_[size_t(from) * devices_.size() + size_t(to)];
+  }
+  // 0 on the same device.
+  double transfer_seconds(int32_t from, int32_t to, double bytes) const {
+    return from == to ? 0.0 : link(from, to).seconds(bytes);
+  }
+  const std::vector<LinkCost>& links() const { return links_; }
+
+ private:
+  std::vector<DeviceCostModel> devices_;
+  std::vector<LinkCost> links_;
+};
+
+}  // namespace hal::scheduler

@@ -1,0 +1,179 @@
+#include "hal/scheduler/cost_model.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+#include "hal/device.h"
+#include "hal/platform.h"
+
+namespace hal::scheduler {
+
+std::string_view bound_name(Bound b) {
+  switch (b) {
+    case Bound::kCompute:
+      return "compute";
+    case Bound::kMemory:
+      return "memory";
+    case Bound::kOverhead:
+      return "overhead";
+  }
+  return "memory";
+}
+
+namespace {
+
+double parse_positive(const std::string& s) {
+  double v = 0;
+  const char* end = s.data() + s.size();
+  auto [p, ec] = std::from_chars(s.data(), end, v);
+  if (ec != std::errc() || p != end || !(v > 0) || !std::isfinite(v)) return 0;
+  return v;
+}
+
+// Interpolates efficiencies between bucket points in log(ideal seconds), clamped at the
+// ends, so predicted times stay continuous in the op's size.
+Efficiency interpolate(const std::vector<EfficiencyBucket>& buckets, double ideal_seconds) {
+  if (ideal_seconds <= buckets.front().ideal_seconds) return buckets.front().efficiency;
+  if (ideal_seconds >= buckets.back().ideal_seconds) return buckets.back().efficiency;
+  const double x = std::log(ideal_seconds);
+  for (size_t i = 1; i < buckets.size(); ++i) {
+    if (ideal_seconds > buckets[i].ideal_seconds) continue;
+    const double x0 = std::log(buckets[i - 1].ideal_seconds);
+    const double x1 = std::log(buckets[i].ideal_seconds);
+    const double f = x1 > x0 ? (x - x0) / (x1 - x0) : 1.0;
+    const Efficiency& a = buckets[i - 1].efficiency;
+    const Efficiency& b = buckets[i].efficiency;
+    return {a.compute + f * (b.compute - a.compute), a.memory + f * (b.memory - a.memory)};
+  }
+  return buckets.back().efficiency;
+}
+
+}  // namespace
+
+DeviceCostModel::DeviceCostModel(hal::DeviceInfo info, std::optional<Calibration> calibration)
+    : info_(std::move(info)), calibration_(std::move(calibration)) {
+  vector_flops_ = parse_positive(info_.property("vector_flops"));
+}
+
+double DeviceCostModel::launch_overhead_s() const {
+  if (calibration_ && calibration_->launch_overhead_s) return *calibration_->launch_overhead_s;
+  return info_.launch_overhead_s;
+}
+
+double DeviceCostModel::peak_flops(hal::OpClass c, hal::DType t) const {
+  if (c != hal::OpClass::kMatrix && vector_flops_ > 0) return vector_flops_;
+  return info_.peak_flops_for(t);
+}
+
+Efficiency DeviceCostModel::efficiency(hal::OpClass c, double ideal_seconds) const {
+  if (calibration_) {
+    if (const ClassCalibration* cc = calibration_->for_class(c)) {
+      if (!cc->buckets.empty() && ideal_seconds > 0) return interpolate(cc->buckets, ideal_seconds);
+      return cc->efficiency;
+    }
+  }
+  return kDefaultEfficiency[size_t(c)];
+}
+
+OpEstimate DeviceCostModel::estimate(const OpWork& work) const {
+  OpEstimate e;
+  const double peak_f = peak_flops(work.op_class, work.dtype);
+  const double peak_b = info_.memory_bandwidth_bytes_per_s;
+  auto ideal = [](double amount, double peak) {
+    if (amount <= 0) return 0.0;
+    return peak > 0 ? amount / peak : std::numeric_limits<double>::infinity();
+  };
+  const double ideal_c = ideal(work.flops, peak_f);
+  const double ideal_m = ideal(work.bytes, peak_b);
+  e.efficiency = efficiency(work.op_class, std::max(ideal_c, ideal_m));
+  e.compute_s = ideal_c / e.efficiency.compute;
+  e.memory_s = ideal_m / e.efficiency.memory;
+  e.overhead_s = launch_overhead_s();
+  e.seconds = std::max(e.compute_s, e.memory_s) + e.overhead_s;
+  if (e.overhead_s > std::max(e.compute_s, e.memory_s))
+    e.bound = Bound::kOverhead;
+  else
+    e.bound = e.compute_s > e.memory_s ? Bound::kCompute : Bound::kMemory;
+  return e;
+}
+
+double LinkCost::seconds(double bytes) const {
+  if (bytes <= 0) return latency_s;
+  if (!(bandwidth_bytes_per_s > 0)) return std::numeric_limits<double>::infinity();
+  return latency_s + bytes / bandwidth_bytes_per_s;
+}
+
+LinkCost LinkCost::from(const hal::LinkInfo& link) {
+  return LinkCost{link.kind, link.bandwidth_bytes_per_s, link.latency_s};
+}
+
+hal::LinkInfo link_between(const hal::DeviceInfo& from, const hal::DeviceInfo& to) {
+  for (const hal::LinkInfo& l : from.links)
+    if (l.peer == to.id) return l;
+  const hal::LinkInfo a = from.host_link();
+  const hal::LinkInfo b = to.host_link();
+  hal::LinkInfo staged;
+  staged.peer = to.id;
+  staged.kind = "host-staged";
+  staged.bandwidth_bytes_per_s = std::min(a.bandwidth_bytes_per_s, b.bandwidth_bytes_per_s);
+  staged.latency_s = a.latency_s + b.latency_s;
+  return staged;
+}
+
+CostModel::CostModel(std::vector<DeviceCostModel> devices, std::vector<LinkCost> links)
+    : devices_(std::move(devices)), links_(std::move(links)) {
+  links_.resize(devices_.size() * devices_.size());
+}
+
+namespace {
+
+std::optional<Calibration> load_for(const hal::DeviceInfo& info, const CalibrationOptions& options,
+                                    std::vector<std::string>* notes) {
+  if (!options.load) return std::nullopt;
+  auto found = find_calibration(info, options.directory);
+  const std::string path = calibration_path(info, options.directory).string();
+  if (!found.ok()) {
+    if (notes)
+      notes->push_back(info.id +
+                       ": calibration ignored (defaults used): " + found.status().message());
+    return std::nullopt;
+  }
+  if (*found && notes) notes->push_back(info.id + ": calibration from " + path);
+  return std::move(*found);
+}
+
+}  // namespace
+
+CostModel CostModel::from_platform(const hal::Platform& platform,
+                                   std::span<hal::Device* const> devices,
+                                   const CalibrationOptions& options,
+                                   std::vector<std::string>* notes) {
+  std::vector<DeviceCostModel> models;
+  for (hal::Device* d : devices)
+    models.emplace_back(d->info(), load_for(d->info(), options, notes));
+  std::vector<LinkCost> links(devices.size() * devices.size());
+  for (size_t i = 0; i < devices.size(); ++i)
+    for (size_t j = 0; j < devices.size(); ++j)
+      if (i != j)
+        links[i * devices.size() + j] = LinkCost::from(platform.link(devices[i], devices[j]));
+  return CostModel(std::move(models), std::move(links));
+}
+
+CostModel CostModel::from_infos(std::vector<hal::DeviceInfo> infos,
+                                const CalibrationOptions& options,
+                                std::vector<std::string>* notes) {
+  std::vector<LinkCost> links(infos.size() * infos.size());
+  for (size_t i = 0; i < infos.size(); ++i)
+    for (size_t j = 0; j < infos.size(); ++j)
+      if (i != j) links[i * infos.size() + j] = LinkCost::from(link_between(infos[i], infos[j]));
+  std::vector<DeviceCostModel> models;
+  for (hal::DeviceInfo& info : infos) {
+    auto cal = load_for(info, options, notes);
+    models.emplace_back(std::move(info), std::move(cal));
+  }
+  return CostModel(std::move(models), std::move(links));
+}
+
+}  // namespace hal::scheduler

@@ -1,0 +1,419 @@
+// Cost model: the roofline from DeviceInfo, links, and calibration (fit, file format,
+// storage and automatic loading).
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "hal/scheduler/calibration.h"
+#include "hal/scheduler/cost_model.h"
+
+namespace hal::scheduler {
+namespace {
+
+DeviceInfo npu_info() {
+  DeviceInfo d;
+  d.id = "npu:0";
+  d.backend = "npu_sim";
+  d.name = "RBLN-CA12 (simulated)";
+  d.kind = DeviceKind::kNpu;
+  d.memory_bytes = 16ull << 30;
+  d.memory_bandwidth_bytes_per_s = 256e9;
+  d.peak_flops[DType::kF16] = 32e12;
+  d.peak_flops[DType::kBF16] = 32e12;
+  d.peak_flops[DType::kI8] = 128e12;
+  d.launch_overhead_s = 3e-6;
+  LinkInfo host;
+  host.peer = "host";
+  host.kind = "pcie-gen5-x16";
+  host.bandwidth_bytes_per_s = 50e9;
+  host.latency_s = 2e-6;
+  d.links.push_back(host);
+  return d;
+}
+
+DeviceInfo cpu_info() {
+  DeviceInfo d;
+  d.id = "cpu:0";
+  d.backend = "cpu";
+  d.name = "Test CPU 9000";
+  d.kind = DeviceKind::kCpu;
+  d.memory_bytes = 64ull << 30;
+  d.memory_bandwidth_bytes_per_s = 40e9;
+  d.peak_flops[DType::kF32] = 1e12;
+  d.launch_overhead_s = 1e-6;
+  LinkInfo host;
+  host.peer = "host";
+  host.kind = "memory-bus";
+  host.bandwidth_bytes_per_s = 20e9;
+  host.latency_s = 1e-7;
+  d.links.push_back(host);
+  return d;
+}
+
+OpWork work(OpClass c, DType t, double flops, double bytes) {
+  OpWork w;
+  w.op_class = c;
+  w.dtype = t;
+  w.flops = flops;
+  w.bytes = bytes;
+  return w;
+}
+
+TEST(Roofline, ComputeBoundMatmul) {
+  const DeviceCostModel m(npu_info());
+  const OpWork w = work(OpClass::kMatrix, DType::kF16, 2e12, 1e9);
+  const OpEstimate e = m.estimate(w);
+  const Efficiency eff = kDefaultEfficiency[0];
+  EXPECT_DOUBLE_EQ(e.compute_s, 2e12 / (32e12 * eff.compute));
+  EXPECT_DOUBLE_EQ(e.memory_s, 1e9 / (256e9 * eff.memory));
+  EXPECT_DOUBLE_EQ(e.seconds, e.compute_s + 3e-6);
+  EXPECT_EQ(e.bound, Bound::kCompute);
+}
+
+TEST(Roofline, MemoryBoundDecodeMatmulAndDtypePeaks) {
+  const DeviceCostModel m(npu_info());
+  // A decode matmul: 1 x 4096 @ 4096 x 4096 in f16 reads 32 MiB of weights for 33 MFLOP.
+  const OpWork w = work(OpClass::kMatrix, DType::kF16, 2.0 * 4096 * 4096, 2.0 * 4096 * 4096);
+  const OpEstimate e = m.estimate(w);
+  EXPECT_EQ(e.bound, Bound::kMemory);
+  EXPECT_DOUBLE_EQ(e.seconds, 2.0 * 4096 * 4096 / (256e9 * kDefaultEfficiency[0].memory) + 3e-6);
+  // int8 uses its own peak; f32 is not listed and falls back to f32's (absent: 0) ->
+  // infinite: the model never places an op on a device without a peak for it.
+  const OpWork i8 = work(OpClass::kMatrix, DType::kI8, 1e12, 1);
+  EXPECT_DOUBLE_EQ(m.estimate(i8).compute_s, 1e12 / (128e12 * kDefaultEfficiency[0].compute));
+  EXPECT_TRUE(std::isinf(m.seconds(work(OpClass::kMatrix, DType::kF32, 1e9, 1e6))));
+  EXPECT_EQ(m.seconds(work(OpClass::kData, DType::kF32, 0, 0)), 3e-6);
+}
+
+TEST(Roofline, OverheadBoundAndVectorPeakProperty) {
+  DeviceInfo info = npu_info();
+  const DeviceCostModel plain(info);
+  const OpWork tiny = work(OpClass::kVector, DType::kF16, 100, 400);
+  EXPECT_EQ(plain.bound(tiny), Bound::kOverhead);
+  // A plugin reporting its vector-unit rate makes vector ops compute against it.
+  info.properties.emplace_back("vector_flops", "2e12");
+  const DeviceCostModel with_vector(info);
+  const OpWork gelu = work(OpClass::kVector, DType::kF16, 8e7, 4e6);
+  EXPECT_DOUBLE_EQ(with_vector.estimate(gelu).compute_s,
+                   8e7 / (2e12 * kDefaultEfficiency[1].compute));
+  EXPECT_EQ(with_vector.bound(gelu), Bound::kCompute);
+  EXPECT_EQ(plain.bound(gelu), Bound::kMemory);
+  // A malformed property is ignored rather than trusted.
+  info.properties.back().second = "fast";
+  EXPECT_DOUBLE_EQ(DeviceCostModel(info).peak_flops(OpClass::kVector, DType::kF16), 32e12);
+}
+
+TEST(Roofline, OpWorkFromSpecUsesAnalyticCost) {
+  OpSpec spec;
+  spec.kind = OpKind::kMatmul;
+  spec.num_inputs = 2;
+  spec.inputs[0] = TensorDesc::contiguous(DType::kF16, {8, 64});
+  spec.inputs[1] = TensorDesc::contiguous(DType::kF16, {64, 32});
+  spec.output = TensorDesc::contiguous(DType::kF16, {8, 32});
+  const OpWork w = OpWork::from_spec(spec);
+  EXPECT_EQ(w.op_class, OpClass::kMatrix);
+  EXPECT_EQ(w.dtype, DType::kF16);
+  EXPECT_DOUBLE_EQ(w.flops, 2.0 * 8 * 32 * 64);
+  EXPECT_DOUBLE_EQ(w.bytes, 2.0 * (8 * 64 + 64 * 32 + 8 * 32));
+}
+
+TEST(Links, PeerLinkElseHostStaged) {
+  DeviceInfo a = npu_info();
+  DeviceInfo b = npu_info();
+  b.id = "npu:1";
+  DeviceInfo c = cpu_info();
+  LinkInfo peer;
+  peer.peer = "npu:1";
+  peer.kind = "pcie-p2p";
+  peer.bandwidth_bytes_per_s = 30e9;
+  peer.latency_s = 5e-6;
+  a.links.push_back(peer);
+  EXPECT_EQ(link_between(a, b).kind, "pcie-p2p");
+  const LinkInfo back = link_between(b, a);  // b lists no peer link
+  EXPECT_EQ(back.kind, "host-staged");
+  EXPECT_DOUBLE_EQ(back.bandwidth_bytes_per_s, 50e9);
+  EXPECT_DOUBLE_EQ(back.latency_s, 4e-6);
+  const LinkInfo to_cpu = link_between(a, c);
+  EXPECT_DOUBLE_EQ(to_cpu.bandwidth_bytes_per_s, 20e9);  // the slower host link
+  EXPECT_DOUBLE_EQ(to_cpu.latency_s, 2e-6 + 1e-7);
+
+  const CostModel model = CostModel::from_infos({a, b, c}, CalibrationOptions{false, {}});
+  EXPECT_EQ(model.transfer_seconds(0, 0, 1e9), 0.0);
+  EXPECT_DOUBLE_EQ(model.transfer_seconds(0, 1, 3e9), 5e-6 + 0.1);
+  EXPECT_DOUBLE_EQ(model.transfer_seconds(1, 0, 5e9), 4e-6 + 0.1);
+  EXPECT_DOUBLE_EQ(model.transfer_seconds(2, 0, 0), 2e-6 + 1e-7);  // latency only
+  LinkCost none{"none", 0, 0};
+  EXPECT_TRUE(std::isinf(none.seconds(1)));
+}
+
+// Samples generated from a known roofline, as `halctl bench --calibrate` would measure.
+std::vector<CalibrationSample> synthetic_samples(const DeviceInfo& info, Efficiency matrix,
+                                                 Efficiency vector, double noise) {
+  std::vector<CalibrationSample> out;
+  uint64_t state = 7;
+  auto jitter = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return 1.0 + noise * (double(state >> 11) * 0x1.0p-53 * 2 - 1);
+  };
+  const double pf = info.peak_flops_for(DType::kF16);
+  const double pb = info.memory_bandwidth_bytes_per_s;
+  for (double n : {256.0, 512.0, 1024.0, 2048.0, 4096.0}) {
+    // Square matmuls (compute bound) and matrix-vector products (memory bound).
+    const double f1 = 2 * n * n * n, b1 = 3 * 2 * n * n;
+    const double f2 = 2 * n * n, b2 = 2 * n * n;
+    for (auto [f, b] : {std::pair{f1, b1}, std::pair{f2, b2}}) {
+      const double t = std::max(f / (pf * matrix.compute), b / (pb * matrix.memory));
+      out.push_back({OpClass::kMatrix, DType::kF16, f, b, t * jitter() + info.launch_overhead_s});
+    }
+    const double bv = 4 * n * n;
+    out.push_back({OpClass::kVector, DType::kF16, n * n, bv,
+                   bv / (pb * vector.memory) * jitter() + info.launch_overhead_s});
+  }
+  return out;
+}
+
+TEST(Calibration, FitRecoversTheEfficienciesThatMadeTheSamples) {
+  const DeviceInfo info = npu_info();
+  const Efficiency matrix{0.62, 0.71}, vector{0.5, 0.44};
+  const auto samples = synthetic_samples(info, matrix, vector, 0.0);
+  auto cal = fit_calibration(info, samples);
+  ASSERT_TRUE(cal.ok()) << cal.status().to_string();
+  EXPECT_EQ(cal->device_name, info.name);
+  EXPECT_EQ(cal->backend, "npu_sim");
+  ASSERT_NE(cal->for_class(OpClass::kMatrix), nullptr);
+  EXPECT_NEAR(cal->for_class(OpClass::kMatrix)->efficiency.compute, 0.62, 1e-9);
+  EXPECT_NEAR(cal->for_class(OpClass::kMatrix)->efficiency.memory, 0.71, 1e-9);
+  EXPECT_EQ(cal->for_class(OpClass::kMatrix)->samples, 10);
+  ASSERT_NE(cal->for_class(OpClass::kVector), nullptr);
+  EXPECT_NEAR(cal->for_class(OpClass::kVector)->efficiency.memory, 0.44, 1e-9);
+  EXPECT_EQ(cal->for_class(OpClass::kData), nullptr);  // no samples: defaults stay
+
+  // With the calibration the model predicts the measured times.
+  const DeviceCostModel model(info, *cal);
+  for (const CalibrationSample& s : samples)
+    EXPECT_NEAR(model.seconds(work(s.op_class, s.dtype, s.flops, s.bytes)), s.seconds,
+                1e-9 * s.seconds);
+}
+
+TEST(Calibration, NoisySamplesStayClose) {
+  const DeviceInfo info = npu_info();
+  auto cal = fit_calibration(info, synthetic_samples(info, {0.62, 0.71}, {0.5, 0.44}, 0.05));
+  ASSERT_TRUE(cal.ok());
+  EXPECT_NEAR(cal->for_class(OpClass::kMatrix)->efficiency.compute, 0.62, 0.62 * 0.06);
+  EXPECT_NEAR(cal->for_class(OpClass::kMatrix)->efficiency.memory, 0.71, 0.71 * 0.06);
+}
+
+TEST(Calibration, SizeBucketsInterpolateSmallAndLargeOps) {
+  const DeviceInfo info = npu_info();
+  const double pb = info.memory_bandwidth_bytes_per_s;
+  std::vector<CalibrationSample> samples;
+  // Small copies reach 20% of the bandwidth, large ones 80%.
+  for (double bytes : {1e4, 2e4, 5e4})
+    samples.push_back(
+        {OpClass::kData, DType::kF16, 0, bytes, bytes / (pb * 0.2) + info.launch_overhead_s});
+  for (double bytes : {1e8, 2e8, 5e8})
+    samples.push_back(
+        {OpClass::kData, DType::kF16, 0, bytes, bytes / (pb * 0.8) + info.launch_overhead_s});
+  auto cal = fit_calibration(info, samples);
+  ASSERT_TRUE(cal.ok());
+  const ClassCalibration* data = cal->for_class(OpClass::kData);
+  ASSERT_NE(data, nullptr);
+  ASSERT_EQ(data->buckets.size(), 2u);
+  const DeviceCostModel model(info, *cal);
+  EXPECT_NEAR(model.efficiency(OpClass::kData, 1e4 / pb).memory, 0.2, 1e-9);  // clamped below
+  EXPECT_NEAR(model.efficiency(OpClass::kData, 1e9 / pb).memory, 0.8, 1e-9);  // clamped above
+  const double mid = model.efficiency(OpClass::kData, 1e6 / pb).memory;
+  EXPECT_GT(mid, 0.2);
+  EXPECT_LT(mid, 0.8);
+  // Continuous and monotone in size between the buckets.
+  double last = 0;
+  for (double b = 1e4; b <= 1e9; b *= 1.5) {
+    const double e = model.efficiency(OpClass::kData, b / pb).memory;
+    EXPECT_GE(e, last - 1e-12);
+    last = e;
+  }
+}
+
+TEST(Calibration, FitsTheOverheadWhenAsked) {
+  DeviceInfo info = npu_info();
+  const auto samples = synthetic_samples(info, {0.6, 0.7}, {0.5, 0.5}, 0.0);
+  info.launch_overhead_s = 0;  // the device did not report one
+  CalibrationFitOptions opt;
+  opt.fit_overhead = true;
+  auto cal = fit_calibration(info, samples, opt);
+  ASSERT_TRUE(cal.ok());
+  ASSERT_TRUE(cal->launch_overhead_s.has_value());
+  EXPECT_GT(*cal->launch_overhead_s, 3e-6 * 0.99);
+  EXPECT_LT(*cal->launch_overhead_s, 3e-6 + 2e-6);  // an upper bound, tight for small ops
+  EXPECT_EQ(DeviceCostModel(info, *cal).launch_overhead_s(), *cal->launch_overhead_s);
+}
+
+TEST(Calibration, FitRejectsBadSamples) {
+  const DeviceInfo info = npu_info();
+  EXPECT_EQ(fit_calibration(info, {}).status().code(), StatusCode::kInvalidArgument);
+  const CalibrationSample zero_time{OpClass::kMatrix, DType::kF16, 1e9, 1e6, 0};
+  auto r = fit_calibration(info, std::vector{zero_time});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("sample 0 (matrix)"), std::string::npos);
+  const CalibrationSample negative{OpClass::kVector, DType::kF16, -1, 1e6, 1e-3};
+  EXPECT_FALSE(fit_calibration(info, std::vector{negative}).ok());
+  DeviceInfo no_peaks = info;
+  no_peaks.peak_flops.clear();
+  r = fit_calibration(
+      no_peaks, std::vector{CalibrationSample{OpClass::kMatrix, DType::kF16, 1e9, 1e6, 1e-3}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("no peak FLOP/s for f16"), std::string::npos);
+  // Every sample at or below the overhead: nothing to learn.
+  r = fit_calibration(info,
+                      std::vector{CalibrationSample{OpClass::kVector, DType::kF16, 1, 1, 1e-6}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("per-op overhead"), std::string::npos);
+}
+
+class CalibrationFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("hal_sched_cal_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void write(const std::filesystem::path& p, const std::string& text) {
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(CalibrationFiles, SaveLoadRoundTrip) {
+  const DeviceInfo info = npu_info();
+  auto cal = fit_calibration(info, synthetic_samples(info, {0.6, 0.7}, {0.5, 0.45}, 0.0));
+  ASSERT_TRUE(cal.ok());
+  cal->created_by = "halctl bench --calibrate";
+  cal->launch_overhead_s = 4e-6;
+  const std::filesystem::path path = calibration_path(info, dir_);
+  EXPECT_EQ(path.filename(), "npu-sim-rbln-ca12-simulated.json");
+  ASSERT_TRUE(save_calibration(*cal, path).ok());
+  auto back = load_calibration(path);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(back->device_name, cal->device_name);
+  EXPECT_EQ(back->backend, cal->backend);
+  EXPECT_EQ(back->device_id, "npu:0");
+  EXPECT_EQ(back->created_by, "halctl bench --calibrate");
+  EXPECT_EQ(back->created_at, cal->created_at);
+  EXPECT_EQ(back->launch_overhead_s, 4e-6);
+  for (int c = 0; c < kOpClassCount; ++c) {
+    ASSERT_EQ(back->op_classes[size_t(c)].has_value(), cal->op_classes[size_t(c)].has_value());
+    if (!cal->op_classes[size_t(c)]) continue;
+    EXPECT_DOUBLE_EQ(back->op_classes[size_t(c)]->efficiency.compute,
+                     cal->op_classes[size_t(c)]->efficiency.compute);
+    EXPECT_DOUBLE_EQ(back->op_classes[size_t(c)]->efficiency.memory,
+                     cal->op_classes[size_t(c)]->efficiency.memory);
+    EXPECT_EQ(back->op_classes[size_t(c)]->samples, cal->op_classes[size_t(c)]->samples);
+    EXPECT_EQ(back->op_classes[size_t(c)]->buckets.size(),
+              cal->op_classes[size_t(c)]->buckets.size());
+  }
+  // No temporary file left behind.
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_)) files += e.is_regular_file();
+  EXPECT_EQ(files, 1u);
+}
+
+TEST_F(CalibrationFiles, ParseErrorsNameTheKey) {
+  struct Case {
+    std::string text;
+    std::string expect;
+  };
+  const std::string head =
+      R"({"format": "hal-calibration", "version": 1, "device": {"name": "x", "backend": "cpu"}, )";
+  const Case cases[] = {
+      {"{", "f.json: not valid JSON"},
+      {"[]", "f.json: not a JSON object"},
+      {R"({"format": "other"})", "key 'format': must be \"hal-calibration\""},
+      {R"({"format": "hal-calibration", "version": 2})",
+       "key 'version': version 2 is not understood"},
+      {R"({"format": "hal-calibration", "version": 1, "device": {"backend": "cpu"}})",
+       "key 'device.name': missing"},
+      {head + R"("op_classes": {"matrix": {"compute_efficiency": 1.5, "memory_efficiency": 0.5}}})",
+       "key 'op_classes.matrix.compute_efficiency': must be in (0, 1], got 1.5"},
+      {head + R"("op_classes": {"tensor": {}}})", "key 'op_classes.tensor': unknown op class"},
+      {head + R"("op_classes": {"data": {"compute_efficiency": 0.5, "memory_efficiency": 0.5,
+          "buckets": [{"compute_efficiency": 0.5, "memory_efficiency": 0.5}]}}})",
+       "key 'op_classes.data.buckets[0].ideal_seconds': missing or not a number > 0"},
+      {head + R"("launch_overhead_s": -1, "op_classes": {}})", "key 'launch_overhead_s'"},
+  };
+  for (const Case& c : cases) {
+    auto r = parse_calibration(c.text, "f.json");
+    ASSERT_FALSE(r.ok()) << c.text;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(c.expect), std::string::npos)
+        << r.status().message() << "\n  expected: " << c.expect;
+    EXPECT_NE(r.status().message().find("f.json"), std::string::npos);
+  }
+  auto missing = load_calibration(dir_ / "absent.json");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(CalibrationFiles, CostModelLoadsCalibrationsAutomatically) {
+  const DeviceInfo npu = npu_info();
+  const DeviceInfo cpu = cpu_info();
+  auto cal = fit_calibration(npu, synthetic_samples(npu, {0.3, 0.4}, {0.5, 0.45}, 0.0));
+  ASSERT_TRUE(cal.ok());
+  ASSERT_TRUE(save_calibration(*cal, calibration_path(npu, dir_)).ok());
+  // The CPU's file is corrupt: ignored with a note, never fatal.
+  write(calibration_path(cpu, dir_), "{ not json");
+
+  std::vector<std::string> notes;
+  const CostModel model = CostModel::from_infos({npu, cpu}, CalibrationOptions{true, dir_}, &notes);
+  ASSERT_TRUE(model.device(0).calibration().has_value());
+  EXPECT_FALSE(model.device(1).calibration().has_value());
+  ASSERT_EQ(notes.size(), 2u);
+  EXPECT_NE(notes[0].find("npu:0: calibration from"), std::string::npos);
+  EXPECT_NE(notes[1].find("cpu:0: calibration ignored (defaults used)"), std::string::npos);
+  const OpWork big = work(OpClass::kMatrix, DType::kF16, 1e13, 1e6);
+  EXPECT_DOUBLE_EQ(model.device(0).estimate(big).compute_s, 1e13 / (32e12 * 0.3));
+
+  // A file for another device under this device's name is refused.
+  DeviceInfo other = npu;
+  other.backend = "npu_sim";
+  other.name = "RBLN-CA12 (simulated)";
+  Calibration foreign = *cal;
+  foreign.device_name = "Some Other NPU";
+  ASSERT_TRUE(save_calibration(foreign, calibration_path(other, dir_)).ok());
+  auto found = find_calibration(other, dir_);
+  ASSERT_FALSE(found.ok());
+  EXPECT_NE(found.status().message().find("was written for 'Some Other NPU'"), std::string::npos);
+  // No file: no calibration, no error.
+  DeviceInfo fresh = npu;
+  fresh.name = "Brand New";
+  auto none = find_calibration(fresh, dir_);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST_F(CalibrationFiles, DefaultDirectoryFollowsTheEnvironment) {
+  const char* old = std::getenv("HAL_CALIBRATION_DIR");
+  const std::string saved = old ? old : "";
+  ::setenv("HAL_CALIBRATION_DIR", dir_.c_str(), 1);
+  EXPECT_EQ(default_calibration_dir(), dir_);
+  EXPECT_EQ(calibration_path(cpu_info()).parent_path(), dir_);
+  ::unsetenv("HAL_CALIBRATION_DIR");
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  if (!xdg || !*xdg) {
+    const char* home = std::getenv("HOME");
+    if (home && *home) {
+      EXPECT_EQ(default_calibration_dir(), std::filesystem::path(home) / ".cache/hal/calibration");
+    }
+  }
+  if (old) ::setenv("HAL_CALIBRATION_DIR", saved.c_str(), 1);
+}
+
+}  // namespace
+}  // namespace hal::scheduler
