@@ -34,7 +34,7 @@ struct Executor::Impl {
   struct DeviceState {
     Buffer arena;
     std::vector<Stream> streams;
-    Event uploads_done;  // when the device has several streams
+    Event uploads_done;  // when the plan has several devices or streams
   };
   // One step, resolved to HAL commands.
   struct Step {
@@ -102,7 +102,7 @@ Result<std::unique_ptr<Executor>> Executor::create(ExecutionPlan plan, ExecutorO
       if (!stream.ok()) return stream.status().with_context("executor: stream on " + dev->id());
       state.streams.push_back(std::move(*stream));
     }
-    if (p.streams_per_device[d] > 1) {
+    if (p.devices.size() > 1 || p.streams_per_device[d] > 1) {
       auto ev = dev->create_event();
       if (!ev.ok()) return ev.status().with_context("executor: event on " + dev->id());
       state.uploads_done = std::move(*ev);
@@ -369,11 +369,19 @@ Status Executor::run(const RunArgs& args) {
         s.copy_from_host(in.data, *slot.ref.buffer, slot.ref.offset_bytes, in.bytes, 0)
             .with_context("executor: upload of '" + g.value(in.value).name + "'"));
   }
-  for (auto& d : im.devices) {
-    if (d.streams.size() < 2) continue;
-    HAL_RETURN_IF_ERROR(d.streams[0].record(d.uploads_done));
-    for (size_t s = 1; s < d.streams.size(); ++s)
-      HAL_RETURN_IF_ERROR(d.streams[s].wait(d.uploads_done));
+  // Every other stream (of any device: transfers read inputs across devices) waits for
+  // the uploads of each device that received some.
+  for (size_t d = 0; d < im.devices.size(); ++d) {
+    if (!im.devices[d].uploads_done.valid()) continue;
+    bool uploaded = false;
+    for (const HostInput& in : args.inputs)
+      uploaded |= im.input_slot[in.value].device == int32_t(d);
+    if (!uploaded) continue;
+    HAL_RETURN_IF_ERROR(im.devices[d].streams[0].record(im.devices[d].uploads_done));
+    for (size_t e = 0; e < im.devices.size(); ++e)
+      for (size_t s = 0; s < im.devices[e].streams.size(); ++s)
+        if (e != d || s != 0)
+          HAL_RETURN_IF_ERROR(im.devices[e].streams[s].wait(im.devices[d].uploads_done));
   }
 
   Status first_error;
