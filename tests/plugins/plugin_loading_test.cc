@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -122,6 +123,9 @@ struct Refusal {
   const char* fixture;
   std::vector<const char*> reason_contains;
 };
+
+// Names the case in test listings (and so in ctest's test names).
+void PrintTo(const Refusal& r, std::ostream* os) { *os << r.fixture; }
 
 class RefusedPlugin : public ::testing::TestWithParam<Refusal> {};
 

@@ -39,8 +39,9 @@ int cmd_cts(const Args& args) {
   bool list = false, verbose = false;
   po::options_description desc("halctl cts options");
   add_common_options(desc, common);
-  desc.add_options()("device", po::value<std::vector<std::string>>(&device_ids)->composing(),
-                     "device(s) to test, e.g. cpu:0 (repeatable or comma-separated)")(
+  desc.add_options()(
+      "device", po::value<std::vector<std::string>>(&device_ids)->composing(),
+      "device(s) to test, e.g. cpu:0 (repeatable or comma-separated; 'all' for every device)")(
       "plugin", po::value<std::string>(&plugin_file),
       "load only this plugin file and test every device it presents")(
       "filter", po::value<std::string>(&cts.filter),
@@ -89,11 +90,15 @@ int cmd_cts(const Args& args) {
     auto created = open_platform(common);
     if (!created.ok()) return report_error("cts", created.status());
     platform = std::move(created).value();
-    std::string joined;
-    for (const std::string& id : device_ids) joined += id + ",";
-    auto found = parse_device_list(*platform, joined);
-    if (!found.ok()) return report_error("cts", found.status());
-    devices = *found;
+    if (device_ids == std::vector<std::string>{"all"}) {
+      devices = platform->devices();
+    } else {
+      std::string joined;
+      for (const std::string& id : device_ids) joined += id + ",";
+      auto found = parse_device_list(*platform, joined);
+      if (!found.ok()) return report_error("cts", found.status());
+      devices = *found;
+    }
   }
 
   if (list) {

@@ -35,6 +35,14 @@ int cmd_list(const Args& args) {
     print_json(out);
     return 0;
   }
+  // Refused plugins are easy to miss when their devices are simply absent: say so.
+  int refused = 0;
+  for (const hal::PluginReport& r : (*platform)->plugin_reports())
+    if (!r.loaded && r.reason.rfind("shadowed", 0) != 0 && r.reason.rfind("not selected", 0) != 0)
+      ++refused;
+  if (refused > 0)
+    fmt::print(stderr, "note: {} plugin candidate(s) were refused; 'halctl plugins' says why\n",
+               refused);
   if (devices.empty()) {
     fmt::print("no devices (see 'halctl plugins' for what was found and why it was not loaded)\n");
     return 0;
