@@ -70,7 +70,13 @@ class Gpt2:
             v_cache[l, :, :, start : start + s] = v
             kk = k_cache[l, :, :, : start + s]
             vv = v_cache[l, :, :, : start + s]
-            o = F.scaled_dot_product_attention(q, kk, vv, is_causal=s > 1)
+            # modeling_gpt2.py's eager attention (torch 1.13 has no fused SDPA).
+            scores = torch.matmul(q, kk.transpose(-1, -2)) / math.sqrt(dh)
+            if s > 1:
+                t = start + s
+                mask = torch.ones(s, t, dtype=torch.bool).tril(diagonal=start)
+                scores = scores.masked_fill(~mask, float("-inf"))
+            o = torch.matmul(torch.softmax(scores, dim=-1), vv)
             o = o.transpose(1, 2).reshape(b * s, d)
             x = x + torch.addmm(w[p + "attn.c_proj.bias"], o, w[p + "attn.c_proj.weight"]).view(b, s, d)
             m = F.layer_norm(x, (d,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], self.eps)
