@@ -182,7 +182,7 @@ TEST(Invariants, VerifyCatchesBrokenSchedules) {
   // A transfer too short for its link.
   EXPECT_FALSE(broken([&](Schedule& s) { s.transfers[0].finish = s.transfers[0].start; }).ok());
   // A missing event.
-  EXPECT_FALSE(broken([&](Schedule& s) { s.events[0].waiters.clear(); }).ok());
+  EXPECT_FALSE(broken([&](Schedule& s) { s.waits.erase(s.waits.begin()); }).ok());
   // Two tasks overlapping on a device: move a task onto another's slot.
   EXPECT_FALSE(broken([&](Schedule& s) {
                  const auto& order = s.stream_order[size_t(s.compute_stream(0))];
@@ -339,9 +339,14 @@ TEST(Transfers, OneCopyPerDataAndDestinationWithEvents) {
   // Two events: the producer (for the copy) and the copy (for the three consumers).
   ASSERT_EQ(s->events.size(), 2u);
   EXPECT_EQ(s->events[0].producer, (WorkRef{WorkRef::Kind::kTask, 0}));
-  EXPECT_EQ(s->events[0].waiters, (std::vector<WorkRef>{{WorkRef::Kind::kTransfer, 0}}));
   EXPECT_EQ(s->events[1].producer, (WorkRef{WorkRef::Kind::kTransfer, 0}));
-  EXPECT_EQ(s->events[1].waiters.size(), 3u);
+  ASSERT_EQ(s->waits.size(), 4u);
+  EXPECT_EQ(s->waits[0].event, 0);
+  EXPECT_EQ(s->waits[0].waiter, (WorkRef{WorkRef::Kind::kTransfer, 0}));
+  for (size_t w = 1; w < 4; ++w) {
+    EXPECT_EQ(s->waits[w].event, 1);
+    EXPECT_EQ(s->waits[w].waiter.kind, WorkRef::Kind::kTask);
+  }
   // Consumers run back to back on dev 1 after the copy.
   std::vector<double> starts;
   for (TaskId t = 1; t <= 3; ++t) starts.push_back(s->tasks[size_t(t)].start);
@@ -557,7 +562,7 @@ TEST(Capacity, ModelTooBigForOneDeviceIsSplitByLayers) {
   auto pb = Problem::from_cost_model(std::move(g), npu_and_cpu(npu_memory));
   ASSERT_TRUE(pb.ok());
   for (Algorithm a : {Algorithm::kAuto, Algorithm::kHeft, Algorithm::kLayerPartition,
-                      Algorithm::kPeft, Algorithm::kAllOnFastest}) {
+                      Algorithm::kPeft, Algorithm::kAllOnFastest, Algorithm::kRefine}) {
     auto s = schedule(*pb, with(a));
     ASSERT_TRUE(s.ok()) << algorithm_name(a) << ": " << s.status().to_string();
     const Status v = verify_schedule(*pb, *s);
@@ -611,6 +616,37 @@ TEST(Capacity, PinnedSplitAndPinsThatDoNotFit) {
   EXPECT_EQ(refused.status().code(), StatusCode::kOutOfMemory);
   EXPECT_NE(refused.status().message().find("pinned placement puts task 'h."), std::string::npos);
   EXPECT_NE(refused.status().message().find("on npu:0, which cannot hold it"), std::string::npos);
+}
+
+// The refinement moves whole layers (and single tasks outside them) between devices; it
+// must only ever shorten the schedule it starts from and keep every invariant.
+TEST(Refine, ShortensOrKeepsTheBestCandidate) {
+  for (int64_t new_tokens : {1, 128})
+    for (int percent : {35, 55, 80}) {
+      TransformerShape shape = small_gpt();
+      shape.new_tokens = new_tokens;
+      TaskGraph g = transformer_task_graph(shape);
+      ASSERT_TRUE(g.finalize().ok());
+      const uint64_t npu_memory = g.total_resident_bytes() * uint64_t(percent) / 100;
+      auto pb = Problem::from_cost_model(std::move(g), npu_and_cpu(npu_memory));
+      ASSERT_TRUE(pb.ok());
+      auto best = schedule(*pb);
+      ASSERT_TRUE(best.ok()) << best.status().to_string();
+      ASSERT_TRUE(verify_schedule(*pb, *best).ok());
+      ASSERT_FALSE(best->candidates.empty());
+      EXPECT_EQ(best->candidates.back().algorithm, Algorithm::kRefine);
+      double before = kInfinity;
+      for (const CandidateResult& c : best->candidates)
+        if (c.algorithm != Algorithm::kRefine) before = std::min(before, c.makespan);
+      EXPECT_LE(best->makespan, before);
+      EXPECT_DOUBLE_EQ(best->candidates.back().makespan, best->makespan);
+      if (best->algorithm == Algorithm::kRefine) EXPECT_LT(best->makespan, before);
+      auto from_heft = schedule(*pb, with(Algorithm::kRefine));
+      auto heft = schedule(*pb, with(Algorithm::kHeft));
+      ASSERT_TRUE(from_heft.ok() && heft.ok());
+      EXPECT_LE(from_heft->makespan, heft->makespan);
+      EXPECT_TRUE(verify_schedule(*pb, *from_heft).ok());
+    }
 }
 
 TEST(Capacity, ModelTooBigForAllDevices) {

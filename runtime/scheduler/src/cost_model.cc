@@ -99,12 +99,6 @@ OpEstimate DeviceCostModel::estimate(const OpWork& work) const {
   return e;
 }
 
-double LinkCost::seconds(double bytes) const {
-  if (bytes <= 0) return latency_s;
-  if (!(bandwidth_bytes_per_s > 0)) return std::numeric_limits<double>::infinity();
-  return latency_s + bytes / bandwidth_bytes_per_s;
-}
-
 LinkCost LinkCost::from(const hal::LinkInfo& link) {
   return LinkCost{link.kind, link.bandwidth_bytes_per_s, link.latency_s};
 }

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <numeric>
 #include <queue>
+#include <system_error>
+#include <thread>
 
 #include "gap_timeline.h"
 #include "hal/units.h"
@@ -51,6 +53,16 @@ class Engine {
     for (TaskId t = 0; t < n_; ++t)
       for (int32_t d = 0; d < p_; ++d)
         if (!pb_.supported(t, d) && std::isfinite(pb_.cost(t, d))) has_unsupported_[size_t(t)] = 1;
+    shared_data_.assign(g_.edge_count(), 0);
+    std::vector<std::pair<int32_t, int32_t>> by_data;  // (data, edge) of one task
+    for (TaskId u = 0; u < n_; ++u) {
+      by_data.clear();
+      for (int32_t e : g_.out_edges(u)) by_data.emplace_back(g_.edge(e).data, e);
+      std::sort(by_data.begin(), by_data.end());
+      for (size_t i = 1; i < by_data.size(); ++i)
+        if (by_data[i].first == by_data[i - 1].first)
+          shared_data_[size_t(by_data[i].second)] = shared_data_[size_t(by_data[i - 1].second)] = 1;
+    }
   }
 
   Status run(const RunConfig& cfg) {
@@ -104,6 +116,7 @@ class Engine {
     transfers_.clear();
     transfer_next_.clear();
     transfer_head_.assign(size_t(n_), -1);
+    edge_transfer_.assign(g_.edge_count(), -1);
     resident_on_.assign(g_.resident_count() * size_t(p_), 0);
     used_.assign(size_t(p_), 0);
     fallbacks_.clear();
@@ -125,10 +138,14 @@ class Engine {
 
   // When the inputs of t would be on device d. Predecessors not yet placed are skipped
   // (lookahead), except `ov`, taken to be on ov_dev finishing at ov_finish. Transfers not
-  // yet made are timed against the link timelines as they stand.
+  // yet made are timed against the link timelines as they stand; on serialized links the
+  // task's own new transfers over one link queue behind each other, as commit() will
+  // queue them (without that, HEFT sees every input arrive at once and spreads tasks
+  // over devices whose links then jam).
   double data_ready(TaskId t, int32_t d, TaskId ov = kNoTask, int32_t ov_dev = -1,
                     double ov_finish = 0) const {
     double ready = 0;
+    pending_ready_.clear();
     for (int32_t ei : g_.in_edges(t)) {
       const Edge& e = g_.edge(ei);
       int32_t du;
@@ -143,16 +160,39 @@ class Engine {
       }
       double arrive = fu;
       if (du != d && e.bytes > 0) {
-        const int32_t x = e.from == ov ? -1 : find_transfer(e.from, e.data, d);
+        // Only data another edge also carries can already have a transfer to d.
+        const int32_t x =
+            e.from == ov || !shared_data_[size_t(ei)] ? -1 : find_transfer(e.from, e.data, d);
         if (x >= 0) {
           arrive = transfers_[size_t(x)].finish;
         } else {
           const double dur = pb_.transfer_seconds(du, d, e.bytes);
-          const double s = link_tl_.empty() ? fu : link_tl(du, d).earliest(fu, dur);
-          arrive = s + dur;
+          if (link_tl_.empty()) {
+            arrive = fu + dur;
+          } else {
+            pending_ready_.push_back({fu, dur, du});
+            continue;
+          }
         }
       }
       ready = std::max(ready, arrive);
+    }
+    if (pending_ready_.size() == 1) {
+      const PendingReady& q = pending_ready_[0];
+      return std::max(ready, link_tl(q.from, d).earliest(q.source_finish, q.seconds) + q.seconds);
+    }
+    if (!pending_ready_.empty()) {
+      std::sort(pending_ready_.begin(), pending_ready_.end(),
+                [](const PendingReady& a, const PendingReady& b) {
+                  return a.source_finish < b.source_finish;
+                });
+      link_end_.assign(size_t(p_), 0.0);
+      for (const PendingReady& q : pending_ready_) {
+        double& end = link_end_[size_t(q.from)];
+        const double s = link_tl(q.from, d).earliest(std::max(q.source_finish, end), q.seconds);
+        end = s + q.seconds;
+        ready = std::max(ready, end);
+      }
     }
     return ready;
   }
@@ -329,6 +369,7 @@ class Engine {
       const int32_t x = find_transfer(e.from, e.data, d);
       if (x >= 0) {
         ready = std::max(ready, transfers_[size_t(x)].finish);
+        edge_transfer_[size_t(ei)] = x;
         continue;
       }
       pending_.push_back({finish_[size_t(e.from)], ei});
@@ -344,6 +385,7 @@ class Engine {
       const int32_t x = find_transfer(e.from, e.data, d);  // an earlier edge of the same data
       if (x >= 0) {
         ready = std::max(ready, transfers_[size_t(x)].finish);
+        edge_transfer_[size_t(pt.edge)] = x;
         continue;
       }
       const double dur = pb_.transfer_seconds(du, d, e.bytes);
@@ -363,6 +405,7 @@ class Engine {
       transfers_.push_back(tr);
       transfer_next_.push_back(transfer_head_[size_t(e.from)]);
       transfer_head_[size_t(e.from)] = int32_t(transfers_.size() - 1);
+      edge_transfer_[size_t(pt.edge)] = int32_t(transfers_.size() - 1);
       ready = std::max(ready, tr.finish);
     }
     const double c = pb_.cost(t, d);
@@ -388,6 +431,7 @@ class Engine {
   const int32_t n_;
   const RunConfig* cfg_ = nullptr;
   std::vector<uint8_t> has_unsupported_;
+  std::vector<uint8_t> shared_data_;  // per edge: another edge carries the same data
 
   std::vector<GapTimeline> device_tl_;
   std::vector<GapTimeline> link_tl_;
@@ -395,10 +439,18 @@ class Engine {
   std::vector<double> start_, finish_;
   std::vector<Transfer> transfers_;
   std::vector<int32_t> transfer_next_, transfer_head_;
+  std::vector<int32_t> edge_transfer_;  // per edge: the transfer feeding it, or -1
   std::vector<uint8_t> resident_on_;
   std::vector<uint64_t> used_;
   std::vector<Fallback> fallbacks_;
   std::vector<PendingTransfer> pending_;
+  struct PendingReady {
+    double source_finish;
+    double seconds;
+    int32_t from;
+  };
+  mutable std::vector<PendingReady> pending_ready_;  // data_ready() scratch
+  mutable std::vector<double> link_end_;
   int32_t round_robin_ = 0;
 };
 
@@ -406,7 +458,8 @@ class Engine {
 // before what it feeds when times tie (zero-length work).
 struct IssueKey {
   double start;
-  int64_t seq;
+  int32_t seq;
+  int32_t stream;
   WorkRef ref;
   bool operator<(const IssueKey& o) const {
     return start < o.start || (start == o.start && seq < o.seq);
@@ -430,43 +483,65 @@ Schedule Engine::assemble() const {
     si.name = pb_.device(d).id + "/compute";
     s.streams.push_back(si);
   }
+  // Transfers bucketed by link (counting sort: this runs on every schedule of 100,000
+  // tasks, so no comparison sort over all transfers).
+  const size_t links = size_t(p_) * size_t(p_);
+  std::vector<int32_t> link_offset(links + 1, 0);
+  for (const Transfer& x : transfers_)
+    ++link_offset[size_t(x.from_device) * size_t(p_) + size_t(x.to_device) + 1];
+  for (size_t l = 0; l < links; ++l) link_offset[l + 1] += link_offset[l];
   std::vector<int32_t> by_link(transfers_.size());
-  std::iota(by_link.begin(), by_link.end(), 0);
-  std::sort(by_link.begin(), by_link.end(), [&](int32_t a, int32_t b) {
-    const Transfer& x = transfers_[size_t(a)];
-    const Transfer& y = transfers_[size_t(b)];
-    if (x.from_device != y.from_device) return x.from_device < y.from_device;
-    if (x.to_device != y.to_device) return x.to_device < y.to_device;
-    return x.start < y.start || (x.start == y.start && a < b);
-  });
-  for (size_t i = 0; i < by_link.size();) {
-    const int32_t from = transfers_[size_t(by_link[i])].from_device;
-    const int32_t to = transfers_[size_t(by_link[i])].to_device;
-    std::vector<std::pair<double, int32_t>> channel_end;  // per channel: (busy until, stream)
-    for (; i < by_link.size() && transfers_[size_t(by_link[i])].from_device == from &&
-           transfers_[size_t(by_link[i])].to_device == to;
-         ++i) {
-      const Transfer& x = transfers_[size_t(by_link[i])];
-      int32_t stream = -1;
-      for (auto& [busy_until, st] : channel_end)
-        if (busy_until <= x.start) {
-          stream = st;
-          busy_until = x.finish;
-          break;
-        }
-      if (stream < 0) {
-        StreamInfo si;
-        si.kind = StreamInfo::Kind::kTransfer;
-        si.device = from;
-        si.peer = to;
-        si.channel = int32_t(channel_end.size());
-        si.name =
-            pb_.device(from).id + "->" + pb_.device(to).id + "/copy" + std::to_string(si.channel);
-        s.streams.push_back(si);
-        stream = int32_t(s.streams.size() - 1);
-        channel_end.emplace_back(x.finish, stream);
+  {
+    std::vector<int32_t> fill(link_offset.begin(), link_offset.end() - 1);
+    for (size_t x = 0; x < transfers_.size(); ++x) {
+      const Transfer& t = transfers_[x];
+      by_link[size_t(fill[size_t(t.from_device) * size_t(p_) + size_t(t.to_device)]++)] =
+          int32_t(x);
+    }
+  }
+  using Channel = std::pair<double, int32_t>;  // (busy until, stream)
+  std::vector<Channel> channels;
+  for (size_t l = 0; l < links; ++l) {
+    const auto first = by_link.begin() + link_offset[l];
+    const auto last = by_link.begin() + link_offset[l + 1];
+    if (first == last) continue;
+    const int32_t from = int32_t(l / size_t(p_)), to = int32_t(l % size_t(p_));
+    auto add_stream = [&](int32_t channel) {
+      StreamInfo si;
+      si.kind = StreamInfo::Kind::kTransfer;
+      si.device = from;
+      si.peer = to;
+      si.channel = channel;
+      si.name = pb_.device(from).id + "->" + pb_.device(to).id + "/copy" + std::to_string(channel);
+      s.streams.push_back(std::move(si));
+      return int32_t(s.streams.size() - 1);
+    };
+    if (opt_.link_model == LinkModel::kSerialized) {
+      const int32_t stream = add_stream(0);  // the link's transfers never overlap
+      for (auto it = first; it != last; ++it) s.transfers[size_t(*it)].stream = stream;
+      continue;
+    }
+    // Contention-free: as many channels as overlapping transfers need (interval
+    // colouring in start order, reusing the channel that frees up first).
+    std::sort(first, last, [&](int32_t a, int32_t b) {
+      return transfers_[size_t(a)].start < transfers_[size_t(b)].start ||
+             (transfers_[size_t(a)].start == transfers_[size_t(b)].start && a < b);
+    });
+    channels.clear();
+    int32_t count = 0;
+    for (auto it = first; it != last; ++it) {
+      const Transfer& x = transfers_[size_t(*it)];
+      int32_t stream;
+      if (!channels.empty() && channels.front().first <= x.start) {
+        std::pop_heap(channels.begin(), channels.end(), std::greater<>());
+        stream = channels.back().second;
+        channels.pop_back();
+      } else {
+        stream = add_stream(count++);
       }
-      s.transfers[size_t(by_link[i])].stream = stream;
+      channels.emplace_back(x.finish, stream);
+      std::push_heap(channels.begin(), channels.end(), std::greater<>());
+      s.transfers[size_t(*it)].stream = stream;
     }
   }
 
@@ -478,51 +553,63 @@ Schedule Engine::assemble() const {
   std::vector<IssueKey> keys;
   keys.reserve(size_t(n_) + transfers_.size());
   for (TaskId t = 0; t < n_; ++t)
-    keys.push_back({start_[size_t(t)], 2 * int64_t(g_.topological_position(t)),
+    keys.push_back({start_[size_t(t)], 2 * g_.topological_position(t), dev_[size_t(t)],
                     WorkRef{WorkRef::Kind::kTask, t}});
   for (size_t x = 0; x < transfers_.size(); ++x)
-    keys.push_back({transfers_[x].start,
-                    2 * int64_t(g_.topological_position(transfers_[x].source)) + 1,
-                    WorkRef{WorkRef::Kind::kTransfer, int32_t(x)}});
+    keys.push_back({transfers_[x].start, 2 * g_.topological_position(transfers_[x].source) + 1,
+                    s.transfers[x].stream, WorkRef{WorkRef::Kind::kTransfer, int32_t(x)}});
   std::sort(keys.begin(), keys.end());
   s.issue_order.reserve(keys.size());
   s.stream_order.resize(s.streams.size());
+  {
+    std::vector<size_t> per_stream(s.streams.size(), 0);
+    for (const TaskPlacement& t : s.tasks) ++per_stream[size_t(t.stream)];
+    for (const Transfer& x : s.transfers) ++per_stream[size_t(x.stream)];
+    for (size_t st = 0; st < s.streams.size(); ++st) s.stream_order[st].reserve(per_stream[st]);
+  }
   for (const IssueKey& k : keys) {
     s.issue_order.push_back(k.ref);
-    const int32_t st = k.ref.kind == WorkRef::Kind::kTask ? s.tasks[size_t(k.ref.index)].stream
-                                                          : s.transfers[size_t(k.ref.index)].stream;
-    s.stream_order[size_t(st)].push_back(k.ref);
+    s.stream_order[size_t(k.stream)].push_back(k.ref);
   }
 
-  // Events: one per producer whose result is awaited on another stream.
-  std::vector<int32_t> task_event(size_t(n_), -1), transfer_event(transfers_.size(), -1);
-  auto add_wait = [&](WorkRef producer, int32_t producer_stream, WorkRef waiter) {
+  // Events: one per producer whose result is awaited on another stream. Waits are listed
+  // by waiter: transfers in index order, then tasks by id (sequential passes: a
+  // 100,000-task schedule has ~10^5 events).
+  std::vector<int32_t> task_event(static_cast<size_t>(n_), -1);
+  std::vector<int32_t> transfer_event(transfers_.size(), -1);
+  s.events.reserve(transfers_.size() * 2);
+  s.waits.reserve(transfers_.size() * 2);
+  auto add_wait = [&](WorkRef waiter, size_t first_wait, WorkRef producer,
+                      int32_t producer_stream) {
     int32_t& ev = producer.kind == WorkRef::Kind::kTask ? task_event[size_t(producer.index)]
                                                         : transfer_event[size_t(producer.index)];
     if (ev < 0) {
       ev = int32_t(s.events.size());
-      s.events.push_back(ScheduleEvent{producer, producer_stream, {}});
+      s.events.push_back(ScheduleEvent{producer, producer_stream});
     }
-    auto& w = s.events[size_t(ev)].waiters;
-    if (std::find(w.begin(), w.end(), waiter) == w.end()) w.push_back(waiter);
+    for (size_t w = first_wait; w < s.waits.size(); ++w)
+      if (s.waits[w].event == ev) return;  // duplicate edges: wait once
+    s.waits.push_back(EventWait{ev, waiter});
   };
-  for (const WorkRef& ref : s.issue_order) {
-    if (ref.kind == WorkRef::Kind::kTransfer) {
-      const Transfer& x = s.transfers[size_t(ref.index)];
-      add_wait(WorkRef{WorkRef::Kind::kTask, x.source}, s.tasks[size_t(x.source)].stream, ref);
-      continue;
-    }
-    const TaskId v = ref.index;
+  for (size_t x = 0; x < transfers_.size(); ++x) {
+    const TaskId u = transfers_[x].source;
+    add_wait(WorkRef{WorkRef::Kind::kTransfer, int32_t(x)}, s.waits.size(),
+             WorkRef{WorkRef::Kind::kTask, u}, dev_[size_t(u)]);
+  }
+  for (TaskId v = 0; v < n_; ++v) {
+    const WorkRef ref{WorkRef::Kind::kTask, v};
+    const size_t first_wait = s.waits.size();
     for (int32_t ei : g_.in_edges(v)) {
       const Edge& e = g_.edge(ei);
       const int32_t du = dev_[size_t(e.from)];
       if (du == dev_[size_t(v)]) continue;  // same compute stream: ordered by the stream
-      if (e.bytes <= 0) {
-        add_wait(WorkRef{WorkRef::Kind::kTask, e.from}, s.tasks[size_t(e.from)].stream, ref);
-        continue;
+      const int32_t x = edge_transfer_[size_t(ei)];
+      if (x < 0) {  // no bytes: only the order crosses devices
+        add_wait(ref, first_wait, WorkRef{WorkRef::Kind::kTask, e.from}, du);
+      } else {
+        add_wait(ref, first_wait, WorkRef{WorkRef::Kind::kTransfer, x},
+                 s.transfers[size_t(x)].stream);
       }
-      const int32_t x = find_transfer(e.from, e.data, dev_[size_t(v)]);
-      add_wait(WorkRef{WorkRef::Kind::kTransfer, x}, s.transfers[size_t(x)].stream, ref);
     }
   }
 
@@ -893,11 +980,19 @@ std::vector<uint64_t> activation_peaks(const Problem& pb, const Schedule& s) {
     }
   };
   std::vector<std::vector<Change>> changes(static_cast<size_t>(p));
+  for (auto& c : changes) c.reserve(2 * (size_t(pb.task_count()) + s.transfers.size()) / size_t(p));
   std::vector<double> copy_end(s.transfers.size(), 0);
-  std::vector<std::vector<int32_t>> transfers_of(size_t(pb.task_count()));
-  for (size_t x = 0; x < s.transfers.size(); ++x) {
-    transfers_of[size_t(s.transfers[x].source)].push_back(int32_t(x));
-    copy_end[x] = s.transfers[x].finish;
+  // Transfers of each source task (CSR).
+  std::vector<int32_t> offset(size_t(pb.task_count()) + 1, 0);
+  for (const Transfer& x : s.transfers) ++offset[size_t(x.source) + 1];
+  for (size_t t = 0; t < size_t(pb.task_count()); ++t) offset[t + 1] += offset[t];
+  std::vector<int32_t> of_source(s.transfers.size());
+  {
+    std::vector<int32_t> fill(offset.begin(), offset.end() - 1);
+    for (size_t x = 0; x < s.transfers.size(); ++x) {
+      of_source[size_t(fill[size_t(s.transfers[x].source)]++)] = int32_t(x);
+      copy_end[x] = s.transfers[x].finish;
+    }
   }
   for (TaskId u = 0; u < pb.task_count(); ++u) {
     const TaskPlacement& pu = s.tasks[size_t(u)];
@@ -911,7 +1006,8 @@ std::vector<uint64_t> activation_peaks(const Problem& pb, const Schedule& s) {
         end = std::max(end, pv.finish);
         continue;
       }
-      for (int32_t x : transfers_of[size_t(u)]) {
+      for (int32_t k = offset[size_t(u)]; k < offset[size_t(u) + 1]; ++k) {
+        const int32_t x = of_source[size_t(k)];
         const Transfer& tr = s.transfers[size_t(x)];
         if (tr.data == e.data && tr.to_device == pv.device) {
           copy_end[size_t(x)] = std::max(copy_end[size_t(x)], pv.finish);
@@ -932,7 +1028,7 @@ std::vector<uint64_t> activation_peaks(const Problem& pb, const Schedule& s) {
     changes[size_t(tr.to_device)].push_back({tr.start, int64_t(bytes)});
     changes[size_t(tr.to_device)].push_back({copy_end[x], -int64_t(bytes)});
   }
-  std::vector<uint64_t> peak(size_t(p), 0);
+  std::vector<uint64_t> peak(static_cast<size_t>(p), 0);
   for (int32_t d = 0; d < p; ++d) {
     auto& c = changes[size_t(d)];
     std::sort(c.begin(), c.end());
@@ -964,6 +1060,9 @@ using detail::Policy;
 using detail::RunConfig;
 
 namespace {
+
+Schedule refine_by_units(const Problem& pb, const Options& opt, const std::vector<int32_t>& pins,
+                         const std::vector<double>& ranks, Schedule best);
 
 Result<Schedule> run_algorithm(const Problem& pb, const Options& opt,
                                const std::vector<int32_t>& pins, Algorithm a,
@@ -1032,10 +1131,98 @@ Result<Schedule> run_algorithm(const Problem& pb, const Options& opt,
       s.proved_optimal = proved;
       return s;
     }
+    case Algorithm::kRefine: {  // HEFT, then the unit refinement kAuto applies
+      HAL_ASSIGN_OR_RETURN(Schedule heft, run_algorithm(pb, opt, pins, Algorithm::kHeft, ranks));
+      Schedule refined = refine_by_units(pb, opt, pins, ranks, std::move(heft));
+      refined.algorithm = Algorithm::kRefine;
+      return refined;
+    }
     case Algorithm::kAuto:
       break;
   }
   return invalid_argument("scheduler: algorithm 'auto' is not a single algorithm");
+}
+
+// Local search over units of placement: each layer is one unit, each task outside the
+// layers its own. Moving a unit to another device and re-timing the whole graph is
+// accepted when the makespan drops; sweeps repeat until none does. Contiguous layer
+// splits, the shape memory pressure calls for, are reached one boundary layer at a time,
+// and tasks outside the blocks (embedding, LM head) find their own device.
+Schedule refine_by_units(const Problem& pb, const Options& opt, const std::vector<int32_t>& pins,
+                         const std::vector<double>& ranks, Schedule best) {
+  const TaskGraph& g = pb.graph();
+  const int32_t n = pb.task_count(), p = pb.device_count(), layers = g.layer_count();
+  std::vector<int32_t> unit_of(static_cast<size_t>(n));
+  int32_t units = layers;
+  for (TaskId t = 0; t < n; ++t) {
+    const int32_t l = g.task(t).layer;
+    unit_of[size_t(t)] = l >= 0 ? l : units++;
+  }
+  if (units > 4096) return best;  // too many loose tasks for unit moves to pay off
+  std::vector<std::vector<TaskId>> members(static_cast<size_t>(units));
+  for (TaskId t : g.topological_order()) members[size_t(unit_of[size_t(t)])].push_back(t);
+  // Units in the order the graph first reaches them.
+  std::vector<int32_t> order;
+  {
+    std::vector<uint8_t> seen(static_cast<size_t>(units), 0);
+    for (TaskId t : g.topological_order())
+      if (!seen[size_t(unit_of[size_t(t)])]++) order.push_back(unit_of[size_t(t)]);
+  }
+  Engine engine(pb, opt, pins);
+  RunConfig cfg;
+  cfg.label = Algorithm::kRefine;
+  cfg.policy = Policy::kPreferred;
+  cfg.priority = &ranks;
+  std::vector<int32_t> preferred(static_cast<size_t>(n));
+  for (TaskId t = 0; t < n; ++t) preferred[size_t(t)] = best.tasks[size_t(t)].device;
+  cfg.preferred = &preferred;
+  std::vector<int32_t> saved;
+  bool changed = false;
+  // Each trial re-times the whole graph: bound the trials so refinement costs a bounded
+  // multiple of one schedule however many layers there are.
+  int64_t budget = std::clamp<int64_t>(int64_t(4'000'000) / std::max(n, 1), 16, 4000);
+  // A unit's device: the one all its tasks share, -1 when mixed.
+  auto unit_device = [&](int32_t u) {
+    const auto& tasks = members[size_t(u)];
+    const int32_t d = tasks.empty() ? -1 : preferred[size_t(tasks[0])];
+    for (TaskId t : tasks)
+      if (preferred[size_t(t)] != d) return -1;
+    return d;
+  };
+  for (int32_t sweep = 0; sweep < opt.refine_max_sweeps && budget > 0; ++sweep) {
+    bool improved = false;
+    for (size_t k = 0; k < order.size() && budget > 0; ++k) {
+      const int32_t u = order[k];
+      const auto& tasks = members[size_t(u)];
+      // Worth moving: units outside the layers, units split over devices, and units at
+      // a boundary between devices (moving one shifts the boundary by one layer).
+      const int32_t here = unit_device(u);
+      const bool loose = u >= layers;
+      const bool boundary = (k > 0 && unit_device(order[k - 1]) != here) ||
+                            (k + 1 < order.size() && unit_device(order[k + 1]) != here);
+      if (!loose && here >= 0 && !boundary) continue;
+      for (int32_t d = 0; d < p && budget > 0; ++d) {
+        if (here == d) continue;
+        --budget;
+        saved.clear();
+        for (TaskId t : tasks) {
+          saved.push_back(preferred[size_t(t)]);
+          preferred[size_t(t)] = d;
+        }
+        auto s = run_with_capacity(engine, pb, cfg);
+        if (s.ok() && s->makespan < best.makespan * (1 - 1e-9)) {
+          best = std::move(*s);
+          for (TaskId t = 0; t < n; ++t) preferred[size_t(t)] = best.tasks[size_t(t)].device;
+          improved = changed = true;
+        } else {
+          for (size_t i = 0; i < tasks.size(); ++i) preferred[size_t(tasks[i])] = saved[i];
+        }
+      }
+    }
+    if (!improved) break;
+  }
+  if (changed) best.algorithm = Algorithm::kRefine;
+  return best;
 }
 
 }  // namespace
@@ -1058,13 +1245,35 @@ Result<Schedule> schedule(const Problem& problem, const Options& options) {
     candidates.push_back(Algorithm::kLayerPartition);
   candidates.push_back(Algorithm::kAllOnFastest);
 
+  // Candidates are independent: on big graphs they run on threads of their own.
+  std::vector<std::optional<Result<Schedule>>> outcomes(candidates.size());
+  auto run_candidate = [&](size_t i) {
+    outcomes[i].emplace(run_algorithm(problem, options, pins, candidates[i], ranks));
+  };
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  if (options.parallel_candidates && hw > 1 &&
+      size_t(problem.task_count()) >= options.parallel_min_tasks) {
+    std::vector<std::thread> threads;
+    size_t spawned = 1;
+    try {
+      for (; spawned < candidates.size(); ++spawned) threads.emplace_back(run_candidate, spawned);
+    } catch (const std::system_error&) {
+      // No thread to be had: the rest run here.
+    }
+    run_candidate(0);
+    for (size_t i = spawned; i < candidates.size(); ++i) run_candidate(i);
+    for (std::thread& t : threads) t.join();
+  } else {
+    for (size_t i = 0; i < candidates.size(); ++i) run_candidate(i);
+  }
+
   std::optional<Schedule> best;
   std::vector<CandidateResult> results;
   Status first_failure;
-  for (Algorithm a : candidates) {
-    auto s = run_algorithm(problem, options, pins, a, ranks);
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    Result<Schedule>& s = *outcomes[i];
     CandidateResult r;
-    r.algorithm = a;
+    r.algorithm = candidates[i];
     if (!s.ok()) {
       r.failure = s.status().message();
       if (first_failure.ok()) first_failure = s.status();
@@ -1075,6 +1284,15 @@ Result<Schedule> schedule(const Problem& problem, const Options& options) {
     results.push_back(std::move(r));
   }
   if (!best) return first_failure;
+  if (problem.graph().layer_count() >= 2 && problem.device_count() >= 2 &&
+      size_t(problem.task_count()) <= options.refine_max_tasks) {
+    Schedule refined = refine_by_units(problem, options, pins, ranks, *best);
+    CandidateResult r;
+    r.algorithm = Algorithm::kRefine;
+    r.makespan = refined.makespan;
+    results.push_back(r);
+    if (refined.makespan < best->makespan) best = std::move(refined);
+  }
   best->candidates = std::move(results);
   return std::move(*best);
 }

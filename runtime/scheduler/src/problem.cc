@@ -24,6 +24,8 @@ std::string_view algorithm_name(Algorithm a) {
       return "round-robin";
     case Algorithm::kExhaustive:
       return "exhaustive";
+    case Algorithm::kRefine:
+      return "refine";
   }
   return "auto";
 }
@@ -31,7 +33,7 @@ std::string_view algorithm_name(Algorithm a) {
 std::optional<Algorithm> parse_algorithm(std::string_view name) {
   for (Algorithm a : {Algorithm::kAuto, Algorithm::kHeft, Algorithm::kPeft, Algorithm::kLookahead,
                       Algorithm::kLayerPartition, Algorithm::kAllOnFastest, Algorithm::kRoundRobin,
-                      Algorithm::kExhaustive})
+                      Algorithm::kExhaustive, Algorithm::kRefine})
     if (algorithm_name(a) == name) return a;
   return std::nullopt;
 }

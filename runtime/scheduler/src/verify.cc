@@ -200,8 +200,18 @@ Status verify_schedule(const Problem& pb, const Schedule& s, const Options& opti
                             ? s.tasks.at(size_t(ev.producer.index)).stream
                             : s.transfers.at(size_t(ev.producer.index)).stream;
     if (own != ev.stream) return bad("an event is recorded on a stream other than its producer's");
-    for (const WorkRef& w : ev.waiters)
-      waits.emplace(int(ev.producer.kind), ev.producer.index, int(w.kind), w.index);
+  }
+  for (const EventWait& w : s.waits) {
+    if (w.event < 0 || size_t(w.event) >= s.events.size()) return bad("a wait names no event");
+    const WorkRef& prod = s.events[size_t(w.event)].producer;
+    // The event must be recorded before the waiter is issued.
+    const int32_t ppos = prod.kind == WorkRef::Kind::kTask ? pos_task[size_t(prod.index)]
+                                                           : pos_transfer[size_t(prod.index)];
+    const int32_t wpos = w.waiter.kind == WorkRef::Kind::kTask
+                             ? pos_task.at(size_t(w.waiter.index))
+                             : pos_transfer.at(size_t(w.waiter.index));
+    if (ppos > wpos) return bad("a wait is issued before its event is recorded");
+    waits.emplace(int(prod.kind), prod.index, int(w.waiter.kind), w.waiter.index);
   }
   auto need = [&](WorkRef prod, int32_t prod_stream, WorkRef waiter,
                   int32_t waiter_stream) -> Status {

@@ -22,6 +22,7 @@
 
 #include <array>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -87,7 +88,11 @@ struct LinkCost {
   double latency_s = 0;
 
   // +infinity when the link has no bandwidth and there are bytes to move.
-  double seconds(double bytes) const;
+  double seconds(double bytes) const {
+    if (bytes <= 0) return latency_s;
+    if (!(bandwidth_bytes_per_s > 0)) return std::numeric_limits<double>::infinity();
+    return latency_s + bytes / bandwidth_bytes_per_s;
+  }
   static LinkCost from(const hal::LinkInfo& link);
 };
 

@@ -21,7 +21,9 @@
 //   schedules with those assignments; for transformer graphs too big for one device.
 // - kAuto (default): runs HEFT, PEFT, lookahead (up to lookahead_max_tasks), layer
 //   partition (graphs with layers) and all-on-fastest, and keeps the shortest makespan:
-//   never worse than HEFT.
+//   never worse than HEFT. On graphs with layers (up to refine_max_tasks) it then refines
+//   the best by moving whole units (a layer, or one task outside the layers) to another
+//   device while that shortens the makespan (labelled kRefine when it did).
 // - Baselines: kAllOnFastest (the device with the least total cost; tasks it cannot run
 //   or hold go where they finish earliest), kRoundRobin (rank order, devices in turn).
 // - kExhaustive: the optimum by branch and bound over (task order, device) for small
@@ -123,9 +125,10 @@ enum class Algorithm : int32_t {
   kAllOnFastest,
   kRoundRobin,
   kExhaustive,
+  kRefine,  // HEFT then kAuto's unit refinement; also labels kAuto results it improved
 };
 // "auto", "heft", "peft", "lookahead", "layer-partition", "all-on-fastest",
-// "round-robin", "exhaustive".
+// "round-robin", "exhaustive", "refine".
 std::string_view algorithm_name(Algorithm a);
 std::optional<Algorithm> parse_algorithm(std::string_view name);
 
@@ -134,10 +137,15 @@ enum class LinkModel : int32_t { kSerialized = 0, kContentionFree = 1 };
 struct Options {
   Algorithm algorithm = Algorithm::kAuto;
   LinkModel link_model = LinkModel::kSerialized;
-  bool insertion = true;          // fill idle gaps of device and link timelines
-  bool strict_placement = false;  // a fallback is an error
-  PlacementSpec placement;        // pins (resolved against the problem's devices)
-  size_t lookahead_max_tasks = 20000;
+  bool insertion = true;               // fill idle gaps of device and link timelines
+  bool strict_placement = false;       // a fallback is an error
+  PlacementSpec placement;             // pins (resolved against the problem's devices)
+  size_t lookahead_max_tasks = 20000;  // kAuto runs lookahead up to this size
+  // kAuto runs its candidates on threads for graphs of at least parallel_min_tasks.
+  bool parallel_candidates = true;
+  size_t refine_max_tasks = 20000;  // kAuto's unit refinement, graphs with layers only
+  int32_t refine_max_sweeps = 3;
+  size_t parallel_min_tasks = 5000;
   size_t exhaustive_max_tasks = 12;
   uint64_t exhaustive_max_nodes = 200'000'000;  // search nodes before giving up
 };
@@ -177,11 +185,16 @@ struct Transfer {
   int32_t stream = -1;
 };
 
-// Recorded after `producer` on `stream`; `waiters` wait for it before they are issued.
+// Recorded on `stream` right after `producer`.
 struct ScheduleEvent {
   WorkRef producer;
   int32_t stream = -1;
-  std::vector<WorkRef> waiters;
+};
+
+// `waiter` waits for `event` before it is issued on its stream.
+struct EventWait {
+  int32_t event = -1;
+  WorkRef waiter;
 };
 
 struct Fallback {
@@ -220,7 +233,10 @@ struct Schedule {
   // Every task and transfer, by start time: a topological order of tasks and transfers
   // (what an executor issues in).
   std::vector<WorkRef> issue_order;
+  // One event per producer whose result is needed on another stream, and every wait for
+  // one, grouped by waiter (transfers in index order, then tasks by id).
   std::vector<ScheduleEvent> events;
+  std::vector<EventWait> waits;
   std::vector<Fallback> fallbacks;
   std::vector<DeviceMemory> memory;         // per device
   std::vector<CandidateResult> candidates;  // kAuto: what each candidate reached
