@@ -103,14 +103,13 @@ struct Session::Prepared {
   ModelGraphShape shape;
   ModelGraph graph;
   std::unique_ptr<Executor> executor;
-  uint64_t cache_generation = 0;
+  uint64_t bound_epoch = 0;  // state_epoch_ when last bound; 0 = never
   uint64_t activation_bytes = 0;
 };
 
 Session::~Session() {
   prepared_.clear();  // executors (streams) before the buffers they use
-  k_caches_.clear();
-  v_caches_.clear();
+  states_.clear();
   weights_.clear();
 }
 
@@ -127,16 +126,21 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   std::unique_ptr<Session> s(new Session());
   s->model_ = std::move(model);
   s->options_ = std::move(options);
-  const int64_t layers = s->config().num_layers;
-  const int64_t devices = int64_t(s->options_.devices.size());
-  for (int64_t l = 0; l < layers; ++l)
-    s->layer_device_.push_back(int32_t(l * devices / std::max<int64_t>(layers, 1)));
-
   // Upload every weight the decode graph reads, where it reads it.
   ModelGraphShape proto;
   proto.compute_dtype = dt;
   HAL_ASSIGN_OR_RETURN(ModelGraph mg, build_model_graph(s->config(), proto));
   HAL_ASSIGN_OR_RETURN(ExecutionPlan plan, s->make_plan(mg.graph));
+  s->layer_device_.assign(size_t(s->config().num_layers), 0);
+  std::vector<char> seen(size_t(s->config().num_layers), 0);
+  for (const PlannedStep& step : plan.steps) {
+    const Node& n = plan.graph->node(step.node);
+    if (n.layer < 0 || size_t(n.layer) >= seen.size() || seen[size_t(n.layer)] ||
+        n.kind != NodeKind::kOp)
+      continue;
+    seen[size_t(n.layer)] = 1;
+    s->layer_device_[size_t(n.layer)] = step.device;
+  }
   uint64_t total = 0;
   std::vector<std::pair<std::string, int32_t>> wanted;
   for (const RequiredBinding& b : plan.required_bindings) {
@@ -180,64 +184,64 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
 }
 
 Result<ExecutionPlan> Session::make_plan(std::shared_ptr<const Graph> graph) const {
+  if (options_.planner) {
+    HAL_ASSIGN_OR_RETURN(ExecutionPlan plan, options_.planner(std::move(graph), options_.devices));
+    if (plan.devices != options_.devices)
+      return invalid_argument("session: the planner must place on the session's devices, in order");
+    return plan;
+  }
   if (options_.devices.size() == 1)
     return make_single_device_plan(std::move(graph), options_.devices[0]);
-  return make_layer_split_plan(std::move(graph), options_.devices, layer_device_);
+  const int64_t layers = config().num_layers;
+  const int64_t devices = int64_t(options_.devices.size());
+  std::vector<int32_t> layer_device;
+  for (int64_t l = 0; l < layers; ++l)
+    layer_device.push_back(int32_t(l * devices / std::max<int64_t>(layers, 1)));
+  return make_layer_split_plan(std::move(graph), options_.devices, std::move(layer_device));
 }
 
-Status Session::ensure_caches(int64_t batch, int64_t cache_len) {
-  if (batch == cache_batch_ && cache_len == cache_len_ && !k_caches_.empty()) return ok_status();
-  // Executors bound to the old caches must not run with them again.
-  for (auto& p : prepared_) p->cache_generation = 0;
-  k_caches_.clear();
-  v_caches_.clear();
-  cache_batch_ = cache_len_ = 0;
-  const ModelConfig& c = config();
-  const uint64_t bytes = uint64_t(batch * cache_len * c.num_kv_heads * c.head_dim) *
-                         dtype_size(options_.compute_dtype);
-  for (int64_t l = 0; l < c.num_layers; ++l) {
-    Device* d = options_.devices[size_t(layer_device_[size_t(l)])];
-    for (auto* list : {&k_caches_, &v_caches_}) {
-      auto buf = d->allocate(bytes);
-      if (!buf.ok())
-        return buf.status().with_context("session: KV cache of layer " + std::to_string(l) +
-                                         " on " + d->id());
-      list->push_back(std::move(*buf));
-    }
-  }
-  cache_batch_ = batch;
-  cache_len_ = cache_len;
-  return ok_status();
-}
-
-Status Session::bind_all(Prepared& p, const ModelGraph& mg) {
+Status Session::bind_all(Prepared& p) {
   const Graph& g = p.executor->graph();
   for (const RequiredBinding& b : p.executor->plan().required_bindings) {
     const Value& v = g.value(b.value);
+    Device* device = options_.devices[size_t(b.device)];
     if (v.kind == ValueKind::kConstant) {
       auto it = weights_.find({v.name, b.device});
       if (it == weights_.end())
         return internal_error("session: weight '" + v.name + "' was not uploaded to " +
-                              options_.devices[size_t(b.device)]->id());
+                              device->id() +
+                              " (the planner placed it differently than for "
+                              "the prototype graph)");
       HAL_RETURN_IF_ERROR(p.executor->bind(b.value, b.device, it->second));
       continue;
     }
-    // A KV cache: "h.L.k_cache" / "h.L.v_cache".
-    bool bound = false;
-    for (size_t l = 0; l < mg.k_caches.size(); ++l) {
-      const bool is_k = g.value(mg.k_caches[l]).name == v.name;
-      const bool is_v = g.value(mg.v_caches[l]).name == v.name;
-      if (!is_k && !is_v) continue;
-      HAL_RETURN_IF_ERROR(p.executor->bind(b.value, b.device, is_k ? k_caches_[l] : v_caches_[l]));
-      bound = true;
+    // A state (KV cache): shared by every graph of the same shape, reallocated when the
+    // shape changes.
+    Buffer& buf = states_[{v.name, b.device}];
+    const uint64_t need = v.desc.extent_bytes();
+    if (!buf.valid() || buf.size() != need) {
+      buf.reset();
+      auto fresh = device->allocate(need);
+      if (!fresh.ok())
+        return fresh.status().with_context("session: '" + v.name + "' on " + device->id());
+      buf = std::move(*fresh);
+      ++state_epoch_;
     }
-    if (!bound) return internal_error("session: no buffer for state '" + v.name + "'");
+    HAL_RETURN_IF_ERROR(p.executor->bind(b.value, b.device, buf));
   }
+  p.bound_epoch = state_epoch_;
   return ok_status();
 }
 
+uint64_t Session::state_bytes(const Prepared& p) const {
+  uint64_t total = 0;
+  const Graph& g = p.executor->graph();
+  for (const RequiredBinding& b : p.executor->plan().required_bindings)
+    if (g.value(b.value).kind == ValueKind::kState) total += g.value(b.value).desc.extent_bytes();
+  return total;
+}
+
 Result<Session::Prepared*> Session::prepare(const ModelGraphShape& shape) {
-  static uint64_t generation_counter = 0;
   Prepared* p = nullptr;
   for (auto& e : prepared_)
     if (same_shape(e->shape, shape)) p = e.get();
@@ -258,10 +262,7 @@ Result<Session::Prepared*> Session::prepare(const ModelGraphShape& shape) {
     prepared_.push_back(std::move(entry));
     p = prepared_.back().get();
   }
-  if (p->cache_generation == 0) {
-    HAL_RETURN_IF_ERROR(bind_all(*p, p->graph));
-    p->cache_generation = ++generation_counter;
-  }
+  if (p->bound_epoch != state_epoch_) HAL_RETURN_IF_ERROR(bind_all(*p));
   return p;
 }
 
@@ -313,8 +314,6 @@ Result<GenerationResult> Session::generate(const std::vector<std::vector<int32_t
   // Positions written: prompt and all but the last new token; rounded up so similar
   // requests share prepared graphs.
   const int64_t cache_len = (seq + n_new - 1 + 63) / 64 * 64;
-  HAL_RETURN_IF_ERROR(ensure_caches(batch, cache_len));
-  r.kv_cache_bytes = 2 * uint64_t(c.num_layers) * k_caches_[0].size();
 
   std::vector<SamplingRng> rngs(size_t(batch), SamplingRng(opt.sampling.seed));
   std::vector<char> finished(size_t(batch), 0);
@@ -366,6 +365,7 @@ Result<GenerationResult> Session::generate(const std::vector<std::vector<int32_t
   HAL_RETURN_IF_ERROR(take(pre->graph, *pre->executor).with_context("prefill"));
   r.prefill_seconds = seconds_since(t0);
   r.prefill_activation_bytes = pre->activation_bytes;
+  r.kv_cache_bytes = state_bytes(*pre);
   if (opt.progress) opt.progress("generating", 1, uint64_t(n_new));
 
   // Decode: one token per row per step, each row at its own position.
@@ -411,7 +411,6 @@ Result<std::vector<std::vector<float>>> Session::forward_all(
   for (const auto& s : sequences) seq = std::max<int64_t>(seq, int64_t(s.size()));
   const int64_t vocab = config().vocab_size;
   const int64_t cache_len = (seq + 63) / 64 * 64;
-  HAL_RETURN_IF_ERROR(ensure_caches(batch, cache_len));
   ModelGraphShape shape;
   shape.batch = batch;
   shape.seq = seq;

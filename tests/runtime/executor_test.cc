@@ -188,6 +188,41 @@ TEST(LayerSplit, SameLogitsAsOneDevice) {
   }
 }
 
+// A planner passed in SessionOptions (how the scheduler plugs in) places the graphs.
+TEST(LayerSplit, CustomPlannerPlacesEveryGraph) {
+  auto model = load_model("gpt2-tiny");
+  ASSERT_TRUE(model.ok());
+  std::shared_ptr<const Model> shared(std::move(*model));
+  int calls = 0;
+  SessionOptions so;
+  so.devices = {cpu(), cpu()};
+  so.planner = [&](std::shared_ptr<const Graph> g, const std::vector<hal::Device*>& devices) {
+    ++calls;
+    return make_layer_split_plan(std::move(g), devices, {0, 1, 1, 1});
+  };
+  auto session = Session::create(shared, so);
+  ASSERT_TRUE(session.ok()) << session.status().to_string();
+  EXPECT_EQ((*session)->layer_devices(), (std::vector<int32_t>{0, 1, 1, 1}));
+  GenerationOptions go;
+  go.max_new_tokens = 5;
+  auto got = (*session)->generate({{4, 5, 6}}, go);
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  EXPECT_EQ(calls, 3);  // prototype, prefill, decode
+  SessionOptions one;
+  one.devices = {cpu()};
+  auto single = Session::create(shared, one);
+  ASSERT_TRUE(single.ok());
+  auto want = (*single)->generate({{4, 5, 6}}, go);
+  ASSERT_TRUE(want.ok());
+  EXPECT_EQ(got->tokens, want->tokens);
+  // A planner that places on other devices is refused.
+  so.planner = [&](std::shared_ptr<const Graph> g, const std::vector<hal::Device*>&) {
+    return make_single_device_plan(std::move(g), cpu());
+  };
+  EXPECT_THAT(Session::create(shared, so).status().message(),
+              HasSubstr("planner must place on the session's devices"));
+}
+
 TEST(LayerSplit, PlanHasTransfersEventsAndPerDeviceBindings) {
   auto model = load_model("gpt2-tiny");
   ASSERT_TRUE(model.ok());

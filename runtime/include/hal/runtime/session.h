@@ -9,8 +9,9 @@
 // Placement: with one device everything runs there. With several, the transformer
 // blocks are split into contiguous layer ranges, one per device in order (embeddings
 // on the first, the head on the last), with transfers where the residual stream crosses
-// devices: a simple placement until the scheduler (issue 7) replaces it. Each weight and
-// KV cache lives on the device whose nodes read it.
+// devices: a simple placement until a scheduler is passed as SessionOptions::planner.
+// Each weight and KV cache lives on the device(s) whose nodes read it (the plan's
+// required bindings).
 //
 // Generation
 // - Prompts of different lengths run as one batch: prefill over the longest (shorter
@@ -76,11 +77,20 @@ int32_t sample_token(std::span<const float> logits, const SamplingOptions& optio
 // "generating"), units done and total.
 using ProgressFn = std::function<void(std::string_view what, uint64_t done, uint64_t total)>;
 
+// Places a graph on the session's devices: a finalized ExecutionPlan over exactly
+// `devices` (same order). The scheduler plugs in here; by default one device runs
+// everything and several get make_layer_split_plan. It is called for every graph shape
+// the session prepares (prototype, prefill, decode), so it must place a given layer the
+// same way each time (weights are uploaded once, where the prototype plan reads them).
+using Planner = std::function<Result<ExecutionPlan>(std::shared_ptr<const Graph> graph,
+                                                    const std::vector<Device*>& devices)>;
+
 struct SessionOptions {
   std::vector<Device*> devices;  // at least one
   DType compute_dtype = DType::kF32;
   ProgressFn progress;
   bool record_commands = false;  // executors keep CommandRecords (last_records())
+  Planner planner;               // empty: the default placement (above)
 };
 
 struct GenerationOptions {
@@ -124,7 +134,8 @@ class Session {
   const Model& model() const { return *model_; }
   const ModelConfig& config() const { return model_->config(); }
   const SessionOptions& options() const { return options_; }
-  // Which device runs each transformer block (index into options().devices).
+  // Which device runs each transformer block (index into options().devices): the device
+  // of the block's first op in the prototype plan.
   const std::vector<int32_t>& layer_devices() const { return layer_device_; }
   uint64_t weight_bytes() const { return weight_bytes_; }
 
@@ -145,8 +156,8 @@ class Session {
   Status check_prompts(const std::vector<std::vector<int32_t>>& prompts, int64_t extra) const;
   Result<Prepared*> prepare(const ModelGraphShape& shape);
   Result<ExecutionPlan> make_plan(std::shared_ptr<const Graph> graph) const;
-  Status bind_all(Prepared& p, const ModelGraph& mg);
-  Status ensure_caches(int64_t batch, int64_t cache_len);
+  Status bind_all(Prepared& p);
+  uint64_t state_bytes(const Prepared& p) const;
 
   std::shared_ptr<const Model> model_;
   SessionOptions options_;
@@ -154,9 +165,10 @@ class Session {
   // Weights by (name, device index).
   std::map<std::pair<std::string, int32_t>, Buffer> weights_;
   uint64_t weight_bytes_ = 0;
-  // KV caches for the current batch size and length: per layer.
-  std::vector<Buffer> k_caches_, v_caches_;
-  int64_t cache_batch_ = 0, cache_len_ = 0;
+  // States (KV caches) by (name, device), sized for the last graph shape that used them;
+  // state_epoch_ counts reallocations so executors bound to older buffers rebind.
+  std::map<std::pair<std::string, int32_t>, Buffer> states_;
+  uint64_t state_epoch_ = 1;
   std::vector<std::unique_ptr<Prepared>> prepared_;
   std::vector<StepRecord> records_;
 };
