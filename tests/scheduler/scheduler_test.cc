@@ -640,7 +640,9 @@ TEST(Refine, ShortensOrKeepsTheBestCandidate) {
         if (c.algorithm != Algorithm::kRefine) before = std::min(before, c.makespan);
       EXPECT_LE(best->makespan, before);
       EXPECT_DOUBLE_EQ(best->candidates.back().makespan, best->makespan);
-      if (best->algorithm == Algorithm::kRefine) EXPECT_LT(best->makespan, before);
+      if (best->algorithm == Algorithm::kRefine) {
+        EXPECT_LT(best->makespan, before);
+      }
       auto from_heft = schedule(*pb, with(Algorithm::kRefine));
       auto heft = schedule(*pb, with(Algorithm::kHeft));
       ASSERT_TRUE(from_heft.ok() && heft.ok());

@@ -800,6 +800,14 @@ Result<std::vector<int32_t>> layer_partition(const Problem& pb) {
     }
     eff[size_t(t)] = l < layers ? l : 0;
   }
+  // Deep graphs are planned over at most 256 contiguous groups of layers: the DP is
+  // quadratic in the number of units.
+  int32_t units = layers;
+  if (layers > 256) {
+    const int32_t block = (layers + 255) / 256;
+    for (int32_t& e : eff) e /= block;
+    units = (layers + block - 1) / block;
+  }
 
   // Consider at most 6 devices (the DP is exponential in them): the cheapest in total.
   const int32_t p_all = pb.device_count();
@@ -821,7 +829,7 @@ Result<std::vector<int32_t>> layer_partition(const Problem& pb) {
   });
   if (devs.size() > 6) devs.resize(6);
   const int32_t p = int32_t(devs.size());
-  const size_t L = size_t(layers);
+  const size_t L = size_t(units);
 
   // Per layer: compute per device (prefix sums), resident bytes (a tensor counts at the
   // first layer using it), bytes crossing the boundary before it.
@@ -834,7 +842,7 @@ Result<std::vector<int32_t>> layer_partition(const Problem& pb) {
     for (size_t l = 0; l < L; ++l)
       cprefix[size_t(i) * (L + 1) + l + 1] =
           cprefix[size_t(i) * (L + 1) + l] + layer_cost[size_t(i) * L + l];
-  std::vector<int32_t> first_use(g.resident_count(), layers);
+  std::vector<int32_t> first_use(g.resident_count(), units);
   for (TaskId t = 0; t < n; ++t)
     for (ResidentId r : g.residents_of(t))
       first_use[size_t(r)] = std::min(first_use[size_t(r)], eff[size_t(t)]);
@@ -842,7 +850,7 @@ Result<std::vector<int32_t>> layer_partition(const Problem& pb) {
   {
     std::vector<uint64_t> per_layer(L, 0);
     for (size_t r = 0; r < g.resident_count(); ++r)
-      if (first_use[r] < layers) per_layer[size_t(first_use[r])] += g.resident(ResidentId(r)).bytes;
+      if (first_use[r] < units) per_layer[size_t(first_use[r])] += g.resident(ResidentId(r)).bytes;
     for (size_t l = 0; l < L; ++l) rprefix[l + 1] = rprefix[l] + per_layer[l];
   }
   std::vector<double> cut(L + 1, 0);  // cut[l]: bytes crossing from < l to >= l
@@ -1238,7 +1246,9 @@ Result<Schedule> schedule(const Problem& problem, const Options& options) {
   if (options.algorithm != Algorithm::kAuto)
     return run_algorithm(problem, options, pins, options.algorithm, ranks);
 
-  std::vector<Algorithm> candidates = {Algorithm::kHeft, Algorithm::kPeft};
+  std::vector<Algorithm> candidates = {Algorithm::kHeft};
+  if (size_t(problem.task_count()) <= options.peft_max_tasks)
+    candidates.push_back(Algorithm::kPeft);
   if (size_t(problem.task_count()) <= options.lookahead_max_tasks)
     candidates.push_back(Algorithm::kLookahead);
   if (problem.graph().layer_count() >= 2 && problem.device_count() >= 2)

@@ -19,8 +19,9 @@
 // - kLayerPartition: assigns contiguous layer ranges to devices by dynamic programming
 //   (total compute plus boundary transfers, each device's capacity respected), then list
 //   schedules with those assignments; for transformer graphs too big for one device.
-// - kAuto (default): runs HEFT, PEFT, lookahead (up to lookahead_max_tasks), layer
-//   partition (graphs with layers) and all-on-fastest, and keeps the shortest makespan:
+// - kAuto (default): runs HEFT, PEFT (up to peft_max_tasks), lookahead (up to
+//   lookahead_max_tasks), layer partition (graphs with layers) and all-on-fastest, on
+//   threads for big graphs, and keeps the shortest makespan:
 //   never worse than HEFT. On graphs with layers (up to refine_max_tasks) it then refines
 //   the best by moving whole units (a layer, or one task outside the layers) to another
 //   device while that shortens the makespan (labelled kRefine when it did).
@@ -48,7 +49,27 @@
 // a task no device can run or hold, capacity exceeded by pins, strict fallback, an
 // exhaustive search over the limit. Messages name the task and the devices.
 //
+// Output (Schedule): streams 0..devices-1 are the devices' compute streams (one each: a
+// device runs one op at a time in this model), then transfer streams, one per link in use
+// (owned by the source device). issue_order lists every task and transfer by start time
+// and is a topological order of both; an executor walks it, waits for the events listed
+// in `waits` for each item, issues it on its stream, and records the item's event if it
+// has one. Times are predictions in seconds from 0.
+//
+// From the runtime (phase 2), roughly:
+//   TaskGraph g;                                     // a task per op node (not views),
+//   t = g.add_task({name, layer, OpWork::from_spec(spec), output bytes});
+//   r = g.add_resident(name, bytes, kWeights|kState); g.use_resident(t, r);
+//   g.add_edge(producer, consumer, bytes, output index);
+//   CostModel model = CostModel::from_platform(platform, devices, {}, &notes);
+//   Problem pb = Problem::from_cost_model(std::move(g), model).value();
+//   pb.set_supported(t, d, devices[d]->supports(spec));   // per task and device
+//   Options o; o.placement = parse_placement(flag).value(); o.strict_placement = ...;
+//   Schedule s = schedule(pb, o).value();
+//
 // Threading: schedule() is a pure function of its inputs; concurrent calls are safe.
+// kAuto may run its candidates on threads of its own for big graphs (joined before it
+// returns).
 #pragma once
 
 #include <cstdint>
@@ -141,6 +162,7 @@ struct Options {
   bool strict_placement = false;       // a fallback is an error
   PlacementSpec placement;             // pins (resolved against the problem's devices)
   size_t lookahead_max_tasks = 20000;  // kAuto runs lookahead up to this size
+  size_t peft_max_tasks = 50000;       // and PEFT up to this size (HEFT always)
   // kAuto runs its candidates on threads for graphs of at least parallel_min_tasks.
   bool parallel_candidates = true;
   size_t refine_max_tasks = 20000;  // kAuto's unit refinement, graphs with layers only
@@ -201,7 +223,7 @@ struct Fallback {
   TaskId task = kNoTask;
   int32_t preferred_device = -1;
   int32_t chosen_device = -1;
-  std::string reason;           // "'h.3.mlp.fc1' (matrix) is not supported by npu:0"
+  std::string reason;           // "task 'argmax' (vector) prefers npu:0, which does not support it"
   double preferred_finish = 0;  // the finish it would have had there
   double chosen_finish = 0;
   double cost_seconds() const { return chosen_finish - preferred_finish; }
