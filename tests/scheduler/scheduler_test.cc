@@ -475,6 +475,17 @@ TEST(Fallback, PinnedToAnUnsupportedDevice) {
   EXPECT_EQ(s->tasks[1].device, 0);
   o.strict_placement = true;
   EXPECT_EQ(schedule(pb, o).status().code(), StatusCode::kFailedPrecondition);
+  // The exhaustive search honours pins it can and records the one it cannot.
+  Options ex = with(Algorithm::kExhaustive, LinkModel::kContentionFree);
+  ex.placement = o.placement;
+  auto opt = schedule(pb, ex);
+  ASSERT_TRUE(opt.ok()) << opt.status().to_string();
+  EXPECT_TRUE(verify_schedule(pb, *opt, ex).ok());
+  EXPECT_EQ(opt->tasks[0].device, 1);
+  ASSERT_EQ(opt->fallbacks.size(), 1u);
+  EXPECT_EQ(opt->fallbacks[0].task, 1);
+  ex.strict_placement = true;
+  EXPECT_EQ(schedule(pb, ex).status().code(), StatusCode::kFailedPrecondition);
 }
 
 TEST(Problems, InvalidInputsAreRefusedWithReasons) {

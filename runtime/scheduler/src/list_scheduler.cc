@@ -316,6 +316,15 @@ class Engine {
   Status place(TaskId t) {
     int32_t fixed = pins_.empty() ? -1 : pins_[size_t(t)];
     const bool pinned = fixed >= 0;
+    if (cfg_->order) {
+      // Replaying a searched assignment: it already honours usable pins; a pin it could
+      // not honour (the device does not support the task) is a fallback like any other.
+      const int32_t d = (*cfg_->preferred)[size_t(t)];
+      if (pinned && d != fixed)
+        HAL_RETURN_IF_ERROR(record_fallback(t, fixed, d, unsupported_reason(t, fixed, true)));
+      commit(t, d);
+      return ok_status();
+    }
     if (!pinned) {
       if (cfg_->policy == Policy::kPreferred) fixed = (*cfg_->preferred)[size_t(t)];
       if (cfg_->policy == Policy::kRoundRobin) fixed = round_robin_++ % p_;
