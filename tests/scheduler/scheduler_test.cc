@@ -662,6 +662,60 @@ TEST(Refine, ShortensOrKeepsTheBestCandidate) {
     }
 }
 
+// One model, two graph shapes: the split chosen for decode is pinned onto prefill, so
+// every layer (and its weights) stays on one device across the session's graphs.
+TEST(Placement, SplitOfOneGraphPinsAnother) {
+  TransformerShape decode = small_gpt();
+  TaskGraph g = transformer_task_graph(decode);
+  ASSERT_TRUE(g.finalize().ok());
+  const uint64_t npu_memory = g.total_resident_bytes() * 55 / 100;
+  auto dec = Problem::from_cost_model(std::move(g), npu_and_cpu(npu_memory));
+  ASSERT_TRUE(dec.ok());
+  auto s = schedule(*dec, with(Algorithm::kLayerPartition));
+  ASSERT_TRUE(s.ok());
+  const PlacementSpec split = placement_of(*dec, *s);
+  ASSERT_EQ(split.layer_pins.size(), 2u);
+  EXPECT_EQ(split.layer_pins[0].first, 0);
+  EXPECT_EQ(split.layer_pins[0].last + 1, split.layer_pins[1].first);
+  EXPECT_EQ(split.layer_pins[1].last, 11);
+  EXPECT_NE(split.layer_pins[0].device, split.layer_pins[1].device);
+  auto reparsed = parse_placement(format_placement(split));
+  ASSERT_TRUE(reparsed.ok()) << format_placement(split);
+
+  TransformerShape prefill = decode;
+  prefill.new_tokens = 64;
+  auto pre = Problem::from_cost_model(transformer_task_graph(prefill), npu_and_cpu(npu_memory));
+  ASSERT_TRUE(pre.ok());
+  Options o;
+  o.placement = *reparsed;
+  auto ps = schedule(*pre, o);
+  ASSERT_TRUE(ps.ok()) << ps.status().to_string();
+  ASSERT_TRUE(verify_schedule(*pre, *ps, o).ok());
+  for (TaskId t = 0; t < pre->task_count(); ++t) {
+    const int32_t l = pre->graph().task(t).layer;
+    if (l < 0) continue;
+    const LayerPin& pin = l <= split.layer_pins[0].last ? split.layer_pins[0] : split.layer_pins[1];
+    EXPECT_EQ(pre->device(ps->tasks[size_t(t)].device).id, pin.device);
+  }
+}
+
+TEST(Placement, TaskPinsWinAndAreChecked) {
+  Problem pb = make_problem(fan_out_graph(2, true), {{1, 1}, {1, 1}, {1, 1}});
+  Options o = with(Algorithm::kHeft);
+  o.placement = *parse_placement("rest=dev:0");
+  o.task_pins = {-1, 1, -1};
+  auto s = schedule(pb, o);
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  ASSERT_TRUE(verify_schedule(pb, *s, o).ok());
+  EXPECT_EQ(s->tasks[0].device, 0);
+  EXPECT_EQ(s->tasks[1].device, 1);
+  EXPECT_EQ(s->tasks[2].device, 0);
+  o.task_pins = {-1, 1};
+  EXPECT_EQ(schedule(pb, o).status().message(), "task pins: 2 given for 3 tasks");
+  o.task_pins = {-1, 2, -1};
+  EXPECT_EQ(schedule(pb, o).status().message(), "task pins: task 'use0' pinned to device 2 of 2");
+}
+
 TEST(Capacity, ModelTooBigForAllDevices) {
   TaskGraph g = transformer_task_graph(small_gpt());
   ASSERT_TRUE(g.finalize().ok());

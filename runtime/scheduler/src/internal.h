@@ -32,6 +32,10 @@ Result<Assignment> exhaustive_search(const Problem& problem, const Options& opti
 // start to the end of their last reader). Outputs nobody reads live to the makespan.
 std::vector<uint64_t> activation_peaks(const Problem& problem, const Schedule& schedule);
 
+// Options::placement and Options::task_pins resolved to one device index per task (-1:
+// free), or empty when nothing is pinned.
+Result<std::vector<int32_t>> resolve_pins(const Problem& problem, const Options& options);
+
 // Mean-cost upward ranks (HEFT).
 std::vector<double> upward_ranks(const Problem& problem);
 

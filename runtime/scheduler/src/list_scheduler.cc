@@ -968,6 +968,26 @@ Result<std::vector<int32_t>> layer_partition(const Problem& pb) {
 
 }  // namespace
 
+Result<std::vector<int32_t>> resolve_pins(const Problem& pb, const Options& options) {
+  std::vector<int32_t> pins;
+  if (!options.placement.empty()) {
+    HAL_ASSIGN_OR_RETURN(pins, resolve_placement(options.placement, pb.graph(), pb.device_ids()));
+  }
+  if (options.task_pins.empty()) return pins;
+  if (options.task_pins.size() != size_t(pb.task_count()))
+    return invalid_argument("task pins: " + std::to_string(options.task_pins.size()) +
+                            " given for " + std::to_string(pb.task_count()) + " tasks");
+  if (pins.empty()) pins.assign(size_t(pb.task_count()), -1);
+  for (TaskId t = 0; t < pb.task_count(); ++t) {
+    const int32_t d = options.task_pins[size_t(t)];
+    if (d < -1 || d >= pb.device_count())
+      return invalid_argument("task pins: task " + label(pb.graph(), t) + " pinned to device " +
+                              std::to_string(d) + " of " + std::to_string(pb.device_count()));
+    if (d >= 0) pins[size_t(t)] = d;
+  }
+  return pins;
+}
+
 std::vector<double> upward_ranks(const Problem& pb) {
   const TaskGraph& g = pb.graph();
   const std::vector<double> w = mean_costs(pb);
@@ -1244,13 +1264,40 @@ Schedule refine_by_units(const Problem& pb, const Options& opt, const std::vecto
 
 }  // namespace
 
+PlacementSpec placement_of(const Problem& problem, const Schedule& schedule) {
+  const TaskGraph& g = problem.graph();
+  const int32_t layers = g.layer_count(), p = problem.device_count();
+  // Per layer and device: (resident bytes, tasks).
+  std::vector<std::pair<uint64_t, int64_t>> weight(size_t(layers) * size_t(p), {0, 0});
+  for (TaskId t = 0; t < problem.task_count() && size_t(t) < schedule.tasks.size(); ++t) {
+    const int32_t l = g.task(t).layer, d = schedule.tasks[size_t(t)].device;
+    if (l < 0 || d < 0 || d >= p) continue;
+    auto& w = weight[size_t(l) * size_t(p) + size_t(d)];
+    for (ResidentId r : g.residents_of(t)) w.first += g.resident(r).bytes;
+    ++w.second;
+  }
+  PlacementSpec spec;
+  for (int32_t l = 0; l < layers; ++l) {
+    int32_t best = -1;
+    for (int32_t d = 0; d < p; ++d) {
+      const auto& w = weight[size_t(l) * size_t(p) + size_t(d)];
+      if (w.second == 0) continue;
+      if (best < 0 || w > weight[size_t(l) * size_t(p) + size_t(best)]) best = d;
+    }
+    if (best < 0) continue;  // a layer index no task uses
+    const std::string& id = problem.device(best).id;
+    if (!spec.layer_pins.empty() && spec.layer_pins.back().device == id &&
+        spec.layer_pins.back().last == l - 1)
+      spec.layer_pins.back().last = l;
+    else
+      spec.layer_pins.push_back(LayerPin{l, l, id, 0});
+  }
+  return spec;
+}
+
 Result<Schedule> schedule(const Problem& problem, const Options& options) {
   HAL_RETURN_IF_ERROR(problem.validate());
-  std::vector<int32_t> pins;
-  if (!options.placement.empty()) {
-    HAL_ASSIGN_OR_RETURN(
-        pins, resolve_placement(options.placement, problem.graph(), problem.device_ids()));
-  }
+  HAL_ASSIGN_OR_RETURN(const std::vector<int32_t> pins, detail::resolve_pins(problem, options));
   const std::vector<double> ranks = detail::upward_ranks(problem);
   if (options.algorithm != Algorithm::kAuto)
     return run_algorithm(problem, options, pins, options.algorithm, ranks);

@@ -32,10 +32,7 @@ Status verify_schedule(const Problem& pb, const Schedule& s, const Options& opti
   if (s.tasks.size() != size_t(n))
     return bad(std::to_string(s.tasks.size()) + " placements for " + std::to_string(n) + " tasks");
   const int32_t streams = int32_t(s.streams.size());
-  std::vector<int32_t> pins;
-  if (!options.placement.empty()) {
-    HAL_ASSIGN_OR_RETURN(pins, resolve_placement(options.placement, g, pb.device_ids()));
-  }
+  HAL_ASSIGN_OR_RETURN(const std::vector<int32_t> pins, detail::resolve_pins(pb, options));
   std::set<TaskId> fell_back;
   for (const Fallback& f : s.fallbacks) fell_back.insert(f.task);
 

@@ -158,9 +158,13 @@ enum class LinkModel : int32_t { kSerialized = 0, kContentionFree = 1 };
 struct Options {
   Algorithm algorithm = Algorithm::kAuto;
   LinkModel link_model = LinkModel::kSerialized;
-  bool insertion = true;               // fill idle gaps of device and link timelines
-  bool strict_placement = false;       // a fallback is an error
-  PlacementSpec placement;             // pins (resolved against the problem's devices)
+  bool insertion = true;          // fill idle gaps of device and link timelines
+  bool strict_placement = false;  // a fallback is an error
+  PlacementSpec placement;        // pins (resolved against the problem's devices)
+  // Per task: a device index to pin it to, or -1 (empty = none). Wins over `placement`
+  // for the tasks it pins. For placing tasks outside the layers (embedding, LM head) the
+  // same way in every graph of a model.
+  std::vector<int32_t> task_pins;
   size_t lookahead_max_tasks = 20000;  // kAuto runs lookahead up to this size
   size_t peft_max_tasks = 50000;       // and PEFT up to this size (HEFT always)
   // kAuto runs its candidates on threads for graphs of at least parallel_min_tasks.
@@ -280,6 +284,13 @@ Result<Schedule> schedule(const Problem& problem, const Options& options = {});
 // Returns the first violation, naming the tasks.
 Status verify_schedule(const Problem& problem, const Schedule& schedule,
                        const Options& options = {});
+
+// The layer split of a schedule as a placement, e.g. "layers=0-13:npu:0,14-23:cpu:0":
+// each layer on the device holding most of its tasks' resident bytes (ties: most
+// tasks), adjacent layers on one device merged into a range. Graphs of one model with
+// different shapes (prefill, decode) can be pinned to the split chosen for one of them,
+// so weights stay where they were uploaded; `halctl plan` can print it.
+PlacementSpec placement_of(const Problem& problem, const Schedule& schedule);
 
 // Lower bound used by the schedule length ratio: the longest path of the graph when each
 // task costs its minimum over the devices that can run it and transfers cost nothing.
