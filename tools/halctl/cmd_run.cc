@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <bit>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -199,8 +200,17 @@ int cmd_run(const Args& args) {
 
   if (!dump_logits.empty()) {
     std::ofstream f(dump_logits, std::ios::binary);
-    for (const auto& rows : r.logits)
-      f.write(reinterpret_cast<const char*>(rows.data()), std::streamsize(rows.size() * 4));
+    for (const auto& rows : r.logits) {
+      if constexpr (std::endian::native == std::endian::little) {
+        f.write(reinterpret_cast<const char*>(rows.data()), std::streamsize(rows.size() * 4));
+      } else {
+        for (float v : rows) {
+          const uint32_t u = std::bit_cast<uint32_t>(v);
+          const char le[4] = {char(u), char(u >> 8), char(u >> 16), char(u >> 24)};
+          f.write(le, 4);
+        }
+      }
+    }
     if (!f)
       return report_error(
           "run", hal::invalid_argument("--dump-logits: cannot write '" + dump_logits + "'"));
