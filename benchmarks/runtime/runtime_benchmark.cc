@@ -5,13 +5,14 @@
 //                          the 16-token prompt).
 //  BM_Gpt2SmallDecode      greedy decode of 64 tokens after a 16-token prompt, timed per
 //                          step. Counters:
-//    decode_tokens_per_s       ours
+//    decode_tokens_per_s       ours, best of 5 runs (_mean: over all of them)
 //    roofline_tokens_per_s     cpu:0's measured memory bandwidth (DeviceInfo) divided by
 //                              the weight bytes one token must read (every layer weight
 //                              and the lm_head matrix once: 497 MB)
 //    roofline_fraction         ours / roofline (target >= 0.8)
 //    torch_decode_tokens_per_s PyTorch eager on the same checkpoint, same prompt and
-//                              length (torch_gpt2_baseline.py, run once by this program)
+//                              length, best of 5 (torch_gpt2_baseline.py, run once by
+//                              this program, before our runs)
 //    speedup_vs_torch          ours / torch (target >= 2)
 //    tokens_match_torch        1 when both produced the same greedy tokens
 //
@@ -22,6 +23,7 @@
 // Run: build/bin/hal_runtime_benchmark [--benchmark_filter=Decode]
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -69,7 +71,7 @@ nlohmann::json run_torch(const std::string& dir) {
   const std::string cmd = std::string(python ? python : "/usr/bin/python3") +
                           " " HAL_TORCH_BASELINE_SCRIPT " --model " + dir + " --prompt-len " +
                           std::to_string(kDecodePrompt) + " --new-tokens " +
-                          std::to_string(kDecodeNew) + " 2>/dev/null";
+                          std::to_string(kDecodeNew) + " --repeats 5 2>/dev/null";
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return nullptr;
   std::string out;
@@ -143,7 +145,7 @@ void BM_Gpt2SmallDecode(benchmark::State& state) {
   Env& e = env();
   GenerationOptions go;
   go.max_new_tokens = kDecodeNew;
-  double tokens = 0, seconds = 0;
+  double tokens = 0, seconds = 0, best = 0;
   std::vector<int32_t> ours;
   for (auto _ : state) {
     auto r = e.session->generate({e.prompt}, go);
@@ -154,26 +156,29 @@ void BM_Gpt2SmallDecode(benchmark::State& state) {
     state.SetIterationTime(r->decode_seconds);
     tokens += double(r->decode_tokens);
     seconds += r->decode_seconds;
+    best = std::max(best, r->decode_tokens_per_s());
     ours = r->tokens[0];
   }
-  const double ours_tps = tokens / seconds;
+  const double mean_tps = tokens / seconds;
   const double bytes_per_token = double(e.model->config().decode_weight_bytes(4));
   const double bandwidth = e.cpu->info().memory_bandwidth_bytes_per_s;
   const double roofline = bandwidth / bytes_per_token;
-  state.counters["decode_tokens_per_s"] = ours_tps;
+  // Best of the iterations, like the PyTorch script's best of its repeats.
+  state.counters["decode_tokens_per_s"] = best;
+  state.counters["decode_tokens_per_s_mean"] = mean_tps;
   state.counters["weight_MB_per_token"] = bytes_per_token / 1e6;
   state.counters["bandwidth_GB_per_s"] = bandwidth / 1e9;
   state.counters["roofline_tokens_per_s"] = roofline;
-  state.counters["roofline_fraction"] = ours_tps / roofline;
+  state.counters["roofline_fraction"] = best / roofline;
   if (!e.torch.is_null()) {
     const double torch_tps = e.torch["decode_tokens_per_s"].get<double>();
     state.counters["torch_decode_tokens_per_s"] = torch_tps;
-    state.counters["speedup_vs_torch"] = ours_tps / torch_tps;
+    state.counters["speedup_vs_torch"] = best / torch_tps;
     state.counters["tokens_match_torch"] =
         e.torch["generated_ids"].get<std::vector<int32_t>>() == ours ? 1 : 0;
   }
 }
-BENCHMARK(BM_Gpt2SmallDecode)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_Gpt2SmallDecode)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
 
 }  // namespace
 
