@@ -34,7 +34,9 @@ struct Executor::Impl {
   struct DeviceState {
     Buffer arena;
     std::vector<Stream> streams;
-    Event uploads_done;  // when the plan has several devices or streams
+    Event uploads_done;        // when the plan has several devices or streams
+    Event run_start, run_end;  // bracket each run on the device's clock
+    double last_seconds = 0;
   };
   // One step, resolved to HAL commands.
   struct Step {
@@ -101,6 +103,11 @@ Result<std::unique_ptr<Executor>> Executor::create(ExecutionPlan plan, ExecutorO
       auto stream = dev->create_stream(so);
       if (!stream.ok()) return stream.status().with_context("executor: stream on " + dev->id());
       state.streams.push_back(std::move(*stream));
+    }
+    for (Event* ev : {&state.run_start, &state.run_end}) {
+      auto made = dev->create_event();
+      if (!made.ok()) return made.status().with_context("executor: event on " + dev->id());
+      *ev = std::move(*made);
     }
     if (p.devices.size() > 1 || p.streams_per_device[d] > 1) {
       auto ev = dev->create_event();
@@ -361,6 +368,7 @@ Status Executor::run(const RunArgs& args) {
     }
   }
 
+  for (auto& d : im.devices) HAL_RETURN_IF_ERROR(d.streams[0].record(d.run_start));
   // Uploads, on each device's first stream; other streams of that device wait for them.
   for (const HostInput& in : args.inputs) {
     const Impl::Upload& slot = im.input_slot[in.value];
@@ -455,13 +463,36 @@ Status Executor::run(const RunArgs& args) {
       if (!s.ok()) fail(s.with_context("executor: download of '" + g.value(out.value).name + "'"));
     }
   }
+  // The end of the run on each device: its first stream, after every other stream
+  // (joined through uploads_done, which exists whenever a device has several streams).
+  if (first_error.ok()) {
+    for (auto& d : im.devices) {
+      for (size_t s = 1; s < d.streams.size(); ++s) {
+        Status st = d.streams[s].record(d.uploads_done);
+        if (st.ok()) st = d.streams[0].wait(d.uploads_done);
+        if (!st.ok()) fail(st);
+      }
+      Status st = d.streams[0].record(d.run_end);
+      if (!st.ok()) fail(st);
+    }
+  }
   // Always drain every stream, so nothing still runs when we return.
   for (size_t d = 0; d < im.devices.size(); ++d)
     for (Stream& s : im.devices[d].streams) {
       Status st = s.synchronize();
       if (!st.ok()) fail(st.with_context("executor: running on " + p.devices[d]->id()));
     }
+  if (first_error.ok())
+    for (auto& d : im.devices) {
+      auto t = Event::elapsed_seconds(d.run_start, d.run_end);
+      d.last_seconds = t.ok() ? std::max(0.0, *t) : 0.0;
+    }
   return first_error;
+}
+
+double Executor::last_device_seconds(int32_t d) const {
+  if (d < 0 || size_t(d) >= impl_->devices.size()) return 0;
+  return impl_->devices[size_t(d)].last_seconds;
 }
 
 std::vector<StepRecord> Executor::take_records() {

@@ -320,6 +320,7 @@ Result<GenerationResult> Session::generate(const std::vector<std::vector<int32_t
   std::vector<float> logits(size_t(batch * vocab));
   std::vector<int32_t> ids, positions, kv_lengths, last_index;
   std::vector<int64_t> symbols;
+  double* device_seconds = &r.prefill_device_seconds;
   auto take = [&](const ModelGraph& mg, Executor& ex) -> Status {
     std::vector<HostInput> in = {{mg.ids, ids.data(), ids.size() * 4},
                                  {mg.positions, positions.data(), positions.size() * 4},
@@ -328,6 +329,7 @@ Result<GenerationResult> Session::generate(const std::vector<std::vector<int32_t
       in.push_back({mg.last_index, last_index.data(), last_index.size() * 4});
     const HostOutput out[] = {{mg.logits, logits.data(), logits.size() * 4}};
     HAL_RETURN_IF_ERROR(ex.run({symbols, in, out}));
+    if (options_.devices.size() == 1) *device_seconds += ex.last_device_seconds(0);
     if (options_.record_commands)
       for (StepRecord& rec : ex.take_records()) records_.push_back(rec);
     for (int64_t b = 0; b < batch; ++b) {
@@ -373,6 +375,7 @@ Result<GenerationResult> Session::generate(const std::vector<std::vector<int32_t
     shape.seq = 1;
     HAL_ASSIGN_OR_RETURN(Prepared * dec, prepare(shape));
     r.decode_activation_bytes = dec->activation_bytes;
+    device_seconds = &r.decode_device_seconds;
     ids.assign(size_t(batch), 0);
     positions.assign(size_t(batch), 0);
     symbols.assign(size_t(batch) + 1, 0);

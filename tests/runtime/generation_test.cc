@@ -76,6 +76,9 @@ TEST_P(GenerationTest, KvCacheDecodeEqualsFullRecompute) {
   EXPECT_EQ(r->step_seconds.size(), size_t(go.max_new_tokens - 1));
   EXPECT_GT(r->prefill_tokens_per_s(), 0);
   EXPECT_GT(r->decode_tokens_per_s(), 0);
+  // cpu:0's clock is the wall clock: device time is there and within the wall time.
+  EXPECT_GT(r->decode_device_seconds, 0);
+  EXPECT_LE(r->decode_device_seconds, r->decode_seconds * 1.01);
 }
 
 // Prompts of different lengths in one batch give each prompt's own tokens and logits.

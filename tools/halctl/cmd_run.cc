@@ -14,6 +14,7 @@
 #include <bit>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -247,6 +248,11 @@ int cmd_run(const Args& args) {
     nlohmann::json steps = nlohmann::json::array();
     for (double s : r.step_seconds) steps.push_back(s * 1e3);
     out["decode_step_ms"] = steps;
+    if (devices->size() == 1) {
+      out["device_clock"] = {{"prefill_seconds", r.prefill_device_seconds},
+                             {"decode_seconds", r.decode_device_seconds},
+                             {"decode_tokens_per_s", r.device_decode_tokens_per_s()}};
+    }
     out["weight_bytes"] = (*session)->weight_bytes();
     out["kv_cache_bytes"] = r.kv_cache_bytes;
     out["prefill_activation_bytes"] = r.prefill_activation_bytes;
@@ -276,6 +282,12 @@ int cmd_run(const Args& args) {
   if (r.decode_tokens > 0)
     fmt::print("decode     {} tokens in {} ({:.1f} tokens/s)\n", r.decode_tokens,
                hal::format_seconds(r.decode_seconds), r.decode_tokens_per_s());
+  // A simulated device's clock is what its model predicts; say so when it differs.
+  if (devices->size() == 1 && r.decode_tokens > 0 && r.decode_device_seconds > 0 &&
+      std::abs(r.decode_device_seconds - r.decode_seconds) > 0.1 * r.decode_seconds)
+    fmt::print("device     {} clock: prefill {}, decode {} ({:.1f} tokens/s)\n",
+               (*devices)[0]->id(), hal::format_seconds(r.prefill_device_seconds),
+               hal::format_seconds(r.decode_device_seconds), r.device_decode_tokens_per_s());
   fmt::print("memory     weights {}, KV cache {}, activations {} (prefill) / {} (decode)\n",
              hal::format_bytes((*session)->weight_bytes()), hal::format_bytes(r.kv_cache_bytes),
              hal::format_bytes(r.prefill_activation_bytes),

@@ -19,6 +19,9 @@
 //   ("KV cache full") and symbols missing from RunArgs fail before anything is enqueued.
 // - With ExecutorOptions::record_commands, every command leaves a CommandRecord whose
 //   tag is the node id + 1 (0 for uploads/downloads); take_records() collects them.
+// - Device time: each run is bracketed by events on every device's first stream, and
+//   last_device_seconds(d) is the time between them on device d's clock (simulated time
+//   on a simulated device, whose wall-clock time says nothing about the hardware).
 //
 // Lifetime: the executor owns its arenas, streams and events, and keeps pointers to
 // the bound buffers and the plan's devices: the Platform and the bound buffers must
@@ -86,6 +89,9 @@ class Executor {
 
   // Records of completed commands since the last call (record_commands only).
   std::vector<StepRecord> take_records();
+
+  // Seconds the last successful run() took on device `d`'s clock (0 if unknown).
+  double last_device_seconds(int32_t d) const;
 
  private:
   struct Impl;

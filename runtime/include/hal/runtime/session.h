@@ -110,7 +110,11 @@ struct GenerationResult {
   int64_t decode_tokens = 0;  // tokens produced by decode steps
   double prefill_seconds = 0;
   double decode_seconds = 0;
-  std::vector<double> step_seconds;       // each decode step
+  std::vector<double> step_seconds;  // each decode step
+  // On the device's own clock (single-device sessions; 0 otherwise): what a simulated
+  // device's model says the work took, where wall-clock time measures the simulator.
+  double prefill_device_seconds = 0;
+  double decode_device_seconds = 0;
   uint64_t prefill_activation_bytes = 0;  // peak activation memory of the prefill graph
   uint64_t decode_activation_bytes = 0;
   uint64_t kv_cache_bytes = 0;
@@ -120,6 +124,9 @@ struct GenerationResult {
   }
   double decode_tokens_per_s() const {
     return decode_seconds > 0 ? double(decode_tokens) / decode_seconds : 0;
+  }
+  double device_decode_tokens_per_s() const {
+    return decode_device_seconds > 0 ? double(decode_tokens) / decode_device_seconds : 0;
   }
 };
 
