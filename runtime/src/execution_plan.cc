@@ -53,7 +53,8 @@ void add_event_edge(ExecutionPlan& plan, int32_t from, int32_t to) {
   if (from < 0 || to < 0 || from >= to) return;
   PlannedStep& producer = plan.steps[size_t(from)];
   PlannedStep& consumer = plan.steps[size_t(to)];
-  if (producer.device == consumer.device && producer.stream == consumer.stream) return;
+  if (producer.stream_device() == consumer.stream_device() && producer.stream == consumer.stream)
+    return;
   if (producer.record_event < 0) {
     producer.record_event = int32_t(plan.event_producer.size());
     plan.event_producer.push_back(from);
@@ -80,7 +81,7 @@ void add_reuse_events(ExecutionPlan& plan) {
       }
   }
   auto pair_of = [&](int32_t s) {
-    return std::make_pair(plan.steps[size_t(s)].device, plan.steps[size_t(s)].stream);
+    return std::make_pair(plan.steps[size_t(s)].stream_device(), plan.steps[size_t(s)].stream);
   };
   for (size_t d = 0; d < plan.devices.size(); ++d) {
     const MemoryPlan& m = plan.memory[d];
@@ -240,11 +241,17 @@ Status finalize_plan(ExecutionPlan& plan) {
     if (step.device < 0 || step.device >= device_count)
       return invalid_argument("execution plan: " + label(node) + " is placed on device index " +
                               std::to_string(step.device) + " of " + std::to_string(device_count));
-    if (step.stream < 0 || step.stream >= plan.streams_per_device[size_t(step.device)])
+    if (step.issue_device >= 0 &&
+        (node.kind != NodeKind::kTransfer || step.issue_device >= device_count))
+      return invalid_argument("execution plan: " + label(node) + " has an issue device (" +
+                              std::to_string(step.issue_device) +
+                              "); only transfers may, and it must be in range");
+    const int32_t sd = step.stream_device();
+    if (step.stream < 0 || step.stream >= plan.streams_per_device[size_t(sd)])
       return invalid_argument("execution plan: " + label(node) + " uses stream " +
                               std::to_string(step.stream) + " of " +
-                              plan.devices[size_t(step.device)]->id() + ", which has " +
-                              std::to_string(plan.streams_per_device[size_t(step.device)]));
+                              plan.devices[size_t(sd)]->id() + ", which has " +
+                              std::to_string(plan.streams_per_device[size_t(sd)]));
     plan.step_of_node[size_t(step.node)] = int32_t(s);
   }
   for (size_t n = 0; n < node_count; ++n)

@@ -117,7 +117,7 @@ Result<std::unique_ptr<Executor>> Executor::create(ExecutionPlan plan, ExecutorO
     im.devices.push_back(std::move(state));
   }
   for (int32_t producer : p.event_producer) {
-    Device* dev = p.devices[size_t(p.steps[size_t(producer)].device)];
+    Device* dev = p.devices[size_t(p.steps[size_t(producer)].stream_device())];
     auto ev = dev->create_event();
     if (!ev.ok()) return ev.status().with_context("executor: event on " + dev->id());
     im.events.push_back(std::move(*ev));
@@ -133,7 +133,7 @@ Result<std::unique_ptr<Executor>> Executor::create(ExecutionPlan plan, ExecutorO
     if (value.producer != kNoNode) {
       const PlannedStep& st = p.steps[size_t(p.step_of_node[size_t(value.producer)])];
       stream = st.stream;
-      device = st.device;
+      device = st.stream_device();
     }
     im.output_stream[v] = {device < 0 ? 0 : device, stream};
   }
@@ -231,7 +231,7 @@ Status Executor::run(const RunArgs& args) {
       const Node& node = g.node(ps.node);
       Impl::Step st;
       st.node = ps.node;
-      st.device = ps.device;
+      st.device = ps.stream_device();  // where it is issued; data lives on ps.device
       st.stream = ps.stream;
       st.waits = ps.wait_events;
       st.record = ps.record_event;

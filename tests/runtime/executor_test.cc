@@ -223,6 +223,67 @@ TEST(LayerSplit, CustomPlannerPlacesEveryGraph) {
               HasSubstr("planner must place on the session's devices"));
 }
 
+// Transfers issued on the source device's stream (as a scheduler that gives each link a
+// copy stream owned by the source would plan them) give the same answers.
+TEST(LayerSplit, TransfersIssuedOnTheSourceDevice) {
+  auto model = load_model("llama-tiny");
+  ASSERT_TRUE(model.ok());
+  std::shared_ptr<const Model> shared(std::move(*model));
+  int moved = 0;
+  SessionOptions so;
+  so.devices = {cpu(), cpu()};
+  so.planner = [&](std::shared_ptr<const Graph> g,
+                   const std::vector<hal::Device*>& devices) -> hal::Result<ExecutionPlan> {
+    HAL_ASSIGN_OR_RETURN(ExecutionPlan plan,
+                         make_layer_split_plan(std::move(g), devices, {0, 1, 1, 1}));
+    plan.event_producer.clear();
+    plan.streams_per_device = {2, 1};  // device 0: compute stream 0, copy stream 1
+    for (PlannedStep& st : plan.steps) {
+      st.wait_events.clear();
+      st.record_event = -1;
+      if (plan.graph->node(st.node).kind == NodeKind::kTransfer) {
+        st.issue_device = 0;
+        st.stream = 1;
+        ++moved;
+      }
+    }
+    add_stream_events(plan);
+    HAL_RETURN_IF_ERROR(finalize_plan(plan));
+    return plan;
+  };
+  auto split = Session::create(shared, so);
+  ASSERT_TRUE(split.ok()) << split.status().to_string();
+  SessionOptions one;
+  one.devices = {cpu()};
+  auto single = Session::create(shared, one);
+  ASSERT_TRUE(single.ok());
+  GenerationOptions go;
+  go.max_new_tokens = 6;
+  go.keep_logits = true;
+  const std::vector<std::vector<int32_t>> prompts = {{1, 2, 3}, {9, 8, 7, 6, 5}};
+  auto got = (*split)->generate(prompts, go);
+  auto want = (*single)->generate(prompts, go);
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  ASSERT_TRUE(want.ok());
+  EXPECT_GT(moved, 0);
+  EXPECT_EQ(got->tokens, want->tokens);
+  for (size_t b = 0; b < prompts.size(); ++b)
+    for (size_t i = 0; i < want->logits[b].size(); ++i)
+      ASSERT_NEAR(got->logits[b][i], want->logits[b][i], 1e-4);
+  // Only transfers may name an issue device.
+  auto g = std::make_shared<Graph>();
+  ValueId x = g->add_input("x", DType::kF32, {4});
+  g->mark_output(g->op("s", 0, OpKind::kScale, {x}));
+  ExecutionPlan bad;
+  bad.graph = g;
+  bad.devices = {cpu()};
+  PlannedStep step;
+  step.node = 0;
+  step.issue_device = 0;
+  bad.steps = {step};
+  EXPECT_THAT(finalize_plan(bad).message(), HasSubstr("only transfers may"));
+}
+
 TEST(LayerSplit, PlanHasTransfersEventsAndPerDeviceBindings) {
   auto model = load_model("gpt2-tiny");
   ASSERT_TRUE(model.ok());

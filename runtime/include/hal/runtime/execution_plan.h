@@ -38,10 +38,15 @@ namespace hal::runtime {
 
 struct PlannedStep {
   NodeId node = kNoNode;
-  int32_t device = 0;  // index into ExecutionPlan::devices
-  int32_t stream = 0;  // index among that device's streams
+  int32_t device = 0;  // index into ExecutionPlan::devices: where the node's outputs live
+  int32_t stream = 0;  // index among the streams of stream_device()
+  // kTransfer only: the device whose stream issues the copy (e.g. the source's copy
+  // engine); -1 = `device`, the destination.
+  int32_t issue_device = -1;
   std::vector<int32_t> wait_events;
   int32_t record_event = -1;
+
+  int32_t stream_device() const { return issue_device >= 0 ? issue_device : device; }
 };
 
 // A constant or state the executor needs a buffer for, on one device.
