@@ -85,23 +85,46 @@ void add_reuse_events(ExecutionPlan& plan) {
   };
   for (size_t d = 0; d < plan.devices.size(); ++d) {
     const MemoryPlan& m = plan.memory[d];
-    const bool one_stream = plan.streams_per_device[d] == 1;
+    // With one stream and every touch of this device's memory issued on it, stream
+    // order already orders every reuse.
+    const auto home = std::make_pair(int32_t(d), 0);
+    bool foreign = plan.streams_per_device[d] > 1;
+    for (const LiveInterval& r : m.intervals)
+      for (int32_t s : touches[size_t(r.value)]) foreign |= pair_of(s) != home;
+    if (!foreign) continue;
+    // Candidates in step order; per r1, once a stream has an overlapping later root, the
+    // stream's order covers every later one on it, so each r1 stops when every stream
+    // that writes this device's memory is covered.
+    std::vector<const LiveInterval*> by_start;
+    std::set<std::pair<int32_t, int32_t>> writers;
+    for (const LiveInterval& r : m.intervals) {
+      by_start.push_back(&r);
+      if (!touches[size_t(r.value)].empty())
+        writers.insert(pair_of(touches[size_t(r.value)].front()));
+    }
+    std::sort(by_start.begin(), by_start.end(), [](const LiveInterval* a, const LiveInterval* b) {
+      return a->first_step < b->first_step;
+    });
     for (const LiveInterval& r1 : m.intervals) {
       const auto& t1 = touches[size_t(r1.value)];
-      const bool all_local = std::all_of(t1.begin(), t1.end(), [&](int32_t s) {
-        return pair_of(s) == std::make_pair(int32_t(d), 0);
-      });
-      if (one_stream && all_local) continue;  // every later writer is on (d, 0) too
       const uint64_t o1 = m.offsets[size_t(r1.value)];
-      for (const LiveInterval& r2 : m.intervals) {
-        if (r2.first_step <= r1.last_step) continue;
+      std::set<std::pair<int32_t, int32_t>> covered;
+      auto it = std::upper_bound(
+          by_start.begin(), by_start.end(), r1.last_step,
+          [](int32_t step, const LiveInterval* r) { return step < r->first_step; });
+      for (; it != by_start.end() && covered.size() < writers.size(); ++it) {
+        const LiveInterval& r2 = **it;
+        const auto& t2 = touches[size_t(r2.value)];
+        if (t2.empty()) continue;
+        const auto writer = pair_of(t2.front());
+        if (covered.count(writer)) continue;
         const uint64_t o2 = m.offsets[size_t(r2.value)];
         if (!(o1 < o2 + std::max<uint64_t>(r2.bytes, 1) &&
               o2 < o1 + std::max<uint64_t>(r1.bytes, 1)))
           continue;
-        const auto& t2 = touches[size_t(r2.value)];
-        if (t2.empty()) continue;
+        // The first touch of r2 writes it; it waits for every touch of r1 on another stream.
         for (int32_t s : t1) add_event_edge(plan, s, t2.front());
+        covered.insert(writer);
       }
     }
   }

@@ -284,6 +284,51 @@ TEST(LayerSplit, TransfersIssuedOnTheSourceDevice) {
   EXPECT_THAT(finalize_plan(bad).message(), HasSubstr("only transfers may"));
 }
 
+// Memory reuse across streams: a root read on stream 1 and whose bytes a later root on
+// stream 0 reuses makes that later writer wait for the read.
+TEST(ExecutionPlanEvents, ReuseAcrossStreamsIsOrdered) {
+  auto g = std::make_shared<Graph>();
+  ValueId x = g->add_input("x", DType::kF32, {1024});
+  ValueId a = g->op("a", 0, OpKind::kScale, {x});   // step 0, stream 0
+  ValueId b = g->op("b", 0, OpKind::kScale, {a});   // step 1, stream 1: last read of a
+  ValueId c = g->op("c", 0, OpKind::kScale, {b});   // step 2, stream 1
+  ValueId d = g->op("d", 0, OpKind::kScale, {x});   // step 3, stream 0: may reuse a's bytes
+  ValueId e = g->op("e", 0, OpKind::kAdd, {c, d});  // step 4, stream 0
+  g->mark_output(e);
+  ASSERT_TRUE(g->status().ok());
+  ExecutionPlan plan;
+  plan.graph = g;
+  plan.devices = {cpu()};
+  plan.streams_per_device = {2};
+  const int32_t streams[5] = {0, 1, 1, 0, 0};
+  for (NodeId n = 0; n < 5; ++n) {
+    PlannedStep st;
+    st.node = n;
+    st.stream = streams[n];
+    plan.steps.push_back(st);
+  }
+  add_stream_events(plan);
+  ASSERT_TRUE(finalize_plan(plan).ok());
+  // d reuses the bytes of a or b (both dead by step 3); b is only touched on stream 1
+  // (written at step 1, read at step 2), a last at step 1 on stream 1.
+  const MemoryPlan& m = plan.memory[0];
+  const bool reuses_a = m.offsets[size_t(d)] == m.offsets[size_t(a)];
+  const bool reuses_b = m.offsets[size_t(d)] == m.offsets[size_t(b)];
+  ASSERT_TRUE(reuses_a || reuses_b) << "the planner should reuse memory for d";
+  const int32_t last_stream1_touch = reuses_b ? 2 : 1;
+  bool waits = false;
+  for (int32_t ev : plan.steps[3].wait_events)
+    waits |= plan.event_producer[size_t(ev)] == last_stream1_touch;
+  EXPECT_TRUE(waits) << "d must wait for step " << last_stream1_touch << " on stream 1";
+  auto ex = Executor::create(std::move(plan));
+  ASSERT_TRUE(ex.ok());
+  std::vector<float> xv(1024, 1.f), out(1024);
+  const HostInput in[] = {{x, xv.data(), 4096}};
+  const HostOutput o[] = {{e, out.data(), 4096}};
+  ASSERT_TRUE((*ex)->run({{}, in, o}).ok());
+  EXPECT_EQ(out[0], 2.f);  // c = x, d = x (scale defaults: alpha 1, beta 0)
+}
+
 TEST(LayerSplit, PlanHasTransfersEventsAndPerDeviceBindings) {
   auto model = load_model("gpt2-tiny");
   ASSERT_TRUE(model.ok());
