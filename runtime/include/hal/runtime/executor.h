@@ -15,8 +15,10 @@
 //   the outputs it wants back; host memory must stay valid until run() returns. It
 //   blocks until all work is done and returns the first failure, naming the node
 //   ("node 'h.2.attn' (attention) on cpu:0: ...").
-// - Run-time checks: a write_slice offset that would run past its destination
-//   ("KV cache full") and symbols missing from RunArgs fail before anything is enqueued.
+// - Run-time checks: a write_slice offset that would run past its destination ("...
+//   runs past the N rows of 'h.0.k_cache' (cache full?)"), an attention kv_length
+//   outside its cache, missing or mis-sized inputs and missing symbols fail before
+//   anything is enqueued.
 // - With ExecutorOptions::record_commands, every command leaves a CommandRecord whose
 //   tag is the node id + 1 (0 for uploads/downloads); take_records() collects them.
 // - Device time: each run is bracketed by events on every device's first stream, and

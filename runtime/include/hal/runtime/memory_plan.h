@@ -8,10 +8,11 @@
 // - A root is live from the step that produces it (step 0 for graph inputs, which are
 //   uploaded before the first step) to the last step that reads it or any of its views;
 //   graph outputs stay live to the end (they are downloaded after the last step).
-// - Two roots share bytes only when their live intervals [first, last] are disjoint.
-//   The steps of one device are assumed to run in step order (one stream, or streams
-//   ordered by events); a scheduler that overlaps streams on a device passes intervals
-//   that cover the overlap (plan_intervals).
+// - Two roots share bytes only when their live intervals [first, last] are disjoint in
+//   step order. When steps touching one device's memory run on several streams,
+//   finalize_plan (execution_plan.h) adds the events that keep a reuse after the last
+//   touch of the previous tenant; a caller may also plan its own intervals
+//   (plan_intervals) to leave room for overlap instead.
 // - Constants and states are not planned: the caller binds them.
 // - Offsets are multiples of `alignment` (default 256 bytes, what GPUs and the NPU
 //   simulator want for DMA and vector loads).
