@@ -1,7 +1,9 @@
 // tests/runtime/test_devices.h: every device the build can reach, for tests that must
 // hold on all of them: the default platform's devices (cpu:0; npu:N when the NPU
 // simulator is built, in its device-faithful bf16 mode; cuda:N with a GPU), plus the NPU
-// simulator again in its exact fp32 mode (plugin option compute_precision=fp32).
+// simulator again in its exact fp32 mode (plugin option compute_precision=fp32). A
+// device's DeviceInfo property "compute_precision" other than "fp32" marks it as
+// computing in reduced precision.
 #pragma once
 
 #include <memory>
@@ -30,8 +32,11 @@ class AllDevices {
     if (e.ok()) exact_ = std::move(*e);
     if (main_)
       for (hal::Device* d : main_->devices()) {
-        const bool bf16 = d->info().property("compute_precision") == "bf16";
-        list_.push_back({d->id() + (bf16 ? " (bf16)" : ""), d, bf16});
+        // A device that states a compute precision other than fp32 (the NPU simulator's
+        // "bf16", a GPU's "tf32") gets the reduced-precision tolerances.
+        const std::string precision = d->info().property("compute_precision");
+        const bool reduced = !precision.empty() && precision != "fp32";
+        list_.push_back({d->id() + (reduced ? " (" + precision + ")" : ""), d, reduced});
       }
     if (exact_)
       for (hal::Device* d : exact_->devices())
