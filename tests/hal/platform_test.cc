@@ -43,5 +43,51 @@ TEST(Platform, MatmulRoundTrip) {
   EXPECT_EQ(recs[2].flops, 2.0 * 2 * 2 * 3);
 }
 
+TEST(Platform, UnknownDeviceIsNotFoundAndListsKnownIds) {
+  auto platform = Platform::create();
+  ASSERT_TRUE(platform.ok());
+  auto dev = (*platform)->device("tpu:3");
+  ASSERT_FALSE(dev.ok());
+  EXPECT_EQ(dev.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(dev.status().message().find("tpu:3"), std::string::npos) << dev.status().message();
+  EXPECT_NE(dev.status().message().find("cpu:0"), std::string::npos) << dev.status().message();
+}
+
+TEST(Platform, CpuReportsRealFiguresWithSources) {
+  auto platform = Platform::create();
+  ASSERT_TRUE(platform.ok());
+  auto dev = (*platform)->device("cpu:0");
+  ASSERT_TRUE(dev.ok());
+  const DeviceInfo& i = (*dev)->info();
+  EXPECT_EQ(i.kind, DeviceKind::kCpu);
+  EXPECT_GT(i.memory_bandwidth_bytes_per_s, 0.0);
+  EXPECT_GT(i.peak_flops_for(DType::kF32), 0.0);
+  EXPECT_EQ(i.peak_flops_for(DType::kBF16), i.peak_flops_for(DType::kF32));
+  EXPECT_GT(i.compute_units, 0u);
+  EXPECT_GT(i.clock_hz, 0.0);
+  EXPECT_GT(i.launch_overhead_s, 0.0);
+  for (const char* key : {"source.memory_bytes", "source.memory_bandwidth", "source.peak_flops",
+                          "source.sram_bytes", "source.clock_hz", "source.launch_overhead"})
+    EXPECT_FALSE(i.property(key).empty()) << key;
+  const LinkInfo host = i.host_link();
+  EXPECT_EQ(host.kind, "memory-bus");
+  EXPECT_EQ(host.bandwidth_bytes_per_s, i.memory_bandwidth_bytes_per_s);
+}
+
+TEST(Platform, SupportQueriesFollowTheKernels) {
+  auto platform = Platform::create();
+  ASSERT_TRUE(platform.ok());
+  Device* d = *(*platform)->device("cpu:0");
+  OpSpec spec;
+  spec.kind = OpKind::kMatmul;
+  spec.num_inputs = 2;
+  spec.inputs[0] = TensorDesc::contiguous(DType::kBF16, {4, 8});
+  spec.inputs[1] = TensorDesc::contiguous(DType::kBF16, {8, 3});
+  spec.output = TensorDesc::contiguous(DType::kBF16, {4, 3});
+  EXPECT_TRUE(d->supports(spec));
+  spec.inputs[1].dtype = DType::kFP8E5M2;
+  EXPECT_FALSE(d->supports(spec));
+}
+
 }  // namespace
 }  // namespace hal
