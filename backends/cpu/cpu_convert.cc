@@ -32,11 +32,11 @@ void load_f32(const void* src, DType t, int64_t stride, int64_t n, float* dst) {
       return;
     }
     case DType::kF16: {
-      const _Float16* s = static_cast<const _Float16*>(src);
+      const uint16_t* s = static_cast<const uint16_t*>(src);
       if (stride == 1) {
-        for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
+        for (int64_t i = 0; i < n; ++i) dst[i] = half_to_float(s[i]);
       } else {
-        for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i * stride]);
+        for (int64_t i = 0; i < n; ++i) dst[i] = half_to_float(s[i * stride]);
       }
       return;
     }
@@ -69,11 +69,11 @@ void store_f32(void* dst, DType t, int64_t stride, int64_t n, const float* src) 
       return;
     }
     case DType::kF16: {
-      _Float16* d = static_cast<_Float16*>(dst);
+      uint16_t* d = static_cast<uint16_t*>(dst);
       if (stride == 1) {
-        for (int64_t i = 0; i < n; ++i) d[i] = _Float16(src[i]);
+        for (int64_t i = 0; i < n; ++i) d[i] = float_to_half(src[i]);
       } else {
-        for (int64_t i = 0; i < n; ++i) d[i * stride] = _Float16(src[i]);
+        for (int64_t i = 0; i < n; ++i) d[i * stride] = float_to_half(src[i]);
       }
       return;
     }

@@ -115,7 +115,8 @@ struct MappedFloats {
 };
 
 struct Measured {
-  double bandwidth = 0;  // bytes/s
+  double load_average = 0;  // the 1-minute load average when measured
+  double bandwidth = 0;     // bytes/s
   std::string bandwidth_how;
   double launch_overhead_s = 0;
   std::string launch_how;
@@ -226,7 +227,8 @@ void write_cache(const std::filesystem::path& file, const Measured& m) {
     char bw[64], lo[64];
     std::snprintf(bw, sizeof bw, "%.6e", m.bandwidth);
     std::snprintf(lo, sizeof lo, "%.6e", m.launch_overhead_s);
-    f << "memory_bandwidth_bytes_per_s=" << bw << "\n"
+    f << "load_average=" << m.load_average << "\n"
+      << "memory_bandwidth_bytes_per_s=" << bw << "\n"
       << "memory_bandwidth_how=" << m.bandwidth_how << "\n"
       << "launch_overhead_s=" << lo << "\n"
       << "launch_overhead_how=" << m.launch_how << "\n";
@@ -254,22 +256,36 @@ double bandwidth_override(std::string* text) {
   return v > 0 && std::isfinite(v) ? v : 0;
 }
 
+// The 1-minute load average, or -1 when unknown.
+double load_average() {
+  double l[1];
+  return getloadavg(l, 1) == 1 ? l[0] : -1.0;
+}
+
+// Other work takes a good share of the cores: a bandwidth measured now reads low.
+bool machine_busy(double load) {
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  return load >= 0 && load > 0.5 * double(cpus > 0 ? cpus : 1);
+}
+
 Measured measure_or_load(const std::string& model, uint64_t llc) {
   Measured m;
   const std::filesystem::path dir = cache_dir();
   const std::filesystem::path file = dir.empty() ? dir : dir / cache_key(model, llc);
   const char* remeasure = std::getenv("HAL_CPU_REMEASURE");
+  const double load_now = load_average();
+  Measured cached;
   if (!file.empty() && !(remeasure && std::string(remeasure) == "1")) {
     auto kv = read_cache(file);
-    const double bw = std::atof(kv["memory_bandwidth_bytes_per_s"].c_str());
-    const double lo = std::atof(kv["launch_overhead_s"].c_str());
-    if (bw > 0 && lo > 0) {
-      m.bandwidth = bw;
-      m.bandwidth_how = kv["memory_bandwidth_how"] + " (cached in " + file.string() + ")";
-      m.launch_overhead_s = lo;
-      m.launch_how = kv["launch_overhead_how"] + " (cached)";
-      return m;
-    }
+    cached.bandwidth = std::atof(kv["memory_bandwidth_bytes_per_s"].c_str());
+    cached.launch_overhead_s = std::atof(kv["launch_overhead_s"].c_str());
+    cached.load_average = kv.count("load_average") ? std::atof(kv["load_average"].c_str()) : 1e9;
+    cached.bandwidth_how = kv["memory_bandwidth_how"] + " (cached in " + file.string() + ")";
+    cached.launch_how = kv["launch_overhead_how"] + " (cached)";
+    // A figure taken on a busy machine is replaced once the machine is quiet; until then
+    // (and always when it was taken quiet) the cache answers.
+    const bool stale = machine_busy(cached.load_average) && !machine_busy(load_now);
+    if (cached.bandwidth > 0 && cached.launch_overhead_s > 0 && !stale) return cached;
   }
   // Arrays past the last-level cache, capped at 256 MiB to keep the first load near
   // 0.15 s. On shared machines a process gets a fraction of a large LLC (sysfs reports the
@@ -279,6 +295,12 @@ Measured measure_or_load(const std::string& model, uint64_t llc) {
   m.bandwidth_how = "measured: STREAM triad, " + std::to_string(thread_budget()) + " threads, " +
                     std::to_string(total >> 20) + " MiB, best of 5 passes";
   m.launch_overhead_s = measure_launch(&m.launch_how);
+  m.load_average = load_now;
+  if (machine_busy(load_now))
+    m.bandwidth_how += " (machine busy: load average " + format_g(load_now) +
+                       "; re-measured at a later quiet load)";
+  // A busy re-measurement never replaces a better figure.
+  if (cached.bandwidth > m.bandwidth && machine_busy(load_now)) return cached;
   if (!file.empty() && m.bandwidth > 0) write_cache(file, m);
   return m;
 }

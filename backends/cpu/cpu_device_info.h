@@ -14,7 +14,10 @@
 // $XDG_CACHE_HOME/hal (else ~/.cache/hal), keyed by CPU model, thread budget and cache
 // size; later plugin loads read the file. Overrides: HAL_CPU_MEMORY_BANDWIDTH (bytes/s,
 // or with a "GB/s" suffix) skips the triad; HAL_CPU_REMEASURE=1 ignores the cache.
-// When no cache directory is writable the figures are measured on every load.
+// The 1-minute load average is stored with the figures: one taken while other work kept
+// more than half the cores busy is replaced by a new measurement at the first load on a
+// quiet machine (a busy re-measurement never replaces a higher figure). When no cache
+// directory is writable the figures are measured on every load.
 //
 // Threading: describe_cpu() is called once per plugin instance; not reentrant.
 #pragma once

@@ -261,12 +261,19 @@ void stream_gemm(const Gemm& g, bool parallel) {
     return;
   }
 
-  // "rows": column tiles sized so the accumulators (m x tile) stay in L1; when there are
-  // fewer tiles than threads, K is split too and partial sums are reduced after.
-  const int64_t tile = std::max<int64_t>(64, (8192 / g.m) / 16 * 16);
-  const int64_t tiles = (g.n + tile - 1) / tile;
-  // Split K as well unless the tiles already divide evenly among the threads.
-  const int64_t k_splits = (tiles % threads == 0 || g.k < 64 * threads) ? 1 : threads;
+  // "rows": column tiles sized so the accumulators (m x tile) stay in L1, equal in width
+  // and as many as a multiple of the threads, so every core streams the same share. A
+  // narrow output (under 256 columns a thread) splits K instead and reduces partial sums.
+  const int64_t max_tile = std::max<int64_t>(64, (8192 / g.m) / 16 * 16);
+  int64_t tiles = (g.n + max_tile - 1) / max_tile;
+  int64_t k_splits = 1;
+  if (threads > 1 && g.n >= 256 * threads) {
+    tiles = (tiles + threads - 1) / threads * threads;
+  } else if (threads > 1 && g.k >= 64 * threads) {
+    k_splits = threads;
+  }
+  const int64_t tile = ((g.n + tiles - 1) / tiles + 15) / 16 * 16;
+  tiles = (g.n + tile - 1) / tile;
   const int64_t ldb_bytes = g.b.rs * esz;
   if (k_splits == 1) {
     run(tiles, [&](int64_t t) {

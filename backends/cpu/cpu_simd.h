@@ -35,13 +35,19 @@ typedef float v16f_u __attribute__((vector_size(64), aligned(4)));
 typedef int32_t v16i __attribute__((vector_size(64)));
 typedef uint32_t v16u __attribute__((vector_size(64)));
 typedef uint16_t v16h_bits_u __attribute__((vector_size(32), aligned(2)));
-typedef _Float16 v16h_u __attribute__((vector_size(32), aligned(2)));
 
 HAL_CPU_INLINE v16f load16(const float* p) { return *reinterpret_cast<const v16f_u*>(p); }
 HAL_CPU_INLINE void store16(float* p, v16f v) { *reinterpret_cast<v16f_u*>(p) = v; }
 HAL_CPU_INLINE v16f splat(float x) { return v16f{} + x; }
+// f16 -> f32 with integer and float ops only (GCC 12 turns _Float16 vector conversions
+// into 16 scalar ones). Exact: normals and subnormals are rebased by one multiply by
+// 2^112, Inf/NaN keep their payload.
 HAL_CPU_INLINE v16f load16_f16(const uint16_t* p) {
-  return __builtin_convertvector(*reinterpret_cast<const v16h_u*>(p), v16f);
+  const v16u h = __builtin_convertvector(*reinterpret_cast<const v16h_bits_u*>(p), v16u);
+  const v16u em = h & 0x7fffu;
+  const v16u scaled = reinterpret_cast<v16u>(reinterpret_cast<v16f>(em << 13) * 0x1p112f);
+  const v16u bits = em >= 0x7c00u ? ((em << 13) | 0x7f800000u) : scaled;
+  return reinterpret_cast<v16f>(bits | ((h & 0x8000u) << 16));
 }
 HAL_CPU_INLINE v16f load16_bf16(const uint16_t* p) {
   const v16u wide = __builtin_convertvector(*reinterpret_cast<const v16h_bits_u*>(p), v16u);
@@ -56,6 +62,28 @@ HAL_CPU_INLINE float hmax(v16f v) {
   float m = v[0];
   for (int i = 1; i < kLanes; ++i) m = v[i] > m ? v[i] : m;
   return m;
+}
+
+// The same conversion for one element, written so loops over it vectorise.
+HAL_CPU_INLINE float half_to_float(uint16_t h) {
+  const uint32_t em = h & 0x7fffu;
+  const uint32_t scaled = std::bit_cast<uint32_t>(std::bit_cast<float>(em << 13) * 0x1p112f);
+  const uint32_t bits = em >= 0x7c00u ? ((em << 13) | 0x7f800000u) : scaled;
+  return std::bit_cast<float>(bits | (uint32_t(h & 0x8000u) << 16));
+}
+
+// f32 -> f16, round to nearest even, branch-free (so loops vectorise); the same results
+// as hal::float_to_f16: overflow to Inf, subnormals rounded by a float add of 0.5
+// (which aligns the f16 subnormal ulp with the f32 one), NaN -> quiet NaN 0x7e00.
+HAL_CPU_INLINE uint16_t float_to_half(float x) {
+  uint32_t f = std::bit_cast<uint32_t>(x);
+  const uint32_t sign = f & 0x80000000u;
+  f ^= sign;
+  const uint32_t special = f > 0x7f800000u ? 0x7e00u : 0x7c00u;
+  const uint32_t sub = std::bit_cast<uint32_t>(std::bit_cast<float>(f) + 0.5f) - 0x3f000000u;
+  const uint32_t norm = (f + 0xc8000fffu + ((f >> 13) & 1u)) >> 13;  // rebias by (15 - 127) << 23
+  const uint32_t o = f >= 0x47800000u ? special : (f < 0x38800000u ? sub : norm);
+  return uint16_t(o | (sign >> 16));
 }
 
 // Loads 16 consecutive elements of a float tensor of dtype `t` as f32.

@@ -24,7 +24,6 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -79,11 +78,16 @@ hal::Buffer must_allocate(uint64_t bytes) {
   return std::move(b).value();
 }
 
+// Values in [-1, 1) from a cheap generator (setup of the big weight sets dominated the
+// run time with std::mt19937).
 void fill_random(const hal::Buffer& b, hal::DType t, uint64_t count, uint32_t seed) {
   void* p = *b.map();
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  for (uint64_t i = 0; i < count; ++i) hal::store_from_float(p, t, int64_t(i), dist(gen));
+  uint64_t state = 0x9E3779B97F4A7C15ull * (seed + 1);
+  for (uint64_t i = 0; i < count; ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    const float v = float(int32_t(state >> 32)) * 0x1p-31f;
+    hal::store_from_float(p, t, int64_t(i), v);
+  }
 }
 
 void check(const hal::Status& s) {
@@ -178,7 +182,12 @@ void BM_MatmulHal(benchmark::State& state) {
   state.counters["GFLOPs"] =
       benchmark::Counter(mm.flops(), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_MatmulHal)->Arg(256)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MatmulHal)
+    ->Arg(256)
+    ->Arg(1024)
+    ->Arg(2048)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_MatmulBlas(benchmark::State& state) {
   if (!env().sgemm) return state.SkipWithError("OpenBLAS is not loaded in this process");
@@ -189,7 +198,12 @@ void BM_MatmulBlas(benchmark::State& state) {
       benchmark::Counter(mm.flops(), benchmark::Counter::kIsIterationInvariantRate);
   set_blas_label(state);
 }
-BENCHMARK(BM_MatmulBlas)->Arg(256)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MatmulBlas)
+    ->Arg(256)
+    ->Arg(1024)
+    ->Arg(2048)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // ---- dispatch overhead -------------------------------------------------------------------
 
@@ -353,7 +367,7 @@ void decode_shapes(benchmark::internal::Benchmark* b, bool all_dtypes) {
         b->Args({m, s[0], s[1], s[2], t});
       }
   b->ArgNames({"M", "K", "N", "tb", "dtype"});
-  b->Unit(benchmark::kMicrosecond);
+  b->Unit(benchmark::kMicrosecond)->UseRealTime();
 }
 BENCHMARK(BM_DecodeMatmul)->Apply([](benchmark::internal::Benchmark* b) {
   decode_shapes(b, true);

@@ -91,6 +91,13 @@ TEST(CpuMatmul, DecodeShapesUseStreamingKernels) {
   HostTensor a = make_tensor(DType::kF32, {8, 256});
   HostTensor b = make_tensor(DType::kF32, {256, 3 * 1024 + 5});
   check_op(matmul_spec(false, false, 2.0f), {&a, &b}, kMatmulTol);
+  // A narrow output (< 256 columns per thread) with a long K: K is split across threads
+  // and the partial sums reduced.
+  for (DType t : {DType::kF32, DType::kBF16}) {
+    HostTensor an = make_tensor(t, {5, 1000});
+    HostTensor bn = make_tensor(t, {1000, 300});
+    check_op(matmul_spec(false, false), {&an, &bn}, kMatmulTol);
+  }
   // Nine rows: past the streaming threshold, back to BLAS.
   HostTensor a9 = make_tensor(DType::kF32, {9, 256});
   check_op(matmul_spec(false, false), {&a9, &b}, kMatmulTol);
