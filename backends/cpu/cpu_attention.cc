@@ -14,7 +14,7 @@ namespace hal::cpu {
 namespace {
 
 constexpr int64_t kKeyBlock = 64;  // keys per block (4 vectors of scores per row)
-constexpr int64_t kRowBlock = 32;  // query rows per work item
+constexpr int64_t kRowBlock = 64;  // query rows per work item (at most 4 vectors)
 constexpr int64_t kFewRows = 4;    // up to this many rows: dot products straight off K rows
 
 int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
@@ -61,59 +61,29 @@ HAL_CPU_INLINE float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-// Scores of `nr` query rows (q: rows D apart) against `jn` keys.
+// ---- few query rows (decode): dot products straight off the K rows -----------------
+
+// s[r * kKeyBlock + j] = q_r . k_j for nr <= kFewRows rows (q: rows d apart).
 HAL_CPU_MULTIVERSION
-void block_scores(const float* q, int64_t nr, int64_t d, const KeyRows& k, int64_t jn, float* kt,
-                  float* s) {
-  if (nr <= kFewRows) {
-    for (int64_t j = 0; j < jn; ++j) {
-      const float* kr = k.p + j * k.stride;
-      for (int64_t r = 0; r < nr; ++r) s[r * kKeyBlock + j] = dot(q + r * d, kr, d);
-    }
-    return;
-  }
-  // Transpose the block once (kt[e][j], zero-padded), then score rows vectorised over j.
+void few_rows_scores(const float* q, int64_t nr, int64_t d, const KeyRows& k, int64_t jn,
+                     float* s) {
   for (int64_t j = 0; j < jn; ++j) {
     const float* kr = k.p + j * k.stride;
-    for (int64_t e = 0; e < d; ++e) kt[e * kKeyBlock + j] = kr[e];
-  }
-  for (int64_t j = jn; j < kKeyBlock; ++j)
-    for (int64_t e = 0; e < d; ++e) kt[e * kKeyBlock + j] = 0.0f;
-  for (int64_t r = 0; r < nr; ++r) {
-    const float* qr = q + r * d;
-    v16f a0{}, a1{}, a2{}, a3{};
-    for (int64_t e = 0; e < d; ++e) {
-      const v16f x = splat(qr[e]);
-      const float* kr = kt + e * kKeyBlock;
-      a0 += x * load16(kr);
-      a1 += x * load16(kr + 16);
-      a2 += x * load16(kr + 32);
-      a3 += x * load16(kr + 48);
-    }
-    float* sr = s + r * kKeyBlock;
-    store16(sr, a0);
-    store16(sr + 16, a1);
-    store16(sr + 32, a2);
-    store16(sr + 48, a3);
+    for (int64_t r = 0; r < nr; ++r) s[r * kKeyBlock + j] = dot(q + r * d, kr, d);
   }
 }
 
 // Online softmax step for one row: scores s[0..jn) (already masked with -inf), state
 // (m, l, o[dvp]); v rows of width dvp (a multiple of 16) with `v.stride` between keys.
 HAL_CPU_MULTIVERSION
-void online_update(float* s, int64_t jn, const KeyRows& v, int64_t dvp, float* m, float* l,
-                   float* o) {
-  float bm = -__builtin_inff();
-  for (int64_t j = 0; j < jn; ++j) bm = s[j] > bm ? s[j] : bm;
+void few_rows_update(float* s, int64_t jn, const KeyRows& v, int64_t dvp, float* m, float* l,
+                     float* o) {
+  const float bm = row_max(s, jn);
   const float m_new = bm > *m ? bm : *m;
   if (m_new == -__builtin_inff()) return;  // nothing visible yet
   const float corr = fast_exp(*m - m_new);
-  float sum = 0;
-  for (int64_t j = 0; j < jn; ++j) {
-    s[j] = fast_exp(s[j] - m_new);
-    sum += s[j];
-  }
-  *l = *l * corr + sum;
+  for (int64_t j = 0; j < jn; ++j) s[j] = fast_exp(s[j] - m_new);
+  *l = *l * corr + row_sum(s, jn);
   *m = m_new;
   for (int64_t c = 0; c < dvp; c += 64) {
     const int64_t w = std::min<int64_t>(64, dvp - c) / 16;  // vectors in this chunk
@@ -126,6 +96,132 @@ void online_update(float* s, int64_t jn, const KeyRows& v, int64_t dvp, float* m
     }
     for (int64_t q = 0; q < w; ++q) store16(o + c + 16 * q, acc[q]);
   }
+}
+
+// ---- many query rows (prefill, grouped heads): scores transposed, st[j][r] ---------------
+//
+// Q is transposed once per work item (qt[e][r], rows padded to a multiple of 16 with
+// zeros), so scores come out as st[key][row]: the masked online softmax then runs along
+// rows in whole vectors, and no K block needs transposing.
+
+template <int NV>
+HAL_CPU_INLINE void st_scores(const float* qt, int64_t nrp, int64_t d, const KeyRows& k, int64_t jn,
+                              float* st) {
+  int64_t j = 0;
+  for (; j + 4 <= jn; j += 4) {
+    const float* k0 = k.p + j * k.stride;
+    const float* k1 = k0 + k.stride;
+    const float* k2 = k1 + k.stride;
+    const float* k3 = k2 + k.stride;
+    v16f acc[4][NV];
+    for (int q = 0; q < 4; ++q)
+      for (int v = 0; v < NV; ++v) acc[q][v] = v16f{};
+    for (int64_t e = 0; e < d; ++e) {
+      v16f x[NV];
+      for (int v = 0; v < NV; ++v) x[v] = load16(qt + e * nrp + 16 * v);
+      const float a0 = k0[e], a1 = k1[e], a2 = k2[e], a3 = k3[e];
+      for (int v = 0; v < NV; ++v) {
+        acc[0][v] += a0 * x[v];
+        acc[1][v] += a1 * x[v];
+        acc[2][v] += a2 * x[v];
+        acc[3][v] += a3 * x[v];
+      }
+    }
+    for (int q = 0; q < 4; ++q)
+      for (int v = 0; v < NV; ++v) store16(st + (j + q) * nrp + 16 * v, acc[q][v]);
+  }
+  for (; j < jn; ++j) {
+    const float* kr = k.p + j * k.stride;
+    v16f acc[NV];
+    for (int v = 0; v < NV; ++v) acc[v] = v16f{};
+    for (int64_t e = 0; e < d; ++e)
+      for (int v = 0; v < NV; ++v) acc[v] += kr[e] * load16(qt + e * nrp + 16 * v);
+    for (int v = 0; v < NV; ++v) store16(st + j * nrp + 16 * v, acc[v]);
+  }
+}
+
+// o[r][c..c+16W) = o * corr[r] + sum_j st[j][r] v[j][c..], rows r0..r0+3.
+template <int W>
+HAL_CPU_INLINE void pv_rows4(const float* st, int64_t nrp, int64_t r0, int64_t jn, const KeyRows& v,
+                             int64_t c, const float* corr, float* o, int64_t dvp) {
+  v16f acc[4][W];
+  for (int i = 0; i < 4; ++i)
+    for (int w = 0; w < W; ++w) acc[i][w] = load16(o + (r0 + i) * dvp + c + 16 * w) * corr[r0 + i];
+  for (int64_t j = 0; j < jn; ++j) {
+    const float* vr = v.p + j * v.stride + c;
+    v16f x[W];
+    for (int w = 0; w < W; ++w) x[w] = load16(vr + 16 * w);
+    const float* p = st + j * nrp + r0;
+    for (int i = 0; i < 4; ++i)
+      for (int w = 0; w < W; ++w) acc[i][w] += p[i] * x[w];
+  }
+  for (int i = 0; i < 4; ++i)
+    for (int w = 0; w < W; ++w) store16(o + (r0 + i) * dvp + c + 16 * w, acc[i][w]);
+}
+
+// One key block for nrp (multiple of 16, <= 64) transposed query rows; nr real rows.
+HAL_CPU_MULTIVERSION
+void many_rows_block(const float* qt, int64_t nr, int64_t nrp, int64_t d, const KeyRows& k,
+                     int64_t jn, int64_t j0, const float* vis, const KeyRows& v, int64_t dvp,
+                     float* st, float* m, float* l, float* corr, float* o) {
+  switch (nrp / 16) {
+    case 1:
+      st_scores<1>(qt, nrp, d, k, jn, st);
+      break;
+    case 2:
+      st_scores<2>(qt, nrp, d, k, jn, st);
+      break;
+    case 3:
+      st_scores<3>(qt, nrp, d, k, jn, st);
+      break;
+    default:
+      st_scores<4>(qt, nrp, d, k, jn, st);
+      break;
+  }
+  // Mask, block maximum, rescale factors; all vectorised along rows.
+  float bm[kRowBlock], msafe[kRowBlock];
+  for (int64_t r = 0; r < nrp; ++r) bm[r] = -__builtin_inff();
+  for (int64_t j = 0; j < jn; ++j) {
+    const float key = float(j0 + j);
+    float* sr = st + j * nrp;
+    for (int64_t r = 0; r < nrp; ++r) {
+      const float x = key >= vis[r] ? -__builtin_inff() : sr[r];
+      sr[r] = x;
+      bm[r] = x > bm[r] ? x : bm[r];
+    }
+  }
+  for (int64_t r = 0; r < nrp; ++r) {
+    const float m_new = bm[r] > m[r] ? bm[r] : m[r];
+    msafe[r] = m_new == -__builtin_inff() ? 0.0f : m_new;  // no -inf - -inf
+    corr[r] = fast_exp(m[r] - msafe[r]);
+    m[r] = m_new;
+    l[r] *= corr[r];
+  }
+  for (int64_t j = 0; j < jn; ++j) {
+    float* sr = st + j * nrp;
+    for (int64_t r = 0; r < nrp; ++r) {
+      const float p = fast_exp(sr[r] - msafe[r]);
+      sr[r] = p;
+      l[r] += p;
+    }
+  }
+  for (int64_t r0 = 0; r0 < nr; r0 += 4)
+    for (int64_t c = 0; c < dvp; c += 64) {
+      switch (std::min<int64_t>(64, dvp - c) / 16) {
+        case 1:
+          pv_rows4<1>(st, nrp, r0, jn, v, c, corr, o, dvp);
+          break;
+        case 2:
+          pv_rows4<2>(st, nrp, r0, jn, v, c, corr, o, dvp);
+          break;
+        case 3:
+          pv_rows4<3>(st, nrp, r0, jn, v, c, corr, o, dvp);
+          break;
+        default:
+          pv_rows4<4>(st, nrp, r0, jn, v, c, corr, o, dvp);
+          break;
+      }
+    }
 }
 
 }  // namespace
@@ -190,17 +286,19 @@ Status attention(const OpSpec& spec, const void* const* in, void* out) {
   };
 
   parallel_for(items, 1, [&](int64_t it0, int64_t it1) {
-    const size_t need = size_t(nr_max * dp + nr_max * dvp + nr_max * kKeyBlock + kKeyBlock * dp +
-                               dp * kKeyBlock + kKeyBlock * dvp + 2 * nr_max);
+    const int64_t nrp_max = round16(nr_max);
+    const size_t need = size_t(nrp_max * dp + nrp_max * dvp + nrp_max * kKeyBlock + kKeyBlock * dp +
+                               kKeyBlock * dvp + 4 * nrp_max);
     float* mem = scratch_floats(Scratch::kLeaf0, need);
-    float* qs = mem;
-    float* o = qs + nr_max * dp;
-    float* s = o + nr_max * dvp;
-    float* ks = s + nr_max * kKeyBlock;
-    float* kt = ks + kKeyBlock * dp;
-    float* vs = kt + dp * kKeyBlock;
+    float* qs = mem;               // few rows: q[r][e]; many rows: qt[e][r]
+    float* o = qs + nrp_max * dp;  // [row][dvp]
+    float* s = o + nrp_max * dvp;  // few rows: s[r][j]; many rows: st[j][r]
+    float* ks = s + nrp_max * kKeyBlock;
+    float* vs = ks + kKeyBlock * dp;
     float* m = vs + kKeyBlock * dvp;
-    float* l = m + nr_max;
+    float* l = m + nrp_max;
+    float* corr = l + nrp_max;
+    float* visf = corr + nrp_max;
     for (int64_t it = it0; it < it1; ++it) {
       const int64_t split = it % splits;
       int64_t rest = it / splits;
@@ -209,21 +307,35 @@ Status attention(const OpSpec& spec, const void* const* in, void* out) {
       const int64_t hk = rest % sh.Hkv;
       const int64_t b = rest / sh.Hkv;
       const int64_t r0 = rb * kRowBlock, nr = std::min(kRowBlock, rows - r0);
-      // Queries (scaled) and each row's visible key count.
+      const bool few = nr <= kFewRows;
+      const int64_t nrp = few ? nr : round16(nr);
+      // Queries (scaled) and each row's visible key count; padded rows see nothing.
       int64_t row_vis[kRowBlock];
       int64_t j_end = 0;
+      for (int64_t r = 0; r < nrp; ++r) {
+        m[r] = -__builtin_inff();
+        l[r] = 0.0f;
+        visf[r] = 0.0f;
+        for (int64_t e = 0; e < dvp; ++e) o[r * dvp + e] = 0.0f;
+        if (!few)
+          for (int64_t e = 0; e < sh.D; ++e) qs[e * nrp + r] = 0.0f;
+      }
+      float* qrow = scratch_floats(Scratch::kLeaf1, size_t(sh.D));
       for (int64_t r = 0; r < nr; ++r) {
         int64_t i, h;
         row_head(hk, r0 + r, &i, &h);
         const char* qp = static_cast<const char*>(in[0]) +
                          (b * qd.strides[0] + i * qd.strides[1] + h * qd.strides[2]) * qsz;
-        load_f32(qp, qd.dtype, qd.strides[3], sh.D, qs + r * sh.D);
-        for (int64_t e = 0; e < sh.D; ++e) qs[r * sh.D + e] *= sh.scale;
+        load_f32(qp, qd.dtype, qd.strides[3], sh.D, qrow);
+        for (int64_t e = 0; e < sh.D; ++e) {
+          if (few)
+            qs[r * sh.D + e] = qrow[e] * sh.scale;
+          else
+            qs[e * nrp + r] = qrow[e] * sh.scale;
+        }
         row_vis[r] = visible(b, i);
+        visf[r] = float(row_vis[r]);
         j_end = std::max(j_end, row_vis[r]);
-        m[r] = -__builtin_inff();
-        l[r] = 0.0f;
-        for (int64_t e = 0; e < dvp; ++e) o[r * dvp + e] = 0.0f;
       }
       const int64_t span = max_kv;
       const int64_t j_lo = span * split / splits;
@@ -232,12 +344,16 @@ Status attention(const OpSpec& spec, const void* const* in, void* out) {
         const int64_t jn = std::min(kKeyBlock, j_hi - j0);
         const KeyRows kr = key_rows(in[1], kd, b, j0, jn, hk, sh.D, sh.D, false, ks);
         const KeyRows vr = key_rows(in[2], vd, b, j0, jn, hk, sh.Dv, dvp, true, vs);
-        block_scores(qs, nr, sh.D, kr, jn, kt, s);
+        if (!few) {
+          many_rows_block(qs, nr, nrp, sh.D, kr, jn, j0, visf, vr, dvp, s, m, l, corr, o);
+          continue;
+        }
+        few_rows_scores(qs, nr, sh.D, kr, jn, s);
         for (int64_t r = 0; r < nr; ++r) {
           float* sr = s + r * kKeyBlock;
           for (int64_t j = std::max<int64_t>(0, row_vis[r] - j0); j < jn; ++j)
             sr[j] = -__builtin_inff();
-          online_update(sr, jn, vr, dvp, m + r, l + r, o + r * dvp);
+          few_rows_update(sr, jn, vr, dvp, m + r, l + r, o + r * dvp);
         }
       }
       if (splits > 1) {

@@ -11,6 +11,7 @@
 //                          a rotating set of weights larger than the last-level cache;
 //                          GB/s of weights streamed and the fraction of cpu:0's measured
 //                          memory bandwidth. BM_DecodeMatmulBlas: OpenBLAS on the same data.
+//  BM_Attention/Sq/Skv      causal attention, 12 heads of 64 (decode and prefill).
 //  BM_Gpt2SmallDecodeMatmuls  every matmul of one GPT-2-small decode step (12 layers of
 //                          c_attn, c_proj, c_fc, mlp c_proj, then lm_head) on one stream.
 //
@@ -441,6 +442,46 @@ BENCHMARK(BM_Gpt2SmallDecodeMatmuls)
     ->Arg(2)
     ->ArgName("dtype")
     ->Unit(benchmark::kMillisecond);
+
+// ---- attention (for information: GPT-2-small heads) ---------------------------------------
+
+// range(0): query length (1 = decode), range(1): cached keys; 12 heads of 64, causal.
+void BM_Attention(benchmark::State& state) {
+  const int64_t sq = state.range(0), skv = state.range(1), h = 12, d = 64;
+  hal::Buffer q = must_allocate(uint64_t(sq * h * d) * 4),
+              k = must_allocate(uint64_t(skv * h * d) * 4),
+              v = must_allocate(uint64_t(skv * h * d) * 4),
+              o = must_allocate(uint64_t(sq * h * d) * 4);
+  fill_random(q, hal::DType::kF32, uint64_t(sq * h * d), 1);
+  fill_random(k, hal::DType::kF32, uint64_t(skv * h * d), 2);
+  fill_random(v, hal::DType::kF32, uint64_t(skv * h * d), 3);
+  hal::OpAttributes a;
+  a.causal = true;
+  const hal::OpDescriptor op(hal::OpKind::kAttention,
+                             {hal::TensorRef::contiguous(q, hal::DType::kF32, {1, sq, h, d}),
+                              hal::TensorRef::contiguous(k, hal::DType::kF32, {1, skv, h, d}),
+                              hal::TensorRef::contiguous(v, hal::DType::kF32, {1, skv, h, d})},
+                             hal::TensorRef::contiguous(o, hal::DType::kF32, {1, sq, h, d}), a);
+  auto stream = env().cpu->create_stream();
+  check(stream.status());
+  const hal::OpCost cost = hal::analytic_cost(op.spec());
+  for (auto _ : state) {
+    check(stream->dispatch(op));
+    check(stream->synchronize());
+  }
+  state.counters["GFLOPs"] =
+      benchmark::Counter(cost.flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] = benchmark::Counter(double(cost.bytes_read) * 1e-9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Attention)
+    ->Args({1, 1024})
+    ->Args({1, 4096})
+    ->Args({128, 128})
+    ->Args({1024, 1024})
+    ->ArgNames({"Sq", "Skv"})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 }  // namespace
 
