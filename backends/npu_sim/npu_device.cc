@@ -273,9 +273,10 @@ void NpuDevice::finish_info(const std::vector<NpuDevice*>& all) {
            (s.peer_link.present ? "; peers: " + s.source("peer_link.bandwidth_bytes_per_s") : ""));
   prop("tunable", join(s.tunable_keys(), ","));
   // The CTS compares against fp64 references; bf16 operands need looser bounds
-  // (README.md, "Numerics", derives them).
+  // (README.md, "Numerics", derives them; the matmul bound holds for K <= 256 with
+  // operands in [-1, 1]).
   if (s.compute_precision == ComputePrecision::kBf16) {
-    prop("cts.tolerance.matmul", "3e-2,2e-2");
+    prop("cts.tolerance.matmul", "5e-2,2e-2");
     prop("cts.tolerance.attention", "2e-2,2e-2");
   }
 }

@@ -24,7 +24,8 @@ constexpr int64_t kNr = 16;   // columns of the register tile (two 8-float vecto
 constexpr int64_t kKc = 256;  // depth of one pass over packed panels (fits L1 with B's panel)
 constexpr int64_t kMb = 64;   // rows per parallel task
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(HAL_NPU_SIM_NO_MULTIVERSION)
 #define NPU_SIM_MULTIVERSION __attribute__((target_clones("arch=haswell", "default")))
 #else
 #define NPU_SIM_MULTIVERSION
@@ -120,7 +121,13 @@ void with_loader(const View2d& v, Fn&& fn) {
   }
 }
 
-void pack_a(const View2d& v, int64_t m, int64_t k, float* dst, Rounding rnd) {
+// Only f32 operands are rounded: 16-bit and fp8 operands enter the engines as they are.
+Rounding operand_rounding(const View2d& v, Rounding rnd) {
+  return v.dtype == DType::kF32 ? rnd : Rounding::kNone;
+}
+
+void pack_a(const View2d& v, int64_t m, int64_t k, float* dst, Rounding requested) {
+  const Rounding rnd = operand_rounding(v, requested);
   const int64_t blocks = (m + kMr - 1) / kMr;
   with_loader(v, [&](auto load) {
     parallel_for(blocks, std::max<int64_t>(1, 4096 / std::max<int64_t>(k, 1)),
@@ -131,7 +138,8 @@ void pack_a(const View2d& v, int64_t m, int64_t k, float* dst, Rounding rnd) {
   });
 }
 
-void pack_b(const View2d& v, int64_t k, int64_t n, float* dst, Rounding rnd) {
+void pack_b(const View2d& v, int64_t k, int64_t n, float* dst, Rounding requested) {
+  const Rounding rnd = operand_rounding(v, requested);
   const int64_t panels = (n + kNr - 1) / kNr;
   with_loader(v, [&](auto load) {
     parallel_for(panels, std::max<int64_t>(1, 4096 / std::max<int64_t>(k, 1)),

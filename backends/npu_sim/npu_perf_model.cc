@@ -168,7 +168,9 @@ CommandCost PerfModel::matmul(const OpSpec& s) const {
   const double epilogue = std::max(0.0, c.flops - mm_flops);
   const double matrix_s =
       peak > 0 ? mm_flops / (peak * c.utilization) : mm_flops / spec_.vector_flops;
-  c.compute_s = std::max(matrix_s, epilogue / spec_.vector_flops);
+  // The epilogue runs on the vector unit after the accumulators drain (not overlapped:
+  // conservative, and no op then beats FLOPs / peak).
+  c.compute_s = matrix_s + epilogue / spec_.vector_flops;
 
   // SRAM: DMA fills, the engines' operand fetches (A once per column of arrays, B once
   // per row of arrays), and the results drained to DMA.
@@ -267,8 +269,9 @@ CommandCost PerfModel::attention(const OpSpec& s) const {
   c.utilization = (qk_flops + pv_flops) > 0
                       ? (qk_flops + pv_flops) / (qk_flops / util_qk + pv_flops / util_pv) * util_e
                       : 1.0;
-  const double softmax_s = pairs * 5 / spec_.vector_flops;  // overlaps the matrix work
-  c.compute_s = std::max(matrix_s, softmax_s);
+  // Softmax on the vector unit between the two products, serialised with them.
+  const double softmax_s = pairs * 5 / spec_.vector_flops;
+  c.compute_s = matrix_s + softmax_s;
 
   // SRAM: DMA fills; Q fetched once per column of key tiles, K and V once per row tile
   // of queries; probabilities written in bf16 and fetched per column of V tiles.

@@ -84,6 +84,9 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 std::string did_you_mean(std::string_view key, const std::vector<std::string>& known) {
   std::string best;
   size_t best_d = std::max<size_t>(3, key.size() / 4) + 1;
+  for (const std::string& k : known)
+    if (key.size() >= 4 && k.size() > key.size() && k.compare(0, key.size(), key) == 0)
+      return " (did you mean '" + k + "'?)";  // a truncated key
   for (const std::string& k : known) {
     const size_t d = edit_distance(key, k);
     if (d < best_d) {
@@ -515,6 +518,7 @@ std::vector<std::string> preset_names() {
   std::vector<std::string> out;
   for (size_t i = 0; i < detail::kEmbeddedPresetCount; ++i)
     out.push_back(detail::kEmbeddedPresets[i].name);
+  std::sort(out.begin(), out.end());
   return out;
 }
 
