@@ -229,6 +229,7 @@ void NpuDevice::finish_info(const std::vector<NpuDevice*>& all) {
   }
 
   auto prop = [&](const std::string& k, const std::string& v) { i.properties.emplace_back(k, v); };
+  prop("simulated", "true");  // time is simulated: tools label it so
   prop("preset", s.name);
   prop("sku", s.sku);
   prop("description", s.description);

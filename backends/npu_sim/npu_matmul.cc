@@ -4,10 +4,11 @@
 //
 // Packed GEMM: A in blocks of kMr rows interleaved by k, B in panels of kNr columns,
 // a kMr x kNr register tile per step (GCC vector extensions; an AVX2+FMA clone is
-// picked at run time on CPUs that have it). Operands are packed straight from their
+// picked at run time on CPUs that have it, npu_simd.h). Operands are packed straight from their
 // strided views, converting dtype on the way, so each is read once per product.
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "npu_kernels.h"
@@ -23,13 +24,6 @@ constexpr int64_t kMr = 4;    // rows of the register tile
 constexpr int64_t kNr = 16;   // columns of the register tile (two 8-float vectors)
 constexpr int64_t kKc = 256;  // depth of one pass over packed panels (fits L1 with B's panel)
 constexpr int64_t kMb = 64;   // rows per parallel task
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(HAL_NPU_SIM_NO_MULTIVERSION)
-#define NPU_SIM_MULTIVERSION __attribute__((target_clones("arch=haswell", "default")))
-#else
-#define NPU_SIM_MULTIVERSION
-#endif
 
 // c[kMr][kNr] (+)= ap[kc][kMr] * bp[kc][kNr]; c is row-major with stride ldc.
 NPU_SIM_MULTIVERSION
@@ -190,9 +184,10 @@ Status execute_matmul(const OpSpec& s, const void* const* in, void* out,
 
   const int64_t mpad = (m + kMr - 1) / kMr * kMr;
   const int64_t npad = (n + kNr - 1) / kNr * kNr;
-  std::vector<float> ap(static_cast<size_t>(mpad * std::max<int64_t>(k, 1)));
-  std::vector<float> bp(static_cast<size_t>(npad * std::max<int64_t>(k, 1)));
-  std::vector<float> c(static_cast<size_t>(mpad * npad));
+  // Packed operands and accumulators: every element is written before it is read.
+  float* ap = scratch_floats(ScratchSlot::kMatmulA, size_t(mpad * std::max<int64_t>(k, 1)));
+  float* bp = scratch_floats(ScratchSlot::kMatmulB, size_t(npad * std::max<int64_t>(k, 1)));
+  float* c = scratch_floats(ScratchSlot::kMatmulC, size_t(mpad * npad));
   std::vector<float> bias;
   if (s.num_inputs == 3) {
     bias.resize(size_t(n));
@@ -224,20 +219,20 @@ Status execute_matmul(const OpSpec& s, const void* const* in, void* out,
     if (k > 0) {
       if (a_off != last_a) {
         pack_a(View2d{static_cast<const char*>(in[0]) + a_off * int64_t(ea), a.dtype, a_rs, a_cs},
-               m, k, ap.data(), rnd);
+               m, k, ap, rnd);
         last_a = a_off;
       }
       if (b_off != last_b) {
         pack_b(View2d{static_cast<const char*>(in[1]) + b_off * int64_t(eb), b.dtype, b_rs, b_cs},
-               k, n, bp.data(), rnd);
+               k, n, bp, rnd);
         last_b = b_off;
       }
-      gemm_packed(ap.data(), bp.data(), m, n, k, c.data(), npad);
+      gemm_packed(ap, bp, m, n, k, c, npad);
     } else {
-      std::fill(c.begin(), c.end(), 0.0f);
+      std::fill(c, c + mpad * npad, 0.0f);
     }
     // Epilogue in fp32 (the vector unit on the accumulator drain), then one rounding.
-    std::vector<float> tile(static_cast<size_t>(m * n));
+    float* tile = scratch_floats(ScratchSlot::kMatmulOut, size_t(m * n));
     parallel_for(m, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)),
                  [&](int64_t r0, int64_t r1) {
                    for (int64_t i = r0; i < r1; ++i)
@@ -253,7 +248,7 @@ Status execute_matmul(const OpSpec& s, const void* const* in, void* out,
     view.shape = Shape{m, n};
     view.strides[0] = o.strides[ro - 2];
     view.strides[1] = o.strides[ro - 1];
-    scatter_f32(tile.data(), static_cast<char*>(out) + o_off * int64_t(dtype_size(o.dtype)), view);
+    scatter_f32(tile, static_cast<char*>(out) + o_off * int64_t(dtype_size(o.dtype)), view);
   }
   return ok_status();
 }

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #include "npu_parallel.h"
 
@@ -115,6 +116,20 @@ void gather_rows(const Shape& shape, const int64_t* strides, float* out, Load&& 
 }
 
 }  // namespace
+
+float* scratch_floats(ScratchSlot slot, size_t count) {
+  struct Slots {
+    std::unique_ptr<float[]> data[int(ScratchSlot::kCount)];
+    size_t size[int(ScratchSlot::kCount)] = {};
+  };
+  thread_local Slots slots;
+  const int i = int(slot);
+  if (slots.size[i] < count || !slots.data[i]) {
+    slots.data[i].reset(new float[std::max<size_t>(count, 1)]);
+    slots.size[i] = std::max<size_t>(count, 1);
+  }
+  return slots.data[i].get();
+}
 
 float fp8e4m3_to_float(uint8_t v) { return fp8_tables().e4m3[v]; }
 float fp8e5m2_to_float(uint8_t v) { return fp8_tables().e5m2[v]; }

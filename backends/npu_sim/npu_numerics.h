@@ -39,6 +39,22 @@ void gather_f32(const void* base, const TensorDesc& t, const Shape& shape, float
                 Rounding rounding = Rounding::kNone);
 void scatter_f32(const float* in, void* base, const TensorDesc& t);
 
+// Per-thread working memory of the kernels' top level (never inside parallel bodies),
+// reused across calls so large ops do not fault fresh pages every time. Grows to the
+// largest request of each slot on each thread and is kept until the thread exits.
+enum class ScratchSlot : int {
+  kAttentionQ = 0,
+  kAttentionK,
+  kAttentionV,
+  kAttentionOut,
+  kMatmulA,
+  kMatmulB,
+  kMatmulC,
+  kMatmulOut,
+  kCount
+};
+float* scratch_floats(ScratchSlot slot, size_t count);
+
 inline float round_operand(float v, Rounding r) {
   return r == Rounding::kBf16 ? round_to_bf16(v) : v;
 }
