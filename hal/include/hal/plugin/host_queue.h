@@ -59,16 +59,22 @@ inline void cpu_relax() {
 #endif
 }
 
-// Polls `ready` for up to `budget`; true as soon as it holds.
+// Polls `ready` for up to `budget`; true as soon as it holds. After the first couple of
+// microseconds it yields between polls, so a waiting thread gives its core to runnable
+// threads (the ones computing what it waits for, on a machine with few cores).
 template <typename Pred>
 bool spin_until(Pred&& ready, std::chrono::nanoseconds budget) {
-  const auto deadline = std::chrono::steady_clock::now() + budget;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + budget;
+  const auto yield_after = start + std::chrono::microseconds(2);
   for (;;) {
     for (int i = 0; i < 32; ++i) {
       if (ready()) return true;
       cpu_relax();
     }
-    if (std::chrono::steady_clock::now() >= deadline) return ready();
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return ready();
+    if (now >= yield_after) std::this_thread::yield();
   }
 }
 
