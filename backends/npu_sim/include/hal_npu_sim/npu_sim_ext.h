@@ -9,7 +9,9 @@
  * Contract
  * - Both functions fill *out (struct_size set by the caller; fields beyond it are not
  *   written) and return 0, or return -1 when the handle is not a live npu_sim device or
- *   stream of this library (nothing is dereferenced before that check).
+ *   stream. A device handle is checked before anything is dereferenced. A stream handle
+ *   must be a live HAL stream of some plugin built with the HAL's plugin adapter (its
+ *   stream box is read to find the implementation, which is then checked).
  * - Totals count completed device commands (copies, fills, ops): the sum of their
  *   command records. Device totals attribute peer copies to both ends (bytes read to the
  *   source, bytes written to the destination).
