@@ -3,8 +3,13 @@
 // (few rows of A against a large weight matrix), which are memory-bound: they read the
 // weights once, in their stored dtype, one contiguous stream per core.
 #include <algorithm>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "cpu_blas.h"
 #include "cpu_ops.h"
@@ -46,165 +51,74 @@ struct Gemm {
 // benchmarks/cpu/matmul_benchmark.cc, BM_DecodeMatmul).
 constexpr int64_t kStreamMaxRows = 8;
 
-// ---- streaming kernels: B as [K, N] with unit column stride ("rows") -------------------
+// ---- streaming kernels (cpu_stream_kernels.inc, one copy per ISA level) -----------------
 
-// acc[m][0..nc) += sum_{k in [k0,k1)} a[m][k] * B[k][n0..n0+nc); acc row stride ld_acc.
-template <int M, DType T>
-HAL_CPU_INLINE void rows_tile(const float* a, int64_t lda, const char* b, int64_t ldb_bytes,
-                              int64_t k0, int64_t k1, int64_t nc, float* acc, int64_t ld_acc) {
-  constexpr int64_t esz = dtype_size(T);
-  auto load = [](const char* p) { return load16_as_f32(p, T); };
-  auto scalar = [](const char* p) { return load_as_float(p, T, 0); };
-  const int64_t nv = nc / 16 * 16;
-  int64_t k = k0;
-  for (; k + 4 <= k1; k += 4) {
-    const char* b0 = b + k * ldb_bytes;
-    const char* b1 = b0 + ldb_bytes;
-    const char* b2 = b1 + ldb_bytes;
-    const char* b3 = b2 + ldb_bytes;
-    float x[M][4];
-    for (int m = 0; m < M; ++m)
-      for (int j = 0; j < 4; ++j) x[m][j] = a[m * lda + k + j];
-    for (int64_t n = 0; n < nv; n += 16) {
-      const v16f w0 = load(b0 + n * esz), w1 = load(b1 + n * esz);
-      const v16f w2 = load(b2 + n * esz), w3 = load(b3 + n * esz);
-      for (int m = 0; m < M; ++m) {
-        float* dst = acc + m * ld_acc + n;
-        store16(dst, load16(dst) + x[m][0] * w0 + x[m][1] * w1 + x[m][2] * w2 + x[m][3] * w3);
-      }
+namespace isa_base {
+#define HAL_STREAM_ISA 0
+#include "cpu_stream_kernels.inc"
+#undef HAL_STREAM_ISA
+}  // namespace isa_base
+
+#if defined(__x86_64__) && !defined(HAL_CPU_NO_MULTIVERSION)
+// GCC 12's intrinsic headers start results from _mm512_undefined_*(), which
+// -Wmaybe-uninitialized reports inside inlined code; the values are fully written.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v3")
+namespace isa_v3 {
+#define HAL_STREAM_ISA 3
+#include "cpu_stream_kernels.inc"
+#undef HAL_STREAM_ISA
+}  // namespace isa_v3
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v4")
+namespace isa_v4 {
+#define HAL_STREAM_ISA 4
+#include "cpu_stream_kernels.inc"
+#undef HAL_STREAM_ISA
+}  // namespace isa_v4
+#pragma GCC pop_options
+#pragma GCC diagnostic pop
+#endif
+
+struct StreamKernels {
+  decltype(&isa_base::rows_kernel) rows = &isa_base::rows_kernel;
+  decltype(&isa_base::cols_kernel) cols = &isa_base::cols_kernel;
+};
+
+// The widest copy the running CPU supports, chosen once. HAL_CPU_ISA ("x86-64",
+// "x86-64-v3") caps the choice, so tests can run every copy on an AVX-512 machine.
+const StreamKernels& stream_kernels() {
+  static const StreamKernels k = [] {
+    StreamKernels s;
+#if defined(__x86_64__) && !defined(HAL_CPU_NO_MULTIVERSION)
+    __builtin_cpu_init();
+    const char* cap_env = std::getenv("HAL_CPU_ISA");
+    const std::string cap = cap_env ? cap_env : "";
+    const bool allow_v4 = cap.empty() || cap == "x86-64-v4";
+    const bool allow_v3 = allow_v4 || cap == "x86-64-v3";
+    if (allow_v4 && __builtin_cpu_supports("x86-64-v4")) {
+      s.rows = &isa_v4::rows_kernel;
+      s.cols = &isa_v4::cols_kernel;
+    } else if (allow_v3 && __builtin_cpu_supports("x86-64-v3")) {
+      s.rows = &isa_v3::rows_kernel;
+      s.cols = &isa_v3::cols_kernel;
     }
-    for (int64_t n = nv; n < nc; ++n) {
-      const float w0 = scalar(b0 + n * esz), w1 = scalar(b1 + n * esz);
-      const float w2 = scalar(b2 + n * esz), w3 = scalar(b3 + n * esz);
-      for (int m = 0; m < M; ++m)
-        acc[m * ld_acc + n] += x[m][0] * w0 + x[m][1] * w1 + x[m][2] * w2 + x[m][3] * w3;
-    }
-  }
-  for (; k < k1; ++k) {
-    const char* b0 = b + k * ldb_bytes;
-    for (int m = 0; m < M; ++m) {
-      const float x0 = a[m * lda + k];
-      float* dst = acc + m * ld_acc;
-      for (int64_t n = 0; n < nv; n += 16)
-        store16(dst + n, load16(dst + n) + x0 * load(b0 + n * esz));
-      for (int64_t n = nv; n < nc; ++n) dst[n] += x0 * scalar(b0 + n * esz);
-    }
-  }
+#endif
+    return s;
+  }();
+  return k;
 }
 
-template <DType T>
-HAL_CPU_INLINE void rows_tile_any(int m, const float* a, int64_t lda, const char* b,
-                                  int64_t ldb_bytes, int64_t k0, int64_t k1, int64_t nc, float* acc,
-                                  int64_t ld_acc) {
-  switch (m) {
-    case 1:
-      rows_tile<1, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
-      break;
-    case 2:
-      rows_tile<2, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
-      break;
-    case 3:
-      rows_tile<3, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
-      break;
-    case 4:
-      rows_tile<4, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
-      break;
-    case 5:
-      rows_tile<5, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
-      break;
-    case 6:
-      rows_tile<6, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
-      break;
-    case 7:
-      rows_tile<7, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
-      break;
-    default:
-      rows_tile<8, T>(a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
-      break;
-  }
-}
-
-HAL_CPU_MULTIVERSION
 void rows_kernel(DType t, int m, const float* a, int64_t lda, const char* b, int64_t ldb_bytes,
                  int64_t k0, int64_t k1, int64_t nc, float* acc, int64_t ld_acc) {
-  for (int i = 0; i < m; ++i) std::memset(acc + i * ld_acc, 0, size_t(nc) * sizeof(float));
-  if (t == DType::kF16)
-    rows_tile_any<DType::kF16>(m, a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
-  else if (t == DType::kBF16)
-    rows_tile_any<DType::kBF16>(m, a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
-  else
-    rows_tile_any<DType::kF32>(m, a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
+  stream_kernels().rows(t, m, a, lda, b, ldb_bytes, k0, k1, nc, acc, ld_acc);
 }
-
-// ---- streaming kernels: B as [N, K] with unit K stride ("cols", e.g. lm_head) ----------
-
-// out[m][j] = dot(a[m], B row n0+j) for j < NB, m < MB.
-template <int MB, int NB, DType T>
-HAL_CPU_INLINE void cols_block(const float* a, int64_t lda, const char* const* brow, int64_t k,
-                               float (*out)[4]) {
-  constexpr int64_t esz = dtype_size(T);
-  v16f acc[MB][NB];
-  for (int m = 0; m < MB; ++m)
-    for (int j = 0; j < NB; ++j) acc[m][j] = v16f{};
-  const int64_t kv = k / 16 * 16;
-  for (int64_t i = 0; i < kv; i += 16) {
-    v16f w[NB];
-    for (int j = 0; j < NB; ++j) w[j] = load16_as_f32(brow[j] + i * esz, T);
-    for (int m = 0; m < MB; ++m) {
-      const v16f x = load16(a + m * lda + i);
-      for (int j = 0; j < NB; ++j) acc[m][j] += x * w[j];
-    }
-  }
-  for (int m = 0; m < MB; ++m)
-    for (int j = 0; j < NB; ++j) {
-      float s = hsum(acc[m][j]);
-      for (int64_t i = kv; i < k; ++i) s += a[m * lda + i] * load_as_float(brow[j], T, i);
-      out[m][j] = s;
-    }
-}
-
-// res[m * ldr + j] = dot(A row m, B row n0 + j), for j < nc.
-template <DType T>
-HAL_CPU_INLINE void cols_range(int m_rows, const float* a, int64_t lda, const char* b,
-                               int64_t bn_bytes, int64_t k, int64_t nc, float* res, int64_t ldr) {
-  float out[4][4];
-  const char* brow[4];
-  int64_t j = 0;
-  for (; j < nc; j += 4) {
-    const int nb = int(std::min<int64_t>(4, nc - j));
-    for (int q = 0; q < 4; ++q) brow[q] = b + (j + (q < nb ? q : 0)) * bn_bytes;
-    for (int m0 = 0; m0 < m_rows; m0 += 4) {
-      const int mb = std::min(4, m_rows - m0);
-      const float* am = a + m0 * lda;
-      switch (mb) {
-        case 1:
-          cols_block<1, 4, T>(am, lda, brow, k, out);
-          break;
-        case 2:
-          cols_block<2, 4, T>(am, lda, brow, k, out);
-          break;
-        case 3:
-          cols_block<3, 4, T>(am, lda, brow, k, out);
-          break;
-        default:
-          cols_block<4, 4, T>(am, lda, brow, k, out);
-          break;
-      }
-      for (int mm = 0; mm < mb; ++mm)
-        for (int q = 0; q < nb; ++q) res[(m0 + mm) * ldr + j + q] = out[mm][q];
-    }
-  }
-}
-
-HAL_CPU_MULTIVERSION
 void cols_kernel(DType t, int m, const float* a, int64_t lda, const char* b, int64_t bn_bytes,
                  int64_t k, int64_t nc, float* res, int64_t ldr) {
-  if (t == DType::kF16)
-    cols_range<DType::kF16>(m, a, lda, b, bn_bytes, k, nc, res, ldr);
-  else if (t == DType::kBF16)
-    cols_range<DType::kBF16>(m, a, lda, b, bn_bytes, k, nc, res, ldr);
-  else
-    cols_range<DType::kF32>(m, a, lda, b, bn_bytes, k, nc, res, ldr);
+  stream_kernels().cols(t, m, a, lda, b, bn_bytes, k, nc, res, ldr);
 }
 
 // ---- shared pieces -------------------------------------------------------------------------
