@@ -1,10 +1,21 @@
 // backends/cpu/cpu_kernels.h: the CPU backend's kernels for the whole op set.
 //
 // Contract: run_op() executes a validated op on host memory (pointers at element
-// [0..0] of each tensor) and returns INVALID_ARGUMENT for data-dependent failures.
-// Kernels are parallel with oneTBB; matmul goes through OpenBLAS (sgemm) with its
-// thread count set to the same budget. Results match hal::reference::execute within
-// float rounding of the accumulation order.
+// [0..0] of each tensor, arbitrary non-negative strides, 0 = broadcast) and returns
+// INVALID_ARGUMENT for data-dependent failures (an embedding id or a kv_lengths entry out
+// of range), before writing any output. f16/bf16 are computed in f32. Results match
+// hal::reference::execute within f32 rounding of the accumulation order (exactly for
+// data movement: transpose, embedding, cast).
+//
+// How: kernels are parallel over the thread budget in one oneTBB arena (cpu_threading.h).
+// Matmul goes through OpenBLAS sgemm with the same thread count (cpu_blas.h; f16/bf16 and
+// awkward strides packed into f32 panels first), except decode-shaped products (up to 8
+// rows of A), which the backend's own streaming kernels run at memory bandwidth, reading
+// weights in their stored dtype ([K, N] or [N, K]). Attention is flash-style (key blocks
+// with an online softmax). kernel_supports() is false only for fp8, which exists for
+// planning.
+//
+// Threading: run_op may be called concurrently (from several streams) on distinct outputs.
 #pragma once
 
 #include "hal/op.h"
