@@ -14,14 +14,19 @@ namespace hal::cpu {
 
 // ---- helpers ---------------------------------------------------------------------------
 
+namespace {
+
+struct ScratchBlock {
+  float* data = nullptr;
+  size_t size = 0;
+  ~ScratchBlock() { std::free(data); }
+};
+thread_local ScratchBlock scratch_blocks[int(Scratch::kCount)];
+
+}  // namespace
+
 float* scratch_floats(Scratch slot, size_t count) {
-  struct Block {
-    float* data = nullptr;
-    size_t size = 0;
-    ~Block() { std::free(data); }
-  };
-  thread_local Block blocks[int(Scratch::kCount)];
-  Block& b = blocks[int(slot)];
+  ScratchBlock& b = scratch_blocks[int(slot)];
   if (b.size < count) {
     std::free(b.data);
     const size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
@@ -33,6 +38,17 @@ float* scratch_floats(Scratch slot, size_t count) {
     b.size = count;
   }
   return b.data;
+}
+
+void trim_outer_scratch(size_t keep_bytes) {
+  for (int i = int(Scratch::kOuter0); i < int(Scratch::kCount); ++i) {
+    ScratchBlock& b = scratch_blocks[i];
+    if (b.size * sizeof(float) > keep_bytes) {
+      std::free(b.data);
+      b.data = nullptr;
+      b.size = 0;
+    }
+  }
 }
 
 StridedLoop StridedLoop::make(const Shape& shape, const TensorDesc* const* operands, int count) {

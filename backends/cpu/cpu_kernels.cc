@@ -77,7 +77,9 @@ Status embedding(const OpSpec& spec, const void* const* in, void* out) {
   return ok_status();
 }
 
-Status run_op(const OpSpec& spec, const void* const* inputs, void* output) {
+namespace {
+
+Status dispatch_op(const OpSpec& spec, const void* const* inputs, void* output) {
   switch (spec.kind) {
     case OpKind::kMatmul:
       return matmul(spec, inputs, output);
@@ -109,6 +111,14 @@ Status run_op(const OpSpec& spec, const void* const* inputs, void* output) {
       break;
   }
   return invalid_argument("cpu: unknown op kind " + std::to_string(int(spec.kind)));
+}
+
+}  // namespace
+
+Status run_op(const OpSpec& spec, const void* const* inputs, void* output) {
+  Status s = dispatch_op(spec, inputs, output);
+  trim_outer_scratch(size_t(64) << 20);
+  return s;
 }
 
 bool kernel_supports(const OpSpec& spec) {

@@ -73,5 +73,8 @@ enum class Scratch : int {
   kCount
 };
 float* scratch_floats(Scratch slot, size_t count);
+// Frees this thread's outer blocks larger than `keep_bytes` (called after each op, so a
+// stream thread does not keep e.g. a converted weight matrix alive between ops).
+void trim_outer_scratch(size_t keep_bytes);
 
 }  // namespace hal::cpu
