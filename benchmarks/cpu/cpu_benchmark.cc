@@ -143,6 +143,13 @@ void set_blas_label(benchmark::State& state) {
   state.SetLabel(label);
 }
 
+// Google Benchmark 1.7's rate counters divide by CPU time (of the main thread, which
+// here mostly waits); rates are therefore computed from measured wall time.
+void set_rate(benchmark::State& state, const char* name, double amount_per_iteration,
+              double seconds) {
+  state.counters[name] = seconds > 0 ? amount_per_iteration * double(state.iterations()) / seconds : 0;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
@@ -179,9 +186,9 @@ BENCHMARK(BM_MatmulHalVsBlas)
 void BM_MatmulHal(benchmark::State& state) {
   SquareMatmul mm(state.range(0));
   mm.run_hal();
+  const auto t0 = Clock::now();
   for (auto _ : state) mm.run_hal();
-  state.counters["GFLOPs"] =
-      benchmark::Counter(mm.flops(), benchmark::Counter::kIsIterationInvariantRate);
+  set_rate(state, "GFLOPs", mm.flops() * 1e-9, std::chrono::duration<double>(Clock::now() - t0).count());
 }
 BENCHMARK(BM_MatmulHal)
     ->Arg(256)
@@ -194,9 +201,9 @@ void BM_MatmulBlas(benchmark::State& state) {
   if (!env().sgemm) return state.SkipWithError("OpenBLAS is not loaded in this process");
   SquareMatmul mm(state.range(0));
   mm.run_blas();
+  const auto t0 = Clock::now();
   for (auto _ : state) mm.run_blas();
-  state.counters["GFLOPs"] =
-      benchmark::Counter(mm.flops(), benchmark::Counter::kIsIterationInvariantRate);
+  set_rate(state, "GFLOPs", mm.flops() * 1e-9, std::chrono::duration<double>(Clock::now() - t0).count());
   set_blas_label(state);
 }
 BENCHMARK(BM_MatmulBlas)
@@ -300,17 +307,12 @@ struct DecodeSet {
   }
 };
 
-void report_bandwidth(benchmark::State& state, double bytes_per_iteration) {
-  state.counters["GB/s"] =
-      benchmark::Counter(bytes_per_iteration * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetBytesProcessed(int64_t(bytes_per_iteration * double(state.iterations())));
-}
 
+// GB/s of weights streamed, and that as a fraction of cpu:0's memory bandwidth.
 void report_roofline(benchmark::State& state, double bytes_per_iteration, double seconds) {
+  set_rate(state, "GB/s", bytes_per_iteration * 1e-9, seconds);
   const double bw = env().cpu->info().memory_bandwidth_bytes_per_s;
-  if (bw > 0 && seconds > 0)
-    state.counters["of_memory_bw"] =
-        bytes_per_iteration * double(state.iterations()) / seconds / bw;
+  if (bw > 0) set_rate(state, "of_memory_bw", bytes_per_iteration / bw, seconds);
 }
 
 void BM_DecodeMatmul(benchmark::State& state) {
@@ -329,7 +331,6 @@ void BM_DecodeMatmul(benchmark::State& state) {
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     next = (next + 1) % ops.size();
   }
-  report_bandwidth(state, double(set.weight_bytes));
   report_roofline(state, double(set.weight_bytes), seconds);
   state.SetLabel(std::string(hal::dtype_name(set.t)) + (set.tb ? " [N,K]^T" : " [K,N]") +
                  ", weights cycled over " + std::to_string(set.weights.size()) + " copies");
@@ -351,7 +352,6 @@ void BM_DecodeMatmulBlas(benchmark::State& state) {
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     next = (next + 1) % set.weights.size();
   }
-  report_bandwidth(state, double(set.weight_bytes));
   report_roofline(state, double(set.weight_bytes), seconds);
   set_blas_label(state);
 }
@@ -429,10 +429,8 @@ void BM_Gpt2SmallDecodeMatmuls(benchmark::State& state) {
     check(stream->synchronize());
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
   }
-  report_bandwidth(state, bytes);
   report_roofline(state, bytes, seconds);
-  state.counters["tokens/s"] =
-      benchmark::Counter(1.0, benchmark::Counter::kIsIterationInvariantRate);
+  set_rate(state, "tokens/s", 1.0, seconds);
   state.SetLabel(std::string(hal::dtype_name(t)) + ", " + std::to_string(ops.size()) +
                  " matmuls, " + std::to_string(int(bytes / 1e6)) + " MB of weights");
 }
@@ -465,14 +463,14 @@ void BM_Attention(benchmark::State& state) {
   auto stream = env().cpu->create_stream();
   check(stream.status());
   const hal::OpCost cost = hal::analytic_cost(op.spec());
+  const auto t0 = Clock::now();
   for (auto _ : state) {
     check(stream->dispatch(op));
     check(stream->synchronize());
   }
-  state.counters["GFLOPs"] =
-      benchmark::Counter(cost.flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["GB/s"] = benchmark::Counter(double(cost.bytes_read) * 1e-9,
-                                              benchmark::Counter::kIsIterationInvariantRate);
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  set_rate(state, "GFLOPs", cost.flops * 1e-9, seconds);
+  set_rate(state, "GB/s", double(cost.bytes_read) * 1e-9, seconds);
 }
 BENCHMARK(BM_Attention)
     ->Args({1, 1024})
