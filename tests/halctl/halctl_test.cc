@@ -100,6 +100,16 @@ TEST(HalctlList, TextNamesTheDevices) {
   EXPECT_NE(r.out.find("cpu:0"), std::string::npos) << r.out;
 }
 
+TEST(HalctlList, IdsPrintsExactlyTheIdsOfTheJsonList) {
+  const Invocation ids = halctl({"list", "--ids"});
+  ASSERT_EQ(ids.exit_code, 0) << ids.err;
+  std::string expected;
+  for (const json& d : halctl({"list", "--json"}).parsed())
+    expected += d["id"].get<std::string>() + "\n";
+  EXPECT_EQ(ids.out, expected);
+  EXPECT_EQ(halctl({"list", "--ids", "--json"}).exit_code, 2);
+}
+
 TEST(HalctlInfo, JsonOfCpuHasFiguresSourcesLinksStatsAndOps) {
   const Invocation r = halctl({"info", "cpu:0", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

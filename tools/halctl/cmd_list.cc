@@ -22,8 +22,13 @@ int cmd_list(const Args& args) {
   CommonOptions common;
   po::options_description desc("halctl list options");
   add_common_options(desc, common);
+  bool ids_only = false;
+  desc.add_options()("ids", po::bool_switch(&ids_only),
+                     "print only the device ids, one per line (for scripts)");
   po::variables_map vm;
-  if (auto stop = parse_args("list", args, desc, {}, vm, "halctl list [--json]")) return *stop;
+  if (auto stop = parse_args("list", args, desc, {}, vm, "halctl list [--json | --ids]"))
+    return *stop;
+  if (ids_only && common.json) return usage_error("list", "--ids and --json exclude each other");
 
   auto platform = open_platform(common);
   if (!platform.ok()) return report_error("list", platform.status());
@@ -33,6 +38,10 @@ int cmd_list(const Args& args) {
     nlohmann::json out = nlohmann::json::array();
     for (const hal::Device* d : devices) out.push_back(to_json(d->info()));
     print_json(out);
+    return 0;
+  }
+  if (ids_only) {
+    for (const hal::Device* d : devices) fmt::print("{}\n", d->info().id);
     return 0;
   }
   // Refused plugins are easy to miss when their devices are simply absent: say so.
