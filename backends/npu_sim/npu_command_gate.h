@@ -13,7 +13,8 @@
 // - stretch `duration_scale` (> 1: a slow device; the command occupies its engine that
 //   much longer in simulated time).
 // A gate that reports a device lost should keep failing later commands of that device:
-// the gate owns such state (the device only asks).
+// the gate owns such state (the device only asks). The configured faults
+// (npu_faults.h: FaultGate) are installed through this seam.
 //
 // Lifetime: the device holds its gate (std::shared_ptr) and may swap it at any time
 // with NpuDevice::set_command_gate(); a command uses the gate current when it runs.
@@ -33,7 +34,7 @@ namespace hal::npu_sim {
 struct CommandTicket {
   uint32_t device_index = 0;  // the device within the plugin (npu:N in load order)
   uint64_t sequence = 0;      // 0-based count of commands this device admitted before
-  uint64_t op_sequence = 0;   // 0-based count of ops (dispatches) admitted before; ops only
+  uint64_t op_sequence = 0;   // ops (dispatches) admitted before: an op's own 0-based number
   CommandKind kind = CommandKind::kOp;
   OpKind op = OpKind::kInvalid;   // for kOp
   uint64_t tag = 0;               // the caller's tag

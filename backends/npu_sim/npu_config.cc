@@ -14,7 +14,8 @@ namespace {
 
 using nlohmann::json;
 
-const char* const kOptionKeys[] = {"devices", "config", "timing_only", "compute_precision"};
+const char* const kOptionKeys[] = {"devices", "config", "timing_only", "compute_precision",
+                                   "faults"};
 
 std::string trim(const std::string& s) {
   size_t b = 0, e = s.size();
@@ -56,6 +57,7 @@ struct ConfigFile {
   std::optional<std::vector<DeviceSpec>> devices;
   std::optional<bool> timing_only;
   std::optional<ComputePrecision> precision;
+  std::optional<std::vector<FaultSpec>> faults;
 };
 
 Result<ConfigFile> load_config_file(const std::string& path) {
@@ -74,7 +76,7 @@ Result<ConfigFile> load_config_file(const std::string& path) {
   if (!doc.is_object())
     return invalid_argument(where +
                             ": expected a JSON object with \"devices\", \"timing_only\", "
-                            "\"compute_precision\"");
+                            "\"compute_precision\", \"faults\"");
   ConfigFile out;
   const std::string base = dir_of(path);
   for (const auto& [key, v] : doc.items()) {
@@ -116,9 +118,26 @@ Result<ConfigFile> load_config_file(const std::string& path) {
       if (!p)
         return invalid_argument(where + ": key 'compute_precision': expected \"bf16\" or \"fp32\"");
       out.precision = p;
+    } else if (key == "faults") {
+      // One string ("npu:0:lost@op=9; npu:1:slow=2x") or a list of entries.
+      std::string text;
+      if (v.is_string()) {
+        text = v.get<std::string>();
+      } else if (v.is_array()) {
+        for (size_t i = 0; i < v.size(); ++i) {
+          if (!v[i].is_string())
+            return invalid_argument(where + ": faults[" + std::to_string(i) +
+                                    "]: expected a string like \"npu:0:lost@op=120\"");
+          text += v[i].get<std::string>() + ";";
+        }
+      } else {
+        return invalid_argument(where + ": key 'faults': expected a string or a list of strings");
+      }
+      HAL_ASSIGN_OR_RETURN(out.faults, parse_faults(text, where + ": faults"));
     } else {
       return invalid_argument(where + ": key '" + key +
-                              "' is unknown (keys: devices, timing_only, compute_precision)");
+                              "' is unknown (keys: devices, timing_only, compute_precision, "
+                              "faults)");
     }
   }
   return out;
@@ -146,6 +165,7 @@ ConfigInputs ConfigInputs::from_environment(std::map<std::string, std::string> p
   in.env_config = env("HAL_NPU_SIM_CONFIG");
   in.env_timing_only = env("HAL_NPU_SIM_TIMING_ONLY");
   in.env_precision = env("HAL_NPU_SIM_PRECISION");
+  in.env_faults = env("HAL_NPU_SIM_FAULTS");
   return in;
 }
 
@@ -170,7 +190,7 @@ Result<SimConfig> resolve_config(const ConfigInputs& in) {
     if (std::find(std::begin(kOptionKeys), std::end(kOptionKeys), k) == std::end(kOptionKeys))
       return invalid_argument("npu_sim: plugin option '" + k +
                               "' is unknown (options: devices, config, timing_only, "
-                              "compute_precision)");
+                              "compute_precision, faults)");
   }
   auto option = [&](const char* k) -> std::optional<std::string> {
     auto it = in.plugin_options.find(k);
@@ -240,6 +260,17 @@ Result<SimConfig> resolve_config(const ConfigInputs& in) {
   }
   if (cfg.precision_override)
     for (DeviceSpec& s : cfg.cards) s.compute_precision = *cfg.precision_override;
+
+  if (auto f = option("faults")) {
+    HAL_ASSIGN_OR_RETURN(cfg.faults, parse_faults(*f, "npu_sim: plugin option 'faults'"));
+    cfg.faults_from = "plugin option 'faults'";
+  } else if (in.env_faults && !trim(*in.env_faults).empty()) {
+    HAL_ASSIGN_OR_RETURN(cfg.faults, parse_faults(*in.env_faults, "npu_sim: HAL_NPU_SIM_FAULTS"));
+    cfg.faults_from = "HAL_NPU_SIM_FAULTS";
+  } else if (file.faults) {
+    cfg.faults = *file.faults;
+    cfg.faults_from = "config file " + config_path;
+  }
   return cfg;
 }
 

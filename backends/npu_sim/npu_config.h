@@ -5,6 +5,9 @@
 //   devices:           plugin option "devices" > HAL_NPU_SIM > config "devices" > "atom"
 //   timing_only:       plugin option "timing_only" > HAL_NPU_SIM_TIMING_ONLY > config > false
 //   compute_precision: plugin option > HAL_NPU_SIM_PRECISION > config > each spec's own
+//   faults:            plugin option "faults" > HAL_NPU_SIM_FAULTS > config "faults" > none
+//                      (npu_faults.h: syntax; an entry naming a device that is not
+//                      configured is refused when the system is created)
 // The config file is plugin option "config" or HAL_NPU_SIM_CONFIG. A device list is
 // comma-separated; each entry is a preset name ("atom", "atom-max", "rebel-quad") or a
 // path to a spec file (it contains '/' or ends in ".json"). Each entry is one card; a
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include "hal/status.h"
+#include "npu_faults.h"
 #include "npu_spec.h"
 
 namespace hal::npu_sim {
@@ -34,6 +38,7 @@ struct ConfigInputs {
   std::optional<std::string> env_config;       // HAL_NPU_SIM_CONFIG
   std::optional<std::string> env_timing_only;  // HAL_NPU_SIM_TIMING_ONLY
   std::optional<std::string> env_precision;    // HAL_NPU_SIM_PRECISION
+  std::optional<std::string> env_faults;       // HAL_NPU_SIM_FAULTS
 
   static ConfigInputs from_environment(std::map<std::string, std::string> plugin_options);
 };
@@ -43,6 +48,8 @@ struct SimConfig {
   bool timing_only = false;       // no backing storage for device memory; ops not computed
   std::optional<ComputePrecision> precision_override;
   std::string devices_from;  // "plugin option 'devices'", "HAL_NPU_SIM", "config file X", "default"
+  std::vector<FaultSpec> faults;  // injected device faults (npu_faults.h); empty: none
+  std::string faults_from;        // where they came from, for messages
 };
 
 Result<SimConfig> resolve_config(const ConfigInputs& inputs);

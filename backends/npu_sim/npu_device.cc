@@ -358,7 +358,8 @@ Result<Telemetry> NpuDevice::telemetry() const {
 Status NpuDevice::admit(CommandTicket& ticket) {
   ticket.device_index = index_;
   ticket.sequence = admitted_.fetch_add(1);
-  if (ticket.kind == CommandKind::kOp) ticket.op_sequence = admitted_ops_.fetch_add(1);
+  ticket.op_sequence =
+      ticket.kind == CommandKind::kOp ? admitted_ops_.fetch_add(1) : admitted_ops_.load();
   std::shared_ptr<CommandGate> gate;
   {
     std::lock_guard<std::mutex> lock(gate_mu_);
@@ -415,6 +416,20 @@ Result<std::unique_ptr<NpuSystem>> NpuSystem::create(const SimConfig& config) {
   std::vector<NpuDevice*> all;
   for (auto& d : sys->devices_) all.push_back(d.get());
   for (NpuDevice* d : all) d->finish_info(all);
+  // Configured faults: one gate per device that has any (npu_faults.h).
+  std::vector<std::vector<FaultSpec>> per_device(sys->devices_.size());
+  for (const FaultSpec& f : config.faults) {
+    if (f.device >= sys->devices_.size())
+      return invalid_argument("npu_sim: " + config.faults_from + ": fault '" + f.text +
+                              "' names npu:" + std::to_string(f.device) + ", but only " +
+                              std::to_string(sys->devices_.size()) +
+                              " device(s) are configured (npu:0.." +
+                              "npu:" + std::to_string(sys->devices_.size() - 1) + ")");
+    per_device[f.device].push_back(f);
+  }
+  for (size_t i = 0; i < per_device.size(); ++i)
+    if (!per_device[i].empty())
+      sys->devices_[i]->set_command_gate(std::make_shared<FaultGate>(std::move(per_device[i])));
   return sys;
 }
 

@@ -22,6 +22,11 @@ Result<std::unique_ptr<plugin::PluginImpl>> create_npu_sim_plugin(
   ctx.log(HAL_LOG_INFO, std::to_string(system->device_count()) + " simulated device(s) from " +
                             config->devices_from + ": " + names +
                             (config->timing_only ? " (timing only)" : ""));
+  if (!config->faults.empty()) {
+    std::string faults;
+    for (const FaultSpec& f : config->faults) faults += (faults.empty() ? "" : "; ") + f.text;
+    ctx.log(HAL_LOG_WARNING, "injecting faults from " + config->faults_from + ": " + faults);
+  }
   return std::unique_ptr<plugin::PluginImpl>(std::move(system));
 }
 
