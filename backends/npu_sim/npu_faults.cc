@@ -161,11 +161,12 @@ uint64_t FaultGate::failed_commands() const {
 
 Status FaultGate::admit(CommandTicket& t) {
   std::lock_guard<std::mutex> lock(mu_);
-  const std::string dev = "npu:" + std::to_string(t.device_index);
+  // Messages do not start with the device: the HAL prefixes every plugin error with the
+  // device's id. The entry quoted names it too.
   auto injected = [](const FaultSpec& f) { return " (injected fault '" + f.text + "')"; };
   if (lost_) {
     ++failed_;
-    return device_lost(dev + ": device lost at " + (lost_->count_ops ? "op " : "command ") +
+    return device_lost(std::string("device lost at ") + (lost_->count_ops ? "op " : "command ") +
                        std::to_string(lost_at_) + injected(*lost_) + "; " + describe(t) +
                        " refused");
   }
@@ -186,14 +187,13 @@ Status FaultGate::admit(CommandTicket& t) {
       case FaultKind::kLost:
         lost_ = &f;
         lost_at_ = n;
-        return device_lost(dev + ": device lost during " + describe(t) + injected(f) +
+        return device_lost("device lost during " + describe(t) + injected(f) +
                            "; it accepts no more commands");
       case FaultKind::kEcc:
-        return data_loss(dev + ": uncorrectable ECC error in device memory during " + describe(t) +
+        return data_loss("uncorrectable ECC error in device memory during " + describe(t) +
                          injected(f));
       case FaultKind::kTimeout:
-        return deadline_exceeded(dev + ": " + describe(t) + " did not complete in time" +
-                                 injected(f));
+        return deadline_exceeded(describe(t) + " did not complete in time" + injected(f));
       case FaultKind::kSlow:
         break;
     }

@@ -17,6 +17,24 @@ std::string label(const Node& node) {
          ")";
 }
 
+// Context for a failure a stream reports at synchronize(): the node, when the device's
+// message names the failed command's tag ("tag 17", as the simulated NPU's injected
+// faults do; tags are node id + 1), else just the device.
+std::string async_failure_context(const Graph& g, const Status& s, const std::string& device) {
+  const std::string& m = s.message();
+  for (size_t at = m.find("tag "); at != std::string::npos; at = m.find("tag ", at + 4)) {
+    size_t end = at + 4;
+    uint64_t tag = 0;
+    while (end < m.size() && end < at + 24 && m[end] >= '0' && m[end] <= '9')
+      tag = tag * 10 + uint64_t(m[end++] - '0');
+    if (end == at + 4) continue;
+    if (tag >= 1 && tag <= g.nodes().size())
+      return "executor: " + label(g.node(NodeId(tag - 1))) + " on " + device;
+    break;
+  }
+  return "executor: running on " + device;
+}
+
 // Narrows `ref` to [start, start + length) along `axis`.
 TensorRef narrow(TensorRef ref, int32_t axis, int64_t start, int64_t length) {
   ref.offset_bytes += uint64_t(start * ref.desc.strides[axis]) * dtype_size(ref.desc.dtype);
@@ -480,7 +498,7 @@ Status Executor::run(const RunArgs& args) {
   for (size_t d = 0; d < im.devices.size(); ++d)
     for (Stream& s : im.devices[d].streams) {
       Status st = s.synchronize();
-      if (!st.ok()) fail(st.with_context("executor: running on " + p.devices[d]->id()));
+      if (!st.ok()) fail(st.with_context(async_failure_context(g, st, p.devices[d]->id())));
     }
   if (first_error.ok())
     for (auto& d : im.devices) {

@@ -113,6 +113,16 @@ Session::~Session() {
   weights_.clear();
 }
 
+// These two here, where Prepared is complete. failover.cc empties prepared_, states_
+// and weights_ before it assigns, so no executor outlives the buffers it was bound to.
+Session& Session::operator=(Session&&) = default;
+
+void Session::release_run_state() {
+  prepared_.clear();  // executors (streams, arenas) before the caches they were bound to
+  states_.clear();
+  ++state_epoch_;
+}
+
 Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model,
                                                  SessionOptions options) {
   if (!model) return invalid_argument("session: no model");
@@ -292,6 +302,19 @@ Status Session::check_prompts(const std::vector<std::vector<int32_t>>& prompts,
 
 Result<GenerationResult> Session::generate(const std::vector<std::vector<int32_t>>& prompts,
                                            const GenerationOptions& opt) {
+  std::vector<SamplingRng> rngs(prompts.size(), SamplingRng(opt.sampling.seed));
+  GenerationResult r;
+  Status s = generate_into(prompts, opt, r, rngs);
+  if (s.ok()) return r;
+  if (opt.failover) return resume_after_fault(prompts, opt, std::move(r), std::move(rngs), s);
+  release_run_state();
+  return s;
+}
+
+Status Session::generate_into(const std::vector<std::vector<int32_t>>& prompts,
+                              const GenerationOptions& opt, GenerationResult& r,
+                              std::vector<SamplingRng>& rngs) {
+  r = GenerationResult();
   if (opt.max_new_tokens < 0) return invalid_argument("max_new_tokens must be >= 0");
   const int64_t n_new = opt.max_new_tokens;
   HAL_RETURN_IF_ERROR(check_prompts(prompts, std::max<int64_t>(n_new - 1, 0)));
@@ -302,7 +325,8 @@ Result<GenerationResult> Session::generate(const std::vector<std::vector<int32_t
   const int64_t batch = int64_t(prompts.size());
   const int64_t vocab = c.vocab_size;
   int64_t seq = 0;
-  GenerationResult r;
+  if (rngs.size() != prompts.size())
+    return internal_error("session: one sampling generator per prompt expected");
   for (const auto& p : prompts) {
     seq = std::max<int64_t>(seq, int64_t(p.size()));
     r.prompt_tokens += int64_t(p.size());
@@ -310,12 +334,11 @@ Result<GenerationResult> Session::generate(const std::vector<std::vector<int32_t
   r.tokens.assign(size_t(batch), {});
   if (opt.keep_logits) r.logits.assign(size_t(batch), {});
   records_.clear();
-  if (n_new == 0) return r;
+  if (n_new == 0) return ok_status();
   // Positions written: prompt and all but the last new token; rounded up so similar
   // requests share prepared graphs.
   const int64_t cache_len = (seq + n_new - 1 + 63) / 64 * 64;
 
-  std::vector<SamplingRng> rngs(size_t(batch), SamplingRng(opt.sampling.seed));
   std::vector<char> finished(size_t(batch), 0);
   std::vector<float> logits(size_t(batch * vocab));
   std::vector<int32_t> ids, positions, kv_lengths, last_index;
@@ -403,7 +426,7 @@ Result<GenerationResult> Session::generate(const std::vector<std::vector<int32_t
     }
     r.decode_seconds = seconds_since(d0);
   }
-  return r;
+  return ok_status();
 }
 
 Result<std::vector<std::vector<float>>> Session::forward_all(

@@ -179,9 +179,8 @@ TEST(NpuFaultGate, LostAtOpFailsThatOpAndEveryLaterCommandForGood) {
   }
   Status s = rig.stream->synchronize();
   EXPECT_EQ(s.code(), StatusCode::kDeviceLost);
-  EXPECT_THAT(s.message(),
-              HasSubstr("npu:0: device lost during op 2 (scale, tag 202) (injected fault "
-                        "'npu:0:lost@op=2'); it accepts no more commands"));
+  EXPECT_THAT(s.message(), HasSubstr("device lost during op 2 (scale, tag 202) (injected fault "
+                                     "'npu:0:lost@op=2'); it accepts no more commands"));
   EXPECT_EQ(rig.records().size(), 5u);  // fill, op, fill, op, fill before op 2
   // Still lost: a later fill (no op) is refused, naming the loss.
   ASSERT_TRUE(rig.fill(7).ok());
@@ -199,7 +198,7 @@ TEST(NpuFaultGate, EccAndTimeoutFailOneOpOnce) {
   ASSERT_TRUE(rig.op(11).ok());
   Status s = rig.stream->synchronize();
   EXPECT_EQ(s.code(), StatusCode::kDataLoss);
-  EXPECT_THAT(s.message(), HasSubstr("npu:0: uncorrectable ECC error in device memory during "
+  EXPECT_THAT(s.message(), HasSubstr("uncorrectable ECC error in device memory during "
                                      "op 1 (scale, tag 11) (injected fault 'npu:0:ecc@op=1')"));
   ASSERT_TRUE(rig.op(12).ok());    // command 2
   ASSERT_TRUE(rig.fill(13).ok());  // command 3
@@ -207,7 +206,7 @@ TEST(NpuFaultGate, EccAndTimeoutFailOneOpOnce) {
   ASSERT_TRUE(rig.op(15).ok());
   s = rig.stream->synchronize();
   EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded);
-  EXPECT_THAT(s.message(), HasSubstr("npu:0: command 4 (fill of 4096 bytes, tag 14) did not "
+  EXPECT_THAT(s.message(), HasSubstr("command 4 (fill of 4096 bytes, tag 14) did not "
                                      "complete in time (injected fault 'npu:0:timeout@cmd=4')"));
   // Transient: the device works afterwards.
   ASSERT_TRUE(rig.op(16).ok());

@@ -32,6 +32,26 @@
 // position limit (gpt2), unsupported compute dtype -> INVALID_ARGUMENT naming the row
 // and value; device failures carry the node that failed.
 //
+// Device faults (failover.cc; a simulated NPU injects them: backends/npu_sim/README.md)
+// - Without GenerationOptions::failover, a step that fails on a device fails generate()
+//   with the device's status (DEVICE_LOST, DATA_LOSS, DEADLINE_EXCEEDED, ...) naming the
+//   device and the node ("decode step 5: executor: node 'h.2.mlp.fc' (matmul) on
+//   npu:1: npu:1: device lost during op 40 ..."). Nothing is left running, and the
+//   run's KV caches and activation memory are freed (the weights stay until the session
+//   goes); a later generate() starts afresh.
+// - With failover, a device fault is survived: every device is probed with a tiny
+//   command; those that report DEVICE_LOST are dropped (the session now runs on the
+//   others: options().devices shrinks), and the session is rebuilt on the devices left
+//   (weights uploaded again, since an ECC error may have hit them; new plans and KV
+//   caches), then generation resumes by prefilling each unfinished row's prompt plus the
+//   tokens it has produced so far, and continues. Greedy decoding therefore gives the
+//   tokens an undisturbed run gives (up to the rounding differences of the devices
+//   left); sampling continues each row's generator where it stopped. A transient fault
+//   (no device lost: an ECC error, a timeout) is recovered the same way on the same
+//   devices, at most kMaxTransientRecoveries times per generate(). Each recovery is
+//   reported in GenerationResult::failovers. Faults that are not device faults
+//   (invalid arguments, out of memory) are never retried.
+//
 // Lifetime: the Session keeps the Model (shared) and device buffers; the Platform must
 // outlive it. Threading: one call at a time per Session.
 #pragma once
@@ -99,6 +119,17 @@ struct GenerationOptions {
   int64_t eos_token_id = -1;  // a row stops after producing it (-1: never)
   bool keep_logits = false;   // GenerationResult::logits
   ProgressFn progress;        // called after each token step
+  bool failover = false;      // survive device faults (top of this file)
+};
+
+// One recovery from a device fault during generate() with failover.
+struct FailoverEvent {
+  Status fault;                      // what failed (code and message)
+  std::vector<std::string> lost;     // device ids dropped ("npu:1"); empty: transient
+  std::vector<std::string> devices;  // the devices the run continued on
+  int64_t tokens_kept = 0;           // tokens generated before the fault (all rows)
+  int64_t tokens_prefilled = 0;      // prompt + kept tokens prefilled again (all rows)
+  double seconds = 0;                // rebuilding the session and prefilling again
 };
 
 struct GenerationResult {
@@ -118,6 +149,7 @@ struct GenerationResult {
   uint64_t prefill_activation_bytes = 0;  // peak activation memory of the prefill graph
   uint64_t decode_activation_bytes = 0;
   uint64_t kv_cache_bytes = 0;
+  std::vector<FailoverEvent> failovers;  // GenerationOptions::failover: each recovery
 
   double prefill_tokens_per_s() const {
     return prefill_seconds > 0 ? double(prompt_tokens) / prefill_seconds : 0;
@@ -132,6 +164,9 @@ struct GenerationResult {
 
 class Session {
  public:
+  // Recoveries from faults that lose no device, per generate() (failover).
+  static constexpr int32_t kMaxTransientRecoveries = 3;
+
   static Result<std::unique_ptr<Session>> create(std::shared_ptr<const Model> model,
                                                  SessionOptions options);
   ~Session();
@@ -160,6 +195,18 @@ class Session {
  private:
   struct Prepared;
   Session() = default;
+  Session& operator=(Session&&);  // failover swaps in a rebuilt session
+  // The generation loop: fills `r` (tokens so far, even when it fails) and advances
+  // `rngs` (one per prompt) by the draws made.
+  Status generate_into(const std::vector<std::vector<int32_t>>& prompts,
+                       const GenerationOptions& options, GenerationResult& r,
+                       std::vector<SamplingRng>& rngs);
+  // Frees what a failed run leaves (prepared graphs, KV caches).
+  void release_run_state();
+  // failover.cc: survives `fault` (returned by generate_into) and finishes the run.
+  Result<GenerationResult> resume_after_fault(const std::vector<std::vector<int32_t>>& prompts,
+                                              const GenerationOptions& options, GenerationResult r,
+                                              std::vector<SamplingRng> rngs, Status fault);
   Status check_prompts(const std::vector<std::vector<int32_t>>& prompts, int64_t extra) const;
   Result<Prepared*> prepare(const ModelGraphShape& shape);
   Result<ExecutionPlan> make_plan(std::shared_ptr<const Graph> graph) const;
