@@ -69,6 +69,9 @@ int cmd_plugins(const Args& args) {
       std::string ids;
       for (const std::string& id : r.device_ids) ids += (ids.empty() ? "" : ", ") + id;
       fmt::print("  devices  {}\n", ids);
+    } else if (r.loaded) {
+      // A loaded plugin may present nothing (the CUDA plugin on a machine without a GPU).
+      fmt::print("  devices  none (0 devices)\n");
     }
     fmt::print("  {}   {}\n", r.loaded ? "note" : "why ", r.reason);
   }
