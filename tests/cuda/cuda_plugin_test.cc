@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 
 #include "cuda_test_support.h"
@@ -156,3 +157,29 @@ TEST(CudaDevice, DeviceMemoryIsNotMappableHostMemoryIs) {
 
 }  // namespace
 }  // namespace hal::cuda_test
+
+#ifdef HAL_HALCTL_PATH
+// `halctl plugins` shows the CUDA plugin loaded, with as many devices as the runtime sees
+// (on a machine without a GPU: loaded, none).
+TEST(CudaPlugin, HalctlPluginsShowsIt) {
+  const std::string cmd = std::string("HAL_PLUGIN_PATH= ") + HAL_HALCTL_PATH + " plugins 2>&1";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+  ASSERT_EQ(::pclose(f), 0) << out;
+  const size_t at = out.find("libhal_plugin_cuda.so");
+  ASSERT_NE(at, std::string::npos) << out;
+  const std::string block =
+      out.substr(out.rfind('\n', at) + 1, out.find("note", at) - out.rfind('\n', at));
+  EXPECT_EQ(block.rfind("loaded", 0), 0u) << block;
+  int expected = 0;
+  if (cudaGetDeviceCount(&expected) != cudaSuccess) expected = 0;
+  if (expected == 0) {
+    EXPECT_NE(block.find("devices  none (0 devices)"), std::string::npos) << block;
+  } else {
+    EXPECT_NE(block.find("cuda:0"), std::string::npos) << block;
+  }
+}
+#endif
