@@ -217,9 +217,9 @@ Result<MatmulPlan*> get_plan(CudaStream& s, const BlasLt* lt, cublasLtHandle_t h
   lt->desc_set(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
   if (p.bias_epilogue) {
     const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    // The bias type is left at its default, the output's type (the epilogue is only used
+    // when they match): setting it explicitly is documented for the IMMA/fp8 exceptions.
     lt->desc_set(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
-    const int32_t bt = int32_t(p.bias_type);
-    lt->desc_set(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt);
   }
   auto layout = [&](cublasLtMatrixLayout_t* l, cudaDataType_t t, uint64_t rows, uint64_t cols,
                     int64_t ld, int64_t batch_stride) -> Status {

@@ -172,6 +172,18 @@ Status CudaDevice::init(const std::vector<PeerView>& peers, const plugin::Plugin
     }
   }
   info_.properties.emplace_back("allocator", allocator);
+  // cuBLASLt is opened with the first GPU (never on machines without one): which matmul
+  // path this device has is then visible in `halctl info`.
+  if (Result<const BlasLt*> lt = load_blaslt(); lt.ok()) {
+    const size_t v = (*lt)->get_version();
+    info_.properties.emplace_back(
+        "matmul", "cuBLASLt " + std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) +
+                      "." + std::to_string(v % 100) + " (" + (*lt)->library + ")");
+  } else {
+    info_.properties.emplace_back("matmul", "fallback GEMM kernel only: " + lt.status().message());
+    context.log(HAL_LOG_WARNING,
+                where + ": " + lt.status().message() + "; matmuls use the slower fallback kernel");
+  }
 
   // Peers: direct access for kernels and copies, and the pool's memory visible to them.
   for (const PeerView& p : peers) {
