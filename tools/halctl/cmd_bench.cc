@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -474,9 +475,9 @@ int calibrate(hal::Device& d, const std::vector<hal::DType>& dtypes, bool quick,
     return report_error("bench", hal::unimplemented(d.id() + ": no op of the calibration sweep "
                                                              "could be measured"));
   }
-  hal::scheduler::CalibrationFitOptions fit_opt;
-  fit_opt.fit_overhead = true;  // the sweep's smallest ops bound the per-op overhead
-  auto cal = hal::scheduler::fit_calibration(d.info(), run.samples, fit_opt);
+  // The per-op overhead stays the device's own figure: fitting it from the smallest ops
+  // assumes no op beats its time at peak, which cache-resident ops on a CPU do.
+  auto cal = hal::scheduler::fit_calibration(d.info(), run.samples);
   if (!cal.ok()) return report_error("bench", cal.status());
   cal->created_by = std::string("halctl bench --calibrate") + (quick ? " --quick" : "");
   const std::filesystem::path path = hal::scheduler::calibration_path(d.info(), dir);
@@ -488,13 +489,39 @@ int calibrate(hal::Device& d, const std::vector<hal::DType>& dtypes, bool quick,
     return report_error("bench", found.ok() ? hal::internal_error("calibration " + path.string() +
                                                                   " was written but not found")
                                             : found.status());
+  // Which efficiencies were measured: a class whose samples are all bound by memory says
+  // nothing about its compute efficiency (the fit keeps the default), and vice versa.
+  std::array<std::array<int, 2>, hal::scheduler::kOpClassCount> bound_by{};
+  {
+    const hal::scheduler::DeviceCostModel peaks(d.info());
+    for (const auto& smp : run.samples) {
+      const auto& cc = cal->op_classes[size_t(smp.op_class)];
+      if (!cc) continue;
+      const double pf = peaks.peak_flops(smp.op_class, smp.dtype);
+      const double pb = d.info().memory_bandwidth_bytes_per_s;
+      const double tc = pf > 0 ? smp.flops / pf / cc->efficiency.compute : 0;
+      const double tm = pb > 0 ? smp.bytes / pb / cc->efficiency.memory : 0;
+      ++bound_by[size_t(smp.op_class)][tc >= tm && smp.flops > 0 ? 0 : 1];
+    }
+  }
+  auto shown = [&](int c, int which, double v) {
+    return bound_by[size_t(c)][size_t(which)] > 0 ? fmt::format("{:.3f}", v)
+                                                  : fmt::format("({:.2f})", v);
+  };
   if (json) {
+    nlohmann::json measured = nlohmann::json::object();
+    for (int c = 0; c < hal::scheduler::kOpClassCount; ++c)
+      if (cal->op_classes[size_t(c)])
+        measured[std::string(hal::scheduler::op_class_name(hal::OpClass(c)))] = {
+            {"compute_bound_samples", bound_by[size_t(c)][0]},
+            {"memory_bound_samples", bound_by[size_t(c)][1]}};
     print_json({{"device", d.id()},
                 {"name", d.info().name},
                 {"backend", d.info().backend},
                 {"path", path.string()},
                 {"calibration", nlohmann::json::parse(hal::scheduler::calibration_to_json(*cal))},
                 {"samples", run.measured},
+                {"bound_samples", measured},
                 {"skipped", report.skipped}});
     return 0;
   }
@@ -514,10 +541,13 @@ int calibrate(hal::Device& d, const std::vector<hal::DType>& dtypes, bool quick,
       buckets += fmt::format("{}{}: {:.2f} / {:.2f}", buckets.empty() ? "" : ", ",
                              hal::format_seconds(b.ideal_seconds), b.efficiency.compute,
                              b.efficiency.memory);
-    fmt::print("{:<8} {:>8} {:>9.3f} {:>9.3f}  {}\n",
-               hal::scheduler::op_class_name(hal::OpClass(c)), cc->samples, cc->efficiency.compute,
-               cc->efficiency.memory, buckets);
+    fmt::print("{:<8} {:>8} {:>9} {:>9}  {}\n", hal::scheduler::op_class_name(hal::OpClass(c)),
+               cc->samples, shown(c, 0, cc->efficiency.compute), shown(c, 1, cc->efficiency.memory),
+               buckets);
   }
+  fmt::print(
+      "(in parentheses: no sample of the class was bound by that resource, so the "
+      "cost model's default stands)\n");
   fmt::print(
       "\nstored: {}\n(used by the scheduler's cost model, `halctl run` and `halctl plan "
       "--timing cost-model`; efficiencies are fractions of the device's peak FLOP/s and "

@@ -9,7 +9,7 @@
 //
 // Devices that are not on this machine (cuda:0 without a GPU) are an error naming the
 // devices present: the planner predicts only for devices the HAL can open (the ones
-// present, and simulated NPUs from presets or spec files).
+// present, and simulated NPUs from presets or spec files). Users' guide: PLANNING.md.
 #include <fmt/format.h>
 
 #include <algorithm>
