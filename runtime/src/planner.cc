@@ -671,15 +671,22 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
       const int32_t d = decode.schedule.tasks[size_t(t)].device;
       double start = device_free[size_t(d)];
       for (int32_t e : g.in_edges(t)) start = std::max(start, finish[size_t(g.edge(e).from)]);
+      // The weight bytes the op must read: all of a matmul's weight, only the gathered
+      // rows of an embedding table (the op's own traffic bounds what it reads).
       double bytes = 0;
       for (sch::ResidentId r : g.residents_of(t))
         if (g.resident(r).kind == sch::ResidentKind::kWeights) bytes += double(g.resident(r).bytes);
+      bytes = std::min(bytes, g.task(t).work.bytes);
+      plan.weight_read_bytes += bytes;
       const double bw = infos[size_t(d)].memory_bandwidth_bytes_per_s;
       finish[size_t(t)] = start + (bw > 0 ? bytes / bw : 0.0);
       device_free[size_t(d)] = finish[size_t(t)];
       longest = std::max(longest, finish[size_t(t)]);
     }
     plan.bandwidth_limit_step_s = longest;
+    for (const DevicePlan& dp : plan.devices)
+      if (dp.bandwidth_bytes_per_s > 0)
+        plan.all_weights_step_s += double(dp.weight_bytes) / dp.bandwidth_bytes_per_s;
   }
 
   // Why decode runs at this speed, in one sentence.
@@ -690,15 +697,17 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
     const double limit = plan.bandwidth_limit_tokens_per_s();
     const double tps = plan.decode_tokens_per_s();
     if (dom == "memory") {
-      std::snprintf(buf, sizeof buf,
-                    "decode is memory-bandwidth bound (%.0f%% of op time in memory-bound ops): "
-                    "each step streams every weight (%s) plus the KV cache from device memory, "
-                    "so it cannot beat bandwidth / weight bytes = %.1f tokens/s; predicted %.1f "
-                    "(%.0f%% of that limit: sustained bandwidth below peak, KV-cache reads, "
-                    "per-op overheads%s)",
-                    100 * b.fraction("memory"), fmt_bytes(plan.weight_bytes).c_str(), limit, tps,
-                    limit > 0 ? 100 * tps / limit : 0.0,
-                    plan.devices.size() > 1 ? ", transfers between devices" : "");
+      std::snprintf(
+          buf, sizeof buf,
+          "decode is memory-bandwidth bound (%.0f%% of op time in memory-bound ops): "
+          "each step reads its weights (%s; embeddings only their rows) plus the KV cache "
+          "from device memory, so it cannot beat bandwidth / weight bytes read = %.1f tokens/s; "
+          "predicted %.1f "
+          "(%.0f%% of that limit: sustained bandwidth below peak, KV-cache reads, "
+          "per-op overheads%s)",
+          100 * b.fraction("memory"), fmt_bytes(uint64_t(plan.weight_read_bytes)).c_str(), limit,
+          tps, limit > 0 ? 100 * tps / limit : 0.0,
+          plan.devices.size() > 1 ? ", transfers between devices" : "");
     } else {
       std::snprintf(buf, sizeof buf,
                     "decode is %s bound (%.0f%% of op time): the bandwidth limit (bandwidth / "

@@ -162,7 +162,11 @@ nlohmann::json plan_json(const rt::ModelPlan& p, const std::string& source) {
           {"bandwidth_limit",
            {{"tokens_per_s", p.bandwidth_limit_tokens_per_s()},
             {"step_seconds", p.bandwidth_limit_step_s},
-            {"formula", "batch / sum over devices of (weight bytes / peak memory bandwidth)"}}},
+            {"weight_read_bytes_per_step", p.weight_read_bytes},
+            {"all_weights_tokens_per_s", p.all_weights_tokens_per_s()},
+            {"formula",
+             "batch / (the decode schedule replayed with each op taking its weight bytes read / "
+             "peak memory bandwidth); one device: batch x bandwidth / weight bytes read"}}},
           {"total_seconds", p.total_seconds()},
           {"why", p.why},
           {"notes", p.notes}};
@@ -219,24 +223,23 @@ void print_plan(const rt::ModelPlan& p, const std::string& source) {
              p.decode_tokens_per_s(), hal::format_seconds(p.decode.seconds), p.batch,
              p.decode.context, hal::format_bytes(uint64_t(p.decode_hbm_bytes_per_token())));
   fmt::print("         {}\n", bound_text(p.decode.bound));
+  const double pct = p.bandwidth_limit_tokens_per_s() > 0
+                         ? 100 * p.decode_tokens_per_s() / p.bandwidth_limit_tokens_per_s()
+                         : 0.0;
   if (p.devices.size() == 1)
     fmt::print(
-        "limit    bandwidth / weight bytes = {} / {} = {} per step -> {:.1f} tokens/s; "
-        "predicted is {:.0f}% of it\n",
+        "limit    bandwidth / weight bytes read per step = {} / {} = {} per step -> {:.1f} "
+        "tokens/s; predicted is {:.0f}% of it\n"
+        "         (all {} of weights: {:.1f} tokens/s; the embedding reads only its rows)\n",
         hal::format_rate(p.devices[0].bandwidth_bytes_per_s),
-        hal::format_bytes(p.devices[0].weight_bytes), hal::format_seconds(p.bandwidth_limit_step_s),
-        p.bandwidth_limit_tokens_per_s(),
-        p.bandwidth_limit_tokens_per_s() > 0
-            ? 100 * p.decode_tokens_per_s() / p.bandwidth_limit_tokens_per_s()
-            : 0.0);
+        hal::format_bytes(uint64_t(p.weight_read_bytes)),
+        hal::format_seconds(p.bandwidth_limit_step_s), p.bandwidth_limit_tokens_per_s(), pct,
+        hal::format_bytes(p.weight_bytes), p.all_weights_tokens_per_s());
   else
     fmt::print(
-        "limit    weight bytes / bandwidth, replayed over this placement's schedule: "
+        "limit    weight bytes read / bandwidth, replayed over this placement's schedule: "
         "{} per step -> {:.1f} tokens/s; predicted is {:.0f}% of it\n",
-        hal::format_seconds(p.bandwidth_limit_step_s), p.bandwidth_limit_tokens_per_s(),
-        p.bandwidth_limit_tokens_per_s() > 0
-            ? 100 * p.decode_tokens_per_s() / p.bandwidth_limit_tokens_per_s()
-            : 0.0);
+        hal::format_seconds(p.bandwidth_limit_step_s), p.bandwidth_limit_tokens_per_s(), pct);
   fmt::print("why      {}\n", p.why);
   fmt::print("total    {} for prefill + {} decode steps\n", hal::format_seconds(p.total_seconds()),
              std::max<int64_t>(0, p.max_new_tokens - 1));

@@ -176,11 +176,19 @@ struct ModelPlan {
   double decode_hbm_bytes_per_token() const {
     return batch > 0 ? decode.hbm_bytes / double(batch) : 0;
   }
-  // The bandwidth limit: a decode step must stream every weight from device memory
-  // once. The decode schedule replayed in its own order on its own devices, each op
-  // taking only its weights' bytes / the device's peak bandwidth (transfers free), gives
-  // the shortest step this placement allows. On one device, or with layers split in a
-  // pipeline, that is sum(weight bytes / bandwidth). Tokens/s = B / that.
+  // The bandwidth limit: a decode step must read every weight it uses from device
+  // memory once (a matmul all of its weight, an embedding only the gathered rows). The
+  // decode schedule replayed in its own order on its own devices, each op taking only
+  // those bytes / its device's peak bandwidth (transfers free), gives the shortest step
+  // this placement allows; no op takes less, so no prediction beats it. On one device,
+  // or with layers split in a pipeline, it is sum(weight bytes read / bandwidth).
+  // Tokens/s = B / that. all_weights_step_s is the textbook figure, every resident
+  // weight (embedding tables whole) / bandwidth summed over devices.
+  double weight_read_bytes = 0;
+  double all_weights_step_s = 0;
+  double all_weights_tokens_per_s() const {
+    return all_weights_step_s > 0 ? double(batch) / all_weights_step_s : 0;
+  }
   double bandwidth_limit_step_s = 0;
   double bandwidth_limit_tokens_per_s() const {
     return bandwidth_limit_step_s > 0 ? double(batch) / bandwidth_limit_step_s : 0;
