@@ -54,6 +54,13 @@ struct Executor::Impl {
     std::vector<Stream> streams;
     Event uploads_done;        // when the plan has several devices or streams
     Event run_start, run_end;  // bracket each run on the device's clock
+    // Per stream after the first: its end of run, which the first stream waits for. Not
+    // uploads_done again: another plugin's stream may still be about to wait on that
+    // (a cross-plugin wait sees the record current when it runs, so a second record in
+    // the same run could make it wait for work queued behind itself: a deadlock,
+    // seen when a device failed and raced through its skipped commands, and in plain
+    // runs with two streams per device across plugins).
+    std::vector<Event> stream_done;
     double last_seconds = 0;
   };
   // One step, resolved to HAL commands.
@@ -121,6 +128,10 @@ Result<std::unique_ptr<Executor>> Executor::create(ExecutionPlan plan, ExecutorO
       auto stream = dev->create_stream(so);
       if (!stream.ok()) return stream.status().with_context("executor: stream on " + dev->id());
       state.streams.push_back(std::move(*stream));
+      if (s == 0) continue;
+      auto done = dev->create_event();
+      if (!done.ok()) return done.status().with_context("executor: event on " + dev->id());
+      state.stream_done.push_back(std::move(*done));
     }
     for (Event* ev : {&state.run_start, &state.run_end}) {
       auto made = dev->create_event();
@@ -482,12 +493,12 @@ Status Executor::run(const RunArgs& args) {
     }
   }
   // The end of the run on each device: its first stream, after every other stream
-  // (joined through uploads_done, which exists whenever a device has several streams).
+  // (joined through stream_done).
   if (first_error.ok()) {
     for (auto& d : im.devices) {
       for (size_t s = 1; s < d.streams.size(); ++s) {
-        Status st = d.streams[s].record(d.uploads_done);
-        if (st.ok()) st = d.streams[0].wait(d.uploads_done);
+        Status st = d.streams[s].record(d.stream_done[s - 1]);
+        if (st.ok()) st = d.streams[0].wait(d.stream_done[s - 1]);
         if (!st.ok()) fail(st);
       }
       Status st = d.streams[0].record(d.run_end);

@@ -96,7 +96,15 @@ Result<GenerationResult> Session::resume_after_fault(
       weights_.clear();
       weight_bytes_ = 0;
       options_.devices = left;  // what is left, even if the rebuild fails
-      auto fresh = Session::create(model_, std::move(o));
+      auto fresh = Session::create(model_, o);
+      if (!fresh.ok() && o.planner) {
+        // A planner made for the old device set (a scheduler's model of it, pins by
+        // device index) may refuse the new one: fall back to the default placement.
+        ev.note = "the planner refused the devices left (" + fresh.status().message() +
+                  "); default placement on " + join(ev.devices);
+        o.planner = nullptr;
+        fresh = Session::create(model_, o);
+      }
       if (!fresh.ok())
         return fresh.status().with_context("failover after '" + fault.message() +
                                            "': rebuilding the session on " + join(ev.devices));

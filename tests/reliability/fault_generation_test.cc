@@ -151,8 +151,28 @@ struct Outcome {
   std::vector<StepRecord> records;
 };
 
+// The layer split with every transfer on a second stream of its device: a plan with
+// several streams per device, whose executor joins them at the end of each run.
+Result<ExecutionPlan> two_stream_plan(std::shared_ptr<const Graph> graph,
+                                      const std::vector<Device*>& devices) {
+  std::vector<int32_t> layer_device;
+  for (int32_t l = 0; l < 4; ++l) layer_device.push_back(l * int32_t(devices.size()) / 4);
+  HAL_ASSIGN_OR_RETURN(ExecutionPlan plan, make_layer_split_plan(graph, devices, layer_device));
+  plan.streams_per_device.assign(devices.size(), 2);
+  plan.event_producer.clear();
+  for (PlannedStep& st : plan.steps) {
+    st.wait_events.clear();
+    st.record_event = -1;
+    if (plan.graph->node(st.node).kind == NodeKind::kTransfer) st.stream = 1;
+  }
+  add_stream_events(plan);
+  HAL_RETURN_IF_ERROR(finalize_plan(plan));
+  return plan;
+}
+
 Outcome run(const std::string& model_name, const std::string& device_list,
-            const std::string& faults, bool failover, bool record = false) {
+            const std::string& faults, bool failover, bool record = false,
+            Planner planner = nullptr) {
   Watchdog dog(model_name + " on " + device_list + " with '" + faults + "'",
                std::chrono::seconds(60));
   Outcome out;
@@ -167,6 +187,7 @@ Outcome run(const std::string& model_name, const std::string& device_list,
     SessionOptions so;
     so.devices = rig.devices;
     so.record_commands = record;
+    so.planner = planner;
     auto session = Session::create(model(model_name), so);
     if (!session.ok()) {
       out.status = session.status();
@@ -331,6 +352,32 @@ INSTANTIATE_TEST_SUITE_P(ModelsAndDevices, FaultSweep,
                              if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            return n;
                          });
+
+// A device that fails races through its skipped commands; with several streams per
+// device that once left another plugin's stream waiting for work queued behind itself
+// (executor.cc: stream_done). Every fault class at many points, both outcomes.
+TEST(FaultInjection, PlansWithSeveralStreamsPerDeviceNeitherHangNorDiverge) {
+  const std::string devices = "cpu:0,npu:0";
+  Outcome ref = run("gpt2-tiny", devices, "", false, true, two_stream_plan);
+  ASSERT_TRUE(ref.status.ok()) << ref.status.to_string();
+  uint64_t npu_ops = 0;
+  for (const StepRecord& s : ref.records)
+    npu_ops += s.device == 1 && s.record.command == CommandKind::kOp;
+  ASSERT_GT(npu_ops, 10u);
+  EXPECT_EQ(ref.result.tokens, reference("gpt2-tiny", devices).tokens);
+  for (const FaultClass& fc : kClasses)
+    for (uint64_t k : sweep(npu_ops, 6)) {
+      const std::string fault = "npu:0:" + std::string(fc.name) + "@op=" + std::to_string(k);
+      SCOPED_TRACE(fault);
+      Outcome fail = run("gpt2-tiny", devices, fault, false, false, two_stream_plan);
+      EXPECT_EQ(fail.status.code(), fc.code) << fail.status.to_string();
+      EXPECT_EQ(fail.after_destroy, fail.before);
+      Outcome over = run("gpt2-tiny", devices, fault, true, false, two_stream_plan);
+      ASSERT_TRUE(over.status.ok()) << over.status.to_string();
+      EXPECT_EQ(over.result.tokens, ref.result.tokens);
+      EXPECT_EQ(over.after_destroy, over.before);
+    }
+}
 
 TEST(FaultInjection, LosingEveryDeviceFailsCleanlyEvenWithFailover) {
   Outcome o = run("gpt2-tiny", "npu:0,npu:1", "npu:1:lost@op=30; npu:0:lost@op=0", true);

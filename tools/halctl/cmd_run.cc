@@ -6,6 +6,12 @@
 //   halctl run --model gpt2-tiny --devices cpu:0 --prompt-ids 1,2,3 --max-new-tokens 16
 //   halctl run --model DIR --prompts "1,2,3;4,5" --temperature 0.8 --top-k 40 --seed 7 --json
 //
+// Device faults: without --failover a fault fails the run (exit 1, the status names the
+// device, node and op); with --failover the run continues on the devices left and each
+// recovery is reported on stderr and in --json's "failovers" (session.h, "Device
+// faults"). Faults can be injected into the NPU simulator: --plugin-option
+// npu_sim.faults=npu:1:lost@op=40 (backends/npu_sim/README.md).
+//
 // Exit codes: 0 ok; 1 the run failed on a device; 2 bad input (missing directory, bad
 // config or weights, ids outside the vocabulary, unknown device, bad option).
 #include <fmt/format.h>
@@ -109,6 +115,7 @@ int cmd_run(const Args& args) {
   float temperature = 0.0f, top_p = 1.0f;
   int32_t top_k = 0;
   uint64_t seed = 0;
+  bool failover = false;
   po::options_description desc("halctl run options");
   add_common_options(desc, common);
   desc.add_options()("model", po::value<std::string>(&model_name)->default_value(model_name),
@@ -133,6 +140,9 @@ int cmd_run(const Args& args) {
       "seed", po::value<uint64_t>(&seed)->default_value(0), "sampling seed")(
       "eos-id", po::value<int64_t>(&eos_id)->default_value(-1),
       "stop a prompt's generation after this token (-1 = never)")(
+      "failover", po::bool_switch(&failover),
+      "survive device faults: drop a lost device, rebuild on the devices left and continue "
+      "(each recovery reported on stderr and in --json)")(
       "dump-logits", po::value<std::string>(&dump_logits),
       "write float32 little-endian logits, one row of vocab_size per generated token "
       "(row 0 from the last prompt position), prompt after prompt");
@@ -194,9 +204,21 @@ int cmd_run(const Args& args) {
   go.eos_token_id = eos_id;
   go.keep_logits = !dump_logits.empty();
   go.progress = so.progress;
+  go.failover = failover;
   auto result = (*session)->generate(prompts, go);
   progress.finish();
   if (!result.ok()) return report_error("run", result.status());
+  for (const hal::runtime::FailoverEvent& ev : result->failovers)
+    fmt::print(stderr,
+               "halctl run: failover after {}\n  {}; continued on {}: {} generated tokens "
+               "kept, {} prompt + kept tokens prefilled again in {}{}\n",
+               ev.fault.to_string(),
+               ev.lost.empty() ? std::string("no device lost (transient)")
+                               : "lost " + fmt::format("{}", fmt::join(ev.lost, ", ")),
+               fmt::format("{}", fmt::join(ev.devices, ", ")), ev.tokens_kept, ev.tokens_prefilled,
+               hal::format_seconds(ev.seconds), ev.note.empty() ? "" : "; " + ev.note);
+  // After a failover the session runs on fewer devices; placement refers to those.
+  const std::vector<hal::Device*>& placed_on = (*session)->options().devices;
   const hal::runtime::GenerationResult& r = *result;
 
   if (!dump_logits.empty()) {
@@ -218,7 +240,7 @@ int cmd_run(const Args& args) {
   }
 
   const auto& cfg = shared->config();
-  const std::string placement = layer_ranges((*session)->layer_devices(), *devices);
+  const std::string placement = layer_ranges((*session)->layer_devices(), placed_on);
   if (common.json) {
     nlohmann::json out;
     out["model"] = shared->name();
@@ -227,7 +249,7 @@ int cmd_run(const Args& args) {
     out["vocab_size"] = cfg.vocab_size;
     out["dtype"] = std::string(hal::dtype_name(*dtype));
     nlohmann::json ids = nlohmann::json::array();
-    for (const auto* d : *devices) ids.push_back(d->id());
+    for (const auto* d : placed_on) ids.push_back(d->id());
     out["devices"] = ids;
     out["placement"] = placement;
     out["layer_devices"] = (*session)->layer_devices();
@@ -255,6 +277,19 @@ int cmd_run(const Args& args) {
     }
     out["weight_bytes"] = (*session)->weight_bytes();
     out["kv_cache_bytes"] = r.kv_cache_bytes;
+    if (failover) {
+      nlohmann::json events = nlohmann::json::array();
+      for (const hal::runtime::FailoverEvent& ev : r.failovers)
+        events.push_back({{"code", std::string(hal::status_code_name(ev.fault.code()))},
+                          {"fault", ev.fault.message()},
+                          {"lost", ev.lost},
+                          {"devices", ev.devices},
+                          {"tokens_kept", ev.tokens_kept},
+                          {"tokens_prefilled", ev.tokens_prefilled},
+                          {"seconds", ev.seconds},
+                          {"note", ev.note}});
+      out["failovers"] = events;
+    }
     out["prefill_activation_bytes"] = r.prefill_activation_bytes;
     out["decode_activation_bytes"] = r.decode_activation_bytes;
     if (!dump_logits.empty()) out["dump_logits"] = dump_logits;

@@ -50,7 +50,9 @@
 //   (no device lost: an ECC error, a timeout) is recovered the same way on the same
 //   devices, at most kMaxTransientRecoveries times per generate(). Each recovery is
 //   reported in GenerationResult::failovers. Faults that are not device faults
-//   (invalid arguments, out of memory) are never retried.
+//   (invalid arguments, out of memory) are never retried. A SessionOptions::planner
+//   that refuses the devices left is replaced by the default placement (noted in the
+//   event).
 //
 // Lifetime: the Session keeps the Model (shared) and device buffers; the Platform must
 // outlive it. Threading: one call at a time per Session.
@@ -130,6 +132,7 @@ struct FailoverEvent {
   int64_t tokens_kept = 0;           // tokens generated before the fault (all rows)
   int64_t tokens_prefilled = 0;      // prompt + kept tokens prefilled again (all rows)
   double seconds = 0;                // rebuilding the session and prefilling again
+  std::string note;                  // e.g. that the planner was replaced (below)
 };
 
 struct GenerationResult {
