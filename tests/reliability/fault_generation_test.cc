@@ -172,7 +172,7 @@ Result<ExecutionPlan> two_stream_plan(std::shared_ptr<const Graph> graph,
 
 Outcome run(const std::string& model_name, const std::string& device_list,
             const std::string& faults, bool failover, bool record = false,
-            Planner planner = nullptr) {
+            Planner planner = nullptr, GenerationOptions go = {}) {
   Watchdog dog(model_name + " on " + device_list + " with '" + faults + "'",
                std::chrono::seconds(60));
   Outcome out;
@@ -193,7 +193,6 @@ Outcome run(const std::string& model_name, const std::string& device_list,
       out.status = session.status();
     } else {
       out.after_create = rig.bytes_in_use();
-      GenerationOptions go;
       go.max_new_tokens = kNewTokens;
       go.failover = failover;
       auto r = (*session)->generate(kPrompts, go);
@@ -377,6 +376,55 @@ TEST(FaultInjection, PlansWithSeveralStreamsPerDeviceNeitherHangNorDiverge) {
       EXPECT_EQ(over.result.tokens, ref.result.tokens);
       EXPECT_EQ(over.after_destroy, over.before);
     }
+}
+
+// Sampling continues each row's generator where it stopped; a row that finished (eos)
+// before the fault is not resumed. Both: the undisturbed run's tokens.
+TEST(FaultInjection, FailoverKeepsSamplingStreamsAndFinishedRows) {
+  const std::string devices = "npu:0,npu:1";
+  GenerationOptions sampled;
+  sampled.sampling.temperature = 30.0f;  // the built-in models have wide top-1 margins
+  sampled.sampling.top_k = 40;
+  sampled.sampling.seed = 7;
+  Outcome ref = run("llama-tiny", devices, "", false, true, nullptr, sampled);
+  ASSERT_TRUE(ref.status.ok()) << ref.status.to_string();
+  EXPECT_NE(ref.result.tokens, reference("llama-tiny", devices).tokens);  // really sampled
+  uint64_t ops = 0;
+  for (const StepRecord& s : ref.records)
+    ops += s.device == 1 && s.record.command == CommandKind::kOp;
+  for (uint64_t k : sweep(ops, 6)) {
+    const std::string fault = "npu:1:lost@op=" + std::to_string(k);
+    Outcome o = run("llama-tiny", devices, fault, true, false, nullptr, sampled);
+    ASSERT_TRUE(o.status.ok()) << fault << ": " << o.status.to_string();
+    EXPECT_EQ(o.result.tokens, ref.result.tokens) << fault;
+  }
+
+  // Row 1 stops at its second token (eos); faults after that resume row 0 only.
+  const auto& greedy = reference("gpt2-tiny", devices).tokens;
+  GenerationOptions eos;
+  eos.eos_token_id = greedy[1][1];
+  Outcome eref = run("gpt2-tiny", devices, "", false, true, nullptr, eos);
+  ASSERT_TRUE(eref.status.ok());
+  ASSERT_LT(eref.result.tokens[1].size(), size_t(kNewTokens));
+  ASSERT_EQ(eref.result.tokens[0].size(), size_t(kNewTokens))
+      << "pick an eos that only row 1 produces";
+  uint64_t eops = 0;
+  for (const StepRecord& s : eref.records)
+    eops += s.device == 0 && s.record.command == CommandKind::kOp;
+  int resumed_alone = 0;
+  for (uint64_t k : sweep(eops, 8)) {
+    const std::string fault = "npu:0:ecc@op=" + std::to_string(k);
+    Outcome o = run("gpt2-tiny", devices, fault, true, false, nullptr, eos);
+    ASSERT_TRUE(o.status.ok()) << fault << ": " << o.status.to_string();
+    EXPECT_EQ(o.result.tokens, eref.result.tokens) << fault;
+    ASSERT_EQ(o.result.failovers.size(), 1u);
+    const FailoverEvent& ev = o.result.failovers[0];
+    // Row 1 finished: only row 0 (prompt + its tokens) is prefilled again.
+    if (ev.tokens_kept >= 2 * 2)
+      resumed_alone += ev.tokens_prefilled == int64_t(kPrompts[0].size()) + ev.tokens_kept -
+                                                  int64_t(eref.result.tokens[1].size());
+  }
+  EXPECT_GT(resumed_alone, 0);
 }
 
 TEST(FaultInjection, LosingEveryDeviceFailsCleanlyEvenWithFailover) {
