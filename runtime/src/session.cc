@@ -105,6 +105,7 @@ struct Session::Prepared {
   std::unique_ptr<Executor> executor;
   uint64_t bound_epoch = 0;  // state_epoch_ when last bound; 0 = never
   uint64_t activation_bytes = 0;
+  std::shared_ptr<const PlanFootprint> footprint;  // profile only
 };
 
 Session::~Session() {
@@ -137,8 +138,14 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   s->model_ = std::move(model);
   s->options_ = std::move(options);
   // Upload every weight the decode graph reads, where it reads it.
+  // The prototype: one decode step over the planned context, so the placement counts
+  // the KV caches a long generation needs against each device's capacity.
   ModelGraphShape proto;
   proto.compute_dtype = dt;
+  const int64_t positions = s->config().max_positions;
+  proto.cache_len = s->options_.planned_context > 0 ? s->options_.planned_context
+                    : positions > 0                 ? std::min<int64_t>(positions, 4096)
+                                                    : 2048;
   HAL_ASSIGN_OR_RETURN(ModelGraph mg, build_model_graph(s->config(), proto));
   HAL_ASSIGN_OR_RETURN(ExecutionPlan plan, s->make_plan(mg.graph));
   s->layer_device_.assign(size_t(s->config().num_layers), 0);
@@ -260,14 +267,17 @@ Result<Session::Prepared*> Session::prepare(const ModelGraphShape& shape) {
     HAL_ASSIGN_OR_RETURN(ExecutionPlan plan, make_plan(mg.graph));
     // The plan may have copied the graph (transfers): ids are kept, so mg's ids hold.
     ExecutorOptions eo;
-    eo.record_commands = options_.record_commands;
+    eo.record_commands = options_.record_commands || options_.profile;
     const uint64_t activation = plan.peak_activation_bytes();
+    std::shared_ptr<const PlanFootprint> footprint;
+    if (options_.profile) footprint = std::make_shared<PlanFootprint>(plan_footprint(plan));
     HAL_ASSIGN_OR_RETURN(auto executor, Executor::create(std::move(plan), eo));
     auto entry = std::make_unique<Prepared>();
     entry->shape = shape;
     entry->graph = std::move(mg);
     entry->executor = std::move(executor);
     entry->activation_bytes = activation;
+    entry->footprint = std::move(footprint);
     if (prepared_.size() >= 6) prepared_.erase(prepared_.begin());  // bounded: oldest out
     prepared_.push_back(std::move(entry));
     p = prepared_.back().get();
@@ -344,6 +354,8 @@ Status Session::generate_into(const std::vector<std::vector<int32_t>>& prompts,
   std::vector<int32_t> ids, positions, kv_lengths, last_index;
   std::vector<int64_t> symbols;
   double* device_seconds = &r.prefill_device_seconds;
+  const char* phase = "prefill";
+  const Prepared* running = nullptr;
   auto take = [&](const ModelGraph& mg, Executor& ex) -> Status {
     std::vector<HostInput> in = {{mg.ids, ids.data(), ids.size() * 4},
                                  {mg.positions, positions.data(), positions.size() * 4},
@@ -353,8 +365,20 @@ Status Session::generate_into(const std::vector<std::vector<int32_t>>& prompts,
     const HostOutput out[] = {{mg.logits, logits.data(), logits.size() * 4}};
     HAL_RETURN_IF_ERROR(ex.run({symbols, in, out}));
     if (options_.devices.size() == 1) *device_seconds += ex.last_device_seconds(0);
-    if (options_.record_commands)
+    if (options_.record_commands) {
       for (StepRecord& rec : ex.take_records()) records_.push_back(rec);
+    } else if (options_.profile) {
+      ex.take_records();  // the timeline holds what the report needs
+    }
+    if (options_.profile) {
+      ProfiledRun run;
+      run.phase = phase;
+      for (char f : finished) run.tokens += f ? 0 : 1;
+      run.graph = ex.plan().graph;
+      run.footprint = running ? running->footprint : nullptr;
+      run.timeline = ex.last_timeline();
+      r.runs.push_back(std::move(run));
+    }
     for (int64_t b = 0; b < batch; ++b) {
       if (finished[size_t(b)]) continue;
       std::span<const float> row(logits.data() + b * vocab, size_t(vocab));
@@ -375,6 +399,7 @@ Status Session::generate_into(const std::vector<std::vector<int32_t>>& prompts,
   shape.compute_dtype = options_.compute_dtype;
   const auto t0 = Clock::now();
   HAL_ASSIGN_OR_RETURN(Prepared * pre, prepare(shape));
+  running = pre;
   ids.assign(size_t(batch * seq), 0);
   positions.resize(size_t(batch * seq));
   kv_lengths.assign(size_t(batch), int32_t(seq));
@@ -399,6 +424,8 @@ Status Session::generate_into(const std::vector<std::vector<int32_t>>& prompts,
     HAL_ASSIGN_OR_RETURN(Prepared * dec, prepare(shape));
     r.decode_activation_bytes = dec->activation_bytes;
     device_seconds = &r.decode_device_seconds;
+    phase = "decode";
+    running = dec;
     ids.assign(size_t(batch), 0);
     positions.assign(size_t(batch), 0);
     symbols.assign(size_t(batch) + 1, 0);

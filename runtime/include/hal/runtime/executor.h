@@ -26,6 +26,14 @@
 // - Device time: each run is bracketed by events on every device's first stream, and
 //   last_device_seconds(d) is the time between them on device d's clock (simulated time
 //   on a simulated device, whose wall-clock time says nothing about the hardware).
+// - Timeline (record_commands): after each run, last_timeline() places every command of
+//   the run on one timeline, whatever clock each device keeps: a step lasts what its
+//   records say it took on its device (simulated NPU time, measured CPU time), and
+//   starts when its stream is free and the events it waits for are recorded (the plan's
+//   dependencies), after the uploads. Timestamps of different devices share no epoch,
+//   so durations, not timestamps, are what cross devices. A copy staged through the
+//   host between two plugins leaves no device record; its duration is modelled from the
+//   link (Platform::link: latency + bytes / bandwidth) and marked as not measured.
 //
 // Lifetime: the executor owns its arenas, streams and events, and keeps pointers to
 // the bound buffers and the plan's devices: the Platform and the bound buffers must
@@ -75,6 +83,37 @@ struct StepRecord {
   CommandRecord record;
 };
 
+// One step (or upload/download) of a run on the shared timeline.
+struct TimelineEntry {
+  enum class Kind : uint8_t { kOp = 0, kTransfer = 1, kUpload = 2, kDownload = 3 };
+  Kind kind = Kind::kOp;
+  NodeId node = kNoNode;         // kNoNode for uploads and downloads
+  int32_t device = 0;            // the device whose stream issued it
+  int32_t stream = 0;            // index among that device's streams
+  int32_t peer = -1;             // transfers: the destination device (uploads: -1 = host)
+  OpKind op = OpKind::kInvalid;  // the op (concat and write_slice: their copies' op)
+  double start_s = 0;
+  double end_s = 0;
+  double flops = 0;
+  uint64_t bytes_read = 0;  // device memory, as the records report
+  uint64_t bytes_written = 0;
+  uint64_t bytes_moved = 0;  // transfers, uploads, downloads: the payload
+  int32_t commands = 0;
+  bool measured = true;  // false: no record (staged copy); duration from the link model
+
+  double seconds() const { return end_s - start_s; }
+};
+
+struct Timeline {
+  std::vector<TimelineEntry> entries;  // in issue order
+  double makespan_s = 0;
+  // Sum of the durations of the device's entries (all its streams).
+  double busy_seconds(int32_t device) const;
+};
+
+// The timeline of one run of `plan` from its command records (see the contract above).
+Timeline build_timeline(const ExecutionPlan& plan, std::span<const StepRecord> records);
+
 class Executor {
  public:
   static Result<std::unique_ptr<Executor>> create(ExecutionPlan plan, ExecutorOptions options = {});
@@ -96,6 +135,9 @@ class Executor {
 
   // Seconds the last successful run() took on device `d`'s clock (0 if unknown).
   double last_device_seconds(int32_t d) const;
+
+  // The timeline of the last successful run (record_commands only; empty otherwise).
+  const Timeline& last_timeline() const;
 
  private:
   struct Impl;

@@ -9,9 +9,15 @@
 // Placement: with one device everything runs there. With several, the transformer
 // blocks are split into contiguous layer ranges, one per device in order (embeddings
 // on the first, the head on the last), with transfers where the residual stream crosses
-// devices: a simple placement until a scheduler is passed as SessionOptions::planner.
-// Each weight and KV cache lives on the device(s) whose nodes read it (the plan's
-// required bindings).
+// devices: a simple placement until a scheduler is passed as SessionOptions::planner
+// (SchedulingPlanner in scheduled_plan.h). Each weight and KV cache lives on the
+// device(s) whose nodes read it (the plan's required bindings). Weights are placed by
+// planning a prototype graph: one decode step over `planned_context` positions, so a
+// planner that respects capacity counts the KV caches a long generation will need.
+//
+// Profiling (SessionOptions::profile): executors record their commands, and each
+// generate() returns one ProfiledRun per executor run (prefill, every decode step) with
+// the run's timeline (executor.h) and what its plan keeps on each device.
 //
 // Generation
 // - Prompts of different lengths run as one batch: prefill over the longest (shorter
@@ -113,6 +119,32 @@ struct SessionOptions {
   ProgressFn progress;
   bool record_commands = false;  // executors keep CommandRecords (last_records())
   Planner planner;               // empty: the default placement (above)
+  // KV-cache positions the placement plans room for (0: the model's position limit,
+  // at most 4096; 2048 when the model states none).
+  int64_t planned_context = 0;
+  bool profile = false;  // GenerationResult::runs (see above)
+};
+
+// What a plan keeps on each device (by device index) and its streams' names.
+struct PlanFootprint {
+  std::vector<uint64_t> weight_bytes;
+  // Weights some op other than an embedding gather reads (in full, each run): the
+  // device-memory traffic a run cannot avoid. Embedding tables are only gathered
+  // (one row per token), unless tied to the LM head.
+  std::vector<uint64_t> streamed_weight_bytes;
+  std::vector<uint64_t> state_bytes;       // KV caches
+  std::vector<uint64_t> activation_bytes;  // the activation arena
+  std::vector<std::vector<std::string>> stream_names;
+};
+PlanFootprint plan_footprint(const ExecutionPlan& plan);  // scheduled_plan.cc
+
+// One executor run of a profiled generation.
+struct ProfiledRun {
+  std::string phase;                   // "prefill" or "decode"
+  int64_t tokens = 0;                  // tokens the run produced (rows still generating)
+  std::shared_ptr<const Graph> graph;  // the plan's graph (identifies the plan)
+  std::shared_ptr<const PlanFootprint> footprint;
+  Timeline timeline;
 };
 
 struct GenerationOptions {
@@ -153,6 +185,7 @@ struct GenerationResult {
   uint64_t decode_activation_bytes = 0;
   uint64_t kv_cache_bytes = 0;
   std::vector<FailoverEvent> failovers;  // GenerationOptions::failover: each recovery
+  std::vector<ProfiledRun> runs;         // SessionOptions::profile only
 
   double prefill_tokens_per_s() const {
     return prefill_seconds > 0 ? double(prompt_tokens) / prefill_seconds : 0;

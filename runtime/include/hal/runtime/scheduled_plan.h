@@ -1,0 +1,172 @@
+// hal/runtime/scheduled_plan.h: the bridge between the runtime's graph IR and the
+// scheduler (hal/scheduler): a runtime Graph as a scheduler TaskGraph, a Schedule turned
+// back into an ExecutionPlan the Executor runs, and SchedulingPlanner, the
+// SessionOptions::planner that places every graph a Session prepares.
+//
+// Graph -> tasks (build_graph_tasks)
+// - One task per node that does device work (ops, concats, in-place writes); views are
+//   free and belong to no task. Nodes that touch the same persistent or in-place written
+//   storage (a layer's KV-cache writes and the attention reading the caches) form ONE
+//   task: a state is bound once per device, so everything that writes and reads it must
+//   run on the same device, and the scheduler must not split them.
+// - A task's cost on a device is the sum of its nodes' op costs (each pays the device's
+//   launch overhead); its work is the sum of their FLOPs and bytes (hal::analytic_cost).
+// - Constants are resident weights, states resident state (both by name, counted once
+//   per device). An edge carries the storage root a consumer reads (a view's bytes move
+//   as its root), with the root's ValueId as the edge's data, so one tensor moves once
+//   per destination.
+//
+// Schedule -> plan (plan_from_assignment)
+// - Each task's nodes run on its device's compute stream (stream 0). A value read on
+//   another device than where its storage root lives gets one kTransfer node per (root,
+//   destination), issued on a copy stream of the source device (one per destination,
+//   streams 1.. of the source, as the scheduler's serialized links); views of the root
+//   are re-created on the destination. Graph inputs live with their earliest reader.
+// - Steps are issued in the order of the scheduler's predicted start times (a
+//   topological order of the edited graph); events come from the dependencies.
+//
+// SchedulingPlanner
+// - The first graph it sees (the session's prototype: a decode step over the planned
+//   context) is scheduled freely (user pins from `placement` apply) and fixes where
+//   every task touching a weight or KV cache runs, by node name (and by weight / cache
+//   name for nodes the first graph did not have). Later graphs (prefill and decode of
+//   each batch shape) are pinned to those devices, so weights are uploaded once and KV
+//   caches written by prefill are read by decode on the same device; other tasks are
+//   placed freely per graph.
+// - A device that does not support a task (Device::supports on each of its ops) falls
+//   back; every fallback is kept with its reason and cost (ScheduledGraph::fallbacks);
+//   with strict_placement a fallback is an error naming the op and the devices.
+// - Memory capacity: the scheduler keeps each device's weights + KV caches + activation
+//   peak within DeviceInfo::memory_bytes, splitting a model by layers when it must.
+//
+// Threading: build_graph_tasks / plan_from_assignment are pure functions. A
+// SchedulingPlanner is used by one session at a time (its planner() may be called from
+// Session methods only).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hal/device.h"
+#include "hal/runtime/execution_plan.h"
+#include "hal/runtime/graph.h"
+#include "hal/runtime/session.h"
+#include "hal/scheduler/cost_model.h"
+#include "hal/scheduler/scheduler.h"
+
+namespace hal::runtime {
+
+// The OpSpecs a node dispatches: a kOp node its op; a concat one strided copy (identity
+// transpose) per input; a write_slice one copy of its source; views and transfers none.
+std::vector<OpSpec> node_op_specs(const Graph& graph, NodeId node);
+
+struct GraphTasks {
+  scheduler::TaskGraph tasks;                      // finalized
+  std::vector<scheduler::TaskId> task_of_node;     // by NodeId; kNoTask for views
+  std::vector<std::vector<NodeId>> nodes_of_task;  // in topological order
+  std::vector<std::vector<OpSpec>> specs_of_task;  // every op the task dispatches
+  std::vector<std::vector<ValueId>> constants_of_task;
+  std::vector<std::vector<ValueId>> states_of_task;
+};
+
+Result<GraphTasks> build_graph_tasks(const Graph& graph);
+
+// Per task its cost on each device of `model` (sum over its ops), and whether each device
+// supports all of its ops (`supports(device, spec)`; empty = every op).
+Result<scheduler::Problem> make_problem(
+    const GraphTasks& tasks, const scheduler::CostModel& model, const std::vector<Device*>& devices,
+    const std::function<bool(const Device&, const OpSpec&)>& supports = {});
+
+// An ExecutionPlan running each task on task_device[task] (an index into `devices`), in
+// the order of `priority` (per node: a predicted start time; lower first among ready
+// nodes), with transfers and copy streams as described above. `transfer_priority`
+// gives a transfer's start by (storage root, destination) when the scheduler predicted
+// one. Finalized.
+Result<ExecutionPlan> plan_from_assignment(
+    std::shared_ptr<const Graph> graph, std::vector<Device*> devices, const GraphTasks& tasks,
+    std::span<const int32_t> task_device, std::span<const double> task_start,
+    const std::map<std::pair<ValueId, int32_t>, double>& transfer_start = {});
+
+// The plan of a Schedule of `tasks` (devices in the problem's order).
+Result<ExecutionPlan> plan_from_schedule(std::shared_ptr<const Graph> graph,
+                                         std::vector<Device*> devices, const GraphTasks& tasks,
+                                         const scheduler::Schedule& schedule);
+
+// Names of each device's streams in a plan: "compute" for stream 0, "copy->npu:0" for a
+// copy stream issuing transfers to npu:0.
+std::vector<std::vector<std::string>> plan_stream_names(const ExecutionPlan& plan);
+
+struct SchedulingOptions {
+  scheduler::Algorithm algorithm = scheduler::Algorithm::kAuto;
+  bool strict_placement = false;
+  std::string placement;  // pins in the grammar of hal/scheduler/placement.h ("" = none)
+  scheduler::CalibrationOptions calibration;
+  // Whether `device` runs `spec` (empty = Device::supports). For tests and planning.
+  std::function<bool(const Device&, const OpSpec&)> supports;
+  // Capacity each device may use (0 = DeviceInfo::memory_bytes); by index of devices.
+  std::vector<uint64_t> capacity_bytes;
+};
+
+struct PlacementFallback {
+  std::string node;  // the task's name (its main op's node)
+  std::string op;    // op kind name
+  int32_t preferred_device = -1;
+  int32_t chosen_device = -1;
+  std::string reason;
+  double cost_s = 0;  // predicted finish time it cost
+};
+
+// What the planner decided for one graph.
+struct ScheduledGraph {
+  std::shared_ptr<const Graph> graph;  // the plan's graph (transfers inserted)
+  int64_t tasks = 0;
+  scheduler::Algorithm algorithm = scheduler::Algorithm::kAuto;
+  double predicted_makespan_s = 0;
+  std::string placement;  // the layer split, placement grammar
+  std::vector<PlacementFallback> fallbacks;
+  std::vector<scheduler::DeviceMemory> memory;  // per device
+  int64_t transfers = 0;
+  double scheduling_seconds = 0;  // wall time the scheduler took
+};
+
+class SchedulingPlanner : public std::enable_shared_from_this<SchedulingPlanner> {
+ public:
+  // Builds the cost model (DeviceInfo + stored calibrations) and parses the placement
+  // (INVALID_ARGUMENT quoting it when malformed).
+  static Result<std::shared_ptr<SchedulingPlanner>> create(std::vector<Device*> devices,
+                                                           SchedulingOptions options = {});
+
+  // A Planner for SessionOptions that calls plan() on this planner (kept alive by it).
+  Planner planner();
+  Result<ExecutionPlan> plan(std::shared_ptr<const Graph> graph,
+                             const std::vector<Device*>& devices);
+
+  const std::vector<Device*>& devices() const { return devices_; }
+  const scheduler::CostModel& cost_model() const { return cost_model_; }
+  // One line per calibration found or ignored.
+  const std::vector<std::string>& notes() const { return notes_; }
+  const std::vector<ScheduledGraph>& scheduled() const { return scheduled_; }
+  // The entry whose plan graph is `plan_graph`, or null.
+  const ScheduledGraph* find(const Graph* plan_graph) const;
+
+ private:
+  SchedulingPlanner() = default;
+  std::vector<Device*> devices_;
+  SchedulingOptions options_;
+  scheduler::PlacementSpec placement_;
+  scheduler::CostModel cost_model_{{}, {}};
+  std::vector<std::string> notes_;
+  std::vector<ScheduledGraph> scheduled_;
+  // Devices fixed by the first graphs: by node name, KV-cache (state) name, weight name.
+  std::map<std::string, int32_t> node_device_;
+  std::map<std::string, int32_t> state_device_;
+  std::map<std::string, std::set<int32_t>> weight_devices_;
+};
+
+}  // namespace hal::runtime

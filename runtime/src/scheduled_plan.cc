@@ -1,0 +1,572 @@
+// The runtime <-> scheduler bridge: graphs as task graphs, schedules as execution plans,
+// and the session planner that keeps weights and KV caches where the first plan put them.
+#include "hal/runtime/scheduled_plan.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+#include <queue>
+
+namespace hal::runtime {
+
+namespace {
+
+constexpr int32_t kUnplaced = -2;
+
+std::string label(const Node& node) {
+  return "node '" + node.name + "' (" +
+         std::string(node.kind == NodeKind::kOp ? op_kind_name(node.op)
+                                                : node_kind_name(node.kind)) +
+         ")";
+}
+
+OpSpec copy_spec(const TensorDesc& from, const TensorDesc& to) {
+  OpSpec s;
+  s.kind = OpKind::kTranspose;
+  s.num_inputs = 1;
+  s.inputs[0] = from;
+  s.output = to;
+  return s;
+}
+
+bool is_bound(ValueKind k) { return k == ValueKind::kConstant || k == ValueKind::kState; }
+
+struct UnionFind {
+  std::vector<int32_t> parent;
+  explicit UnionFind(size_t n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
+  int32_t find(int32_t x) {
+    while (parent[size_t(x)] != x) x = parent[size_t(x)] = parent[size_t(parent[size_t(x)])];
+    return x;
+  }
+  void unite(int32_t a, int32_t b) {
+    a = find(a);
+    b = find(b);
+    if (a != b) parent[size_t(std::max(a, b))] = std::min(a, b);
+  }
+};
+
+}  // namespace
+
+std::vector<OpSpec> node_op_specs(const Graph& g, NodeId n) {
+  const Node& node = g.node(n);
+  std::vector<OpSpec> out;
+  switch (node.kind) {
+    case NodeKind::kOp: {
+      OpSpec s;
+      s.kind = node.op;
+      s.attrs = node.attrs;
+      s.num_inputs = int32_t(node.inputs.size());
+      for (size_t i = 0; i < node.inputs.size() && i < size_t(kMaxOpInputs); ++i)
+        s.inputs[i] = g.value(node.inputs[i]).desc;
+      s.output = g.value(node.outputs[0]).desc;
+      out.push_back(s);
+      break;
+    }
+    case NodeKind::kConcat: {
+      const TensorDesc& o = g.value(node.outputs[0]).desc;
+      for (ValueId in : node.inputs) {
+        TensorDesc part = o;
+        part.shape.dims[node.axis] = g.value(in).desc.shape.dims[node.axis];
+        out.push_back(copy_spec(g.value(in).desc, part));
+      }
+      break;
+    }
+    case NodeKind::kWriteSlice: {
+      const TensorDesc& src = g.value(node.inputs[1]).desc;
+      TensorDesc dst = g.value(node.inputs[0]).desc;
+      dst.shape = src.shape;
+      out.push_back(copy_spec(src, dst));
+      break;
+    }
+    default:
+      break;
+  }
+  return out;
+}
+
+Result<GraphTasks> build_graph_tasks(const Graph& g) {
+  HAL_RETURN_IF_ERROR(g.validate());
+  HAL_ASSIGN_OR_RETURN(std::vector<NodeId> order, g.topological_order());
+  const size_t n_nodes = g.nodes().size();
+  const auto& values = g.values();
+  auto works = [&](NodeId n) {
+    const NodeKind k = g.node(n).kind;
+    return !is_view_kind(k);
+  };
+  // Group nodes touching the same state or in-place written storage.
+  UnionFind uf(n_nodes);
+  std::vector<char> shared_root(values.size(), 0);
+  for (size_t v = 0; v < values.size(); ++v)
+    if (values[v].kind == ValueKind::kState) shared_root[v] = 1;
+  for (size_t n = 0; n < n_nodes; ++n)
+    if (g.node(NodeId(n)).kind == NodeKind::kWriteSlice)
+      shared_root[size_t(g.storage_root(g.node(NodeId(n)).inputs[0]))] = 1;
+  std::vector<int32_t> first_toucher(values.size(), -1);
+  for (size_t n = 0; n < n_nodes; ++n) {
+    if (!works(NodeId(n))) continue;
+    const Node& node = g.node(NodeId(n));
+    for (const auto* list : {&node.inputs, &node.outputs})
+      for (ValueId v : *list) {
+        const ValueId r = g.storage_root(v);
+        if (!shared_root[size_t(r)]) continue;
+        if (first_toucher[size_t(r)] < 0)
+          first_toucher[size_t(r)] = int32_t(n);
+        else
+          uf.unite(first_toucher[size_t(r)], int32_t(n));
+      }
+  }
+  GraphTasks out;
+  out.task_of_node.assign(n_nodes, scheduler::kNoTask);
+  std::vector<scheduler::TaskId> task_of_group(n_nodes, scheduler::kNoTask);
+  for (NodeId n : order) {
+    if (!works(n)) continue;
+    const int32_t grp = uf.find(n);
+    if (task_of_group[size_t(grp)] == scheduler::kNoTask) {
+      task_of_group[size_t(grp)] = scheduler::TaskId(out.nodes_of_task.size());
+      out.nodes_of_task.emplace_back();
+    }
+    out.task_of_node[size_t(n)] = task_of_group[size_t(grp)];
+    out.nodes_of_task[size_t(task_of_group[size_t(grp)])].push_back(n);
+  }
+  const size_t n_tasks = out.nodes_of_task.size();
+  out.specs_of_task.resize(n_tasks);
+  out.constants_of_task.resize(n_tasks);
+  out.states_of_task.resize(n_tasks);
+  std::vector<scheduler::ResidentId> resident_of(values.size(), -1);
+  scheduler::TaskGraph& tg = out.tasks;
+  for (size_t t = 0; t < n_tasks; ++t) {
+    const auto& members = out.nodes_of_task[t];
+    scheduler::Task task;
+    double best = -1;
+    uint64_t activation = 0;
+    for (NodeId n : members) {
+      const Node& node = g.node(n);
+      for (const OpSpec& spec : node_op_specs(g, n)) {
+        const scheduler::OpWork w = scheduler::OpWork::from_spec(spec);
+        if (w.flops + w.bytes * 1e-3 > best) {
+          best = w.flops + w.bytes * 1e-3;
+          task.name = node.name;
+          task.work.op_class = w.op_class;
+          task.work.dtype = w.dtype;
+        }
+        task.work.flops += w.flops;
+        task.work.bytes += w.bytes;
+        out.specs_of_task[t].push_back(spec);
+      }
+      for (ValueId o : node.outputs)
+        if (g.storage_root(o) == o && values[size_t(o)].kind == ValueKind::kIntermediate)
+          activation += values[size_t(o)].desc.bytes();
+    }
+    if (task.name.empty()) task.name = g.node(members.front()).name;
+    task.layer = g.node(members.front()).layer;
+    task.activation_bytes = activation;
+    tg.add_task(std::move(task));
+  }
+  // Residents and edges.
+  std::set<std::tuple<int32_t, int32_t, int32_t>> edges;
+  for (size_t t = 0; t < n_tasks; ++t) {
+    for (NodeId n : out.nodes_of_task[t]) {
+      for (ValueId v : g.node(n).inputs) {
+        const ValueId r = g.storage_root(v);
+        const Value& root = values[size_t(r)];
+        if (is_bound(root.kind)) {
+          if (resident_of[size_t(r)] < 0)
+            resident_of[size_t(r)] =
+                tg.add_resident(root.name, root.desc.extent_bytes(),
+                                root.kind == ValueKind::kState ? scheduler::ResidentKind::kState
+                                                               : scheduler::ResidentKind::kWeights);
+          tg.use_resident(scheduler::TaskId(t), resident_of[size_t(r)]);
+          auto& list =
+              root.kind == ValueKind::kState ? out.states_of_task[t] : out.constants_of_task[t];
+          if (std::find(list.begin(), list.end(), r) == list.end()) list.push_back(r);
+          continue;
+        }
+        if (root.producer == kNoNode) continue;  // a graph input: uploaded where read
+        const scheduler::TaskId from = out.task_of_node[size_t(root.producer)];
+        if (from == scheduler::kNoTask || from == scheduler::TaskId(t)) continue;
+        if (edges.emplace(from, int32_t(t), r).second)
+          tg.add_edge(from, scheduler::TaskId(t), double(root.desc.bytes()), r);
+      }
+    }
+  }
+  HAL_RETURN_IF_ERROR(tg.finalize());
+  return out;
+}
+
+Result<scheduler::Problem> make_problem(
+    const GraphTasks& tasks, const scheduler::CostModel& model, const std::vector<Device*>& devices,
+    const std::function<bool(const Device&, const OpSpec&)>& supports) {
+  if (int32_t(devices.size()) != model.device_count())
+    return invalid_argument("scheduling: the cost model has " +
+                            std::to_string(model.device_count()) + " devices, " +
+                            std::to_string(devices.size()) + " given");
+  HAL_ASSIGN_OR_RETURN(scheduler::Problem pb,
+                       scheduler::Problem::from_cost_model(tasks.tasks, model));
+  for (int32_t t = 0; t < pb.task_count(); ++t) {
+    for (int32_t d = 0; d < pb.device_count(); ++d) {
+      double seconds = 0;
+      bool ok = true;
+      for (const OpSpec& spec : tasks.specs_of_task[size_t(t)]) {
+        seconds += model.device(d).seconds(scheduler::OpWork::from_spec(spec));
+        ok = ok &&
+             (supports ? supports(*devices[size_t(d)], spec) : devices[size_t(d)]->supports(spec));
+      }
+      pb.set_cost(t, d, seconds);
+      pb.set_supported(t, d, ok);
+    }
+  }
+  return pb;
+}
+
+std::vector<std::vector<std::string>> plan_stream_names(const ExecutionPlan& plan) {
+  std::vector<std::vector<std::string>> names(plan.devices.size());
+  for (size_t d = 0; d < plan.devices.size(); ++d) {
+    const int32_t n = d < plan.streams_per_device.size() ? plan.streams_per_device[d] : 1;
+    names[d].assign(size_t(std::max(n, 1)), "");
+    names[d][0] = "compute";
+    for (int32_t s = 1; s < n; ++s) names[d][size_t(s)] = "stream " + std::to_string(s);
+  }
+  if (!plan.graph) return names;
+  for (const PlannedStep& st : plan.steps) {
+    if (plan.graph->node(st.node).kind != NodeKind::kTransfer || st.stream == 0) continue;
+    const int32_t sd = st.stream_device();
+    names[size_t(sd)][size_t(st.stream)] = "copy->" + plan.devices[size_t(st.device)]->id();
+  }
+  return names;
+}
+
+Result<ExecutionPlan> plan_from_assignment(
+    std::shared_ptr<const Graph> graph, std::vector<Device*> devices, const GraphTasks& tasks,
+    std::span<const int32_t> task_device, std::span<const double> task_start,
+    const std::map<std::pair<ValueId, int32_t>, double>& transfer_start) {
+  if (!graph) return invalid_argument("plan_from_assignment: no graph");
+  if (devices.empty()) return invalid_argument("plan_from_assignment: no devices");
+  const size_t n_tasks = tasks.nodes_of_task.size();
+  if (task_device.size() != n_tasks || task_start.size() != n_tasks)
+    return invalid_argument("plan_from_assignment: " + std::to_string(n_tasks) + " tasks, " +
+                            std::to_string(task_device.size()) + " devices and " +
+                            std::to_string(task_start.size()) + " start times given");
+  for (size_t t = 0; t < n_tasks; ++t)
+    if (task_device[t] < 0 || size_t(task_device[t]) >= devices.size())
+      return invalid_argument("plan_from_assignment: task '" + tasks.tasks.task(int32_t(t)).name +
+                              "' placed on device index " + std::to_string(task_device[t]));
+  auto g = std::make_shared<Graph>(*graph);
+  const size_t original_nodes = g->nodes().size();
+  if (tasks.task_of_node.size() != original_nodes)
+    return invalid_argument("plan_from_assignment: the tasks were built for another graph");
+  std::vector<int32_t> node_device(original_nodes, 0);
+  std::vector<double> priority(original_nodes, -1.0);
+  for (size_t n = 0; n < original_nodes; ++n) {
+    const scheduler::TaskId t = tasks.task_of_node[n];
+    if (t == scheduler::kNoTask) continue;
+    node_device[n] = task_device[size_t(t)];
+    priority[n] = task_start[size_t(t)];
+  }
+  // Homes of storage roots: producers' devices; inputs with their earliest reader.
+  std::vector<int32_t> home(g->values().size(), kUnplaced);
+  std::vector<NodeId> by_start;
+  for (size_t n = 0; n < original_nodes; ++n)
+    if (tasks.task_of_node[n] != scheduler::kNoTask) by_start.push_back(NodeId(n));
+  std::stable_sort(by_start.begin(), by_start.end(),
+                   [&](NodeId a, NodeId b) { return priority[size_t(a)] < priority[size_t(b)]; });
+  for (NodeId n : by_start) {
+    const Node& node = g->node(n);
+    for (ValueId o : node.outputs)
+      if (g->storage_root(o) == o) home[size_t(o)] = node_device[size_t(n)];
+    for (ValueId v : node.inputs) {
+      const ValueId r = g->storage_root(v);
+      if (g->value(r).kind == ValueKind::kInput && home[size_t(r)] == kUnplaced)
+        home[size_t(r)] = node_device[size_t(n)];
+    }
+  }
+  for (size_t v = 0; v < home.size(); ++v)
+    if (home[v] == kUnplaced && g->value(ValueId(v)).kind == ValueKind::kInput) home[v] = 0;
+  // Views run where their storage lives (anywhere for weights and caches: bound per
+  // device, so their device does not matter).
+  for (size_t n = 0; n < original_nodes; ++n) {
+    const Node& node = g->node(NodeId(n));
+    if (!is_view_kind(node.kind)) continue;
+    const int32_t h = home[size_t(g->storage_root(node.inputs[0]))];
+    node_device[n] = h >= 0 ? h : 0;
+  }
+  // Transfers: one per (root, destination); views re-created on the destination.
+  std::map<std::pair<ValueId, int32_t>, ValueId> moved;   // (root, dst) -> transferred root
+  std::map<std::pair<ValueId, int32_t>, ValueId> viewed;  // (value, dst) -> its copy there
+  std::map<int64_t, int32_t> copy_stream;                 // from * n + to -> stream on from
+  std::vector<int32_t> streams(devices.size(), 1);
+  struct TransferInfo {
+    int32_t from = 0, stream = 0;
+  };
+  std::map<NodeId, TransferInfo> transfer_info;
+  auto place_new = [&](int32_t dev, double prio) {
+    while (node_device.size() < g->nodes().size()) {
+      node_device.push_back(dev);
+      priority.push_back(prio);
+    }
+  };
+  std::function<Result<ValueId>(ValueId, ValueId, int32_t, double)> rebuild =
+      [&](ValueId v, ValueId root, int32_t dst, double prio) -> Result<ValueId> {
+    if (v == root) return moved.at({root, dst});
+    if (auto it = viewed.find({v, dst}); it != viewed.end()) return it->second;
+    const Node view = g->node(g->value(v).producer);  // a view node (v is not its root)
+    HAL_ASSIGN_OR_RETURN(ValueId base, rebuild(view.inputs[0], root, dst, prio));
+    const std::string name = view.name + "@" + devices[size_t(dst)]->id();
+    ValueId made = kNoValue;
+    switch (view.kind) {
+      case NodeKind::kReshape:
+        made = g->reshape(name, view.layer, base, view.new_shape);
+        break;
+      case NodeKind::kPermute:
+        made = g->permute(name, view.layer, base,
+                          std::span<const int32_t>(view.attrs.perm.data(),
+                                                   size_t(g->value(base).desc.shape.rank)));
+        break;
+      case NodeKind::kSlice:
+        made = g->slice(name, view.layer, base, view.axis, view.start, view.length);
+        break;
+      case NodeKind::kSplit: {
+        const auto outs = g->split(name, view.layer, base, view.axis, view.sizes);
+        for (size_t i = 0; i < view.outputs.size() && i < outs.size(); ++i)
+          if (view.outputs[i] == v) made = outs[i];
+        break;
+      }
+      default:
+        return internal_error("plan_from_assignment: '" + g->value(v).name +
+                              "' aliases storage through " + label(view) + ", not a view");
+    }
+    if (made == kNoValue) return g->status();
+    place_new(dst, -1.0);
+    viewed[{v, dst}] = made;
+    return made;
+  };
+  for (size_t n = 0; n < original_nodes; ++n) {
+    const Node node = g->node(NodeId(n));
+    if (is_view_kind(node.kind)) continue;
+    const int32_t dst = node_device[n];
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      const ValueId v = node.inputs[k];
+      const ValueId r = g->storage_root(v);
+      if (is_bound(g->value(r).kind)) continue;
+      const int32_t src = home[size_t(r)];
+      if (src < 0 || src == dst) continue;
+      if (!moved.count({r, dst})) {
+        const int64_t key = int64_t(src) * int64_t(devices.size()) + dst;
+        if (!copy_stream.count(key)) copy_stream[key] = streams[size_t(src)]++;
+        auto ts = transfer_start.find({r, dst});
+        const double prio = ts != transfer_start.end() ? ts->second : priority[n] - 1e-12;
+        const ValueId t =
+            g->transfer(g->value(r).name + ".to_" + devices[size_t(dst)]->id(), node.layer, r);
+        if (t == kNoValue) return g->status();
+        place_new(dst, prio);
+        transfer_info[g->value(t).producer] = {src, copy_stream[key]};
+        moved[{r, dst}] = t;
+      }
+      HAL_ASSIGN_OR_RETURN(ValueId here, rebuild(v, r, dst, priority[n]));
+      g->replace_input(NodeId(n), int32_t(k), here);
+    }
+  }
+  HAL_RETURN_IF_ERROR(g->validate());
+  // Issue order: ready nodes by predicted start (views first: they cost nothing).
+  const size_t n_all = g->nodes().size();
+  std::vector<std::vector<NodeId>> succ(n_all);
+  std::vector<int32_t> indegree(n_all, 0);
+  for (auto [from, to] : g->dependencies()) {
+    succ[size_t(from)].push_back(to);
+    ++indegree[size_t(to)];
+  }
+  using Item = std::pair<double, NodeId>;
+  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> ready;
+  for (size_t n = 0; n < n_all; ++n)
+    if (indegree[n] == 0) ready.emplace(priority[n], NodeId(n));
+  ExecutionPlan plan;
+  plan.graph = g;
+  plan.devices = std::move(devices);
+  plan.streams_per_device = streams;
+  while (!ready.empty()) {
+    const NodeId n = ready.top().second;
+    ready.pop();
+    PlannedStep step;
+    step.node = n;
+    step.device = node_device[size_t(n)];
+    if (auto it = transfer_info.find(n); it != transfer_info.end()) {
+      step.issue_device = it->second.from;
+      step.stream = it->second.stream;
+    }
+    plan.steps.push_back(step);
+    for (NodeId s : succ[size_t(n)])
+      if (--indegree[size_t(s)] == 0) ready.emplace(priority[size_t(s)], s);
+  }
+  if (plan.steps.size() != n_all)
+    return internal_error("plan_from_assignment: the graph's dependencies have a cycle");
+  add_stream_events(plan);
+  HAL_RETURN_IF_ERROR(finalize_plan(plan));
+  return plan;
+}
+
+Result<ExecutionPlan> plan_from_schedule(std::shared_ptr<const Graph> graph,
+                                         std::vector<Device*> devices, const GraphTasks& tasks,
+                                         const scheduler::Schedule& schedule) {
+  std::vector<int32_t> device;
+  std::vector<double> start;
+  for (const scheduler::TaskPlacement& p : schedule.tasks) {
+    device.push_back(p.device);
+    start.push_back(p.start);
+  }
+  std::map<std::pair<ValueId, int32_t>, double> transfer_start;
+  for (const scheduler::Transfer& t : schedule.transfers) {
+    auto [it, fresh] =
+        transfer_start.emplace(std::make_pair(ValueId(t.data), t.to_device), t.start);
+    if (!fresh) it->second = std::min(it->second, t.start);
+  }
+  return plan_from_assignment(std::move(graph), std::move(devices), tasks, device, start,
+                              transfer_start);
+}
+
+PlanFootprint plan_footprint(const ExecutionPlan& plan) {
+  PlanFootprint f;
+  const size_t n = plan.devices.size();
+  f.weight_bytes.assign(n, 0);
+  f.streamed_weight_bytes.assign(n, 0);
+  f.state_bytes.assign(n, 0);
+  f.activation_bytes.assign(n, 0);
+  for (size_t d = 0; d < n && d < plan.memory.size(); ++d)
+    f.activation_bytes[d] = plan.memory[d].arena_bytes;
+  if (plan.graph) {
+    const Graph& g = *plan.graph;
+    // (root, device) pairs read in full by some op there.
+    std::set<std::pair<ValueId, int32_t>> streamed;
+    for (const PlannedStep& st : plan.steps) {
+      const Node& node = g.node(st.node);
+      if (is_view_kind(node.kind) || (node.kind == NodeKind::kOp && node.op == OpKind::kEmbedding))
+        continue;
+      for (ValueId v : node.inputs) streamed.emplace(g.storage_root(v), st.device);
+    }
+    for (const RequiredBinding& b : plan.required_bindings) {
+      const Value& v = g.value(b.value);
+      if (b.device < 0 || size_t(b.device) >= n) continue;
+      const uint64_t bytes = v.desc.extent_bytes();
+      if (v.kind == ValueKind::kState) {
+        f.state_bytes[size_t(b.device)] += bytes;
+      } else {
+        f.weight_bytes[size_t(b.device)] += bytes;
+        if (streamed.count({b.value, b.device})) f.streamed_weight_bytes[size_t(b.device)] += bytes;
+      }
+    }
+  }
+  f.stream_names = plan_stream_names(plan);
+  return f;
+}
+
+// ---- SchedulingPlanner -------------------------------------------------------------
+
+Result<std::shared_ptr<SchedulingPlanner>> SchedulingPlanner::create(std::vector<Device*> devices,
+                                                                     SchedulingOptions options) {
+  if (devices.empty()) return invalid_argument("scheduling planner: no devices");
+  for (Device* d : devices)
+    if (!d) return invalid_argument("scheduling planner: a device is null");
+  if (!options.capacity_bytes.empty() && options.capacity_bytes.size() != devices.size())
+    return invalid_argument("scheduling planner: " + std::to_string(options.capacity_bytes.size()) +
+                            " capacities for " + std::to_string(devices.size()) + " devices");
+  std::shared_ptr<SchedulingPlanner> p(new SchedulingPlanner());
+  if (!options.placement.empty()) {
+    HAL_ASSIGN_OR_RETURN(p->placement_, scheduler::parse_placement(options.placement));
+  }
+  p->cost_model_ = scheduler::CostModel::from_platform(devices.front()->platform(), devices,
+                                                       options.calibration, &p->notes_);
+  p->devices_ = std::move(devices);
+  p->options_ = std::move(options);
+  return p;
+}
+
+Planner SchedulingPlanner::planner() {
+  std::shared_ptr<SchedulingPlanner> self = shared_from_this();
+  return [self](std::shared_ptr<const Graph> graph, const std::vector<Device*>& devices) {
+    return self->plan(std::move(graph), devices);
+  };
+}
+
+const ScheduledGraph* SchedulingPlanner::find(const Graph* plan_graph) const {
+  for (const ScheduledGraph& s : scheduled_)
+    if (s.graph.get() == plan_graph) return &s;
+  return nullptr;
+}
+
+Result<ExecutionPlan> SchedulingPlanner::plan(std::shared_ptr<const Graph> graph,
+                                              const std::vector<Device*>& devices) {
+  if (!graph) return invalid_argument("scheduling planner: no graph");
+  if (devices != devices_)
+    return invalid_argument("scheduling planner: asked to place on other devices than it models");
+  const auto t0 = std::chrono::steady_clock::now();
+  HAL_ASSIGN_OR_RETURN(GraphTasks tasks, build_graph_tasks(*graph));
+  HAL_ASSIGN_OR_RETURN(scheduler::Problem pb,
+                       make_problem(tasks, cost_model_, devices_, options_.supports));
+  for (size_t d = 0; d < options_.capacity_bytes.size(); ++d)
+    if (options_.capacity_bytes[d] > 0) pb.set_capacity(int32_t(d), options_.capacity_bytes[d]);
+  const Graph& g = *graph;
+  // Pins from earlier graphs: the same node, else the KV cache or weight it touches.
+  const size_t n_tasks = tasks.nodes_of_task.size();
+  std::vector<int32_t> pins(n_tasks, -1);
+  bool any_pin = false;
+  for (size_t t = 0; t < n_tasks; ++t) {
+    int32_t pin = -1;
+    for (NodeId n : tasks.nodes_of_task[t])
+      if (auto it = node_device_.find(g.node(n).name); pin < 0 && it != node_device_.end())
+        pin = it->second;
+    for (ValueId s : tasks.states_of_task[t])
+      if (auto it = state_device_.find(g.value(s).name); pin < 0 && it != state_device_.end())
+        pin = it->second;
+    for (ValueId c : tasks.constants_of_task[t])
+      if (auto it = weight_devices_.find(g.value(c).name);
+          pin < 0 && it != weight_devices_.end() && !it->second.empty())
+        pin = *it->second.begin();
+    pins[t] = pin;
+    any_pin |= pin >= 0;
+  }
+  scheduler::Options so;
+  so.algorithm = options_.algorithm;
+  so.strict_placement = options_.strict_placement;
+  so.placement = placement_;
+  if (any_pin) so.task_pins = pins;
+  auto sched = scheduler::schedule(pb, so);
+  if (!sched.ok()) return sched.status().with_context("placing the graph on the devices");
+  const scheduler::Schedule& s = *sched;
+  HAL_ASSIGN_OR_RETURN(ExecutionPlan plan, plan_from_schedule(graph, devices_, tasks, s));
+
+  ScheduledGraph rec;
+  rec.graph = plan.graph;
+  rec.tasks = int64_t(n_tasks);
+  rec.algorithm = s.algorithm;
+  rec.predicted_makespan_s = s.makespan;
+  rec.placement = scheduler::format_placement(scheduler::placement_of(pb, s));
+  rec.memory = s.memory;
+  rec.transfers = int64_t(s.transfers.size());
+  for (const scheduler::Fallback& f : s.fallbacks) {
+    PlacementFallback pf;
+    pf.node = tasks.tasks.task(f.task).name;
+    const NodeId main = tasks.nodes_of_task[size_t(f.task)].front();
+    pf.op = g.node(main).kind == NodeKind::kOp ? std::string(op_kind_name(g.node(main).op))
+                                               : std::string(node_kind_name(g.node(main).kind));
+    for (NodeId n : tasks.nodes_of_task[size_t(f.task)])
+      if (g.node(n).name == pf.node && g.node(n).kind == NodeKind::kOp)
+        pf.op = std::string(op_kind_name(g.node(n).op));
+    pf.preferred_device = f.preferred_device;
+    pf.chosen_device = f.chosen_device;
+    pf.reason = f.reason;
+    pf.cost_s = f.cost_seconds();
+    rec.fallbacks.push_back(std::move(pf));
+  }
+  // Fix where weights and caches live for the graphs that follow.
+  for (size_t t = 0; t < n_tasks; ++t) {
+    if (tasks.constants_of_task[t].empty() && tasks.states_of_task[t].empty()) continue;
+    const int32_t d = s.tasks[t].device;
+    for (NodeId n : tasks.nodes_of_task[t]) node_device_.emplace(g.node(n).name, d);
+    for (ValueId st : tasks.states_of_task[t]) state_device_.emplace(g.value(st).name, d);
+    for (ValueId c : tasks.constants_of_task[t]) weight_devices_[g.value(c).name].insert(d);
+  }
+  rec.scheduling_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  scheduled_.push_back(std::move(rec));
+  return plan;
+}
+
+}  // namespace hal::runtime
