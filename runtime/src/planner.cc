@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "hal/runtime/graph.h"
@@ -362,6 +363,7 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
   // Timing cache: identical ops (every layer's) are timed once per device.
   std::vector<std::map<std::string, std::optional<OpTiming>>> timed(devices.size());
   std::vector<int64_t> cost_model_fallbacks(devices.size(), 0);
+  std::vector<std::set<std::string>> cost_model_fallback_ops(devices.size());
   auto spec_key = [](const OpSpec& s) {
     // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on
     // "literal" + std::string chains here.
@@ -421,6 +423,7 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
         const OpSpec& s = tasks[t].cost_spec;
         if (devices[d].supports && !devices[d].supports(s)) {
           ++cost_model_fallbacks[d];
+          cost_model_fallback_ops[d].insert(std::string(op_kind_name(s.kind)));
           continue;
         }
         const std::string key = spec_key(s);
@@ -453,12 +456,9 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
         r.bytes[t] = work.bytes;
       }
     }
-    (void)name;
     return r;
   };
 
-  // Fits at all? Weights and KV caches must fit in the devices' memory together.
-  // (The scheduler checks per device; this names the sizes in one sentence.)
   sch::Options base;
   base.algorithm = req.algorithm;
   if (!req.placement.empty()) {
@@ -485,6 +485,8 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
   uint64_t capacity = 0;
   for (const auto& i : infos) capacity += i.memory_bytes;
   if (!decode_r.ok()) {
+    // Does it fit at all? The scheduler names the task that did not fit; when the weights
+    // and KV caches exceed all the devices together, say that in one sentence with sizes.
     // Recompute the sizes for the message from a graph conversion alone.
     ModelGraphShape shape;
     shape.batch = req.batch;
@@ -574,12 +576,17 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
   }
   for (const std::string& n : cal_notes) plan.notes.push_back(n);
   for (size_t d = 0; d < devices.size(); ++d)
-    if (cost_model_fallbacks[d] > 0)
-      plan.notes.push_back(infos[d].id + ": " + std::to_string(cost_model_fallbacks[d]) +
-                           " ops with " + std::string(dtype_name(w)) +
-                           " weights timed by the "
-                           "cost model (1-byte weight traffic): " +
+    if (cost_model_fallbacks[d] > 0) {
+      std::string kinds;
+      for (const std::string& k : cost_model_fallback_ops[d]) {
+        if (!kinds.empty()) kinds += ", ";
+        kinds += k;
+      }
+      plan.notes.push_back(infos[d].id + ": " + std::to_string(cost_model_fallbacks[d]) + " ops (" +
+                           kinds + ") with " + std::string(dtype_name(w)) +
+                           " weights timed by the cost model (1-byte weight traffic): " +
                            devices[d].timing_source + " does not run them with such weights");
+    }
 
   auto fill_phase = [&](PhasePlan& p, const PhaseResult& r, const char* name, int64_t tokens,
                         int64_t context) {

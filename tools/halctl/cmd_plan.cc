@@ -283,7 +283,7 @@ int cmd_plan(const Args& args) {
       "max-new-tokens", po::value<int64_t>(&max_new_tokens)->default_value(max_new_tokens),
       "tokens generated per sequence")(
       "dtype", po::value<std::string>(&dtype_text)->default_value(dtype_text),
-      "weight dtype: bf16, fp16, fp8 or int8 (1-byte weights: see planner.h)")(
+      "weight dtype: bf16, fp16, fp8 or int8 (how 1-byte weights are planned: PLANNING.md)")(
       "placement", po::value<std::string>(&placement),
       "pin layers, e.g. layers=0-15:npu:0,16-31:npu:1 (default: the scheduler decides)")(
       "timing", po::value<std::string>(&timing_text)->default_value(timing_text),

@@ -11,7 +11,8 @@
 //     dispatches the op on timing-only buffers and reads the simulator's duration: its
 //     tiling, chiplet and overhead model), else
 //   - the scheduler's roofline CostModel (DeviceInfo peaks, refined by a stored
-//     calibration from `halctl bench DEVICE --calibrate` when one exists).
+//     calibration from `halctl bench DEVICE --calibrate` when one exists); also for the
+//     graph's copies (KV-cache writes, concats), which are not HAL ops.
 // Nothing is allocated for the model: a 70B model is planned from its config.json alone.
 //
 // Phases
