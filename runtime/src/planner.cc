@@ -181,6 +181,10 @@ struct TaskInfo {
   bool is_op = false;
   OpSpec spec;       // kOp: as the device runs it (compute dtype)
   OpSpec cost_spec;  // with quantised weights (what the bytes are)
+  // KV-cache writes merged into this task (the attention reading the cache): bytes they
+  // copy (read + written), timed by the cost model on top of a timer's op time.
+  double copy_bytes = 0;
+  DType copy_dtype = DType::kBF16;
 };
 
 struct Converted {
@@ -235,9 +239,27 @@ Result<Converted> to_task_graph(const Graph& g, std::span<const int64_t> symbols
     return r;
   };
 
+  // A KV-cache write and the attention that reads the cache form one task: the cache is
+  // bound on one device, so the two must run there together (the runtime's scheduler
+  // does the same); as separate tasks the scheduler could split them and count the
+  // cache on both devices.
+  std::vector<NodeId> merge_into(g.nodes().size(), kNoNode);
+  std::vector<std::vector<NodeId>> merged(g.nodes().size());
   for (NodeId id = 0; id < NodeId(g.nodes().size()); ++id) {
     const Node& n = g.node(id);
-    if (is_view_kind(n.kind)) continue;
+    if (n.kind != NodeKind::kWriteSlice) continue;
+    if (g.value(g.storage_root(n.outputs.at(0))).kind != ValueKind::kState) continue;
+    for (NodeId c : g.consumers(n.outputs[0])) {
+      if (g.node(c).kind != NodeKind::kOp) continue;
+      merge_into[size_t(id)] = c;
+      merged[size_t(c)].push_back(id);
+      break;
+    }
+  }
+
+  for (NodeId id = 0; id < NodeId(g.nodes().size()); ++id) {
+    const Node& n = g.node(id);
+    if (is_view_kind(n.kind) || merge_into[size_t(id)] != kNoNode) continue;
     TaskInfo info;
     info.node = id;
     sch::Task task;
@@ -276,13 +298,23 @@ Result<Converted> to_task_graph(const Graph& g, std::span<const int64_t> symbols
       task.work.dtype = outv.desc.dtype;
       task.work.bytes = 2.0 * double(moved);
     }
+    std::vector<ValueId> inputs = n.inputs;
+    for (NodeId w : merged[size_t(id)]) {
+      const Node& wn = g.node(w);
+      const double moved = 2.0 * double(g.value(wn.inputs.at(1)).desc.bytes());
+      info.copy_bytes += moved;
+      info.copy_dtype = g.value(wn.inputs[1]).desc.dtype;
+      task.work.bytes += moved;
+      inputs.insert(inputs.end(), wn.inputs.begin(), wn.inputs.end());
+    }
     // Outputs that alias a state (the KV cache written in place) are not transient.
     task.activation_bytes = out_root_kind == ValueKind::kIntermediate ? outv.desc.bytes() : 0;
     const sch::TaskId t = out.graph.add_task(std::move(task));
     task_of[size_t(id)] = t;
+    for (NodeId w : merged[size_t(id)]) task_of[size_t(w)] = t;
     out.tasks.push_back(info);
 
-    for (ValueId in : n.inputs) {
+    for (ValueId in : inputs) {
       const ValueId root = g.storage_root(in);
       const ValueKind kind = g.value(root).kind;
       if (kind == ValueKind::kConstant || kind == ValueKind::kState)
@@ -299,7 +331,7 @@ Result<Converted> to_task_graph(const Graph& g, std::span<const int64_t> symbols
         }
         v = g.node(p).inputs.at(0);
       }
-      if (producer == sch::kNoTask) continue;
+      if (producer == sch::kNoTask || producer == t) continue;
       // Data in a state (the KV cache) stays where the state lives: an ordering edge.
       const double bytes = kind == ValueKind::kState ? 0.0 : double(g.value(root).desc.bytes());
       out.graph.add_edge(producer, t, bytes, root);
@@ -432,7 +464,14 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
           HAL_ASSIGN_OR_RETURN(std::optional<OpTiming> timing, devices[d].timer(s));
           it = timed[d].emplace(key, std::move(timing)).first;
         }
-        if (it->second) r.problem.set_cost(sch::TaskId(t), int32_t(d), it->second->seconds);
+        if (it->second) {
+          double seconds = it->second->seconds;
+          if (tasks[t].copy_bytes > 0)
+            seconds += model.device(int32_t(d))
+                           .estimate({OpClass::kData, tasks[t].copy_dtype, 0, tasks[t].copy_bytes})
+                           .seconds;
+          r.problem.set_cost(sch::TaskId(t), int32_t(d), seconds);
+        }
       }
     }
     auto scheduled = sch::schedule(r.problem, options);
@@ -450,7 +489,7 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
       }
       if (sim) {
         r.bounds[t] = sim->bound;
-        r.bytes[t] = sim->bytes > 0 ? sim->bytes : work.bytes;
+        r.bytes[t] = sim->bytes > 0 ? sim->bytes + tasks[t].copy_bytes : work.bytes;
       } else {
         r.bounds[t] = std::string(sch::bound_name(model.device(d).estimate(work).bound));
         r.bytes[t] = work.bytes;

@@ -4,8 +4,10 @@
 //
 // How the prediction is made (no separate formula): the model's real prefill and decode
 // graphs (model_graph.h, the ones `halctl run` executes) are turned into scheduler task
-// graphs, one task per op that does device work (views are free), weights and KV caches
-// as resident tensors; hal::scheduler places them (layer splits, capacity, fallbacks) and
+// graphs, one task per op that does device work (views are free; a KV-cache write joins
+// the attention reading the cache, so the cache lives on one device), weights and KV
+// caches as resident tensors; hal::scheduler places them (layer splits, capacity,
+// fallbacks) and
 // its predicted makespan is the phase's time. Each task's time on a device comes from
 //   - an OpTimer when the device has one (halctl plan gives simulated NPUs one that
 //     dispatches the op on timing-only buffers and reads the simulator's duration: its
