@@ -5,6 +5,12 @@
 //
 //   halctl run --model gpt2-tiny --devices cpu:0 --prompt-ids 1,2,3 --max-new-tokens 16
 //   halctl run --model DIR --prompts "1,2,3;4,5" --temperature 0.8 --top-k 40 --seed 7 --json
+//   halctl run --model gpt2-small-random --devices cpu:0,npu:0 --report r.json --trace t.json
+//
+// Placement: the scheduler (hal/runtime/scheduled_plan.h) places ops across --devices,
+// within each device's memory, pinned by --placement; a device that lacks an op falls
+// back (printed with reason and cost), or fails the run with --strict-placement (exit 1).
+// --report / --trace profile the run (run_outputs.h).
 //
 // Device faults: without --failover a fault fails the run (exit 1, the status names the
 // device, node and op); with --failover the run continues on the devices left and each
@@ -28,6 +34,7 @@
 #include "common.h"
 #include "hal/runtime/session.h"
 #include "hal/units.h"
+#include "run_outputs.h"
 
 namespace halctl {
 
@@ -116,8 +123,10 @@ int cmd_run(const Args& args) {
   int32_t top_k = 0;
   uint64_t seed = 0;
   bool failover = false;
+  RunPlacementOptions placing;
   po::options_description desc("halctl run options");
   add_common_options(desc, common);
+  add_run_placement_options(desc, placing);
   desc.add_options()("model", po::value<std::string>(&model_name)->default_value(model_name),
                      "checkpoint directory (config.json + safetensors) or built-in name: "
                      "gpt2-tiny, gpt2-small-random, llama-tiny")(
@@ -187,6 +196,10 @@ int cmd_run(const Args& args) {
   TerminalProgress progress;
   hal::runtime::SessionOptions so;
   so.devices = *devices;
+  auto planner = make_run_planner(placing, *devices);
+  if (!planner.ok()) return report_error("run", planner.status());
+  so.planner = (*planner)->planner();
+  so.profile = placing.profile();
   so.compute_dtype = *dtype;
   so.progress = [&](std::string_view what, uint64_t done, uint64_t total) {
     progress.update(what, done, total);
@@ -239,8 +252,19 @@ int cmd_run(const Args& args) {
           "run", hal::invalid_argument("--dump-logits: cannot write '" + dump_logits + "'"));
   }
 
+  // After a failover the runs before it were placed on more devices than are left; the
+  // report describes the devices the session ends on.
+  auto outputs = write_run_outputs(placing, shared->name(), *dtype,
+                                   (*session)->options().devices, **planner, r);
+  if (!outputs.ok()) return report_error("run", outputs.status());
+
   const auto& cfg = shared->config();
-  const std::string placement = layer_ranges((*session)->layer_devices(), placed_on);
+  // The scheduler's layer split (each layer where most of its weights are), and the
+  // device of each layer's first op beside it.
+  std::string placement = layer_ranges((*session)->layer_devices(), placed_on);
+  if (placed_on.size() > 1 && placed_on == *devices && !(*planner)->scheduled().empty() &&
+      !(*planner)->scheduled().front().placement.empty())
+    placement = (*planner)->scheduled().front().placement + " (first ops: " + placement + ")";
   if (common.json) {
     nlohmann::json out;
     out["model"] = shared->name();
@@ -252,6 +276,14 @@ int cmd_run(const Args& args) {
     for (const auto* d : placed_on) ids.push_back(d->id());
     out["devices"] = ids;
     out["placement"] = placement;
+    out["scheduling"] = placement_json(**planner);
+    if (placing.profile()) {
+      nlohmann::json mk;
+      for (const hal::runtime::PhaseReport& ph : outputs->phases)
+        mk[ph.name] = {{"predicted_s", ph.predicted_makespan_s},
+                       {"measured_s", ph.measured_makespan_s}};
+      out["makespan_per_run"] = mk;
+    }
     out["layer_devices"] = (*session)->layer_devices();
     if (prompts.size() == 1) {
       out["generated_ids"] = r.tokens[0];
@@ -299,6 +331,7 @@ int cmd_run(const Args& args) {
   fmt::print("model      {} ({}, {:.1f} M parameters, {})\n", shared->name(), cfg.summary(),
              double(cfg.parameter_count()) / 1e6, hal::dtype_name(*dtype));
   fmt::print("placement  {}\n", placement);
+  fmt::print("{}", placement_lines(**planner));
   auto ids_text = [](const std::vector<int32_t>& ids) {
     std::string s;
     for (size_t i = 0; i < ids.size(); ++i) {
@@ -331,6 +364,19 @@ int cmd_run(const Args& args) {
     size_t rows = 0;
     for (const auto& t : r.tokens) rows += t.size();
     fmt::print("logits     {} rows of {} floats in {}\n", rows, cfg.vocab_size, dump_logits);
+  }
+  if (placing.profile()) {
+    for (const hal::runtime::PhaseReport& ph : outputs->phases)
+      fmt::print("makespan   {}: measured {} per run, predicted {}\n", ph.name,
+                 hal::format_seconds(ph.measured_makespan_s),
+                 hal::format_seconds(ph.predicted_makespan_s));
+    if (outputs->decode_tokens > 0)
+      for (const hal::runtime::DeviceReport& d : outputs->devices)
+        fmt::print("hbm        {}: {} per decode token (weights there {})\n", d.id,
+                   hal::format_bytes(uint64_t(d.decode_hbm_bytes_per_token)),
+                   hal::format_bytes(d.decode_weight_bytes));
+    if (!placing.report_path.empty()) fmt::print("report     {}\n", placing.report_path);
+    if (!placing.trace_path.empty()) fmt::print("trace      {}\n", placing.trace_path);
   }
   return 0;
 }

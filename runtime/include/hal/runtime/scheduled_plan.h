@@ -119,7 +119,9 @@ struct PlacementFallback {
   int32_t preferred_device = -1;
   int32_t chosen_device = -1;
   std::string reason;
-  double cost_s = 0;  // predicted finish time it cost
+  // Predicted finish time it cost (negative when the fallback device finishes earlier
+  // than the pinned one would have).
+  double cost_s = 0;
 };
 
 // What the planner decided for one graph.

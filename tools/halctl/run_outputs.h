@@ -1,0 +1,45 @@
+// tools/halctl/run_outputs.h: the placement and profiling side of `halctl run`: its
+// options (--placement, --strict-placement, --scheduler, --report, --trace), the
+// scheduling planner it gives the session, and what it prints and writes after the run.
+// Kept apart from cmd_run.cc so the run command stays about generation; the report
+// building itself is in the runtime (hal/runtime/run_report.h), shared with other tools.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "hal/runtime/run_report.h"
+#include "hal/runtime/scheduled_plan.h"
+
+namespace halctl {
+
+struct RunPlacementOptions {
+  std::string placement;           // --placement
+  bool strict = false;             // --strict-placement
+  std::string algorithm = "auto";  // --scheduler
+  std::string report_path;         // --report
+  std::string trace_path;          // --trace
+  bool profile() const { return !report_path.empty() || !trace_path.empty(); }
+};
+
+void add_run_placement_options(po::options_description& desc, RunPlacementOptions& o);
+
+// The planner for the session (INVALID_ARGUMENT naming the option for a bad
+// --scheduler or --placement).
+hal::Result<std::shared_ptr<hal::runtime::SchedulingPlanner>> make_run_planner(
+    const RunPlacementOptions& o, const std::vector<hal::Device*>& devices);
+
+// Human lines: the scheduler's choice, predicted times and each fallback.
+std::string placement_lines(const hal::runtime::SchedulingPlanner& planner);
+// The same for --json.
+nlohmann::json placement_json(const hal::runtime::SchedulingPlanner& planner);
+
+// Writes --report and --trace (when asked); returns the report built (for printing).
+hal::Result<hal::runtime::RunReport> write_run_outputs(
+    const RunPlacementOptions& o, const std::string& model, hal::DType dtype,
+    const std::vector<hal::Device*>& devices, const hal::runtime::SchedulingPlanner& planner,
+    const hal::runtime::GenerationResult& result);
+
+}  // namespace halctl
