@@ -9,6 +9,7 @@
 // in one pass.
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 
 #include "hal/runtime/session.h"
 
@@ -167,6 +168,9 @@ Result<GenerationResult> Session::resume_after_fault(
     }
     r.decode_seconds += r2.decode_seconds;
     r.step_seconds.insert(r.step_seconds.end(), r2.step_seconds.begin(), r2.step_seconds.end());
+    // Profiled runs (SessionOptions::profile) after the recovery are on the new plans.
+    r.runs.insert(r.runs.end(), std::make_move_iterator(r2.runs.begin()),
+                  std::make_move_iterator(r2.runs.end()));
     // Device-clock totals would mix the clocks of different device sets.
     r.prefill_device_seconds = r.decode_device_seconds = 0;
     if (r2.kv_cache_bytes) r.kv_cache_bytes = r2.kv_cache_bytes;
