@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <charconv>
 #include <chrono>
@@ -196,9 +197,19 @@ int cmd_run(const Args& args) {
   TerminalProgress progress;
   hal::runtime::SessionOptions so;
   so.devices = *devices;
-  auto planner = make_run_planner(placing, *devices);
-  if (!planner.ok()) return report_error("run", planner.status());
-  so.planner = (*planner)->planner();
+  // A device listed twice (cpu:0,cpu:0) exercises the plain layer split: the scheduler
+  // needs distinct devices.
+  std::shared_ptr<hal::runtime::SchedulingPlanner> planner;
+  std::vector<hal::Device*> distinct = *devices;
+  std::sort(distinct.begin(), distinct.end());
+  if (std::unique(distinct.begin(), distinct.end()) == distinct.end()) {
+    auto made = make_run_planner(placing, *devices);
+    if (!made.ok()) return report_error("run", made.status());
+    planner = std::move(*made);
+    so.planner = planner->planner();
+  } else if (!placing.placement.empty() || placing.strict) {
+    return usage_error("run", "--placement and --strict-placement need distinct --devices");
+  }
   so.profile = placing.profile();
   so.compute_dtype = *dtype;
   so.progress = [&](std::string_view what, uint64_t done, uint64_t total) {
@@ -254,17 +265,17 @@ int cmd_run(const Args& args) {
 
   // After a failover the runs before it were placed on more devices than are left; the
   // report describes the devices the session ends on.
-  auto outputs = write_run_outputs(placing, shared->name(), *dtype,
-                                   (*session)->options().devices, **planner, r);
+  auto outputs = write_run_outputs(placing, shared->name(), *dtype, (*session)->options().devices,
+                                   planner.get(), r);
   if (!outputs.ok()) return report_error("run", outputs.status());
 
   const auto& cfg = shared->config();
   // The scheduler's layer split (each layer where most of its weights are), and the
   // device of each layer's first op beside it.
   std::string placement = layer_ranges((*session)->layer_devices(), placed_on);
-  if (placed_on.size() > 1 && placed_on == *devices && !(*planner)->scheduled().empty() &&
-      !(*planner)->scheduled().front().placement.empty())
-    placement = (*planner)->scheduled().front().placement + " (first ops: " + placement + ")";
+  if (planner && placed_on.size() > 1 && placed_on == *devices && !planner->scheduled().empty() &&
+      !planner->scheduled().front().placement.empty())
+    placement = planner->scheduled().front().placement + " (first ops: " + placement + ")";
   if (common.json) {
     nlohmann::json out;
     out["model"] = shared->name();
@@ -276,7 +287,7 @@ int cmd_run(const Args& args) {
     for (const auto* d : placed_on) ids.push_back(d->id());
     out["devices"] = ids;
     out["placement"] = placement;
-    out["scheduling"] = placement_json(**planner);
+    if (planner) out["scheduling"] = placement_json(*planner);
     if (placing.profile()) {
       nlohmann::json mk;
       for (const hal::runtime::PhaseReport& ph : outputs->phases)
@@ -331,7 +342,7 @@ int cmd_run(const Args& args) {
   fmt::print("model      {} ({}, {:.1f} M parameters, {})\n", shared->name(), cfg.summary(),
              double(cfg.parameter_count()) / 1e6, hal::dtype_name(*dtype));
   fmt::print("placement  {}\n", placement);
-  fmt::print("{}", placement_lines(**planner));
+  if (planner) fmt::print("{}", placement_lines(*planner));
   auto ids_text = [](const std::vector<int32_t>& ids) {
     std::string s;
     for (size_t i = 0; i < ids.size(); ++i) {

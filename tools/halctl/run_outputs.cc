@@ -103,14 +103,14 @@ nlohmann::json placement_json(const hal::runtime::SchedulingPlanner& p) {
 
 hal::Result<hal::runtime::RunReport> write_run_outputs(
     const RunPlacementOptions& o, const std::string& model, hal::DType dtype,
-    const std::vector<hal::Device*>& devices, const hal::runtime::SchedulingPlanner& planner,
+    const std::vector<hal::Device*>& devices, const hal::runtime::SchedulingPlanner* planner,
     const hal::runtime::GenerationResult& result) {
   hal::runtime::RunReportInput in;
   in.model = model;
   in.compute_dtype = dtype;
   in.devices = devices;
   in.runs = result.runs;
-  in.planner = &planner;
+  in.planner = planner;
   hal::runtime::RunReport report = hal::runtime::build_run_report(in);
   auto write = [](const std::string& path, const std::string& text,
                   const char* what) -> hal::Status {

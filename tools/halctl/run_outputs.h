@@ -37,9 +37,10 @@ std::string placement_lines(const hal::runtime::SchedulingPlanner& planner);
 nlohmann::json placement_json(const hal::runtime::SchedulingPlanner& planner);
 
 // Writes --report and --trace (when asked); returns the report built (for printing).
+// `planner` null: no predictions or fallbacks (the plain layer split placed the run).
 hal::Result<hal::runtime::RunReport> write_run_outputs(
     const RunPlacementOptions& o, const std::string& model, hal::DType dtype,
-    const std::vector<hal::Device*>& devices, const hal::runtime::SchedulingPlanner& planner,
+    const std::vector<hal::Device*>& devices, const hal::runtime::SchedulingPlanner* planner,
     const hal::runtime::GenerationResult& result);
 
 }  // namespace halctl
