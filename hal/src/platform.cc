@@ -13,6 +13,7 @@
 #include <set>
 
 #include "loaded_plugin.h"
+#include "plugin_checks.h"
 
 #ifndef HAL_INSTALL_PLUGIN_DIR
 #define HAL_INSTALL_PLUGIN_DIR ""
@@ -74,42 +75,7 @@ void host_log(hal_log_level level, const char* plugin, const char* message) {
 const hal_host_api kHostApi = {sizeof(hal_host_api), HAL_ABI_VERSION_MAJOR, HAL_ABI_VERSION_MINOR,
                                &host_log};
 
-bool valid_prefix(const char* p) {
-  if (!p || !*p) return false;
-  for (const char* c = p; *c; ++c)
-    if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) return false;
-  return true;
-}
-
 std::string c_str_or(const char* s, const char* fallback = "") { return s ? s : fallback; }
-
-struct Required {
-  const char* name;
-  size_t offset;
-};
-
-// The entries a 1.0 table must have (see plugin_abi.h).
-std::vector<std::string> missing_required(const hal_plugin_api* api) {
-#define HAL_REQ(e) Required{#e, offsetof(hal_plugin_api, e)}
-  static const Required kRequired[] = {
-      HAL_REQ(error_code),          HAL_REQ(error_message),    HAL_REQ(error_destroy),
-      HAL_REQ(plugin_create),       HAL_REQ(plugin_destroy),   HAL_REQ(device_count),
-      HAL_REQ(device_get),          HAL_REQ(device_get_info),  HAL_REQ(device_supports_op),
-      HAL_REQ(device_get_memory_stats), HAL_REQ(buffer_allocate), HAL_REQ(buffer_free),
-      HAL_REQ(buffer_map),          HAL_REQ(stream_create),    HAL_REQ(stream_destroy),
-      HAL_REQ(stream_copy),         HAL_REQ(stream_fill),      HAL_REQ(stream_dispatch),
-      HAL_REQ(stream_synchronize),  HAL_REQ(stream_take_records), HAL_REQ(event_create),
-      HAL_REQ(event_destroy),       HAL_REQ(stream_record_event), HAL_REQ(event_synchronize),
-      HAL_REQ(event_query),         HAL_REQ(event_timestamp_ns)};
-#undef HAL_REQ
-  std::vector<std::string> missing;
-  for (const Required& r : kRequired) {
-    void* fn = nullptr;
-    std::memcpy(&fn, reinterpret_cast<const char*>(api) + r.offset, sizeof(fn));
-    if (!fn) missing.push_back(r.name);
-  }
-  return missing;
-}
 
 }  // namespace
 
@@ -139,7 +105,8 @@ Result<std::unique_ptr<Platform>> Platform::create(PlatformOptions options) {
   std::unique_ptr<Platform> platform(new Platform());
   auto add_path = [&](const std::string& path, const std::string& origin) {
     if (is_directory(path)) {
-      for (const std::string& f : scan_directory(path)) platform->load_candidate(f, origin, options);
+      for (const std::string& f : scan_directory(path))
+        platform->load_candidate(f, origin, options);
     } else if (exists(path)) {
       platform->load_candidate(path, origin, options);
     } else {
@@ -189,7 +156,8 @@ void Platform::load_candidate(const std::string& path, const std::string& origin
 
   ::dlerror();
   void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle) return reject(std::string("dlopen failed: ") + c_str_or(::dlerror(), "unknown error"));
+  if (!handle)
+    return reject(std::string("dlopen failed: ") + c_str_or(::dlerror(), "unknown error"));
   auto close = [&] { ::dlclose(handle); };
 
   void* sym = ::dlsym(handle, HAL_PLUGIN_ENTRY_POINT);
@@ -204,41 +172,16 @@ void Platform::load_candidate(const std::string& path, const std::string& origin
     return reject("entry point returned no function table");
   }
   // Read before any close(): the table lives in the library's memory.
-  const size_t table_size = api->struct_size;
-  const size_t header = offsetof(hal_plugin_api, plugin_version) + sizeof(const char*);
-  if (table_size < header) {
-    close();
-    return reject("function table of " + std::to_string(table_size) +
-                  " bytes is too short to hold its own header");
+  detail::TableCheck table = detail::check_plugin_table(api);
+  if (table.header_read) {
+    report.abi_major = table.abi_major;
+    report.abi_minor = table.abi_minor;
+    report.name = table.name;
+    report.version = table.version;
   }
-  report.abi_major = api->abi_major;
-  report.abi_minor = api->abi_minor;
-  report.name = c_str_or(api->plugin_name);
-  report.version = c_str_or(api->plugin_version);
-  const std::string versions = "plugin ABI " + std::to_string(api->abi_major) + "." +
-                               std::to_string(api->abi_minor) + ", host ABI " +
-                               std::to_string(HAL_ABI_VERSION_MAJOR) + "." +
-                               std::to_string(HAL_ABI_VERSION_MINOR);
-  if (api->abi_major != HAL_ABI_VERSION_MAJOR) {
+  if (!table.reason.empty()) {
     close();
-    return reject("ABI mismatch: " + versions + "; major versions must match (rebuild the plugin "
-                  "against hal " + std::to_string(HAL_ABI_VERSION_MAJOR) + ".x)");
-  }
-  if (table_size < HAL_PLUGIN_API_SIZE_1_0) {
-    close();
-    return reject("function table of " + std::to_string(table_size) +
-                  " bytes is shorter than ABI 1.0's " + std::to_string(HAL_PLUGIN_API_SIZE_1_0) +
-                  " bytes (" + versions + ")");
-  }
-  if (report.name.empty() || !valid_prefix(report.name.c_str())) {
-    close();
-    return reject("plugin name '" + report.name + "' is empty or not [a-z0-9_]+");
-  }
-  if (auto missing = missing_required(api); !missing.empty()) {
-    std::string m;
-    for (const auto& s : missing) m += (m.empty() ? "" : ", ") + s;
-    close();
-    return reject("required entries missing from the function table: " + m);
+    return reject(table.reason);
   }
   if (!options.only_plugins.empty() &&
       std::find(options.only_plugins.begin(), options.only_plugins.end(), report.name) ==
@@ -318,50 +261,11 @@ void Platform::load_candidate(const std::string& path, const std::string& origin
     ci.struct_size = sizeof(ci);
     if (Status s = loaded->take_error(api->device_get_info(dh, &ci), ""); !s.ok())
       return fail_devices("device_get_info(" + std::to_string(i) + ") failed: " + s.to_string());
-    if (!valid_prefix(ci.id_prefix))
-      return fail_devices("device " + std::to_string(i) + " has id prefix '" +
-                          c_str_or(ci.id_prefix) + "', which is empty or not [a-z0-9_]+");
-    if (!(ci.memory_bandwidth_bytes_per_s >= 0) || !std::isfinite(ci.memory_bandwidth_bytes_per_s))
-      return fail_devices("device " + std::to_string(i) + " reports a memory bandwidth that is "
-                          "negative or not finite");
-    if ((ci.num_peak_flops && !ci.peak_flops) || (ci.num_links && !ci.links) ||
-        (ci.num_properties && !ci.properties))
-      return fail_devices("device " + std::to_string(i) + " reports arrays without storage");
     Pending p;
     p.handle = dh;
-    DeviceInfo& info = p.info;
-    info.id_prefix = ci.id_prefix;
-    info.backend = report.name;
-    info.kind = (ci.kind >= HAL_DEVICE_KIND_CPU && ci.kind <= HAL_DEVICE_KIND_OTHER)
-                    ? DeviceKind(ci.kind)
-                    : DeviceKind::kOther;
-    info.vendor = c_str_or(ci.vendor);
-    info.name = c_str_or(ci.name);
-    info.memory_kind = c_str_or(ci.memory_kind);
-    info.memory_bytes = ci.memory_bytes;
-    info.memory_bandwidth_bytes_per_s = ci.memory_bandwidth_bytes_per_s;
-    for (size_t k = 0; k < ci.num_peak_flops; ++k) {
-      const hal_dtype_flops& f = ci.peak_flops[k];
-      if (f.dtype > HAL_DTYPE_INVALID && f.dtype < kDTypeCount && f.flops_per_s >= 0 &&
-          std::isfinite(f.flops_per_s))
-        info.peak_flops[DType(f.dtype)] = f.flops_per_s;
-    }
-    info.sram_bytes = ci.sram_bytes;
-    info.compute_units = ci.compute_units;
-    info.clock_hz = ci.clock_hz;
-    info.launch_overhead_s = ci.launch_overhead_s;
-    for (size_t k = 0; k < ci.num_properties; ++k)
-      if (ci.properties[k].key)
-        info.properties.emplace_back(ci.properties[k].key, c_str_or(ci.properties[k].value));
-    for (size_t k = 0; k < ci.num_links; ++k) {
-      const hal_link_info& l = ci.links[k];
-      if (l.peer_index < -1 || l.peer_index >= int32_t(count))
-        return fail_devices("device " + std::to_string(i) + " lists a link to device index " +
-                            std::to_string(l.peer_index) + " of " + std::to_string(count));
-      if (!(l.bandwidth_bytes_per_s >= 0) || !(l.latency_s >= 0))
-        return fail_devices("device " + std::to_string(i) + " lists a link with negative figures");
-      p.links.push_back(l);
-    }
+    if (std::string why = detail::check_device_info(ci, i, count, report.name, &p.info, &p.links);
+        !why.empty())
+      return fail_devices(why);
     pending.push_back(std::move(p));
   }
   // Assign ids, then translate peer indices into ids.
@@ -380,15 +284,19 @@ void Platform::load_candidate(const std::string& path, const std::string& origin
     report.device_ids.push_back(p.info.id);
   }
   for (Pending& p : pending) {
-    devices_.push_back(std::unique_ptr<Device>(new Device(this, loaded.get(), p.handle, std::move(p.info))));
+    devices_.push_back(
+        std::unique_ptr<Device>(new Device(this, loaded.get(), p.handle, std::move(p.info))));
     device_ptrs_.push_back(devices_.back().get());
   }
   report.loaded = true;
-  if (api->abi_minor != HAL_ABI_VERSION_MINOR)
-    report.reason = "loaded (" + versions + ": " +
-                    (api->abi_minor < HAL_ABI_VERSION_MINOR ? "older plugin; newer entries absent"
-                                                            : "newer plugin; its extra entries unused") +
-                    ")";
+  if (report.abi_minor != HAL_ABI_VERSION_MINOR)
+    report.reason =
+        "loaded (plugin ABI " + std::to_string(report.abi_major) + "." +
+        std::to_string(report.abi_minor) + ", host ABI " + std::to_string(HAL_ABI_VERSION_MAJOR) +
+        "." + std::to_string(HAL_ABI_VERSION_MINOR) + ": " +
+        (report.abi_minor < HAL_ABI_VERSION_MINOR ? "older plugin; newer entries absent"
+                                                  : "newer plugin; its extra entries unused") +
+        ")";
   else
     report.reason = "loaded";
   reports_.push_back(report);
@@ -400,8 +308,8 @@ Result<Device*> Platform::device(std::string_view id) const {
     if (d->id() == id) return d;
   std::string known;
   for (Device* d : device_ptrs_) known += (known.empty() ? "" : ", ") + d->id();
-  return not_found("unknown device '" + std::string(id) + "' (devices: " +
-                   (known.empty() ? "none" : known) + ")");
+  return not_found("unknown device '" + std::string(id) +
+                   "' (devices: " + (known.empty() ? "none" : known) + ")");
 }
 
 LinkInfo Platform::link(const Device* from, const Device* to) const {
