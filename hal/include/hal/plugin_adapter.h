@@ -198,7 +198,8 @@ class DeviceImpl {
     const DeviceInfo& d = info();
     for (const auto& [t, f] : d.peak_flops) exported_.flops.push_back({hal_dtype(t), f});
     for (const LinkInfo& l : d.links)
-      exported_.links.push_back({l.peer_index, l.kind.c_str(), l.bandwidth_bytes_per_s, l.latency_s});
+      exported_.links.push_back(
+          {l.peer_index, l.kind.c_str(), l.bandwidth_bytes_per_s, l.latency_s});
     for (const auto& [k, v] : d.properties) exported_.properties.push_back({k.c_str(), v.c_str()});
     hal_device_info& i = exported_.info;
     i.struct_size = sizeof(hal_device_info);
@@ -282,12 +283,25 @@ T read_args(const T* args) {
   return out;
 }
 
+// The integer stored in a C enum field the other side filled. Any int may be there (the
+// CTS sends unknown kinds on purpose); loading it as the C++ enum type is undefined
+// behaviour for values outside the enumerators' range (UBSan: "not a valid value for
+// type"), so such fields are read as integers and range-checked.
+template <typename Enum>
+int32_t c_enum_value(const Enum& field) {
+  static_assert(sizeof(Enum) == sizeof(int32_t), "C enums are int-sized on our ABIs");
+  int32_t v;
+  std::memcpy(&v, &field, sizeof(v));
+  return v;
+}
+
 inline Status to_tensor_desc(const hal_tensor& t, TensorDesc* out) {
   if (t.rank < 0 || t.rank > HAL_MAX_RANK)
     return invalid_argument("tensor rank " + std::to_string(t.rank) + " is outside [0, 8]");
-  if (t.dtype <= HAL_DTYPE_INVALID || t.dtype >= kDTypeCount)
-    return invalid_argument("tensor dtype " + std::to_string(int(t.dtype)) + " is unknown");
-  out->dtype = DType(t.dtype);
+  const int32_t dtype = c_enum_value(t.dtype);
+  if (dtype <= HAL_DTYPE_INVALID || dtype >= kDTypeCount)
+    return invalid_argument("tensor dtype " + std::to_string(dtype) + " is unknown");
+  out->dtype = DType(dtype);
   out->shape.rank = t.rank;
   for (int i = 0; i < t.rank; ++i) {
     out->shape.dims[i] = t.shape[i];
@@ -325,8 +339,9 @@ inline OpAttributes to_attrs(const hal_op_attrs* a) {
 inline Status to_op(const hal_op_desc* desc_in, OpSpec* spec, OpCall* call) {
   if (!desc_in) return invalid_argument("op descriptor is null");
   const hal_op_desc d = read_args(desc_in);
-  if (d.kind <= HAL_OP_INVALID || d.kind >= kOpKindCount)
-    return invalid_argument("op kind " + std::to_string(int(d.kind)) + " is unknown");
+  const int32_t kind = c_enum_value(d.kind);
+  if (kind <= HAL_OP_INVALID || kind >= kOpKindCount)
+    return invalid_argument("op kind " + std::to_string(kind) + " is unknown");
   if (d.num_inputs > HAL_MAX_OP_INPUTS)
     return invalid_argument("op has " + std::to_string(d.num_inputs) + " inputs; at most 4");
   if (d.num_outputs != 1)
@@ -336,7 +351,7 @@ inline Status to_op(const hal_op_desc* desc_in, OpSpec* spec, OpCall* call) {
   if (d.tensor_size < offsetof(hal_tensor, strides) + sizeof(int64_t) * HAL_MAX_RANK)
     return invalid_argument("op tensor_size " + std::to_string(d.tensor_size) +
                             " is smaller than a hal 1.0 tensor");
-  spec->kind = OpKind(d.kind);
+  spec->kind = OpKind(kind);
   spec->attrs = to_attrs(d.attrs);
   spec->num_inputs = int32_t(d.num_inputs);
   auto tensor_at = [&](const hal_tensor* base, uint32_t i) {
@@ -345,8 +360,8 @@ inline Status to_op(const hal_op_desc* desc_in, OpSpec* spec, OpCall* call) {
   };
   for (uint32_t i = 0; i < d.num_inputs; ++i) {
     Status s = to_tensor_desc(*tensor_at(d.inputs, i), &spec->inputs[i]);
-    if (!s.ok()) return s.with_context(std::string(op_kind_name(spec->kind)) + " input " +
-                                       std::to_string(i));
+    if (!s.ok())
+      return s.with_context(std::string(op_kind_name(spec->kind)) + " input " + std::to_string(i));
   }
   {
     Status s = to_tensor_desc(*d.outputs, &spec->output);
@@ -359,8 +374,9 @@ inline Status to_op(const hal_op_desc* desc_in, OpSpec* spec, OpCall* call) {
     call->num_inputs = spec->num_inputs;
     auto bind = [&](const hal_tensor* t, const TensorDesc& desc, TensorArg* arg,
                     const std::string& what) -> Status {
-      if (!t->buffer) return invalid_argument(std::string(op_kind_name(spec->kind)) + " " + what +
-                                              " has no buffer");
+      if (!t->buffer)
+        return invalid_argument(std::string(op_kind_name(spec->kind)) + " " + what +
+                                " has no buffer");
       auto* b = reinterpret_cast<BufferImpl*>(t->buffer);
       const uint64_t extent = desc.extent_bytes();
       if (t->offset_bytes > b->size() || extent > b->size() - t->offset_bytes)
@@ -374,8 +390,8 @@ inline Status to_op(const hal_op_desc* desc_in, OpSpec* spec, OpCall* call) {
       return ok_status();
     };
     for (uint32_t i = 0; i < d.num_inputs; ++i)
-      HAL_RETURN_IF_ERROR(
-          bind(tensor_at(d.inputs, i), spec->inputs[i], &call->inputs[i], "input " + std::to_string(i)));
+      HAL_RETURN_IF_ERROR(bind(tensor_at(d.inputs, i), spec->inputs[i], &call->inputs[i],
+                               "input " + std::to_string(i)));
     HAL_RETURN_IF_ERROR(bind(d.outputs, spec->output, &call->output, "output"));
   }
   return ok_status();
@@ -421,7 +437,8 @@ struct Entries {
       adapted->context.host = a.host;
       adapted->context.plugin_name = name_;
       for (size_t i = 0; i < a.num_options; ++i) {
-        if (!a.options[i].key) return invalid_argument("plugin option " + std::to_string(i) + " has no key");
+        if (!a.options[i].key)
+          return invalid_argument("plugin option " + std::to_string(i) + " has no key");
         adapted->context.options[a.options[i].key] = a.options[i].value ? a.options[i].value : "";
       }
       Result<std::unique_ptr<PluginImpl>> impl = Factory(adapted->context);
@@ -518,13 +535,15 @@ struct Entries {
       if (!args) return invalid_argument("buffer_allocate args are null");
       const hal_buffer_allocate_args a = read_args(args);
       if (!a.device) return invalid_argument("buffer_allocate: no device");
-      if (a.memory_kind < HAL_MEMORY_DEVICE || a.memory_kind > HAL_MEMORY_VIRTUAL)
+      const int32_t memory_kind = c_enum_value(a.memory_kind);
+      if (memory_kind < HAL_MEMORY_DEVICE || memory_kind > HAL_MEMORY_VIRTUAL)
         return invalid_argument("buffer_allocate: unknown memory kind " +
-                                std::to_string(int(a.memory_kind)));
+                                std::to_string(memory_kind));
       if (a.alignment & (a.alignment - 1))
         return invalid_argument("buffer_allocate: alignment " + std::to_string(a.alignment) +
                                 " is not a power of two");
-      Result<BufferImpl*> b = dev(a.device)->allocate(a.size_bytes, MemoryKind(a.memory_kind), a.alignment);
+      Result<BufferImpl*> b =
+          dev(a.device)->allocate(a.size_bytes, MemoryKind(memory_kind), a.alignment);
       if (!b.ok()) return b.status();
       args->buffer = reinterpret_cast<hal_buffer*>(*b);
       return ok_status();
@@ -573,7 +592,8 @@ struct Entries {
       if ((a.src_buffer == nullptr) == (a.src_host == nullptr))
         return invalid_argument("copy: exactly one of a source buffer or host pointer is needed");
       if ((a.dst_buffer == nullptr) == (a.dst_host == nullptr))
-        return invalid_argument("copy: exactly one of a destination buffer or host pointer is needed");
+        return invalid_argument(
+            "copy: exactly one of a destination buffer or host pointer is needed");
       CopyCall c;
       c.src_buffer = buf(a.src_buffer);
       c.src_offset = a.src_offset;
@@ -817,7 +837,7 @@ const hal_plugin_api* make_plugin_api(const char* name, const char* version,
 }  // namespace hal::plugin
 
 // Exports the plugin entry point. Use once per plugin library, at namespace scope.
-#define HAL_DEFINE_PLUGIN(name, version, factory)                                        \
+#define HAL_DEFINE_PLUGIN(name, version, factory)                                             \
   extern "C" HAL_PLUGIN_EXPORT const hal_plugin_api* hal_plugin_get_api(uint32_t, uint32_t) { \
-    return ::hal::plugin::make_plugin_api<factory>(name, version);                     \
+    return ::hal::plugin::make_plugin_api<factory>(name, version);                            \
   }
