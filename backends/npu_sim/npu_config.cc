@@ -70,7 +70,8 @@ Result<ConfigFile> load_config_file(const std::string& path) {
   json doc;
   try {
     doc = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double ("9e652").
     return invalid_argument(where + ": not valid JSON: " + e.what());
   }
   if (!doc.is_object())

@@ -402,6 +402,10 @@ Result<json> parse_json_text(std::string_view text, const std::string& origin) {
     if (colon != std::string::npos) what = what.substr(colon + 2);
     return invalid_argument(origin + ": not valid JSON at line " + std::to_string(line) +
                             ", column " + std::to_string(col) + ": " + what);
+  } catch (const json::exception& e) {
+    // Not a syntax error but still bad input: a number too large for a double
+    // ("9e652", out_of_range 406) is the one nlohmann raises while parsing.
+    return invalid_argument(origin + ": not valid JSON: " + e.what());
   }
 }
 

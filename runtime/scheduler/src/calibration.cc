@@ -282,7 +282,8 @@ Result<Calibration> parse_calibration(std::string_view text, std::string_view or
   json j;
   try {
     j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double ("9e652").
     return invalid_argument("calibration " + r.origin + ": not valid JSON: " + e.what());
   }
   if (!j.is_object()) return invalid_argument("calibration " + r.origin + ": not a JSON object");
