@@ -2,11 +2,20 @@
 #include "hal/runtime/model_config.h"
 
 #include <cmath>
+#include <cstdio>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 namespace hal::runtime {
 
 namespace {
+
+// "1.2e+18": a parameter count for an error message.
+std::string fmt_parameters(double n) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3g", n);
+  return buf;
+}
 
 using nlohmann::json;
 
@@ -186,15 +195,30 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
   c.eos_token_id = r.token("eos_token_id");
   // Sizes far past anything real are malformed input, and would overflow byte counts.
   const int64_t limit = int64_t(1) << 24;
-  for (auto [name, v] : {std::pair<const char*, int64_t>{"vocab size", c.vocab_size},
-                         {"hidden size", c.hidden_size},
-                         {"layer count", c.num_layers},
-                         {"head count", c.num_heads},
-                         {"intermediate size", c.intermediate_size},
-                         {"max positions", c.max_positions}})
-    if (v > limit)
+  for (auto [name, v, max] :
+       {std::tuple<const char*, int64_t, int64_t>{"vocab size", c.vocab_size, limit},
+        {"hidden size", c.hidden_size, limit},
+        {"head count", c.num_heads, limit},
+        {"head_dim", c.head_dim, limit},
+        {"intermediate size", c.intermediate_size, limit},
+        {"max positions", c.max_positions, limit},
+        // Each layer lists its weights (expected_weights): a count
+        // this large would take gigabytes before failing elsewhere.
+        {"layer count", c.num_layers, int64_t(1) << 14}})
+    if (v > max)
       return invalid_argument(src + ": " + name + " " + std::to_string(v) +
-                              " is implausibly large");
+                              " is implausibly large (at most " + std::to_string(max) + ")");
+  // Each figure may be plausible while their products are not: parameter_count() and the
+  // byte counts derived from it must fit in 64 bits. Estimated in double (no overflow),
+  // against 2^50 parameters, hundreds of times the largest published model.
+  const double h = double(c.hidden_size), q = double(c.num_heads) * double(c.head_dim),
+               kv = double(c.num_kv_heads) * double(c.head_dim);
+  const double per_layer = 2 * h * q + 2 * h * kv + 3 * h * double(c.intermediate_size);
+  const double total =
+      double(c.num_layers) * per_layer + 2 * double(c.vocab_size) * h + double(c.max_positions) * h;
+  if (total > double(int64_t(1) << 50))
+    return invalid_argument(src + ": the sizes imply about " + fmt_parameters(total) +
+                            " parameters, implausibly many");
   return c;
 }
 

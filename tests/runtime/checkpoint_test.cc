@@ -123,6 +123,19 @@ TEST_F(CheckpointTest, BadConfigs) {
   j = testmodels::config_json(ls);
   j["vocab_size"] = int64_t(1) << 40;
   EXPECT_THAT(config_error(j.dump()), HasSubstr("implausibly large"));
+  // Found with tests/fuzz/fuzz_model_config: 16M layers listed 200M weights (minutes and
+  // gigabytes) and sizes each under the limit overflowed the parameter count.
+  j = testmodels::config_json(ls);
+  j["num_hidden_layers"] = int64_t(1) << 24;
+  EXPECT_THAT(config_error(j.dump()), HasSubstr("layer count 16777216 is implausibly large"));
+  j = testmodels::config_json(ls);
+  j["hidden_size"] = j["intermediate_size"] = int64_t(1) << 24;
+  j["num_hidden_layers"] = 1 << 14;
+  j["head_dim"] = 64;
+  EXPECT_THAT(config_error(j.dump()), HasSubstr("parameters, implausibly many"));
+  j = testmodels::config_json(ls);
+  j["head_dim"] = int64_t(1) << 40;
+  EXPECT_THAT(config_error(j.dump()), HasSubstr("head_dim 1099511627776 is implausibly large"));
 }
 
 TEST_F(CheckpointTest, MissingTensorNamesItAndTheNamesTried) {
