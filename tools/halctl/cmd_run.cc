@@ -41,19 +41,6 @@ namespace halctl {
 
 namespace {
 
-hal::Result<std::vector<int32_t>> parse_ids(std::string_view text, std::string_view what) {
-  std::vector<int32_t> ids;
-  for (const std::string& item : split_list(text)) {
-    int64_t v = 0;
-    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-    if (ec != std::errc() || ptr != item.data() + item.size() || v < INT32_MIN || v > INT32_MAX)
-      return hal::invalid_argument(fmt::format("{}: '{}' is not a token id", what, item));
-    ids.push_back(int32_t(v));
-  }
-  if (ids.empty()) return hal::invalid_argument(fmt::format("{}: no token ids given", what));
-  return ids;
-}
-
 // A one-line progress display on stderr, only when stderr is a terminal, shown once a
 // stage has taken long enough to be worth watching, redrawn at most 10 times a second.
 class TerminalProgress {
@@ -168,13 +155,13 @@ int cmd_run(const Args& args) {
     return usage_error("run", "give --prompt-ids or --prompts, not both");
   if (!prompts_text.empty()) {
     for (const std::string& p : split_list(prompts_text, ';')) {
-      auto ids = parse_ids(p, "--prompts");
+      auto ids = parse_id_list(p, "--prompts");
       if (!ids.ok()) return report_error("run", ids.status());
       prompts.push_back(std::move(*ids));
     }
     if (prompts.empty()) return usage_error("run", "--prompts holds no prompt");
   } else {
-    auto ids = parse_ids(prompt_ids.empty() ? "0" : prompt_ids, "--prompt-ids");
+    auto ids = parse_id_list(prompt_ids.empty() ? "0" : prompt_ids, "--prompt-ids");
     if (!ids.ok()) return report_error("run", ids.status());
     if (batch < 1 || batch > 4096) return usage_error("run", "--batch must be in [1, 4096]");
     prompts.assign(size_t(batch), *ids);

@@ -177,6 +177,19 @@ hal::Result<std::vector<hal::DType>> parse_dtype_list(std::string_view text,
   return out;
 }
 
+hal::Result<std::vector<int32_t>> parse_id_list(std::string_view text, std::string_view what) {
+  std::vector<int32_t> ids;
+  for (const std::string& item : split_list(text)) {
+    int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (ec != std::errc() || ptr != item.data() + item.size() || v < INT32_MIN || v > INT32_MAX)
+      return hal::invalid_argument(fmt::format("{}: '{}' is not a token id", what, item));
+    ids.push_back(int32_t(v));
+  }
+  if (ids.empty()) return hal::invalid_argument(fmt::format("{}: no token ids given", what));
+  return ids;
+}
+
 hal::Result<std::vector<hal::Device*>> parse_device_list(const hal::Platform& platform,
                                                          std::string_view text) {
   std::vector<hal::Device*> out;

@@ -27,7 +27,8 @@
 //   status to the exit code (2 for bad input: invalid argument, not found, ABI mismatch;
 //   1 for work that failed). usage_error() prints a usage problem and returns 2.
 // - Lists: split_list(), parse_size_list() ("256,512" or "256..4096" doubling, with
-//   K/M/G suffixes), parse_dtype_list(), parse_device_list().
+//   K/M/G suffixes), parse_dtype_list(), parse_id_list(), parse_device_list(). These are
+//   fuzzed (tests/fuzz/fuzz_halctl_lists.cc).
 // - JSON: to_json() for DeviceInfo (the `halctl list` object), LinkInfo, MemoryStats,
 //   Telemetry and Status; print_json() writes indented JSON and a newline to stdout.
 // - Sources: source_of(info, field) finds the "source.*" property that says where a
@@ -101,6 +102,8 @@ std::vector<std::string> split_list(std::string_view text, char separator = ',')
 hal::Result<std::vector<uint64_t>> parse_size_list(std::string_view text, std::string_view what);
 // "f32,bf16" (any name hal::parse_dtype accepts).
 hal::Result<std::vector<hal::DType>> parse_dtype_list(std::string_view text, std::string_view what);
+// "1, 2,3" -> token ids (each an int32; at least one). `what` names the option in errors.
+hal::Result<std::vector<int32_t>> parse_id_list(std::string_view text, std::string_view what);
 // "cpu:0,npu:0" -> devices of `platform` (NOT_FOUND naming the known ids).
 hal::Result<std::vector<hal::Device*>> parse_device_list(const hal::Platform& platform,
                                                          std::string_view text);
