@@ -19,12 +19,18 @@
 //   CREATE_THROWS      the factory throws (the adapter must turn it into an error)
 //   BAD_PREFIX         its device reports the id prefix "Bad-Prefix"
 //   BAD_PEER           its device lists a link to device index 3 of 1
+//   NAN_BANDWIDTH      its device reports a memory bandwidth that is not a number
+//   COUNT_LIES         says 2 devices, but device_get(1) returns no device
+//   SAME_HANDLE        says 2 devices and returns the same handle for both
+//   HUGE_COUNT         says 5000 devices (more than the host accepts from one plugin)
+//   CREATE_NO_PLUGIN   plugin_create reports success but returns no plugin
 //   UNDEFINED_SYMBOL   needs a symbol nothing defines, so dlopen() fails
 //   BUGGY              a device with bugs chosen by the plugin option "bug" (wrong_add,
 //                      leak, write_outside, ignore_wait, drop_record, lost_event): the
 //                      CTS must catch each one
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -217,7 +223,11 @@ DeviceInfo describe() {
   info.name = "fixture device (" HAL_FIXTURE_NAME ")";
   info.memory_kind = "host";
   info.memory_bytes = uint64_t(1) << 30;
+#if defined(HAL_FIXTURE_NAN_BANDWIDTH)
+  info.memory_bandwidth_bytes_per_s = std::nan("");
+#else
   info.memory_bandwidth_bytes_per_s = 1e9;
+#endif
   info.peak_flops[DType::kF32] = 1e9;
   info.properties.emplace_back("source.memory_bytes", "fixed by the test fixture");
   LinkInfo host;
@@ -280,8 +290,19 @@ class FxDevice : public DeviceImpl {
 class FxPlugin : public plugin::PluginImpl {
  public:
   explicit FxPlugin(Bug bug) : device_(bug) {}
+#if defined(HAL_FIXTURE_COUNT_LIES)
+  uint32_t device_count() const override { return 2; }
+  DeviceImpl* device(uint32_t index) override { return index == 0 ? &device_ : nullptr; }
+#elif defined(HAL_FIXTURE_SAME_HANDLE)
+  uint32_t device_count() const override { return 2; }
+  DeviceImpl* device(uint32_t) override { return &device_; }
+#elif defined(HAL_FIXTURE_HUGE_COUNT)
+  uint32_t device_count() const override { return 5000; }
+  DeviceImpl* device(uint32_t) override { return &device_; }
+#else
   uint32_t device_count() const override { return 1; }
   DeviceImpl* device(uint32_t) override { return &device_; }
+#endif
 
  private:
   FxDevice device_;
@@ -356,6 +377,13 @@ const hal_plugin_api* table() {
   return &api;
 #elif defined(HAL_FIXTURE_NULL_TABLE)
   return nullptr;
+#elif defined(HAL_FIXTURE_CREATE_NO_PLUGIN)
+  static hal_plugin_api api = [] {
+    hal_plugin_api a = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.1.0");
+    a.plugin_create = [](hal_plugin_create_args*) -> hal_error* { return nullptr; };
+    return a;
+  }();
+  return &api;
 #else
   return plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.1.0");
 #endif
