@@ -75,6 +75,17 @@ struct Executor::Impl {
     std::vector<OpDescriptor> ops;  // kOp: one; kConcat: one per input; kWriteSlice: base
     // kTransfer
     TensorRef src, dst;
+    int32_t staged = -1;  // index into Impl::staged when staged through the host here
+  };
+  // A transfer between two plugins issued on the source's stream: device-to-host there,
+  // host-to-device on the destination's inbound stream, so both halves are device
+  // commands with records (the HAL's own staged copy is a host function that leaves
+  // none) and the copy does not block the issuing stream's thread.
+  struct Staged {
+    std::vector<uint8_t> host;
+    Event sent;    // on the source: the device-to-host half is done
+    Event landed;  // on the destination: the data is there
+    int32_t destination = 0;
   };
   struct Upload {
     ValueId value;
@@ -92,6 +103,9 @@ struct Executor::Impl {
   std::map<ValueId, TensorRef> output_ref;
   bool resolved = false;
   std::vector<StepRecord> pending;  // records taken from the streams, not yet handed out
+  std::vector<Staged> staged;
+  std::vector<int32_t> staged_of_step;       // by plan step: index into staged or -1
+  std::vector<std::vector<Stream>> inbound;  // per device: 0 or 1 stream for staged halves
   Timeline timeline;
 };
 
@@ -100,8 +114,10 @@ Executor::Executor(ExecutionPlan plan, ExecutorOptions options)
 
 Executor::~Executor() {
   // Streams drain their work when destroyed; destroy them before the arenas they use.
-  if (impl_)
+  if (impl_) {
+    impl_->inbound.clear();
     for (auto& d : impl_->devices) d.streams.clear();
+  }
 }
 
 Result<std::unique_ptr<Executor>> Executor::create(ExecutionPlan plan, ExecutorOptions options) {
@@ -147,6 +163,37 @@ Result<std::unique_ptr<Executor>> Executor::create(ExecutionPlan plan, ExecutorO
       state.uploads_done = std::move(*ev);
     }
     im.devices.push_back(std::move(state));
+  }
+  // Transfers between plugins issued on the source device's stream are staged here.
+  im.staged_of_step.assign(p.steps.size(), -1);
+  im.inbound.resize(p.devices.size());
+  for (size_t i = 0; i < p.steps.size(); ++i) {
+    const PlannedStep& ps = p.steps[i];
+    const Node& node = g.node(ps.node);
+    if (node.kind != NodeKind::kTransfer) continue;
+    const int32_t from = p.value_device[size_t(g.storage_root(node.inputs[0]))];
+    if (from < 0 || ps.stream_device() != from || from == ps.device) continue;
+    Device* src = p.devices[size_t(from)];
+    Device* dst = p.devices[size_t(ps.device)];
+    if (&src->plugin() == &dst->plugin()) continue;
+    Impl::Staged sg;
+    sg.destination = ps.device;
+    sg.host.resize(size_t(g.value(node.outputs[0]).desc.bytes()));
+    auto sent = src->create_event();
+    if (!sent.ok()) return sent.status().with_context("executor: event on " + src->id());
+    auto landed = dst->create_event();
+    if (!landed.ok()) return landed.status().with_context("executor: event on " + dst->id());
+    sg.sent = std::move(*sent);
+    sg.landed = std::move(*landed);
+    if (im.inbound[size_t(ps.device)].empty()) {
+      StreamOptions so;
+      so.record_commands = options.record_commands;
+      auto stream = dst->create_stream(so);
+      if (!stream.ok()) return stream.status().with_context("executor: stream on " + dst->id());
+      im.inbound[size_t(ps.device)].push_back(std::move(*stream));
+    }
+    im.staged_of_step[i] = int32_t(im.staged.size());
+    im.staged.push_back(std::move(sg));
   }
   for (int32_t producer : p.event_producer) {
     Device* dev = p.devices[size_t(p.steps[size_t(producer)].stream_device())];
@@ -325,6 +372,7 @@ Status Executor::run(const RunArgs& args) {
           if (!src.ok()) return ctx(src.status());
           st.src = *src;
           st.dst = *dst;
+          st.staged = im.staged_of_step[size_t(&ps - p.steps.data())];
           break;
         }
         default:
@@ -473,8 +521,23 @@ Status Executor::run(const RunArgs& args) {
         break;
       }
       case NodeKind::kTransfer: {
+        const uint64_t bytes = st.dst.desc.bytes();
+        if (st.staged >= 0) {
+          Impl::Staged& sg = im.staged[size_t(st.staged)];
+          Stream& in = im.inbound[size_t(sg.destination)][0];
+          Status s =
+              stream.copy_to_host(*st.src.buffer, st.src.offset_bytes, sg.host.data(), bytes, tag);
+          if (s.ok()) s = stream.record(sg.sent);
+          if (s.ok()) s = in.wait(sg.sent);
+          if (s.ok())
+            s = in.copy_from_host(sg.host.data(), *st.dst.buffer, st.dst.offset_bytes, bytes, tag);
+          if (s.ok()) s = in.record(sg.landed);
+          if (s.ok()) s = stream.wait(sg.landed);
+          if (!s.ok()) fail(ctx(s));
+          break;
+        }
         Status s = stream.copy(*st.src.buffer, st.src.offset_bytes, *st.dst.buffer,
-                               st.dst.offset_bytes, st.dst.desc.bytes(), tag);
+                               st.dst.offset_bytes, bytes, tag);
         if (!s.ok()) fail(ctx(s));
         break;
       }
@@ -510,10 +573,11 @@ Status Executor::run(const RunArgs& args) {
   }
   // Always drain every stream, so nothing still runs when we return.
   for (size_t d = 0; d < im.devices.size(); ++d)
-    for (Stream& s : im.devices[d].streams) {
-      Status st = s.synchronize();
-      if (!st.ok()) fail(st.with_context(async_failure_context(g, st, p.devices[d]->id())));
-    }
+    for (auto* list : {&im.devices[d].streams, &im.inbound[d]})
+      for (Stream& s : *list) {
+        Status st = s.synchronize();
+        if (!st.ok()) fail(st.with_context(async_failure_context(g, st, p.devices[d]->id())));
+      }
   if (first_error.ok())
     for (auto& d : im.devices) {
       auto t = Event::elapsed_seconds(d.run_start, d.run_end);
@@ -522,9 +586,10 @@ Status Executor::run(const RunArgs& args) {
   if (options_.record_commands) {
     std::vector<StepRecord> run_records;
     for (size_t d = 0; d < im.devices.size(); ++d)
-      for (Stream& s : im.devices[d].streams)
-        for (const CommandRecord& r : s.take_records())
-          run_records.push_back({int32_t(d), r.tag == 0 ? kNoNode : NodeId(r.tag - 1), r});
+      for (auto* list : {&im.devices[d].streams, &im.inbound[d]})
+        for (Stream& s : *list)
+          for (const CommandRecord& r : s.take_records())
+            run_records.push_back({int32_t(d), r.tag == 0 ? kNoNode : NodeId(r.tag - 1), r});
     if (first_error.ok()) im.timeline = build_timeline(p, run_records);
     im.pending.insert(im.pending.end(), run_records.begin(), run_records.end());
   }
@@ -666,9 +731,10 @@ std::vector<StepRecord> Executor::take_records() {
   std::vector<StepRecord> out = std::move(impl_->pending);
   impl_->pending.clear();
   for (size_t d = 0; d < impl_->devices.size(); ++d)
-    for (Stream& s : impl_->devices[d].streams)
-      for (const CommandRecord& r : s.take_records())
-        out.push_back({int32_t(d), r.tag == 0 ? kNoNode : NodeId(r.tag - 1), r});
+    for (auto* list : {&impl_->devices[d].streams, &impl_->inbound[d]})
+      for (Stream& s : *list)
+        for (const CommandRecord& r : s.take_records())
+          out.push_back({int32_t(d), r.tag == 0 ? kNoNode : NodeId(r.tag - 1), r});
   return out;
 }
 

@@ -114,14 +114,17 @@ RunReport build_run_report(const RunReportInput& in) {
           t.bytes += e.bytes_moved;
           t.seconds += e.seconds();
           t.measured = t.measured && e.measured;
-          // The source reads the payload; the destination writes it.
-          WorkStats copy = dr.total;
-          add(dr.total, e);
-          if (!e.measured) dr.total.bytes_read += e.bytes_moved;
-          if (decode) decode_bytes[size_t(e.device)] += copy_bytes(e);
-          if (!e.measured && e.peer >= 0 && size_t(e.peer) < n_dev) {
-            rep.devices[size_t(e.peer)].total.bytes_written += e.bytes_moved;
-            if (decode) decode_bytes[size_t(e.peer)] += e.bytes_moved;
+          // The source reads the payload, the destination writes it (as their records
+          // say when measured; the payload when modelled).
+          const uint64_t rd = e.measured ? e.bytes_read : e.bytes_moved;
+          const uint64_t wr = e.measured ? e.bytes_written : e.bytes_moved;
+          ++dr.total.commands;
+          dr.total.busy_s += e.seconds();
+          dr.total.bytes_read += rd;
+          if (decode) decode_bytes[size_t(e.device)] += rd;
+          if (e.peer >= 0 && size_t(e.peer) < n_dev) {
+            rep.devices[size_t(e.peer)].total.bytes_written += wr;
+            if (decode) decode_bytes[size_t(e.peer)] += wr;
           }
           break;
         }

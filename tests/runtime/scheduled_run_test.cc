@@ -258,6 +258,11 @@ TEST(Timeline, StepsStartAfterTheirDependencies) {
       if (e.kind == TimelineEntry::Kind::kOp) {
         EXPECT_GT(e.commands, 0) << g.node(e.node).name;
       }
+      if (e.kind == TimelineEntry::Kind::kTransfer) {
+        EXPECT_EQ(e.commands, 2) << g.node(e.node).name;  // staged: out of one, into the other
+        EXPECT_TRUE(e.measured);
+        EXPECT_NE(e.peer, e.device);
+      }
     }
     EXPECT_GT(run.timeline.busy_seconds(0), 0);
     EXPECT_GT(run.timeline.busy_seconds(1), 0);
@@ -311,7 +316,12 @@ TEST(RunReport, DecodeBytesPerTokenCoverTheWeightsWithoutInflation) {
   }
   EXPECT_EQ(placed, (*session)->weight_bytes());
   ASSERT_FALSE(rep.transfers.empty());
-  for (const TransferReport& t : rep.transfers) EXPECT_GT(t.bytes, 0u);
+  for (const TransferReport& t : rep.transfers) {
+    EXPECT_GT(t.bytes, 0u);
+    EXPECT_GT(t.seconds, 0);
+    // Issued on the source's copy stream: device-to-host and host-to-device, both recorded.
+    EXPECT_TRUE(t.measured) << t.from << " -> " << t.to;
+  }
   ASSERT_EQ(rep.phases.size(), 2u);
   EXPECT_EQ(rep.phases[0].name, "prefill");
   EXPECT_EQ(rep.phases[1].name, "decode");

@@ -31,9 +31,12 @@
 //   records say it took on its device (simulated NPU time, measured CPU time), and
 //   starts when its stream is free and the events it waits for are recorded (the plan's
 //   dependencies), after the uploads. Timestamps of different devices share no epoch,
-//   so durations, not timestamps, are what cross devices. A copy staged through the
-//   host between two plugins leaves no device record; its duration is modelled from the
-//   link (Platform::link: latency + bytes / bandwidth) and marked as not measured.
+//   so durations, not timestamps, are what cross devices. A transfer between two
+//   plugins issued on the source's stream runs as device-to-host there and host-to-device
+//   on an inbound stream of the destination (both recorded; the transfer lasts their
+//   sum); one issued on the destination's stream is the HAL's host-staged copy, which
+//   leaves no record: its duration is modelled from the link (Platform::link: latency +
+//   bytes / bandwidth) and marked as not measured.
 //
 // Lifetime: the executor owns its arenas, streams and events, and keeps pointers to
 // the bound buffers and the plan's devices: the Platform and the bound buffers must
