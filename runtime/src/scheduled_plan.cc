@@ -529,6 +529,28 @@ Result<ExecutionPlan> SchedulingPlanner::plan(std::shared_ptr<const Graph> graph
   if (any_pin) so.task_pins = pins;
   auto sched = scheduler::schedule(pb, so);
   if (!sched.ok()) return sched.status().with_context("placing the graph on the devices");
+  // A split that the model says saves less than min_gain of the time is within the
+  // model's error, while the weights it duplicates and the transfers it adds are real:
+  // keep everything on the fastest device then (when that holds no more memory).
+  if (options_.algorithm == scheduler::Algorithm::kAuto && !sched->transfers.empty()) {
+    double fastest = scheduler::kInfinity;
+    for (const scheduler::CandidateResult& c : sched->candidates)
+      if (c.algorithm == scheduler::Algorithm::kAllOnFastest) fastest = c.makespan;
+    if (sched->makespan >= (1.0 - options_.min_gain) * fastest) {
+      scheduler::Options fo = so;
+      fo.algorithm = scheduler::Algorithm::kAllOnFastest;
+      auto alt = scheduler::schedule(pb, fo);
+      auto resident = [](const scheduler::Schedule& x) {
+        uint64_t total = 0;
+        for (const scheduler::DeviceMemory& m : x.memory) total += m.resident_bytes;
+        return total;
+      };
+      if (alt.ok() && resident(*alt) <= resident(*sched)) {
+        alt->candidates = sched->candidates;
+        sched = std::move(alt);
+      }
+    }
+  }
   const scheduler::Schedule& s = *sched;
   HAL_ASSIGN_OR_RETURN(ExecutionPlan plan, plan_from_schedule(graph, devices_, tasks, s));
 
@@ -540,6 +562,7 @@ Result<ExecutionPlan> SchedulingPlanner::plan(std::shared_ptr<const Graph> graph
   rec.placement = scheduler::format_placement(scheduler::placement_of(pb, s));
   rec.memory = s.memory;
   rec.transfers = int64_t(s.transfers.size());
+  rec.candidates = s.candidates;
   for (const scheduler::Fallback& f : s.fallbacks) {
     PlacementFallback pf;
     pf.node = tasks.tasks.task(f.task).name;

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <fstream>
 
 namespace halctl {
@@ -88,7 +89,12 @@ nlohmann::json placement_json(const hal::runtime::SchedulingPlanner& p) {
                            {"chosen", device_id(p, f.chosen_device)},
                            {"reason", f.reason},
                            {"cost_s", f.cost_s}});
+    nlohmann::json candidates = nlohmann::json::object();
+    for (const hal::scheduler::CandidateResult& c : g.candidates)
+      candidates[std::string(hal::scheduler::algorithm_name(c.algorithm))] =
+          std::isfinite(c.makespan) ? nlohmann::json(c.makespan) : nlohmann::json(c.failure);
     graphs.push_back({{"tasks", g.tasks},
+                      {"candidates_makespan_s", candidates},
                       {"algorithm", std::string(hal::scheduler::algorithm_name(g.algorithm))},
                       {"predicted_makespan_s", g.predicted_makespan_s},
                       {"placement", g.placement},

@@ -38,6 +38,10 @@
 //   with strict_placement a fallback is an error naming the op and the devices.
 // - Memory capacity: the scheduler keeps each device's weights + KV caches + activation
 //   peak within DeviceInfo::memory_bytes, splitting a model by layers when it must.
+// - With kAuto, a placement that crosses devices must predict at least `min_gain` (1%)
+//   less time than everything on the fastest device; a smaller gain is within the cost
+//   model's error, while the weights it duplicates (an embedding table tied to the LM
+//   head) and its transfers are certain.
 //
 // Threading: build_graph_tasks / plan_from_assignment are pure functions. A
 // SchedulingPlanner is used by one session at a time (its planner() may be called from
@@ -111,6 +115,9 @@ struct SchedulingOptions {
   std::function<bool(const Device&, const OpSpec&)> supports;
   // Capacity each device may use (0 = DeviceInfo::memory_bytes); by index of devices.
   std::vector<uint64_t> capacity_bytes;
+  // kAuto: a placement with transfers must beat all-on-fastest by this fraction of its
+  // predicted makespan, else all-on-fastest is used (when it holds no more memory).
+  double min_gain = 0.01;
 };
 
 struct PlacementFallback {
@@ -134,7 +141,8 @@ struct ScheduledGraph {
   std::vector<PlacementFallback> fallbacks;
   std::vector<scheduler::DeviceMemory> memory;  // per device
   int64_t transfers = 0;
-  double scheduling_seconds = 0;  // wall time the scheduler took
+  double scheduling_seconds = 0;                       // wall time the scheduler took
+  std::vector<scheduler::CandidateResult> candidates;  // kAuto: each algorithm's makespan
 };
 
 class SchedulingPlanner : public std::enable_shared_from_this<SchedulingPlanner> {
