@@ -531,8 +531,10 @@ Result<ExecutionPlan> SchedulingPlanner::plan(std::shared_ptr<const Graph> graph
   if (!sched.ok()) return sched.status().with_context("placing the graph on the devices");
   // A split that the model says saves less than min_gain of the time is within the
   // model's error, while the weights it duplicates and the transfers it adds are real:
-  // keep everything on the fastest device then (when that holds no more memory).
-  if (options_.algorithm == scheduler::Algorithm::kAuto && !sched->transfers.empty()) {
+  // keep everything on the fastest device then (when that holds no more memory). Only
+  // for free placements: pins say where the user or the first graph wants things.
+  if (options_.algorithm == scheduler::Algorithm::kAuto && placement_.empty() && !any_pin &&
+      !sched->transfers.empty()) {
     double fastest = scheduler::kInfinity;
     for (const scheduler::CandidateResult& c : sched->candidates)
       if (c.algorithm == scheduler::Algorithm::kAllOnFastest) fastest = c.makespan;

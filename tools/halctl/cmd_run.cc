@@ -370,8 +370,9 @@ int cmd_run(const Args& args) {
                  hal::format_seconds(ph.predicted_makespan_s));
     if (outputs->decode_tokens > 0)
       for (const hal::runtime::DeviceReport& d : outputs->devices)
-        fmt::print("hbm        {}: {} per decode token (weights there {})\n", d.id,
-                   hal::format_bytes(uint64_t(d.decode_hbm_bytes_per_token)),
+        fmt::print("hbm        {}: {} per decode token (weights read in full there {}, held {})\n",
+                   d.id, hal::format_bytes(uint64_t(d.decode_hbm_bytes_per_token)),
+                   hal::format_bytes(d.decode_streamed_weight_bytes),
                    hal::format_bytes(d.decode_weight_bytes));
     if (!placing.report_path.empty()) fmt::print("report     {}\n", placing.report_path);
     if (!placing.trace_path.empty()) fmt::print("trace      {}\n", placing.trace_path);
