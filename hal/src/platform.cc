@@ -308,8 +308,16 @@ Result<Device*> Platform::device(std::string_view id) const {
     if (d->id() == id) return d;
   std::string known;
   for (Device* d : device_ptrs_) known += (known.empty() ? "" : ", ") + d->id();
+  // A device is often missing because its plugin was refused (a bad option, a wrong
+  // ABI): name those plugins and why, so the user need not run 'halctl plugins'.
+  std::string refused;
+  for (const PluginReport& r : reports_) {
+    if (r.loaded || r.reason.rfind("shadowed", 0) == 0 || r.reason.rfind("not selected", 0) == 0)
+      continue;
+    refused += "; plugin " + (r.name.empty() ? r.path : r.name) + " was refused: " + r.reason;
+  }
   return not_found("unknown device '" + std::string(id) +
-                   "' (devices: " + (known.empty() ? "none" : known) + ")");
+                   "' (devices: " + (known.empty() ? "none" : known) + ")" + refused);
 }
 
 LinkInfo Platform::link(const Device* from, const Device* to) const {

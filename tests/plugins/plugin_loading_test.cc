@@ -141,6 +141,12 @@ TEST_P(RefusedPlugin, IsRejectedWithAReasonAndPresentsNoDevice) {
     EXPECT_NE(r->reason.find(needle), std::string::npos) << "reason: " << r->reason;
   EXPECT_TRUE(r->device_ids.empty());
   EXPECT_TRUE(p->devices().empty());
+  // Asking for a device then says which plugin was refused and why.
+  auto d = p->device("fix:0");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(d.status().message().find("was refused: " + r->reason), std::string::npos)
+      << d.status().to_string();
 }
 
 INSTANTIATE_TEST_SUITE_P(
