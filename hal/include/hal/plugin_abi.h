@@ -96,7 +96,12 @@ typedef enum hal_status_code {
   HAL_STATUS_DEADLINE_EXCEEDED = 9,
   HAL_STATUS_DATA_LOSS = 10,
   HAL_STATUS_ABI_MISMATCH = 11,
-  HAL_STATUS_ABORTED = 12
+  HAL_STATUS_ABORTED = 12,
+  /* Never returned. They make every 32-bit value a value of this type, so a host reading
+   * a code it does not know (a newer or a buggy plugin) has defined behaviour in C++ and
+   * maps it to INTERNAL instead of loading an out-of-range enum. */
+  HAL_STATUS_RANGE_MIN_ = -2147483647 - 1,
+  HAL_STATUS_RANGE_MAX_ = 2147483647
 } hal_status_code;
 
 /* ---- element types (same values as hal::DType) -------------------------------- */
