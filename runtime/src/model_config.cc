@@ -82,6 +82,19 @@ struct Reader {
   }
 };
 
+// Norm epsilons are applied in f32: one that is not a positive, finite float (1e64 would
+// become infinity, 1e-50 zero) is malformed input.
+float norm_epsilon(Reader& r, const char* key, double fallback) {
+  const double v = r.number(key, fallback);
+  const float f = float(v);
+  if (!(v > 0) || !std::isfinite(f) || !(f > 0)) {
+    r.fail(std::string("'") + key + "' must be a positive number a float can hold, got " +
+           json(v).dump());
+    return float(fallback);
+  }
+  return f;
+}
+
 }  // namespace
 
 std::string_view model_family_name(ModelFamily family) {
@@ -110,7 +123,7 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
                            : std::optional<int64_t>(1024);
     c.max_positions = r.integer("n_positions", n_ctx);
     c.intermediate_size = r.integer("n_inner", 4 * c.hidden_size);
-    c.norm_eps = float(r.number("layer_norm_epsilon", 1e-5));
+    c.norm_eps = norm_epsilon(r, "layer_norm_epsilon", 1e-5);
     const std::string act = r.string("activation_function", "gelu_new");
     if (act == "gelu_new" || act == "gelu_pytorch_tanh" || act == "gelu_fast") {
       c.gelu = GeluApproximation::kTanh;
@@ -132,7 +145,7 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
     c.num_kv_heads = r.integer("num_key_value_heads", c.num_heads);
     c.intermediate_size = r.integer("intermediate_size");
     c.max_positions = r.integer("max_position_embeddings", 2048);
-    c.norm_eps = float(r.number("rms_norm_eps", 1e-6));
+    c.norm_eps = norm_epsilon(r, "rms_norm_eps", 1e-6);
     c.rope_theta = r.number("rope_theta", 10000.0);
     if (!(c.rope_theta > 0)) r.fail("'rope_theta' must be > 0");
     const std::string act = r.string("hidden_act", "silu");
