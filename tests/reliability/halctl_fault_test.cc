@@ -12,39 +12,23 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include "support/cli_run.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
+using hal::test::CliRun;
 
 CliRun halctl_run(const std::string& args) {
-  const fs::path err_file =
-      fs::temp_directory_path() / ("halctl_fault_test_err_" + std::to_string(::getpid()));
   // Two simulated ATOMs computing in exact fp32, and nothing from the environment.
-  const std::string cmd = "env -u HAL_NPU_SIM -u HAL_NPU_SIM_FAULTS -u HAL_NPU_SIM_CONFIG " +
-                          std::string(HALCTL_PATH) +
-                          " run --model gpt2-tiny --devices npu:0,npu:1 --prompts '1,2,3;4,5' "
-                          "--max-new-tokens 6 --plugin-option npu_sim.devices=atom,atom "
-                          "--plugin-option npu_sim.compute_precision=fp32 " +
-                          args + " 2>" + err_file.string() + " </dev/null";
-  CliRun r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_file);
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  fs::remove(err_file);
-  return r;
+  return hal::test::run_command_line(
+      "env -u HAL_NPU_SIM -u HAL_NPU_SIM_FAULTS -u HAL_NPU_SIM_CONFIG " + std::string(HALCTL_PATH) +
+      " run --model gpt2-tiny --devices npu:0,npu:1 --prompts '1,2,3;4,5' "
+      "--max-new-tokens 6 --plugin-option npu_sim.devices=atom,atom "
+      "--plugin-option npu_sim.compute_precision=fp32 " +
+      args);
 }
 
 const std::string kFault = "--plugin-option npu_sim.faults=npu:0:lost@op=30";

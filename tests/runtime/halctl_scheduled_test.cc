@@ -16,34 +16,17 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include "support/cli_run.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
+using hal::test::CliRun;
 
 CliRun halctl(const std::string& args) {
-  const fs::path err_file =
-      fs::temp_directory_path() / ("halctl_sched_test_err_" + std::to_string(::getpid()));
-  const std::string cmd =
-      std::string(HALCTL_PATH) + " " + args + " 2>" + err_file.string() + " </dev/null";
-  CliRun r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_file);
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  fs::remove(err_file);
-  return r;
+  return hal::test::run_command_line(std::string(HALCTL_PATH) + " " + args);
 }
 
 fs::path temp_path(const std::string& name) {
