@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "hal/file_io.h"
+
 namespace hal::npu_sim {
 
 namespace {
@@ -62,11 +64,8 @@ struct ConfigFile {
 
 Result<ConfigFile> load_config_file(const std::string& path) {
   const std::string where = "config file " + path;
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return not_found(where + ": cannot be read");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string text = ss.str();
+  HAL_ASSIGN_OR_RETURN(const std::string text,
+                       read_regular_file(path, "config file", uint64_t(16) << 20));
   json doc;
   try {
     doc = json::parse(text);

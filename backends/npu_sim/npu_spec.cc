@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "hal/file_io.h"
 #include "hal/units.h"
 
 namespace hal::npu_sim {
@@ -554,12 +555,9 @@ Result<DeviceSpec> parse_spec(std::string_view json_text, const std::string& ori
 }
 
 Result<DeviceSpec> load_spec_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return not_found("spec file " + path + ": cannot be read");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) return not_found("spec file " + path + ": read error");
-  return parse_spec(ss.str(), "spec file " + path);
+  HAL_ASSIGN_OR_RETURN(const std::string text,
+                       read_regular_file(path, "spec file", uint64_t(16) << 20));
+  return parse_spec(text, "spec file " + path);
 }
 
 }  // namespace hal::npu_sim

@@ -12,20 +12,17 @@
 #include <set>
 #include <sstream>
 
+#include "hal/file_io.h"
+
 namespace hal::runtime {
 
 namespace fs = std::filesystem;
 
 namespace {
 
+// config.json and the shard index: JSON text, never near this size in a real checkpoint.
 Result<std::string> read_text_file(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return not_found(path + ": no such file");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return invalid_argument(path + ": cannot read");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_regular_file(path, "", uint64_t(64) << 20);
 }
 
 std::string shape_str(const Shape& s) { return s.to_string(); }

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "hal/file_io.h"
 #include "hal/runtime/graph.h"
 #include "hal/runtime/memory_plan.h"
 #include "hal/runtime/model.h"
@@ -76,12 +77,7 @@ std::string lower(std::string_view s) {
 }
 
 Result<std::string> read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return not_found("model config " + path.string() + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return invalid_argument("model config " + path.string() + ": read failed");
-  return ss.str();
+  return read_regular_file(path.string(), "model config", uint64_t(64) << 20);
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "hal/file_io.h"
+
 namespace hal::runtime {
 
 namespace {
@@ -183,30 +185,19 @@ Result<SafetensorsHeader> parse_safetensors(std::span<const uint8_t> bytes,
 // ---- MappedFile ------------------------------------------------------------------
 
 Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT) return not_found(path + ": no such file");
-    return invalid_argument(path + ": cannot open: " + std::strerror(err));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return invalid_argument(path + ": not a regular file");
-  }
+  // A FIFO or device named as a weights file is refused, not waited on (file_io.h).
+  HAL_ASSIGN_OR_RETURN(OpenedFile file, open_regular_file(path, ""));
   std::unique_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
-  f->size_ = size_t(st.st_size);
+  f->size_ = size_t(file.size_bytes);
   if (f->size_ > 0) {
-    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, file.fd.get(), 0);
     if (p == MAP_FAILED) {
       const int err = errno;
-      ::close(fd);
       return invalid_argument(path + ": cannot map: " + std::strerror(err));
     }
     f->data_ = static_cast<const uint8_t*>(p);
   }
-  ::close(fd);
   return f;
 }
 

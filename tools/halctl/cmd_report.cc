@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "common.h"
+#include "hal/file_io.h"
 #include "hal/runtime/run_report.h"
 
 namespace halctl {
@@ -33,11 +34,9 @@ int cmd_report(const Args& args) {
                              "halctl report FILE [--roofline OUT.svg] [--json]"))
     return *stop;
   if (file.empty()) return usage_error("report", "give the report file (halctl run --report)");
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return report_error("report", hal::not_found("cannot read report '" + file + "'"));
-  std::stringstream text;
-  text << in.rdbuf();
-  auto report = hal::runtime::parse_run_report(text.str(), file);
+  auto text = hal::read_regular_file(file, "report", uint64_t(1) << 30);
+  if (!text.ok()) return report_error("report", text.status());
+  auto report = hal::runtime::parse_run_report(*text, file);
   if (!report.ok()) return report_error("report", report.status());
   if (!roofline.empty()) {
     std::ofstream out(roofline, std::ios::binary);

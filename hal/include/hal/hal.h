@@ -7,6 +7,7 @@
 #include "hal/device_info.h"
 #include "hal/dtype.h"
 #include "hal/event.h"
+#include "hal/file_io.h"
 #include "hal/op.h"
 #include "hal/op_descriptor.h"
 #include "hal/platform.h"

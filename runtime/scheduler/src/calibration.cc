@@ -14,6 +14,7 @@
 #include <map>
 #include <sstream>
 
+#include "hal/file_io.h"
 #include "hal/scheduler/cost_model.h"
 
 #if HAL_SCHEDULER_HAVE_JSON
@@ -357,13 +358,9 @@ Result<Calibration> parse_calibration(std::string_view, std::string_view origin)
 #endif
 
 Result<Calibration> load_calibration(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return not_found("calibration " + path.string() + ": cannot open: " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return internal_error("calibration " + path.string() + ": read failed");
-  return parse_calibration(ss.str(), path.string());
+  HAL_ASSIGN_OR_RETURN(std::string text,
+                       read_regular_file(path.string(), "calibration", uint64_t(16) << 20));
+  return parse_calibration(text, path.string());
 }
 
 Status save_calibration(const Calibration& cal, const std::filesystem::path& path) {
