@@ -3,6 +3,7 @@
 // for bad input.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -152,6 +153,55 @@ TEST(HalctlRun, BadInputExitsTwoWithAClearMessage) {
     EXPECT_EQ(r.out, "") << c.args;
   }
   fs::remove_all(bad_config);
+}
+
+TEST(HalctlRun, AnEmptyPromptIsRefusedNotReplaced) {
+  // An empty list is an error; only an absent --prompt-ids means the one-token prompt 0.
+  CliRun empty = halctl("--model gpt2-tiny --prompt-ids \"\" --max-new-tokens 2");
+  EXPECT_EQ(empty.exit_code, 2) << empty.err;
+  EXPECT_THAT(empty.err, HasSubstr("--prompt-ids: no token ids given"));
+  EXPECT_EQ(empty.out, "");
+  CliRun none = halctl("--model gpt2-tiny --prompts \"\" --max-new-tokens 2");
+  EXPECT_EQ(none.exit_code, 2) << none.err;
+  EXPECT_THAT(none.err, HasSubstr("--prompts holds no prompt"));
+  CliRun absent = halctl("--model gpt2-tiny --max-new-tokens 2 --json");
+  ASSERT_EQ(absent.exit_code, 0) << absent.err;
+  auto j = nlohmann::json::parse(absent.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << absent.out;
+  EXPECT_EQ(j["prompt_ids"], nlohmann::json::array({0}));
+}
+
+TEST(HalctlRun, AFifoOrDeviceInAModelDirectoryIsRefusedWithoutWaiting) {
+  // Opening a FIFO for reading waits for a writer; halctl must refuse it at once. The
+  // `timeout` turns a regression (a hang) into a failure instead of a stuck suite.
+  testmodels::Spec s;
+  const fs::path dir = temp_path("fifo_model");
+  fs::remove_all(dir);
+  testmodels::write_checkpoint(dir, s, testmodels::make_weights(s, testmodels::FileDType::kF32),
+                               testmodels::WriteOptions{});
+  const std::string run_args = "--model " + dir.string() + " --prompt-ids 1 --max-new-tokens 1";
+  auto run_bounded = [&] {
+    return hal::test::run_command_line("timeout 60 " + std::string(HALCTL_PATH) + " run " +
+                                       run_args);
+  };
+  fs::remove(dir / "model.safetensors");
+  ASSERT_EQ(::mkfifo((dir / "model.safetensors").c_str(), 0600), 0);
+  CliRun weights = run_bounded();
+  EXPECT_EQ(weights.exit_code, 2) << weights.err;
+  EXPECT_THAT(weights.err, HasSubstr("model.safetensors: is a FIFO, not a regular file"));
+
+  fs::remove(dir / "config.json");
+  ASSERT_EQ(::mkfifo((dir / "config.json").c_str(), 0600), 0);
+  CliRun config = run_bounded();
+  EXPECT_EQ(config.exit_code, 2) << config.err;
+  EXPECT_THAT(config.err, HasSubstr("config.json: is a FIFO, not a regular file"));
+
+  fs::remove(dir / "config.json");
+  fs::create_symlink("/dev/zero", dir / "config.json");
+  CliRun device = run_bounded();
+  EXPECT_EQ(device.exit_code, 2) << device.err;
+  EXPECT_THAT(device.err, HasSubstr("is a character device"));
+  fs::remove_all(dir);
 }
 
 TEST(HalctlRun, SeveralDevicesSplitLayersWithTheSameTokens) {

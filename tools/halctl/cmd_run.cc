@@ -120,7 +120,9 @@ int cmd_run(const Args& args) {
                      "gpt2-tiny, gpt2-small-random, llama-tiny")(
       "devices", po::value<std::string>(&devices_text)->default_value(devices_text),
       "devices to run on, e.g. cpu:0 or cpu:0,npu:0 (several: blocks split by layer ranges)")(
-      "prompt-ids", po::value<std::string>(&prompt_ids), "prompt token ids, e.g. 1,2,3")(
+      "prompt-ids", po::value<std::string>(&prompt_ids),
+      "prompt token ids, e.g. 1,2,3 (without --prompt-ids or --prompts: the one-token "
+      "prompt 0; an empty list is refused)")(
       "prompts", po::value<std::string>(&prompts_text),
       "several prompts run as one batch, ';'-separated: \"1,2,3;4,5\"")(
       "batch", po::value<int64_t>(&batch)->default_value(1),
@@ -151,9 +153,9 @@ int cmd_run(const Args& args) {
 
   // Prompts.
   std::vector<std::vector<int32_t>> prompts;
-  if (!prompts_text.empty() && !prompt_ids.empty())
+  if (vm.count("prompts") && vm.count("prompt-ids"))
     return usage_error("run", "give --prompt-ids or --prompts, not both");
-  if (!prompts_text.empty()) {
+  if (vm.count("prompts")) {
     for (const std::string& p : split_list(prompts_text, ';')) {
       auto ids = parse_id_list(p, "--prompts");
       if (!ids.ok()) return report_error("run", ids.status());
@@ -161,7 +163,9 @@ int cmd_run(const Args& args) {
     }
     if (prompts.empty()) return usage_error("run", "--prompts holds no prompt");
   } else {
-    auto ids = parse_id_list(prompt_ids.empty() ? "0" : prompt_ids, "--prompt-ids");
+    // No prompt given: the documented one-token prompt 0. A given but empty list is an
+    // error (parse_id_list), never silently that default.
+    auto ids = parse_id_list(vm.count("prompt-ids") ? prompt_ids : "0", "--prompt-ids");
     if (!ids.ok()) return report_error("run", ids.status());
     if (batch < 1 || batch > 4096) return usage_error("run", "--batch must be in [1, 4096]");
     prompts.assign(size_t(batch), *ids);
