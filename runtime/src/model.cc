@@ -89,7 +89,10 @@ Result<std::unique_ptr<Model>> open_checkpoint(const std::string& dir) {
   if (!fs::is_directory(dir, ec)) return invalid_argument("'" + dir + "' is not a directory");
   const std::string config_path = (fs::path(dir) / "config.json").string();
   auto text = read_text_file(config_path);
-  if (!text.ok()) return not_found(dir + ": no config.json");
+  if (!text.ok()) {
+    if (text.status().code() == StatusCode::kNotFound) return not_found(dir + ": no config.json");
+    return text.status();  // there but not readable as a file: say what it is
+  }
   HAL_ASSIGN_OR_RETURN(ModelConfig config, parse_model_config(*text, config_path));
 
   std::unique_ptr<Model> m(new Model());
