@@ -198,10 +198,11 @@ class CpuDevice : public DeviceImpl {
   const DeviceInfo& info() const override { return info_; }
   bool supports(const OpSpec& spec) const override { return kernel_supports(spec); }
 
-  Result<BufferImpl*> allocate(uint64_t size, MemoryKind kind, uint64_t alignment) override {
+  Result<std::unique_ptr<BufferImpl>> allocate(uint64_t size, MemoryKind kind,
+                                               uint64_t alignment) override {
     if (kind == MemoryKind::kVirtual) {
       HAL_RETURN_IF_ERROR(memory_.reserve(size));
-      return static_cast<BufferImpl*>(new CpuBuffer(this, size, kind, nullptr, &memory_));
+      return std::unique_ptr<BufferImpl>(new CpuBuffer(this, size, kind, nullptr, &memory_));
     }
     const uint64_t align = alignment > 64 ? alignment : 64;
     const uint64_t rounded = (size + align - 1) / align * align;
@@ -212,13 +213,15 @@ class CpuDevice : public DeviceImpl {
       memory_.release(size);
       return out_of_memory("the OS refused " + std::to_string(size) + " bytes");
     }
-    return static_cast<BufferImpl*>(new CpuBuffer(this, size, kind, data, &memory_));
+    return std::unique_ptr<BufferImpl>(new CpuBuffer(this, size, kind, data, &memory_));
   }
 
-  Result<StreamImpl*> create_stream(uint32_t flags) override {
-    return static_cast<StreamImpl*>(new CpuStream(flags));
+  Result<std::unique_ptr<StreamImpl>> create_stream(uint32_t flags) override {
+    return std::unique_ptr<StreamImpl>(new CpuStream(flags));
   }
-  Result<EventImpl*> create_event() override { return static_cast<EventImpl*>(new HostEvent()); }
+  Result<std::unique_ptr<EventImpl>> create_event() override {
+    return std::unique_ptr<EventImpl>(new HostEvent());
+  }
   MemoryStats memory_stats() const override { return memory_.stats(); }
 
  private:

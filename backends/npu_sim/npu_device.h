@@ -92,9 +92,10 @@ class NpuDevice : public plugin::DeviceImpl {
   // DeviceImpl
   const DeviceInfo& info() const override { return info_; }
   bool supports(const OpSpec& spec) const override;
-  Result<plugin::BufferImpl*> allocate(uint64_t size, MemoryKind kind, uint64_t alignment) override;
-  Result<plugin::StreamImpl*> create_stream(uint32_t flags) override;
-  Result<plugin::EventImpl*> create_event() override;
+  Result<std::unique_ptr<plugin::BufferImpl>> allocate(uint64_t size, MemoryKind kind,
+                                                       uint64_t alignment) override;
+  Result<std::unique_ptr<plugin::StreamImpl>> create_stream(uint32_t flags) override;
+  Result<std::unique_ptr<plugin::EventImpl>> create_event() override;
   MemoryStats memory_stats() const override;
   Result<Telemetry> telemetry() const override;
 

@@ -342,7 +342,8 @@ class TemplateDevice : public DeviceImpl {
     return spec.output.dtype == DType::kF32;
   }
 
-  Result<BufferImpl*> allocate(uint64_t size, MemoryKind kind, uint64_t alignment) override {
+  Result<std::unique_ptr<BufferImpl>> allocate(uint64_t size, MemoryKind kind,
+                                               uint64_t alignment) override {
     // Virtual buffers (sizes without storage, for planning) are optional; say so.
     if (kind == MemoryKind::kVirtual)
       return hal::unimplemented("the template device has no virtual (timing-only) memory");
@@ -355,13 +356,16 @@ class TemplateDevice : public DeviceImpl {
       memory_.release(size);
       return hal::out_of_memory("the host refused " + std::to_string(size) + " bytes");
     }
-    return static_cast<BufferImpl*>(new TemplateBuffer(this, size, kind, data, &memory_));
+    return std::unique_ptr<BufferImpl>(new TemplateBuffer(this, size, kind, data, &memory_));
   }
 
-  Result<StreamImpl*> create_stream(uint32_t flags) override {
-    return static_cast<StreamImpl*>(new TemplateStream(flags));
+  // New objects go to the adapter as unique_ptrs: it owns them behind the C handles.
+  Result<std::unique_ptr<StreamImpl>> create_stream(uint32_t flags) override {
+    return std::unique_ptr<StreamImpl>(new TemplateStream(flags));
   }
-  Result<EventImpl*> create_event() override { return static_cast<EventImpl*>(new HostEvent()); }
+  Result<std::unique_ptr<EventImpl>> create_event() override {
+    return std::unique_ptr<EventImpl>(new HostEvent());
+  }
   hal::MemoryStats memory_stats() const override { return memory_.stats(); }
   // telemetry() is optional: the default reports none.
 

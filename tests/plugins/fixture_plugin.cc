@@ -255,7 +255,8 @@ class FxDevice : public DeviceImpl {
         return false;
     return spec.output.dtype != DType::kFP8E4M3 && spec.output.dtype != DType::kFP8E5M2;
   }
-  Result<BufferImpl*> allocate(uint64_t size, MemoryKind kind, uint64_t alignment) override {
+  Result<std::unique_ptr<BufferImpl>> allocate(uint64_t size, MemoryKind kind,
+                                               uint64_t alignment) override {
     const uint64_t align = std::max<uint64_t>(alignment, 64);
     HAL_RETURN_IF_ERROR(memory_.reserve(size));
     void* data = nullptr;
@@ -266,13 +267,15 @@ class FxDevice : public DeviceImpl {
         return out_of_memory("host allocation failed");
       }
     }
-    return static_cast<BufferImpl*>(
+    return std::unique_ptr<BufferImpl>(
         new FxBuffer(this, size, kind, data, &memory_, bug_ == Bug::kLeak));
   }
-  Result<StreamImpl*> create_stream(uint32_t flags) override {
-    return static_cast<StreamImpl*>(new FxStream(flags, bug_));
+  Result<std::unique_ptr<StreamImpl>> create_stream(uint32_t flags) override {
+    return std::unique_ptr<StreamImpl>(new FxStream(flags, bug_));
   }
-  Result<EventImpl*> create_event() override { return static_cast<EventImpl*>(new HostEvent()); }
+  Result<std::unique_ptr<EventImpl>> create_event() override {
+    return std::unique_ptr<EventImpl>(new HostEvent());
+  }
   MemoryStats memory_stats() const override { return memory_.stats(); }
   Result<Telemetry> telemetry() const override {
     Telemetry t;

@@ -22,9 +22,10 @@
 //   out of memory), so nothing unwinds into the host;
 // - error messages are returned as hal_error objects the host frees.
 //
-// Lifetime: the host destroys every buffer, stream and event before the plugin. The
-// adapter deletes BufferImpl/StreamImpl/EventImpl objects with `delete` when the host
-// frees them; DeviceImpl objects are owned by the PluginImpl.
+// Lifetime: the host destroys every buffer, stream and event before the plugin. A device
+// hands each new BufferImpl/StreamImpl/EventImpl to the adapter as a std::unique_ptr; the
+// adapter owns it behind the C handle and deletes it when the host frees that handle.
+// DeviceImpl objects are owned by the PluginImpl.
 //
 // Threading: the adapter adds no locks; a plugin's classes must be thread-safe as
 // plugin_abi.h describes.
@@ -177,10 +178,12 @@ class DeviceImpl {
   virtual const DeviceInfo& info() const = 0;
   // Whether dispatch would accept this (already validated) op.
   virtual bool supports(const OpSpec& spec) const = 0;
-  // Returns a new buffer owned by the caller (the adapter deletes it on free).
-  virtual Result<BufferImpl*> allocate(uint64_t size, MemoryKind kind, uint64_t alignment) = 0;
-  virtual Result<StreamImpl*> create_stream(uint32_t flags) = 0;
-  virtual Result<EventImpl*> create_event() = 0;
+  // New objects, owned by the caller (the adapter, which deletes each when the host frees
+  // its handle).
+  virtual Result<std::unique_ptr<BufferImpl>> allocate(uint64_t size, MemoryKind kind,
+                                                       uint64_t alignment) = 0;
+  virtual Result<std::unique_ptr<StreamImpl>> create_stream(uint32_t flags) = 0;
+  virtual Result<std::unique_ptr<EventImpl>> create_event() = 0;
   virtual MemoryStats memory_stats() const = 0;
   // Optional: live readings.
   virtual Result<Telemetry> telemetry() const {
@@ -542,10 +545,11 @@ struct Entries {
       if (a.alignment & (a.alignment - 1))
         return invalid_argument("buffer_allocate: alignment " + std::to_string(a.alignment) +
                                 " is not a power of two");
-      Result<BufferImpl*> b =
+      Result<std::unique_ptr<BufferImpl>> b =
           dev(a.device)->allocate(a.size_bytes, MemoryKind(memory_kind), a.alignment);
       if (!b.ok()) return b.status();
-      args->buffer = reinterpret_cast<hal_buffer*>(*b);
+      if (!*b) return internal_error("buffer_allocate: the device returned no buffer");
+      args->buffer = reinterpret_cast<hal_buffer*>(b->release());
       return ok_status();
     });
   }
@@ -569,10 +573,11 @@ struct Entries {
       if (!args) return invalid_argument("stream_create args are null");
       const hal_stream_create_args a = read_args(args);
       if (!a.device) return invalid_argument("stream_create: no device");
-      Result<StreamImpl*> s = dev(a.device)->create_stream(a.flags);
+      Result<std::unique_ptr<StreamImpl>> s = dev(a.device)->create_stream(a.flags);
       if (!s.ok()) return s.status();
+      if (!*s) return internal_error("stream_create: the device returned no stream");
       auto b = std::make_unique<StreamBox>();
-      b->impl.reset(*s);
+      b->impl = std::move(*s);
       b->device = dev(a.device);
       args->stream = reinterpret_cast<hal_stream*>(b.release());
       return ok_status();
@@ -728,9 +733,10 @@ struct Entries {
   static hal_error* event_create(hal_device* d, hal_event** out) {
     return guard([&]() -> Status {
       if (!d || !out) return invalid_argument("event_create: null argument");
-      Result<EventImpl*> e = dev(d)->create_event();
+      Result<std::unique_ptr<EventImpl>> e = dev(d)->create_event();
       if (!e.ok()) return e.status();
-      *out = reinterpret_cast<hal_event*>(*e);
+      if (!*e) return internal_error("event_create: the device returned no event");
+      *out = reinterpret_cast<hal_event*>(e->release());
       return ok_status();
     });
   }
