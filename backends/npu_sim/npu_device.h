@@ -31,7 +31,7 @@
 #include <string>
 #include <vector>
 
-#include "hal/plugin/host_queue.h"
+#include "hal/plugin/host_queue_stream.h"
 #include "hal/plugin/memory_accountant.h"
 #include "hal/plugin_adapter.h"
 #include "npu_command_gate.h"
@@ -172,7 +172,9 @@ class NpuEvent : public plugin::HostEvent {
   NpuSystem* system_;
 };
 
-class NpuStream : public plugin::StreamImpl {
+// A stream: the kit's host-queue stream (in-order worker, events, host functions,
+// records) with simulated time: events complete at the stream's clock, waits advance it.
+class NpuStream : public plugin::HostQueueStream {
  public:
   NpuStream(NpuDevice* device, uint32_t flags);
   ~NpuStream() override;
@@ -180,11 +182,7 @@ class NpuStream : public plugin::StreamImpl {
   Status copy(const plugin::CopyCall& call) override;
   Status fill(const plugin::FillCall& call) override;
   Status dispatch(const plugin::OpCall& op, uint64_t tag) override;
-  Status record_event(plugin::EventImpl& event) override;
-  Status wait_event(plugin::EventImpl& event) override;
-  Status enqueue_host_func(hal_host_func fn, void* user_data) override;
-  Status synchronize() override;
-  size_t take_records(CommandRecord* out, size_t capacity) override;
+  Status synchronize() override;  // also tells the system the host observed the clock
 
   NpuDevice& device() const { return *device_; }
   uint64_t clock_ns() const { return clock_ns_.load(); }
@@ -208,11 +206,14 @@ class NpuStream : public plugin::StreamImpl {
                      const std::function<Status()>& work);
   uint64_t ready_time(uint64_t not_before);
 
+  // HostQueueStream's clock hooks: the host fence, the stream clock.
+  uint64_t enqueue_fence_ns() override;
+  uint64_t event_time_ns(uint64_t fence_ns) override;
+  void on_event_waited(uint64_t event_time_ns) override;
+
   NpuDevice* device_;
-  plugin::RecordLog records_;
   std::atomic<uint64_t> clock_ns_;
   WorkCounters counters_;
-  plugin::HostQueue queue_;  // last: its worker stops first on destruction
 };
 
 class NpuSystem : public plugin::PluginImpl {
