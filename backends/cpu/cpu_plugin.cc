@@ -115,7 +115,7 @@ class CpuStream : public HostQueueStream {
         for (int i = 0; i < op.num_inputs; ++i)
           inputs[i] = ptr_of(op.inputs[i].buffer, op.inputs[i].offset_bytes);
         Status s = run_op(spec, inputs, ptr_of(op.output.buffer, op.output.offset_bytes));
-        if (!s.ok()) return s;
+        if (!s.ok()) return s.with_command_tag(tag);  // names the failed op to the host
       }
       if (records().enabled()) {
         const OpCost cost = analytic_cost(spec);

@@ -223,6 +223,9 @@ class NpuSystem : public plugin::PluginImpl {
 
   uint32_t device_count() const override { return uint32_t(devices_.size()); }
   plugin::DeviceImpl* device(uint32_t index) override { return devices_[index].get(); }
+  // HAL_EXTENSION_TYPE_NPU_SIM_COUNTERS (hal_npu_sim/npu_sim_ext.h, npu_counters_ext.cc);
+  // no other extension.
+  const hal_extension_header* extension(uint32_t type) const override;
   NpuDevice* npu(uint32_t index) const { return devices_[index].get(); }
   const SimConfig& config() const { return config_; }
 

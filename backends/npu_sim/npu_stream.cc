@@ -39,8 +39,10 @@ Status NpuStream::run_command(CommandTicket ticket, const CommandCost& cost, Boo
                               Attribution who, uint64_t not_before,
                               const std::function<Status()>& work) {
   ticket.modeled_duration_s = cost.duration_s;
-  HAL_RETURN_IF_ERROR(device_->admit(ticket));
-  if (work) HAL_RETURN_IF_ERROR(work());
+  // A failure names its command by tag (StatusDetail), so the host can tell which failed.
+  if (Status s = device_->admit(ticket); !s.ok()) return s.with_command_tag(ticket.tag);
+  if (work)
+    if (Status s = work(); !s.ok()) return s.with_command_tag(ticket.tag);
 
   const uint64_t ready = ready_time(not_before);
   const uint64_t duration = to_sim_ns(cost.duration_s * ticket.duration_scale);

@@ -225,7 +225,7 @@ TEST(HalctlPlugins, ShowsAWrongAbiPluginRejectedWithItsReasonNextToTheLoadedOnes
                                "--plugin-path", fixture("fixture_old_minor")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json out = r.parsed();
-  EXPECT_EQ(out["host_abi"], "1.1");
+  EXPECT_EQ(out["host_abi"], "1.2");
   ASSERT_TRUE(out["search_order"].is_array());
   EXPECT_EQ(out["search_order"][0]["origin"], "explicit");
   const json& plugins = out["plugins"];
@@ -236,7 +236,7 @@ TEST(HalctlPlugins, ShowsAWrongAbiPluginRejectedWithItsReasonNextToTheLoadedOnes
   EXPECT_EQ((*wrong)["origin"], "explicit");
   const std::string reason = (*wrong)["reason"];
   EXPECT_NE(reason.find("ABI mismatch"), std::string::npos) << reason;
-  EXPECT_NE(reason.find("plugin ABI 2.0, host ABI 1.1"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("plugin ABI 2.0, host ABI 1.2"), std::string::npos) << reason;
   EXPECT_TRUE((*wrong)["devices"].empty());
   const json* old = find_by(plugins, "path", fixture("fixture_old_minor"));
   ASSERT_NE(old, nullptr);

@@ -9,7 +9,9 @@
 // (hal::plugin::HostQueueStream), so it is a conforming device: the old- and new-minor
 // fixtures pass the CTS. The variants then break one thing each:
 //   OLD_MINOR          presents ABI 1.0: the 1.0-sized table, no device_get_telemetry
-//   NEW_MINOR          presents ABI 1.2: a longer table whose extra entry aborts if called
+//   MINOR_1_1          presents ABI 1.1: telemetry, but no error details or extensions
+//   NEW_MINOR          presents the host's minor + 1: a longer table whose extra entry
+//                      aborts if called
 //   WRONG_MAJOR        says ABI 2.0
 //   MISSING_REQUIRED   leaves the required stream_fill entry NULL
 //   SHORT_TABLE        a table shorter than ABI 1.0's
@@ -134,7 +136,7 @@ class FxStream : public HostQueueStream {
         for (int i = 0; i < op.num_inputs; ++i)
           in[i] = at(op.inputs[i].buffer, op.inputs[i].offset_bytes);
         char* out = at(op.output.buffer, op.output.offset_bytes);
-        HAL_RETURN_IF_ERROR(reference::execute(spec, in, out));
+        if (Status s = reference::execute(spec, in, out); !s.ok()) return s.with_command_tag(tag);
         if (bug_ == Bug::kWrongAdd && op.kind == OpKind::kAdd && spec.output.numel() > 0) {
           const int64_t first[kMaxRank] = {};
           reference::store(out, spec.output, first, reference::load(out, spec.output, first) + 0.5);
@@ -301,22 +303,24 @@ class FxPlugin : public plugin::PluginImpl {
 const hal_plugin_api* table() {
 #if defined(HAL_FIXTURE_OLD_MINOR)
   return plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.0.0", /*abi_minor=*/0);
+#elif defined(HAL_FIXTURE_MINOR_1_1)
+  return plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.1.0", /*abi_minor=*/1);
 #elif defined(HAL_FIXTURE_NEW_MINOR)
-  // ABI 1.2 as a future header might define it: one more entry after 1.1's. A 1.1 host
-  // must not touch it (calling it aborts the test).
-  struct ApiV1_2 {
-    hal_plugin_api v1_1;
+  // The next minor as a future header might define it: one more entry after the current
+  // table. This host must not touch it (calling it aborts the test).
+  struct ApiNextMinor {
+    hal_plugin_api current;
     void (*future_entry)(void);
   };
-  static ApiV1_2 api = [] {
-    ApiV1_2 a{};
-    a.v1_1 = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.2.0");
-    a.v1_1.struct_size = sizeof(ApiV1_2);
-    a.v1_1.abi_minor = HAL_ABI_VERSION_MINOR + 1;
+  static ApiNextMinor api = [] {
+    ApiNextMinor a{};
+    a.current = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.3.0");
+    a.current.struct_size = sizeof(ApiNextMinor);
+    a.current.abi_minor = HAL_ABI_VERSION_MINOR + 1;
     a.future_entry = [] { std::abort(); };
     return a;
   }();
-  return &api.v1_1;
+  return &api.current;
 #elif defined(HAL_FIXTURE_WRONG_MAJOR)
   static hal_plugin_api api = [] {
     hal_plugin_api a = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "2.0.0");
@@ -327,7 +331,7 @@ const hal_plugin_api* table() {
   return &api;
 #elif defined(HAL_FIXTURE_MISSING_REQUIRED)
   static hal_plugin_api api = [] {
-    hal_plugin_api a = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.1.0");
+    hal_plugin_api a = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.2.0");
     a.stream_fill = nullptr;
     return a;
   }();
@@ -343,13 +347,13 @@ const hal_plugin_api* table() {
   return nullptr;
 #elif defined(HAL_FIXTURE_CREATE_NO_PLUGIN)
   static hal_plugin_api api = [] {
-    hal_plugin_api a = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.1.0");
+    hal_plugin_api a = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.2.0");
     a.plugin_create = [](hal_plugin_create_args*) -> hal_error* { return nullptr; };
     return a;
   }();
   return &api;
 #else
-  return plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.1.0");
+  return plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.2.0");
 #endif
 }
 

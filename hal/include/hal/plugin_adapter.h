@@ -20,7 +20,10 @@
 //   ever receives well-formed ops;
 // - every exception is caught at the boundary and returned as an error (bad_alloc as
 //   out of memory), so nothing unwinds into the host;
-// - error messages are returned as hal_error objects the host frees.
+// - error messages are returned as hal_error objects the host frees, with the Status's
+//   detail (Status::with_command_tag) as the error's structured detail (ABI 1.2);
+// - PluginImpl::extension() answers the table's get_extension (ABI 1.2); extension
+//   functions find the objects behind the host's handles with device_of()/stream_of().
 //
 // Lifetime: the host destroys every buffer, stream and event before the plugin. A device
 // hands each new BufferImpl/StreamImpl/EventImpl to the adapter as a std::unique_ptr; the
@@ -234,6 +237,12 @@ class PluginImpl {
   virtual ~PluginImpl() = default;
   virtual uint32_t device_count() const = 0;
   virtual DeviceImpl* device(uint32_t index) = 0;
+  // Optional: the extension of type id `type` (plugin_abi.h, EXTENSIONS), a struct that
+  // starts with a hal_extension_header and lives as long as the plugin; nullptr for none.
+  virtual const hal_extension_header* extension(uint32_t type) const {
+    (void)type;
+    return nullptr;
+  }
 };
 
 using PluginFactory = Result<std::unique_ptr<PluginImpl>> (*)(const PluginContext& context);
@@ -244,17 +253,19 @@ namespace detail {
 struct Error {
   hal_status_code code;
   std::string message;
+  StatusDetail detail;
   bool owned = true;  // false for the static fallback below
 };
 
 inline hal_error* make_error(const Status& s) {
   if (s.ok()) return nullptr;
   try {
-    return reinterpret_cast<hal_error*>(new Error{hal_status_code(s.code()), s.message()});
+    return reinterpret_cast<hal_error*>(
+        new Error{hal_status_code(s.code()), s.message(), s.detail()});
   } catch (...) {
     // Could not even allocate an error: return a static one (never freed).
     static Error oom{HAL_STATUS_OUT_OF_MEMORY, "out of host memory while reporting an error",
-                     false};
+                     {}, false};
     return reinterpret_cast<hal_error*>(&oom);
   }
 }
@@ -406,7 +417,6 @@ struct AdaptedPlugin {
 };
 
 inline BufferImpl* buf(hal_buffer* b) { return reinterpret_cast<BufferImpl*>(b); }
-inline StreamImpl* strm(hal_stream* s) { return reinterpret_cast<StreamImpl*>(s); }
 inline EventImpl* evt(hal_event* e) { return reinterpret_cast<EventImpl*>(e); }
 inline DeviceImpl* dev(hal_device* d) { return reinterpret_cast<DeviceImpl*>(d); }
 
@@ -428,6 +438,29 @@ struct Entries {
   static void error_destroy(hal_error* e) {
     auto* err = reinterpret_cast<Error*>(e);
     if (err && err->owned) delete err;
+  }
+  static void error_get_detail(const hal_error* e, hal_error_detail* out) {
+    if (!out || out->struct_size < sizeof(size_t)) return;
+    hal_error_detail d{};
+    d.struct_size = sizeof(d);
+    if (e) {
+      const StatusDetail& detail = reinterpret_cast<const Error*>(e)->detail;
+      if (detail.command_tag) {
+        d.fields |= HAL_ERROR_DETAIL_COMMAND_TAG;
+        d.command_tag = *detail.command_tag;
+      }
+    }
+    const size_t n = std::min(out->struct_size, sizeof(d));
+    d.struct_size = n;
+    std::memcpy(static_cast<void*>(out), &d, n);
+  }
+  static const hal_extension_header* get_extension(hal_plugin* p, uint32_t type) {
+    if (!p) return nullptr;
+    try {
+      return reinterpret_cast<AdaptedPlugin*>(p)->impl->extension(type);
+    } catch (...) {
+      return nullptr;
+    }
   }
 
   static inline const char* name_ = "";
@@ -792,6 +825,16 @@ struct Entries {
 
 }  // namespace detail
 
+// The objects behind the handles this adapter made, for a plugin's extension functions
+// (plugin_abi.h, EXTENSIONS): they receive the host's handles and must not know how the
+// adapter boxes them. Precondition: the handle came from this plugin.
+inline DeviceImpl* device_of(hal_device* device) { return detail::dev(device); }
+inline StreamImpl* stream_of(hal_stream* stream) {
+  return stream ? detail::box(stream)->impl.get() : nullptr;
+}
+inline BufferImpl* buffer_of(hal_buffer* buffer) { return detail::buf(buffer); }
+inline EventImpl* event_of(hal_event* event) { return detail::evt(event); }
+
 // Builds the table for `Factory`. `abi_minor` < the header's minor presents an older,
 // shorter table (used by tests that emulate old plugins).
 template <PluginFactory Factory>
@@ -801,7 +844,9 @@ const hal_plugin_api* make_plugin_api(const char* name, const char* version,
   static hal_plugin_api api = [&] {
     hal_plugin_api a{};
     E::name_ = name;
-    a.struct_size = abi_minor == 0 ? HAL_PLUGIN_API_SIZE_1_0 : sizeof(hal_plugin_api);
+    a.struct_size = abi_minor == 0   ? HAL_PLUGIN_API_SIZE_1_0
+                    : abi_minor == 1 ? HAL_PLUGIN_API_SIZE_1_1
+                                     : sizeof(hal_plugin_api);
     a.abi_major = HAL_ABI_VERSION_MAJOR;
     a.abi_minor = abi_minor;
     a.plugin_name = name;
@@ -835,6 +880,10 @@ const hal_plugin_api* make_plugin_api(const char* name, const char* version,
     a.stream_wait_event = &E::stream_wait_event;
     a.stream_enqueue_host_func = &E::stream_enqueue_host_func;
     if (abi_minor >= 1) a.device_get_telemetry = &E::device_get_telemetry;
+    if (abi_minor >= 2) {
+      a.error_get_detail = &E::error_get_detail;
+      a.get_extension = &E::get_extension;
+    }
     return a;
   }();
   return &api;
