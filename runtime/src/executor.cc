@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "hal/device.h"
 #include "hal/platform.h"
@@ -18,21 +19,13 @@ std::string label(const Node& node) {
          ")";
 }
 
-// Context for a failure a stream reports at synchronize(): the node, when the device's
-// message names the failed command's tag ("tag 17", as the simulated NPU's injected
-// faults do; tags are node id + 1), else just the device.
+// Context for a failure a stream reports at synchronize(): the node, when the device
+// names the failed command by its tag (StatusDetail::command_tag; tags are node id + 1),
+// else just the device.
 std::string async_failure_context(const Graph& g, const Status& s, const std::string& device) {
-  const std::string& m = s.message();
-  for (size_t at = m.find("tag "); at != std::string::npos; at = m.find("tag ", at + 4)) {
-    size_t end = at + 4;
-    uint64_t tag = 0;
-    while (end < m.size() && end < at + 24 && m[end] >= '0' && m[end] <= '9')
-      tag = tag * 10 + uint64_t(m[end++] - '0');
-    if (end == at + 4) continue;
-    if (tag >= 1 && tag <= g.nodes().size())
-      return "executor: " + label(g.node(NodeId(tag - 1))) + " on " + device;
-    break;
-  }
+  const std::optional<uint64_t> tag = s.detail().command_tag;
+  if (tag && *tag >= 1 && *tag <= g.nodes().size())
+    return "executor: " + label(g.node(NodeId(*tag - 1))) + " on " + device;
   return "executor: running on " + device;
 }
 
