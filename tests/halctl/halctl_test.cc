@@ -232,6 +232,7 @@ TEST(HalctlPlugins, ShowsAWrongAbiPluginRejectedWithItsReasonNextToTheLoadedOnes
   const json* wrong = find_by(plugins, "path", fixture("fixture_wrong_major"));
   ASSERT_NE(wrong, nullptr) << r.out;
   EXPECT_EQ((*wrong)["loaded"], false);
+  EXPECT_EQ((*wrong)["state"], "refused");
   EXPECT_EQ((*wrong)["abi_version"], "2.0");
   EXPECT_EQ((*wrong)["origin"], "explicit");
   const std::string reason = (*wrong)["reason"];
@@ -241,6 +242,7 @@ TEST(HalctlPlugins, ShowsAWrongAbiPluginRejectedWithItsReasonNextToTheLoadedOnes
   const json* old = find_by(plugins, "path", fixture("fixture_old_minor"));
   ASSERT_NE(old, nullptr);
   EXPECT_EQ((*old)["loaded"], true);
+  EXPECT_EQ((*old)["state"], "loaded");
   EXPECT_EQ((*old)["abi_version"], "1.0");
   EXPECT_EQ((*old)["devices"], json::array({"fx:0"}));
   const json* cpu = find_by(plugins, "name", "cpu");

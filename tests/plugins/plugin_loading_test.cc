@@ -182,6 +182,8 @@ TEST_P(RefusedPlugin, IsRejectedWithAReasonAndPresentsNoDevice) {
   const PluginReport* r = report_for(*p, path);
   ASSERT_NE(r, nullptr);
   EXPECT_FALSE(r->loaded);
+  EXPECT_EQ(r->state, PluginState::kRefused);
+  EXPECT_TRUE(r->refused());
   for (const char* needle : c.reason_contains)
     EXPECT_NE(r->reason.find(needle), std::string::npos) << "reason: " << r->reason;
   EXPECT_TRUE(r->device_ids.empty());
@@ -325,15 +327,19 @@ TEST(PluginSearch, ExplicitPathsComeBeforeHalPluginPathAndShadowIt) {
   EXPECT_EQ(reports[0].origin, "explicit");
   EXPECT_EQ(reports[0].path, fixture("fixture_good"));
   EXPECT_TRUE(reports[0].loaded) << reports[0].reason;
+  EXPECT_EQ(reports[0].state, PluginState::kLoaded);
   // 2. HAL_PLUGIN_PATH, in its order: a missing directory, then the temp dir's files.
   EXPECT_EQ(reports[1].origin, "HAL_PLUGIN_PATH");
   EXPECT_EQ(reports[1].path, "/no/such/dir");
   EXPECT_NE(reports[1].reason.find("no such file or directory"), std::string::npos);
+  EXPECT_EQ(reports[1].state, PluginState::kRefused);
   bool saw_shadowed = false, saw_old = false, saw_dangling = false;
   for (const PluginReport& r : reports) {
     if (r.path == (dir.path / "libhal_plugin_fixture_good.so").string()) {
       saw_shadowed = true;
       EXPECT_FALSE(r.loaded);
+      EXPECT_EQ(r.state, PluginState::kShadowed);
+      EXPECT_FALSE(r.refused());  // not a problem worth telling a user about
       EXPECT_NE(r.reason.find("shadowed"), std::string::npos) << r.reason;
       EXPECT_NE(r.reason.find(fixture("fixture_good")), std::string::npos) << r.reason;
     }
@@ -352,6 +358,28 @@ TEST(PluginSearch, ExplicitPathsComeBeforeHalPluginPathAndShadowIt) {
   EXPECT_TRUE(saw_old);
   EXPECT_TRUE(saw_dangling);
   EXPECT_EQ((*created)->devices().size(), 2u);
+}
+
+// A plugin left out by only_plugins is reported as not selected, by state, and an
+// unknown device's error lists refused plugins only.
+TEST(PluginSearch, DeselectedPluginsAreNotRefusals) {
+  PlatformOptions options;
+  options.plugin_paths = {fixture("fixture_good"), fixture("fixture_wrong_major")};
+  options.use_env_plugin_path = false;
+  options.use_default_plugin_dir = false;
+  options.only_plugins = {"fixture_wrong_major"};
+  auto p = Platform::create(options);
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  const PluginReport* good = report_for(**p, fixture("fixture_good"));
+  ASSERT_NE(good, nullptr);
+  EXPECT_EQ(good->state, PluginState::kNotSelected);
+  EXPECT_EQ(plugin_state_name(good->state), "not selected");
+  const PluginReport* wrong = report_for(**p, fixture("fixture_wrong_major"));
+  ASSERT_NE(wrong, nullptr);
+  EXPECT_EQ(wrong->state, PluginState::kRefused);
+  const std::string message = (*p)->device("fx:0").status().message();
+  EXPECT_NE(message.find("plugin fixture_wrong_major was refused"), std::string::npos) << message;
+  EXPECT_EQ(message.find("fixture_good"), std::string::npos) << message;
 }
 
 TEST(PluginSearch, TheDefaultDirectoryIsNextToLibhal) {
