@@ -2,6 +2,7 @@
 #include "hal/runtime/executor.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <optional>
 
@@ -12,20 +13,13 @@ namespace hal::runtime {
 
 namespace {
 
-std::string label(const Node& node) {
-  return "node '" + node.name + "' (" +
-         std::string(node.kind == NodeKind::kOp ? op_kind_name(node.op)
-                                                : node_kind_name(node.kind)) +
-         ")";
-}
-
 // Context for a failure a stream reports at synchronize(): the node, when the device
 // names the failed command by its tag (StatusDetail::command_tag; tags are node id + 1),
 // else just the device.
 std::string async_failure_context(const Graph& g, const Status& s, const std::string& device) {
   const std::optional<uint64_t> tag = s.detail().command_tag;
   if (tag && *tag >= 1 && *tag <= g.nodes().size())
-    return "executor: " + label(g.node(NodeId(*tag - 1))) + " on " + device;
+    return "executor: " + node_label(g.node(NodeId(*tag - 1))) + " on " + device;
   return "executor: running on " + device;
 }
 
@@ -308,22 +302,19 @@ Status Executor::run(const RunArgs& args) {
       st.waits = ps.wait_events;
       st.record = ps.record_event;
       st.kind = node.kind;
-      auto ctx = [&](const Status& s) { return s.with_context("executor: " + label(node)); };
+      auto ctx = [&](const Status& s) { return s.with_context("executor: " + node_label(node)); };
       switch (node.kind) {
         case NodeKind::kOp: {
-          OpDescriptor op;
-          op.kind = node.op;
-          op.attrs = node.attrs;
-          op.num_inputs = int32_t(node.inputs.size());
-          for (size_t k = 0; k < node.inputs.size(); ++k) {
+          std::array<TensorRef, kMaxOpInputs> inputs{};
+          const size_t n = std::min(node.inputs.size(), size_t(kMaxOpInputs));
+          for (size_t k = 0; k < n; ++k) {
             auto r = ref_of(p, binds, arenas, node.inputs[k], ps.device);
             if (!r.ok()) return ctx(r.status());
-            op.inputs[k] = *r;
+            inputs[k] = *r;
           }
           auto o = ref_of(p, binds, arenas, node.outputs[0], ps.device);
           if (!o.ok()) return ctx(o.status());
-          op.output = *o;
-          st.ops.push_back(op);
+          st.ops.push_back(node_op<OpDescriptor, TensorRef>(node, std::span(inputs.data(), n), *o));
           break;
         }
         case NodeKind::kConcat: {
@@ -423,7 +414,7 @@ Status Executor::run(const RunArgs& args) {
       const int64_t kv = node.kv_length->eval(args.symbols);
       const int64_t cap = st.ops[0].inputs[1].desc.shape.dims[1];
       if (kv < 1 || kv > cap)
-        return invalid_argument("executor: " + label(node) + ": kv_length " + std::to_string(kv) +
+        return invalid_argument("executor: " + node_label(node) + ": kv_length " + std::to_string(kv) +
                                 " outside [1, " + std::to_string(cap) + "]");
       st.ops[0].attrs.kv_length = kv;
     }
@@ -433,7 +424,7 @@ Status Executor::run(const RunArgs& args) {
       for (const SymInt& o : node.write_offsets) {
         const int64_t at = o.eval(args.symbols);
         if (at < 0 || at + len > cap)
-          return invalid_argument("executor: " + label(node) + ": writing " + std::to_string(len) +
+          return invalid_argument("executor: " + node_label(node) + ": writing " + std::to_string(len) +
                                   " rows at offset " + std::to_string(at) + " runs past the " +
                                   std::to_string(cap) + " rows of '" +
                                   g.value(node.inputs[0]).name + "' (cache full?)");
@@ -474,12 +465,12 @@ Status Executor::run(const RunArgs& args) {
     Stream& stream = im.devices[size_t(st.device)].streams[size_t(st.stream)];
     for (int32_t e : st.waits) {
       Status s = stream.wait(im.events[size_t(e)]);
-      if (!s.ok()) fail(s.with_context("executor: wait before " + label(g.node(st.node))));
+      if (!s.ok()) fail(s.with_context("executor: wait before " + node_label(g.node(st.node))));
     }
     const uint64_t tag = uint64_t(st.node) + 1;
     const Node& node = g.node(st.node);
     auto ctx = [&](const Status& s) {
-      return s.with_context("executor: " + label(node) + " on " +
+      return s.with_context("executor: " + node_label(node) + " on " +
                             p.devices[size_t(st.device)]->id());
     };
     switch (st.kind) {
