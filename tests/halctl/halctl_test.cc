@@ -1,8 +1,6 @@
 // halctl as a user runs it: the built binary (HALCTL_PATH), its JSON output and its exit
 // codes (0 ok, 1 the work failed, 2 bad usage or input).
 #include <gtest/gtest.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -11,48 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "halctl_invocation.h"
+
 namespace {
 
 using nlohmann::json;
 
-struct Invocation {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-  json parsed() const {
-    try {
-      return json::parse(out);
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "stdout is not JSON (" << e.what() << "):\n" << out << "\nstderr:\n" << err;
-      return json();
-    }
-  }
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// Runs halctl with `args` (each passed as one shell word), capturing stdout and stderr.
-Invocation halctl(const std::vector<std::string>& args) {
-  char dir_template[] = "/tmp/halctl_test_XXXXXX";
-  const std::string dir = ::mkdtemp(dir_template);
-  std::string cmd = "'";
-  cmd += HALCTL_PATH;
-  cmd += "'";
-  for (const std::string& a : args) cmd.append(" '").append(a).append("'");
-  cmd += " >" + dir + "/out 2>" + dir + "/err";
-  const int status = std::system(cmd.c_str());
-  Invocation r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(dir + "/out");
-  r.err = slurp(dir + "/err");
-  (void)std::system(("rm -rf '" + dir + "'").c_str());
-  return r;
-}
+using halctl_test::halctl;
+using halctl_test::Invocation;
 
 #ifdef HAL_FIXTURE_DIR
 std::string fixture(const std::string& name) {
