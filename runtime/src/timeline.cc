@@ -53,21 +53,25 @@ Timeline build_timeline(const ExecutionPlan& p, std::span<const StepRecord> reco
   for (size_t d = 0; d < n_dev; ++d)
     free_at[d].assign(
         size_t(std::max(1, d < p.streams_per_device.size() ? p.streams_per_device[d] : 1)), 0.0);
-  // Uploads on each device's first stream; every stream then waits for all of them.
-  double uploads_done = 0;
-  for (size_t d = 0; d < n_dev; ++d) {
-    double t = 0;
-    for (const StepRecord* r : uploads[d]) {
+  // Host copies of one device back to back from `t`, one entry each; returns their end.
+  auto add_host_copies = [&](TimelineEntry::Kind kind, size_t d,
+                             const std::vector<const StepRecord*>& copies, double t) {
+    for (const StepRecord* r : copies) {
       TimelineEntry e;
-      e.kind = TimelineEntry::Kind::kUpload;
+      e.kind = kind;
       e.device = int32_t(d);
       e.start_s = t;
       t += add_records(e, {r});
       e.end_s = t;
       tl.entries.push_back(e);
     }
-    uploads_done = std::max(uploads_done, t);
-  }
+    return t;
+  };
+  // Uploads on each device's first stream; every stream then waits for all of them.
+  double uploads_done = 0;
+  for (size_t d = 0; d < n_dev; ++d)
+    uploads_done =
+        std::max(uploads_done, add_host_copies(TimelineEntry::Kind::kUpload, d, uploads[d], 0.0));
   for (auto& streams : free_at) std::fill(streams.begin(), streams.end(), uploads_done);
   std::vector<double> event_at(p.event_producer.size(), 0.0);
   for (const PlannedStep& st : p.steps) {
@@ -119,16 +123,7 @@ Timeline build_timeline(const ExecutionPlan& p, std::span<const StepRecord> reco
   for (size_t d = 0; d < n_dev; ++d) {
     double t = 0;
     for (double f : free_at[d]) t = std::max(t, f);
-    for (const StepRecord* r : downloads[d]) {
-      TimelineEntry e;
-      e.kind = TimelineEntry::Kind::kDownload;
-      e.device = int32_t(d);
-      e.start_s = t;
-      t += add_records(e, {r});
-      e.end_s = t;
-      tl.entries.push_back(e);
-    }
-    free_at[d][0] = t;
+    free_at[d][0] = add_host_copies(TimelineEntry::Kind::kDownload, d, downloads[d], t);
   }
   for (const TimelineEntry& e : tl.entries) tl.makespan_s = std::max(tl.makespan_s, e.end_s);
   return tl;
