@@ -349,7 +349,8 @@ Result<std::unique_ptr<plugin::BufferImpl>> CudaDevice::allocate(uint64_t size, 
 
   HAL_RETURN_IF_ERROR(memory_->reserve(size, "device memory"));
   if (size == 0)
-    return std::unique_ptr<plugin::BufferImpl>(new CudaBuffer(this, 0, kind, nullptr, nullptr, false));
+    return std::unique_ptr<plugin::BufferImpl>(
+        new CudaBuffer(this, 0, kind, nullptr, nullptr, false));
   const uint64_t extra = alignment > 256 ? alignment : 0;
   if (size > UINT64_MAX - extra) {
     memory_->release(size);

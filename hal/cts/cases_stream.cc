@@ -609,8 +609,7 @@ Verdict error_failed_command_recovery(Context& ctx) {
   // The failed command's tag is an optional detail (ABI 1.2); when given it must be right.
   CTS_EXPECT(!st.detail().command_tag || *st.detail().command_tag == kFailingTag,
              "the error names command tag " + std::to_string(st.detail().command_tag.value_or(0)) +
-                 " as the failed one; the failing dispatch had tag " +
-                 std::to_string(kFailingTag));
+                 " as the failed one; the failing dispatch had tag " + std::to_string(kFailingTag));
   CTS_EXPECT(after[0] == 0xAA,
              "the copy enqueued after the failed command ran; it must be skipped");
   // synchronize() cleared the error: the stream works again.

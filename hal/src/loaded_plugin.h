@@ -47,7 +47,7 @@ inline Status LoadedPlugin::take_error(hal_error* error, const std::string& cont
   }
   api->error_destroy(error);
   StatusCode c = (code >= HAL_STATUS_OK && code <= HAL_STATUS_ABORTED) ? StatusCode(code)
-                                                                        : StatusCode::kInternal;
+                                                                       : StatusCode::kInternal;
   if (c == StatusCode::kOk) c = StatusCode::kInternal;
   return Status(c, context.empty() ? message : context + ": " + message, detail);
 }

@@ -210,9 +210,9 @@ void Platform::load_candidate(const std::string& path, const std::string& origin
   for (const auto& p : plugins_) {
     if (p->name == report.name) {
       close();
-      return reject("shadowed: a plugin named '" + report.name + "' was already loaded from " +
-                        p->path,
-                    PluginState::kShadowed);
+      return reject(
+          "shadowed: a plugin named '" + report.name + "' was already loaded from " + p->path,
+          PluginState::kShadowed);
     }
   }
 

@@ -255,8 +255,9 @@ Status finalize_plan(ExecutionPlan& plan) {
     if (plan.step_of_node[size_t(step.node)] >= 0)
       return invalid_argument("execution plan: " + node_label(node) + " is scheduled twice");
     if (step.device < 0 || step.device >= device_count)
-      return invalid_argument("execution plan: " + node_label(node) + " is placed on device index " +
-                              std::to_string(step.device) + " of " + std::to_string(device_count));
+      return invalid_argument("execution plan: " + node_label(node) +
+                              " is placed on device index " + std::to_string(step.device) + " of " +
+                              std::to_string(device_count));
     if (step.issue_device >= 0 &&
         (node.kind != NodeKind::kTransfer || step.issue_device >= device_count))
       return invalid_argument("execution plan: " + node_label(node) + " has an issue device (" +
@@ -272,7 +273,8 @@ Status finalize_plan(ExecutionPlan& plan) {
   }
   for (size_t n = 0; n < node_count; ++n)
     if (plan.step_of_node[n] < 0)
-      return invalid_argument("execution plan: " + node_label(g.node(NodeId(n))) + " is not scheduled");
+      return invalid_argument("execution plan: " + node_label(g.node(NodeId(n))) +
+                              " is not scheduled");
   for (auto [from, to] : g.dependencies())
     if (plan.step_of_node[size_t(from)] > plan.step_of_node[size_t(to)])
       return invalid_argument("execution plan: " + node_label(g.node(to)) + " is issued before " +
@@ -289,13 +291,14 @@ Status finalize_plan(ExecutionPlan& plan) {
   for (size_t s = 0; s < plan.steps.size(); ++s) {
     const PlannedStep& step = plan.steps[s];
     if (step.record_event >= event_count)
-      return invalid_argument("execution plan: " + node_label(g.node(step.node)) + " records event " +
-                              std::to_string(step.record_event) + " of " +
+      return invalid_argument("execution plan: " + node_label(g.node(step.node)) +
+                              " records event " + std::to_string(step.record_event) + " of " +
                               std::to_string(event_count));
     for (int32_t e : step.wait_events)
       if (e < 0 || e >= event_count || plan.event_producer[size_t(e)] >= int32_t(s))
-        return invalid_argument("execution plan: " + node_label(g.node(step.node)) + " waits on event " +
-                                std::to_string(e) + ", which is not recorded before it");
+        return invalid_argument("execution plan: " + node_label(g.node(step.node)) +
+                                " waits on event " + std::to_string(e) +
+                                ", which is not recorded before it");
   }
 
   // Where each value lives, and which constants/states each device needs.

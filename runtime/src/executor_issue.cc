@@ -138,7 +138,8 @@ Status Executor::Impl::enqueue_uploads(const Graph& g, const RunArgs& args) {
     HAL_RETURN_IF_ERROR(devices[d].streams[0].record(devices[d].uploads_done));
     for (size_t e = 0; e < devices.size(); ++e)
       for (size_t s = 0; s < devices[e].streams.size(); ++s)
-        if (e != d || s != 0) HAL_RETURN_IF_ERROR(devices[e].streams[s].wait(devices[d].uploads_done));
+        if (e != d || s != 0)
+          HAL_RETURN_IF_ERROR(devices[e].streams[s].wait(devices[d].uploads_done));
   }
   return ok_status();
 }
@@ -151,7 +152,8 @@ Status Executor::Impl::enqueue_steps(const ExecutionPlan& p, const RunArgs& args
     Stream& stream = devices[size_t(st.device)].streams[size_t(st.stream)];
     for (int32_t e : st.waits) {
       Status s = stream.wait(events[size_t(e)]);
-      if (!s.ok()) error.add(s.with_context("executor: wait before " + node_label(g.node(st.node))));
+      if (!s.ok())
+        error.add(s.with_context("executor: wait before " + node_label(g.node(st.node))));
     }
     const uint64_t tag = uint64_t(st.node) + 1;
     const Node& node = g.node(st.node);
@@ -210,7 +212,8 @@ Status Executor::Impl::enqueue_downloads_and_end(const Graph& g, const RunArgs& 
     const TensorRef& r = output_ref[out.value];
     Status s = devices[size_t(device)].streams[size_t(stream)].copy_to_host(
         *r.buffer, r.offset_bytes, out.data, out.bytes, 0);
-    if (!s.ok()) error.add(s.with_context("executor: download of '" + g.value(out.value).name + "'"));
+    if (!s.ok())
+      error.add(s.with_context("executor: download of '" + g.value(out.value).name + "'"));
   }
   if (!error.status.ok()) return error.status;
   // The end of the run on each device: its first stream, after every other stream

@@ -166,7 +166,8 @@ TEST(CudaDevice, DeviceMemoryIsNotMappableHostMemoryIs) {
 TEST(CudaPlugin, HalctlPluginsShowsIt) {
   if (::access(HAL_HALCTL_PATH, X_OK) != 0)
     GTEST_SKIP() << HAL_HALCTL_PATH << " has not been built";
-  const hal::test::CliRun r = hal::test::run_program(HAL_HALCTL_PATH, {"plugins"}, "HAL_PLUGIN_PATH=");
+  const hal::test::CliRun r =
+      hal::test::run_program(HAL_HALCTL_PATH, {"plugins"}, "HAL_PLUGIN_PATH=");
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   const std::string& out = r.out;
   const size_t at = out.find("libhal_plugin_cuda.so");

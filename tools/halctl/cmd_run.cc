@@ -62,7 +62,8 @@ std::optional<int> parse_request(const Args& args, RunRequest& req) {
   po::options_description desc("halctl run options");
   add_common_options(desc, req.common);
   add_run_placement_options(desc, req.placing);
-  desc.add_options()("model", po::value<std::string>(&req.model_name)->default_value(req.model_name),
+  desc.add_options()("model",
+                     po::value<std::string>(&req.model_name)->default_value(req.model_name),
                      "checkpoint directory (config.json + safetensors) or built-in name: "
                      "gpt2-tiny, gpt2-small-random, llama-tiny")(
       "devices", po::value<std::string>(&req.devices_text)->default_value(req.devices_text),
@@ -81,8 +82,9 @@ std::optional<int> parse_request(const Args& args, RunRequest& req) {
       "temperature", po::value<float>(&req.temperature)->default_value(0.0f),
       "0 = greedy; > 0 samples from softmax(logits / temperature)")(
       "top-k", po::value<int32_t>(&req.top_k)->default_value(0),
-      "sample among the k likeliest (0 = all)")(
-      "top-p", po::value<float>(&req.top_p)->default_value(1.0f), "nucleus sampling mass (1 = all)")(
+      "sample among the k likeliest (0 = all)")("top-p",
+                                                po::value<float>(&req.top_p)->default_value(1.0f),
+                                                "nucleus sampling mass (1 = all)")(
       "seed", po::value<uint64_t>(&req.seed)->default_value(0), "sampling seed")(
       "eos-id", po::value<int64_t>(&req.eos_id)->default_value(-1),
       "stop a prompt's generation after this token (-1 = never)")(
@@ -124,7 +126,8 @@ std::optional<int> check_request(const RunRequest& req, CheckedRequest& out) {
     // error (parse_id_list), never silently that default.
     auto ids = parse_id_list(req.prompt_ids_given ? req.prompt_ids : "0", "--prompt-ids");
     if (!ids.ok()) return report_error("run", ids.status());
-    if (req.batch < 1 || req.batch > 4096) return usage_error("run", "--batch must be in [1, 4096]");
+    if (req.batch < 1 || req.batch > 4096)
+      return usage_error("run", "--batch must be in [1, 4096]");
     out.prompts.assign(size_t(req.batch), *ids);
   }
   if (req.max_new_tokens < 1) return usage_error("run", "--max-new-tokens must be >= 1");
@@ -179,8 +182,9 @@ std::optional<int> generate(const RunRequest& req, const CheckedRequest& checked
   }
   so.profile = req.placing.profile();
   so.compute_dtype = checked.dtype;
-  so.progress = [&progress = run.progress](std::string_view what, uint64_t done,
-                                           uint64_t total) { progress.update(what, done, total); };
+  so.progress = [&progress = run.progress](std::string_view what, uint64_t done, uint64_t total) {
+    progress.update(what, done, total);
+  };
   auto session = hal::runtime::Session::create(run.model, so);
   run.progress.finish();
   if (!session.ok()) return report_error("run", session.status());
@@ -241,9 +245,9 @@ int cmd_run(const Args& args) {
                                    run.session->options().devices, run.planner.get(), run.result);
   if (!profile.ok()) return report_error("run", profile.status());
 
-  const RunSummary summary{*run.model,       checked.dtype, checked.prompts, run.devices,
-                           *run.session,     run.planner.get(), req.placing, *profile,
-                           run.result,       req.failover,  req.dump_logits};
+  const RunSummary summary{*run.model,   checked.dtype,     checked.prompts, run.devices,
+                           *run.session, run.planner.get(), req.placing,     *profile,
+                           run.result,   req.failover,      req.dump_logits};
   if (req.common.json)
     print_run_json(summary);
   else

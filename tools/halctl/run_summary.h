@@ -22,13 +22,13 @@ struct RunSummary {
   hal::DType dtype;
   const std::vector<std::vector<int32_t>>& prompts;
   const std::vector<hal::Device*>& requested_devices;  // --devices
-  const hal::runtime::Session& session;  // its devices: those left after any failover
-  const hal::runtime::SchedulingPlanner* planner;  // null: the plain layer split placed it
+  const hal::runtime::Session& session;                // its devices: those left after any failover
+  const hal::runtime::SchedulingPlanner* planner;      // null: the plain layer split placed it
   const RunPlacementOptions& placing;
   const hal::runtime::RunReport& profile;  // what --report/--trace wrote (empty otherwise)
   const hal::runtime::GenerationResult& result;
-  bool failover = false;        // --failover: the JSON lists the recoveries
-  std::string dump_logits;      // --dump-logits path, or empty
+  bool failover = false;    // --failover: the JSON lists the recoveries
+  std::string dump_logits;  // --dump-logits path, or empty
 };
 
 // One stderr note per recovery: the fault, the devices lost and left, what was kept.

@@ -106,8 +106,7 @@ Result<Schedule> run_algorithm(const Problem& pb, const Options& opt,
         heft.proved_optimal = proved;
         return heft;
       }
-      HAL_ASSIGN_OR_RETURN(Schedule s,
-                           replay(pb, append, pins, *found, Algorithm::kExhaustive));
+      HAL_ASSIGN_OR_RETURN(Schedule s, replay(pb, append, pins, *found, Algorithm::kExhaustive));
       s.proved_optimal = proved;
       return s;
     }

@@ -11,12 +11,7 @@
 namespace hal::scheduler::detail {
 
 Engine::Engine(const Problem& pb, const Options& opt, const std::vector<int32_t>& pins)
-    : pb_(pb),
-      g_(pb.graph()),
-      opt_(opt),
-      pins_(pins),
-      p_(pb.device_count()),
-      n_(pb.task_count()) {
+    : pb_(pb), g_(pb.graph()), opt_(opt), pins_(pins), p_(pb.device_count()), n_(pb.task_count()) {
   has_unsupported_.assign(size_t(n_), 0);
   for (TaskId t = 0; t < n_; ++t)
     for (int32_t d = 0; d < p_; ++d)
@@ -89,8 +84,7 @@ int32_t Engine::find_transfer(TaskId source, int32_t data, int32_t to) const {
   return -1;
 }
 
-double Engine::data_ready(TaskId t, int32_t d, TaskId ov, int32_t ov_dev,
-                          double ov_finish) const {
+double Engine::data_ready(TaskId t, int32_t d, TaskId ov, int32_t ov_dev, double ov_finish) const {
   double ready = 0;
   pending_ready_.clear();
   for (int32_t ei : g_.in_edges(t)) {
@@ -237,7 +231,8 @@ Status Engine::no_device(TaskId t) const {
   return out_of_memory("cannot place task " + task_label(g_, t) + ": " + why);
 }
 
-Status Engine::record_fallback(TaskId t, int32_t preferred, int32_t chosen, const std::string& why) {
+Status Engine::record_fallback(TaskId t, int32_t preferred, int32_t chosen,
+                               const std::string& why) {
   Fallback f;
   f.task = t;
   f.preferred_device = preferred;

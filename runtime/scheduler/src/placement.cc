@@ -248,8 +248,9 @@ Result<std::vector<int32_t>> resolve_pins(const Problem& pb, const Options& opti
   for (TaskId t = 0; t < pb.task_count(); ++t) {
     const int32_t d = options.task_pins[size_t(t)];
     if (d < -1 || d >= pb.device_count())
-      return invalid_argument("task pins: task " + task_label(pb.graph(), t) + " pinned to device " +
-                              std::to_string(d) + " of " + std::to_string(pb.device_count()));
+      return invalid_argument("task pins: task " + task_label(pb.graph(), t) +
+                              " pinned to device " + std::to_string(d) + " of " +
+                              std::to_string(pb.device_count()));
     if (d >= 0) pins[size_t(t)] = d;
   }
   return pins;

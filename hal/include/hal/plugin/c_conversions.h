@@ -20,7 +20,6 @@
 
 namespace hal::plugin::detail {
 
-
 struct Error {
   hal_status_code code;
   std::string message;
@@ -35,8 +34,8 @@ inline hal_error* make_error(const Status& s) {
         new Error{hal_status_code(s.code()), s.message(), s.detail()});
   } catch (...) {
     // Could not even allocate an error: return a static one (never freed).
-    static Error oom{HAL_STATUS_OUT_OF_MEMORY, "out of host memory while reporting an error",
-                     {}, false};
+    static Error oom{
+        HAL_STATUS_OUT_OF_MEMORY, "out of host memory while reporting an error", {}, false};
     return reinterpret_cast<hal_error*>(&oom);
   }
 }
