@@ -2,7 +2,9 @@
 #pragma once
 
 #include <array>
+#include <vector>
 
+#include "hal/graph_view.h"
 #include "hal/op_descriptor.h"
 #include "hal/plugin_abi.h"
 
@@ -72,6 +74,73 @@ struct COp {
                 op.output.offset_bytes, &output);
     finish(op.kind, n);
   }
+};
+
+// Storage for one C graph view; valid while this object lives (and `view` unchanged).
+struct CGraphView {
+  hal_graph_view desc{};
+  std::vector<hal_graph_symbol> symbols;
+  std::vector<hal_graph_value> values;
+  std::vector<hal_graph_node> nodes;
+  std::vector<hal_op_attrs> attrs;
+  std::vector<std::vector<int32_t>> inputs;
+
+  explicit CGraphView(const GraphView& view) {
+    for (const GraphSymbol& sym : view.symbols) {
+      hal_graph_symbol c{};
+      c.struct_size = sizeof(c);
+      c.name = sym.name.c_str();
+      c.min_value = sym.min_value;
+      c.max_value = sym.max_value;
+      symbols.push_back(c);
+    }
+    for (const GraphValue& v : view.values) {
+      hal_graph_value c{};
+      c.struct_size = sizeof(c);
+      c.name = v.name.c_str();
+      c.kind = hal_graph_value_kind(v.kind);
+      c.is_output = v.is_output ? 1 : 0;
+      COp::fill_tensor(v.desc, nullptr, v.offset_bytes, &c.tensor);
+      c.alias_of = v.alias_of;
+      c.offset_symbol = v.offset_symbol;
+      c.offset_symbol_stride_bytes = v.offset_symbol_stride_bytes;
+      values.push_back(c);
+    }
+    attrs.resize(view.nodes.size());
+    inputs.resize(view.nodes.size());
+    for (size_t n = 0; n < view.nodes.size(); ++n) {
+      const GraphNode& g = view.nodes[n];
+      COp op{OpSpec{}};
+      op.fill_attrs(g.attrs);
+      attrs[n] = op.attrs;
+      inputs[n] = g.inputs;
+    }
+    for (size_t n = 0; n < view.nodes.size(); ++n) {
+      const GraphNode& g = view.nodes[n];
+      hal_graph_node c{};
+      c.struct_size = sizeof(c);
+      c.name = g.name.c_str();
+      c.op = hal_op_kind(g.op);
+      c.attrs = &attrs[n];
+      c.inputs = inputs[n].data();
+      c.num_inputs = uint32_t(inputs[n].size());
+      c.output = g.output;
+      c.kv_length_symbol = g.kv_length_symbol;
+      nodes.push_back(c);
+    }
+    desc.struct_size = sizeof(desc);
+    desc.values = values.data();
+    desc.num_values = values.size();
+    desc.value_size = sizeof(hal_graph_value);
+    desc.nodes = nodes.data();
+    desc.num_nodes = nodes.size();
+    desc.node_size = sizeof(hal_graph_node);
+    desc.symbols = symbols.data();
+    desc.num_symbols = symbols.size();
+    desc.symbol_size = sizeof(hal_graph_symbol);
+  }
+  CGraphView(const CGraphView&) = delete;
+  CGraphView& operator=(const CGraphView&) = delete;
 };
 
 }  // namespace hal::detail

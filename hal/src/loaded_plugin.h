@@ -44,6 +44,12 @@ inline Status LoadedPlugin::take_error(hal_error* error, const std::string& cont
     if (HAL_ABI_HAS_FIELD(hal_error_detail, command_tag, d.struct_size) &&
         (d.fields & HAL_ERROR_DETAIL_COMMAND_TAG))
       detail.command_tag = d.command_tag;
+    if (HAL_ABI_HAS_FIELD(hal_error_detail, node, d.struct_size) &&
+        (d.fields & HAL_ERROR_DETAIL_NODE))
+      detail.node = d.node;
+    if (HAL_ABI_HAS_FIELD(hal_error_detail, group, d.struct_size) &&
+        (d.fields & HAL_ERROR_DETAIL_GROUP))
+      detail.group = d.group;
   }
   api->error_destroy(error);
   StatusCode c = (code >= HAL_STATUS_OK && code <= HAL_STATUS_ABORTED) ? StatusCode(code)

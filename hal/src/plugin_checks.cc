@@ -122,6 +122,24 @@ std::string check_device_info(const hal_device_info& ci, uint32_t i, uint32_t co
   if ((ci.num_peak_flops && !ci.peak_flops) || (ci.num_links && !ci.links) ||
       (ci.num_properties && !ci.properties))
     return "device " + std::to_string(i) + " reports arrays without storage";
+  // Element sizes (ABI 1.2): a plugin's elements may be longer than ours (fields appended
+  // later); never shorter than the 1.0 layout this host reads.
+  auto element_size = [&](size_t field_offset, size_t field_value, size_t ours) {
+    const bool present = field_offset + sizeof(size_t) <= ci.struct_size && field_value != 0;
+    return present ? field_value : ours;
+  };
+  const size_t flops_size = element_size(offsetof(hal_device_info, peak_flops_size),
+                                         ci.peak_flops_size, sizeof(hal_dtype_flops));
+  const size_t link_size =
+      element_size(offsetof(hal_device_info, link_size), ci.link_size, sizeof(hal_link_info));
+  const size_t property_size = element_size(offsetof(hal_device_info, property_size),
+                                            ci.property_size, sizeof(hal_property));
+  if (flops_size < sizeof(hal_dtype_flops) || link_size < sizeof(hal_link_info) ||
+      property_size < sizeof(hal_property))
+    return "device " + std::to_string(i) + " reports array elements smaller than ABI 1.0's";
+  auto at = [](const auto* base, size_t k, size_t size) {
+    return reinterpret_cast<decltype(base)>(reinterpret_cast<const char*>(base) + k * size);
+  };
   DeviceInfo info;
   info.id_prefix = ci.id_prefix;
   info.backend = backend;
@@ -134,7 +152,7 @@ std::string check_device_info(const hal_device_info& ci, uint32_t i, uint32_t co
   info.memory_bytes = ci.memory_bytes;
   info.memory_bandwidth_bytes_per_s = ci.memory_bandwidth_bytes_per_s;
   for (size_t k = 0; k < ci.num_peak_flops; ++k) {
-    const hal_dtype_flops& f = ci.peak_flops[k];
+    const hal_dtype_flops& f = *at(ci.peak_flops, k, flops_size);
     const int32_t dtype = enum_value(f.dtype);
     if (dtype > HAL_DTYPE_INVALID && dtype < kDTypeCount && f.flops_per_s >= 0 &&
         std::isfinite(f.flops_per_s))
@@ -144,12 +162,13 @@ std::string check_device_info(const hal_device_info& ci, uint32_t i, uint32_t co
   info.compute_units = ci.compute_units;
   info.clock_hz = ci.clock_hz;
   info.launch_overhead_s = ci.launch_overhead_s;
-  for (size_t k = 0; k < ci.num_properties; ++k)
-    if (ci.properties[k].key)
-      info.properties.emplace_back(ci.properties[k].key, c_str_or(ci.properties[k].value));
+  for (size_t k = 0; k < ci.num_properties; ++k) {
+    const hal_property& p = *at(ci.properties, k, property_size);
+    if (p.key) info.properties.emplace_back(p.key, c_str_or(p.value));
+  }
   std::vector<hal_link_info> raw;
   for (size_t k = 0; k < ci.num_links; ++k) {
-    const hal_link_info& l = ci.links[k];
+    const hal_link_info& l = *at(ci.links, k, link_size);
     if (l.peer_index < -1 || l.peer_index >= int32_t(count))
       return "device " + std::to_string(i) + " lists a link to device index " +
              std::to_string(l.peer_index) + " of " + std::to_string(count);

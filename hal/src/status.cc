@@ -40,4 +40,12 @@ Status Status::with_command_tag(uint64_t tag) const {
   return s;
 }
 
+Status Status::with_node(int32_t node, int32_t group) const {
+  if (ok()) return *this;
+  Status s = *this;
+  s.detail_.node = node;
+  if (group >= 0) s.detail_.group = group;
+  return s;
+}
+
 }  // namespace hal

@@ -281,7 +281,10 @@ std::vector<CommandRecord> Stream::take_records() {
   std::vector<hal_command_record> buf(1024);
   for (;;) {
     size_t n = 0;
-    for (auto& r : buf) r.struct_size = sizeof(r);
+    for (auto& r : buf) {
+      r = hal_command_record{};
+      r.struct_size = sizeof(r);
+    }
     Status s = p.take_error(
         p.api->stream_take_records(handle_, buf.data(), sizeof(hal_command_record), buf.size(), &n), "");
     if (!s.ok()) break;
@@ -300,6 +303,10 @@ std::vector<CommandRecord> Stream::take_records() {
       c.sram_bytes_written = r.sram_bytes_written;
       c.link_bytes = r.link_bytes;
       c.bound = BoundBy(r.bound);
+      if (HAL_ABI_HAS_FIELD(hal_command_record, node, r.struct_size)) {
+        c.group = r.group;
+        c.node = r.node;
+      }
       out.push_back(c);
     }
     if (n < buf.size()) break;

@@ -9,6 +9,10 @@
 // - bytes_read/bytes_written count device-memory (HBM/GDDR/DRAM) traffic: for the
 //   simulated NPU as its tiling model moves data; for CPU and CUDA the op's analytic
 //   minimum traffic (hal::analytic_cost). SRAM bytes are reported where modelled.
+// - An executable's execution (hal/executable.h) leaves one kExecute record and, after
+//   it, one kExecuteGroup record per fused group with the same tag; the group records
+//   partition the execution's FLOPs and bytes and lie within its span. Totals sum the
+//   kExecute records (or the groups, never both).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +29,8 @@ enum class CommandKind : int32_t {
   kCopyDeviceToDevice = 3,
   kCopyPeer = 4,
   kFill = 5,
+  kExecute = 6,       // one execution of an Executable (ABI 1.2)
+  kExecuteGroup = 7,  // one fused group of an execution: a part of the record above
 };
 std::string_view command_kind_name(CommandKind kind);  // "op", "copy_h2d", ...
 
@@ -44,6 +50,10 @@ struct CommandRecord {
   uint64_t sram_bytes_written = 0;
   uint64_t link_bytes = 0;
   BoundBy bound = BoundBy::kUnknown;
+  // kExecuteGroup: the fused group (index into ExecutableInfo::groups) and its main node
+  // (index into the executable's view nodes); -1 otherwise.
+  int32_t group = -1;
+  int32_t node = -1;
 
   double duration_s() const { return end_ns > start_ns ? double(end_ns - start_ns) * 1e-9 : 0.0; }
 };

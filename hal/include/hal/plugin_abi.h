@@ -25,7 +25,8 @@
  *   entry NULL is refused at load with a message naming the entry. An OPTIONAL entry
  *   may be NULL; its documented default behaviour applies.
  * - Arrays of structs passed across the boundary carry their element size next to
- *   the pointer (e.g. hal_op_desc.tensor_size) so elements may also grow.
+ *   the pointer (e.g. hal_op_desc.tensor_size) so elements may also grow. (hal_device_info's
+ *   arrays gained theirs in 1.2; absent means the 1.0 element layout.)
  *
  * History (one line per addition, under the minor that added it; append, never edit):
  *   1.0  the initial table and structs.
@@ -34,6 +35,15 @@
  *        about an error, first the tag of the stream command that failed.
  *   1.2  hal_plugin_api.get_extension (OPTIONAL) and hal_extension_header: typed,
  *        versioned extensions looked up by type id (EXTENSIONS below).
+ *   1.2  executables (EXECUTABLES below): hal_graph_view (+ hal_graph_value, hal_graph_node,
+ *        hal_graph_symbol); hal_plugin_api.device_partition, executable_compile,
+ *        executable_destroy, executable_get_info, stream_execute (OPTIONAL as a set: all
+ *        or none), executable_serialize, executable_deserialize,
+ *        device_get_executable_key (OPTIONAL as a set); HAL_COMMAND_EXECUTE and
+ *        HAL_COMMAND_EXECUTE_GROUP records with hal_command_record.group and .node
+ *        appended; hal_error_detail.node and .group appended (HAL_ERROR_DETAIL_NODE,
+ *        HAL_ERROR_DETAIL_GROUP); hal_device_info.peak_flops_size, link_size and
+ *        property_size appended (element sizes of its arrays).
  * A table's size for each minor is HAL_PLUGIN_API_SIZE_1_<minor> (the offset of the first
  * entry the next minor appended); a new minor adds its entries at the end of the table,
  * its line(s) above, and the size macro of the minor before it.
@@ -73,6 +83,45 @@
  * header.struct_size). Type ids below 0x80000000 are assigned here
  * (HAL_EXTENSION_TYPE_*); ids from 0x80000000 up are free for private use. Handles
  * passed to an extension's functions must belong to the plugin that returned it.
+ *
+ * ---------------------------------------------------------------------------------
+ * EXECUTABLES (1.2): whole-graph offload
+ * ---------------------------------------------------------------------------------
+ * Op-by-op dispatch (stream_dispatch) is the floor every plugin speaks. A plugin with a
+ * compiler also takes whole subgraphs, as PJRT_Client_Compile, ONNX Runtime's
+ * GetCapability + Compile and ggml's graph_compute do:
+ * 1. The host describes a graph as a hal_graph_view: values (dtype, shape, strides; graph
+ *    inputs, constant weights, states written in place such as KV caches, and
+ *    intermediates, some of which the host reads: outputs), nodes (ops of hal/op.h over
+ *    value indices, listed in an order that respects every dependency, including
+ *    in-place writes: a device must produce what running them in that order produces),
+ *    and symbols: run-time integers (a KV length, a write position) with the range
+ *    [min_value, max_value] they take. Shapes hold the bucket's upper bound; an
+ *    executable serves every symbol value in range (a shape bucket), so one compiled
+ *    decode step is re-used at every KV length.
+ * 2. device_partition says which nodes the device takes, grouped into units it will
+ *    compile (each unit convex: no path leaves it and comes back; the host checks), and
+ *    for every node it declines, why. The host runs declined nodes op by op (on this
+ *    device if supports_op says so, else elsewhere) and records the reason.
+ * 3. executable_compile compiles a view (the host passes one unit as its own view) into
+ *    a hal_executable; executable_get_info reports its predicted device time per run,
+ *    the device memory it needs besides its bindings (scratch), device-memory bytes read
+ *    and written per run, on-chip SRAM use, and the fused groups it formed.
+ * 4. stream_execute runs it on a stream with every non-intermediate value and every
+ *    output bound to a buffer (hal_binding), a scratch buffer and the symbols' values.
+ *    It leaves one HAL_COMMAND_EXECUTE record (the whole execution) and one
+ *    HAL_COMMAND_EXECUTE_GROUP record per fused group with the group's main op, so
+ *    reports keep per-op-class accounting: the group records partition the execution's
+ *    FLOPs and bytes and lie within its span; sum one level, never both.
+ * 5. executable_serialize/deserialize move a compiled executable to disk and back. A blob
+ *    carries the compatibility key of device_get_executable_key (plugin name and version,
+ *    ABI version, device fingerprint); deserialize refuses a blob of another key, or one
+ *    whose contents do not match its checksum, with FAILED_PRECONDITION naming the reason,
+ *    and never executes it.
+ * Lifetime: a hal_executable belongs to the device that compiled it and lives until
+ * executable_destroy (before plugin_destroy). Strings and arrays an executable reports
+ * stay valid until it is destroyed. Threading: an executable is immutable; it may run on
+ * several streams at once (each execution has its own scratch).
  */
 #ifndef HAL_PLUGIN_ABI_H_
 #define HAL_PLUGIN_ABI_H_
@@ -181,7 +230,9 @@ typedef enum hal_command_kind {
   HAL_COMMAND_COPY_DEVICE_TO_HOST = 2,
   HAL_COMMAND_COPY_DEVICE_TO_DEVICE = 3, /* within one device */
   HAL_COMMAND_COPY_PEER = 4,             /* between two devices of one plugin */
-  HAL_COMMAND_FILL = 5
+  HAL_COMMAND_FILL = 5,
+  HAL_COMMAND_EXECUTE = 6,       /* 1.2: one execution of an executable (stream_execute) */
+  HAL_COMMAND_EXECUTE_GROUP = 7  /* 1.2: one fused group of that execution (a part of it) */
 } hal_command_kind;
 
 typedef enum hal_bound_by {
@@ -199,6 +250,7 @@ typedef struct hal_device hal_device;
 typedef struct hal_buffer hal_buffer;
 typedef struct hal_stream hal_stream;
 typedef struct hal_event hal_event;
+typedef struct hal_executable hal_executable; /* 1.2 */
 
 /* ---- services the host offers the plugin ---------------------------------------- */
 typedef enum hal_log_level {
@@ -267,6 +319,11 @@ typedef struct hal_device_info {
   size_t num_links;
   const hal_property* properties;
   size_t num_properties;
+  /* 1.2: element sizes of the arrays above, as the plugin wrote them (0 or beyond
+   * struct_size: the 1.0 layouts, sizeof of each struct then). */
+  size_t peak_flops_size;
+  size_t link_size;
+  size_t property_size;
 } hal_device_info;
 
 typedef struct hal_memory_stats {
@@ -347,6 +404,11 @@ typedef struct hal_command_record {
   uint64_t sram_bytes_written;
   uint64_t link_bytes;    /* bytes that crossed a host or peer link */
   hal_bound_by bound;
+  /* 1.2: for HAL_COMMAND_EXECUTE_GROUP, the fused group's index in the executable's
+   * info and its main node (an index into the compiled view's nodes); -1 otherwise
+   * (and for readers beyond struct_size). */
+  int32_t group;
+  int32_t node;
 } hal_command_record;
 
 /* ---- argument structs for entries that may grow --------------------------------- */
@@ -408,6 +470,8 @@ typedef void (*hal_host_func)(void* user_data);
 /* ---- error details (1.2) -------------------------------------------------------- */
 /* Bits of hal_error_detail.fields: which facts an error carries. */
 #define HAL_ERROR_DETAIL_COMMAND_TAG 1u /* command_tag is set */
+#define HAL_ERROR_DETAIL_NODE 2u        /* 1.2: node is set */
+#define HAL_ERROR_DETAIL_GROUP 4u       /* 1.2: group is set */
 
 /* Structured facts about an error, for programs to act on (the message is for people).
  * Filled by error_get_detail; each fact is valid only when its bit is in `fields`. */
@@ -416,6 +480,11 @@ typedef struct hal_error_detail {
   uint32_t fields;      /* HAL_ERROR_DETAIL_* bits */
   uint64_t command_tag; /* the tag of the stream command that failed (from its enqueue
                            call), e.g. for an error stream_synchronize returns */
+  /* 1.2: an executable's failure: the node (index into the compiled view's nodes) and
+   * the fused group (index into the executable's info) that failed; also a compile or
+   * partition error about one node. */
+  int32_t node;
+  int32_t group;
 } hal_error_detail;
 
 /* ---- extensions (1.2; see EXTENSIONS above) ------------------------------------- */
@@ -429,6 +498,160 @@ typedef struct hal_extension_header {
   uint32_t type;      /* a HAL_EXTENSION_TYPE_* id */
   uint32_t version;   /* the extension's own version, starting at 1 */
 } hal_extension_header;
+
+/* ---- executables (1.2; see EXECUTABLES above) ---------------------------------- */
+typedef enum hal_graph_value_kind {
+  HAL_GRAPH_VALUE_INPUT = 0,       /* bound at each execution, read only */
+  HAL_GRAPH_VALUE_CONSTANT = 1,    /* bound, read only, the same contents every run (weights) */
+  HAL_GRAPH_VALUE_STATE = 2,       /* bound, read and written in place; persists (KV caches) */
+  HAL_GRAPH_VALUE_INTERMEDIATE = 3 /* produced by a node; the executable's own storage unless
+                                      is_output (then bound, and written by the execution) */
+} hal_graph_value_kind;
+
+/* A run-time integer and the range it takes; shapes hold the bucket's upper bound. */
+typedef struct hal_graph_symbol {
+  size_t struct_size;
+  const char* name; /* "kv", "past.0"; may be NULL */
+  int64_t min_value;
+  int64_t max_value;
+} hal_graph_symbol;
+
+typedef struct hal_graph_value {
+  size_t struct_size;
+  const char* name; /* for messages; may be NULL */
+  hal_graph_value_kind kind;
+  int32_t is_output; /* an intermediate the host reads: bound like an input */
+  /* dtype, rank, shape and strides (elements) of the value. buffer is NULL;
+   * offset_bytes is the value's offset into the storage of alias_of (0 for a value that
+   * owns its storage). */
+  hal_tensor tensor;
+  /* -1: the value owns its storage (bound, or the executable's). Otherwise the index of
+   * a value that owns storage (alias_of == -1, a lower index) of which this value is a
+   * view at offset_bytes (+ offset_symbol's value * offset_symbol_stride_bytes). A view
+   * has the kind of its owner and is never bound itself. */
+  int32_t alias_of;
+  int32_t offset_symbol; /* -1: none */
+  int64_t offset_symbol_stride_bytes;
+} hal_graph_value;
+
+typedef struct hal_graph_node {
+  size_t struct_size;
+  const char* name; /* "h.3.attn.qkv"; may be NULL */
+  hal_op_kind op;
+  const hal_op_attrs* attrs;
+  const int32_t* inputs; /* value indices, num_inputs of them (op semantics: hal/op.h) */
+  uint32_t num_inputs;
+  int32_t output; /* a value index */
+  /* Attention: -1, or the symbol whose run-time value is attrs->kv_length. */
+  int32_t kv_length_symbol;
+} hal_graph_node;
+
+/* A graph the host shows a device. Element sizes let each element struct grow. */
+typedef struct hal_graph_view {
+  size_t struct_size;
+  const hal_graph_value* values;
+  size_t num_values;
+  size_t value_size;
+  const hal_graph_node* nodes; /* in an order that respects every dependency */
+  size_t num_nodes;
+  size_t node_size;
+  const hal_graph_symbol* symbols;
+  size_t num_symbols;
+  size_t symbol_size;
+} hal_graph_view;
+
+/* Called by device_partition once per node the device declines, with why (the string is
+ * valid during the call only). */
+typedef void (*hal_partition_decline_fn)(void* user_data, uint32_t node, const char* reason);
+
+typedef struct hal_partition_args {
+  size_t struct_size;
+  hal_device* device;
+  const hal_graph_view* graph;
+  /* Out, host-allocated, graph->num_nodes entries: the unit (0 .. num_units-1) that will
+   * compile each node, or -1 when the device declines it. */
+  int32_t* node_unit;
+  uint32_t num_units; /* out */
+  hal_partition_decline_fn decline; /* may be NULL: the host does not want reasons */
+  void* decline_user_data;
+} hal_partition_args;
+
+typedef struct hal_executable_compile_args {
+  size_t struct_size;
+  hal_device* device;
+  const hal_graph_view* graph; /* copied by the plugin as it needs; valid during the call */
+  const hal_option* options;   /* compiler options, e.g. {"fusion", "off"}; unknown keys
+                                  are INVALID_ARGUMENT */
+  size_t num_options;
+  hal_executable* executable; /* out */
+} hal_executable_compile_args;
+
+/* One fused group: nodes that run as one kernel or one on-chip region. */
+typedef struct hal_fused_group_info {
+  size_t struct_size;
+  const char* name;      /* e.g. "h.0.mlp.fc+gelu"; valid until executable_destroy */
+  hal_op_kind main_op;   /* the op that names its class in reports (the matmul of a matmul
+                            + bias + gelu group) */
+  int32_t main_node;     /* index into the view's nodes */
+  const int32_t* nodes;  /* view node indices, in execution order; valid until destroy */
+  size_t num_nodes;
+  double predicted_seconds; /* at the symbol values asked for */
+  double flops;
+  uint64_t dram_bytes_read; /* device memory (HBM/GDDR/DRAM) */
+  uint64_t dram_bytes_written;
+  uint64_t sram_bytes; /* on-chip SRAM the group holds at its peak (0 if not modelled) */
+} hal_fused_group_info;
+
+typedef struct hal_executable_info {
+  size_t struct_size;
+  /* In: predict at these symbol values (one per view symbol); NULL: each symbol's
+   * max_value. */
+  const int64_t* symbol_values;
+  size_t num_symbol_values;
+  /* Out. */
+  double predicted_seconds;   /* device time of one execution */
+  uint64_t scratch_bytes;     /* device memory an execution needs besides its bindings */
+  uint64_t dram_bytes_read;   /* device-memory bytes per execution */
+  uint64_t dram_bytes_written;
+  uint64_t sram_bytes;        /* peak on-chip SRAM held (0 if not modelled) */
+  double flops;
+  uint32_t num_groups;
+  /* In: a host array of groups_capacity elements, group_size bytes apart (each with
+   * struct_size set by the host); the plugin fills min(num_groups, capacity). */
+  hal_fused_group_info* groups;
+  size_t groups_capacity;
+  size_t group_size;
+} hal_executable_info;
+
+/* A buffer for one bound value of the view (not a view value, not an internal
+ * intermediate). */
+typedef struct hal_binding {
+  int32_t value;
+  hal_buffer* buffer;
+  uint64_t offset_bytes;
+} hal_binding;
+
+typedef struct hal_execute_args {
+  size_t struct_size;
+  hal_stream* stream;
+  hal_executable* executable; /* of the stream's device */
+  const hal_binding* bindings; /* one per bound value, each binding_size bytes apart */
+  size_t num_bindings;
+  size_t binding_size;
+  hal_buffer* scratch; /* >= scratch_bytes at scratch_offset; NULL when that is 0 */
+  uint64_t scratch_offset;
+  const int64_t* symbol_values; /* one per view symbol, each within its range */
+  size_t num_symbol_values;
+  uint64_t tag;
+} hal_execute_args;
+
+typedef struct hal_executable_deserialize_args {
+  size_t struct_size;
+  hal_device* device;
+  const void* data;
+  size_t size;
+  hal_executable* executable; /* out */
+} hal_executable_deserialize_args;
 
 /* ---- the table ------------------------------------------------------------------ */
 typedef struct hal_plugin_api {
@@ -521,6 +744,43 @@ typedef struct hal_plugin_api {
    * EXTENSIONS. The struct starts with a hal_extension_header whose type is `type` and
    * stays valid until plugin_destroy. Default when NULL: the plugin has no extensions. */
   const hal_extension_header* (*get_extension)(hal_plugin* plugin, uint32_t type);
+
+  /* ---- appended in 1.2: executables (EXECUTABLES above) ---- */
+  /* OPTIONAL as a set (device_partition, executable_compile, executable_destroy,
+   * executable_get_info, stream_execute: all set or all NULL). Default when NULL: the
+   * device compiles nothing; the host declines every node for it ("the plugin has no
+   * compiler") and dispatches op by op.
+   * device_partition: fills args->node_unit and num_units and calls decline for each
+   * declined node. A node the device takes must also be one supports_op accepts or one
+   * it can run inside an executable. Errors only for a malformed view. */
+  hal_error* (*device_partition)(hal_partition_args* args);
+  /* Compiles the whole view (every node) into args->executable, owned by the caller
+   * (executable_destroy). A view the device cannot compile is UNIMPLEMENTED naming the
+   * node (hal_error_detail.node). */
+  hal_error* (*executable_compile)(hal_executable_compile_args* args);
+  void (*executable_destroy)(hal_executable* executable);
+  /* Fills *info (the host sets struct_size and the in fields); nothing beyond
+   * struct_size is written. */
+  hal_error* (*executable_get_info)(hal_executable* executable, hal_executable_info* info);
+  /* Validates (bindings complete, in bounds, on the stream's device; symbols in range)
+   * and enqueues one execution. Failures while running are reported by the stream's next
+   * synchronize with the tag and, where known, node and group. */
+  hal_error* (*stream_execute)(const hal_execute_args* args);
+  /* OPTIONAL as a set (executable_serialize, executable_deserialize,
+   * device_get_executable_key). Default when NULL: executables are not serializable; the
+   * host compiles them again in every process.
+   * executable_serialize: *size = the blob's size; writes it to data when capacity >=
+   * that size (call with capacity 0 to learn the size). */
+  hal_error* (*executable_serialize)(hal_executable* executable, void* data, size_t capacity,
+                                     size_t* size);
+  /* Makes an executable from a blob of executable_serialize on a device with the same
+   * compatibility key; refuses any other blob (FAILED_PRECONDITION naming why). */
+  hal_error* (*executable_deserialize)(hal_executable_deserialize_args* args);
+  /* The compatibility key of blobs this device makes and accepts (NUL-terminated text:
+   * plugin name and version, ABI version, device fingerprint). *length = its length
+   * without the NUL; written to buffer when capacity > length. */
+  hal_error* (*device_get_executable_key)(hal_device* device, char* buffer, size_t capacity,
+                                          size_t* length);
 } hal_plugin_api;
 
 /* The size of each minor's table. A host refuses any table shorter than 1.0's. */

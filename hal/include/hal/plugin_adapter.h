@@ -24,6 +24,12 @@
 //   detail (Status::with_command_tag) as the error's structured detail (ABI 1.2);
 // - PluginImpl::extension() answers the table's get_extension (ABI 1.2); extension
 //   functions find the objects behind the host's handles with device_of()/stream_of().
+// - Executables (ABI 1.2): graph views are converted and validated (GraphView::validate)
+//   before DeviceImpl::partition/compile see them, executions are checked (bindings
+//   complete and in bounds, scratch, symbols in range) before StreamImpl::execute, and
+//   serialized executables travel in the kit's envelope (hal/plugin/executable_blob.h:
+//   compatibility key of plugin name and version, ABI and DeviceImpl::fingerprint(), and
+//   a checksum), so every kit plugin refuses foreign and modified blobs alike.
 //
 // Lifetime: the host destroys every buffer, stream and event before the plugin. A device
 // hands each new BufferImpl/StreamImpl/EventImpl to the adapter as a std::unique_ptr; the
@@ -35,7 +41,8 @@
 //
 // Files: the classes are hal/plugin/plugin_interfaces.h; the C side is
 // hal/plugin/c_conversions.h (errors, argument structs, op validation, handles) and
-// hal/plugin/c_entries.h (the table's entry points). This header builds the table.
+// hal/plugin/c_entries.h (the table's entry points), with hal/plugin/executable_blob.h
+// (the serialized executables' envelope). This header builds the table.
 #pragma once
 
 #include <cstdint>
@@ -65,6 +72,7 @@ const hal_plugin_api* make_plugin_api(const char* name, const char* version,
   static hal_plugin_api api = [&] {
     hal_plugin_api a{};
     E::name_ = name;
+    E::version_ = version;
     a.struct_size = abi_minor == 0   ? HAL_PLUGIN_API_SIZE_1_0
                     : abi_minor == 1 ? HAL_PLUGIN_API_SIZE_1_1
                                      : sizeof(hal_plugin_api);
@@ -104,6 +112,14 @@ const hal_plugin_api* make_plugin_api(const char* name, const char* version,
     if (abi_minor >= 2) {
       a.error_get_detail = &E::error_get_detail;
       a.get_extension = &E::get_extension;
+      a.device_partition = &E::device_partition;
+      a.executable_compile = &E::executable_compile;
+      a.executable_destroy = &E::executable_destroy;
+      a.executable_get_info = &E::executable_get_info;
+      a.stream_execute = &E::stream_execute;
+      a.executable_serialize = &E::executable_serialize;
+      a.executable_deserialize = &E::executable_deserialize;
+      a.device_get_executable_key = &E::device_get_executable_key;
     }
     return a;
   }();

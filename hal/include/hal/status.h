@@ -47,6 +47,10 @@ struct StatusDetail {
   // The stream command that failed, by the tag its enqueue call gave: set by devices on
   // failures found while running their work (reported by a stream's synchronize()).
   std::optional<uint64_t> command_tag;
+  // A failure inside an executable (or a compile/partition error about one node): the
+  // node of its graph view and the fused group (hal/executable.h).
+  std::optional<int32_t> node;
+  std::optional<int32_t> group;
 };
 
 class [[nodiscard]] Status {
@@ -70,6 +74,9 @@ class [[nodiscard]] Status {
 
   // Returns a copy naming the failed stream command by its tag (an ok status stays ok).
   Status with_command_tag(uint64_t tag) const;
+  // Returns a copy naming the executable's node and fused group that failed (group -1:
+  // none).
+  Status with_node(int32_t node, int32_t group = -1) const;
 
   // Explicitly discards a status whose failure the caller can ignore.
   void ignore() const {}

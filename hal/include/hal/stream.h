@@ -7,6 +7,7 @@
 // - Failures found while running (an embedding id out of range, a device fault) are
 //   returned by the next synchronize(); later work of the same stream is skipped and
 //   reported as kAborted. synchronize() clears the error.
+// - execute() runs a compiled graph as one command (hal/executable.h).
 // - Copies: host->device, device->host, within a device, and between devices. Between
 //   devices of one plugin the plugin copies peer to peer; between plugins the HAL
 //   stages through host memory (both orders preserved). Host memory passed to a copy
@@ -26,6 +27,7 @@
 #include "hal/buffer.h"
 #include "hal/command_record.h"
 #include "hal/event.h"
+#include "hal/executable.h"
 #include "hal/op_descriptor.h"
 #include "hal/status.h"
 
@@ -61,6 +63,11 @@ class Stream {
   Status fill(const Buffer& dst, uint64_t offset, uint64_t size, uint64_t pattern,
               uint32_t pattern_size, uint64_t tag = 0);
   Status dispatch(const OpDescriptor& op, uint64_t tag = 0);
+  // One execution of an executable of this stream's device (hal/executable.h): every
+  // bound value of its view bound to a buffer of this device, the scratch, and one value
+  // per symbol within its range. Checked here; failures while running name the node and
+  // fused group (StatusDetail) besides the tag.
+  Status execute(const Executable& executable, const ExecuteArgs& args, uint64_t tag = 0);
 
   Status record(Event& event);
   Status wait(const Event& event);

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 #include <utility>
@@ -181,6 +182,70 @@ inline Status to_op(const hal_op_desc* desc_in, OpSpec* spec, OpCall* call) {
   return ok_status();
 }
 
+// Converts a C graph view (ABI 1.2) into a GraphView and validates it fully.
+inline Status to_graph_view(const hal_graph_view* in, GraphView* out) {
+  if (!in) return invalid_argument("graph view is null");
+  const hal_graph_view g = read_args(in);
+  constexpr size_t kMaxElements = size_t(1) << 24;
+  if (g.num_values > kMaxElements || g.num_nodes > kMaxElements || g.num_symbols > kMaxElements)
+    return invalid_argument("graph view has more than 2^24 values, nodes or symbols");
+  if ((g.num_values && !g.values) || (g.num_nodes && !g.nodes) || (g.num_symbols && !g.symbols))
+    return invalid_argument("graph view has arrays without storage");
+  if ((g.num_values && g.value_size < offsetof(hal_graph_value, offset_symbol_stride_bytes) +
+                                          sizeof(int64_t)) ||
+      (g.num_nodes && g.node_size < offsetof(hal_graph_node, kv_length_symbol) + sizeof(int32_t)) ||
+      (g.num_symbols && g.symbol_size < offsetof(hal_graph_symbol, max_value) + sizeof(int64_t)))
+    return invalid_argument("graph view elements are smaller than ABI 1.2's");
+  auto at = [](const auto* base, size_t i, size_t size) {
+    return read_args(reinterpret_cast<decltype(base)>(reinterpret_cast<const char*>(base) +
+                                                      i * size));
+  };
+  GraphView v;
+  for (size_t i = 0; i < g.num_symbols; ++i) {
+    const hal_graph_symbol c = at(g.symbols, i, g.symbol_size);
+    v.symbols.push_back({c.name ? c.name : "", c.min_value, c.max_value});
+  }
+  for (size_t i = 0; i < g.num_values; ++i) {
+    const hal_graph_value c = at(g.values, i, g.value_size);
+    GraphValue x;
+    x.name = c.name ? c.name : "";
+    const int32_t kind = c_enum_value(c.kind);
+    if (kind < HAL_GRAPH_VALUE_INPUT || kind > HAL_GRAPH_VALUE_INTERMEDIATE)
+      return invalid_argument("graph value " + std::to_string(i) + " has kind " +
+                              std::to_string(kind));
+    x.kind = GraphValueKind(kind);
+    x.is_output = c.is_output != 0;
+    HAL_RETURN_IF_ERROR(
+        to_tensor_desc(c.tensor, &x.desc).with_context("graph value " + std::to_string(i)));
+    x.offset_bytes = c.tensor.offset_bytes;
+    x.alias_of = c.alias_of;
+    x.offset_symbol = c.offset_symbol;
+    x.offset_symbol_stride_bytes = c.offset_symbol_stride_bytes;
+    v.values.push_back(std::move(x));
+  }
+  for (size_t i = 0; i < g.num_nodes; ++i) {
+    const hal_graph_node c = at(g.nodes, i, g.node_size);
+    GraphNode n;
+    n.name = c.name ? c.name : "";
+    const int32_t op = c_enum_value(c.op);
+    if (op <= HAL_OP_INVALID || op >= kOpKindCount)
+      return invalid_argument("graph node " + std::to_string(i) + " has op kind " +
+                              std::to_string(op));
+    n.op = OpKind(op);
+    n.attrs = to_attrs(c.attrs);
+    if (c.num_inputs > HAL_MAX_OP_INPUTS || (c.num_inputs && !c.inputs))
+      return invalid_argument("graph node " + std::to_string(i) + " has " +
+                              std::to_string(c.num_inputs) + " inputs");
+    n.inputs.assign(c.inputs, c.inputs + c.num_inputs);
+    n.output = c.output;
+    n.kv_length_symbol = c.kv_length_symbol;
+    v.nodes.push_back(std::move(n));
+  }
+  HAL_RETURN_IF_ERROR(v.validate());
+  *out = std::move(v);
+  return ok_status();
+}
+
 struct AdaptedPlugin {
   PluginContext context;
   std::unique_ptr<PluginImpl> impl;
@@ -196,5 +261,15 @@ struct StreamBox {
   DeviceImpl* device;
 };
 inline StreamBox* box(hal_stream* s) { return reinterpret_cast<StreamBox*>(s); }
+
+// Each executable remembers its device, and keeps the group names and node lists the
+// host reads through executable_get_info (valid until executable_destroy).
+struct ExecutableBox {
+  std::unique_ptr<ExecutableImpl> impl;
+  DeviceImpl* device = nullptr;
+  std::once_flag structure_once;
+  std::vector<FusedGroupInfo> structure;
+};
+inline ExecutableBox* exe(hal_executable* e) { return reinterpret_cast<ExecutableBox*>(e); }
 
 }  // namespace hal::plugin::detail

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "hal/plugin/c_conversions.h"
+#include "hal/plugin/executable_blob.h"
 
 namespace hal::plugin::detail {
 
@@ -38,6 +39,14 @@ struct Entries {
         d.fields |= HAL_ERROR_DETAIL_COMMAND_TAG;
         d.command_tag = *detail.command_tag;
       }
+      if (detail.node) {
+        d.fields |= HAL_ERROR_DETAIL_NODE;
+        d.node = *detail.node;
+      }
+      if (detail.group) {
+        d.fields |= HAL_ERROR_DETAIL_GROUP;
+        d.group = *detail.group;
+      }
     }
     const size_t n = std::min(out->struct_size, sizeof(d));
     d.struct_size = n;
@@ -53,6 +62,7 @@ struct Entries {
   }
 
   static inline const char* name_ = "";
+  static inline const char* version_ = "";
 
   static hal_error* plugin_create(hal_plugin_create_args* args) {
     return guard([&]() -> Status {
@@ -344,6 +354,8 @@ struct Entries {
         r.sram_bytes_written = c.sram_bytes_written;
         r.link_bytes = c.link_bytes;
         r.bound = hal_bound_by(c.bound);
+        r.group = c.group;
+        r.node = c.node;
         const size_t copy = std::min(record_size, sizeof(r));
         r.struct_size = copy;
         std::memcpy(reinterpret_cast<char*>(out) + i * record_size, &r, copy);
@@ -407,6 +419,226 @@ struct Entries {
       Result<uint64_t> r = evt(e)->timestamp_ns();
       if (!r.ok()) return r.status();
       *ts = *r;
+      return ok_status();
+    });
+  }
+
+  // ---- executables (ABI 1.2) ----
+  static std::string key_of(DeviceImpl* d) { return executable_key(name_, version_, d->fingerprint()); }
+
+  static hal_error* device_partition(hal_partition_args* args) {
+    return guard([&]() -> Status {
+      if (!args) return invalid_argument("device_partition args are null");
+      const hal_partition_args a = read_args(args);
+      if (!a.device || !a.node_unit) return invalid_argument("device_partition: null argument");
+      GraphView view;
+      HAL_RETURN_IF_ERROR(to_graph_view(a.graph, &view).with_context("partition"));
+      HAL_ASSIGN_OR_RETURN(Partition p, dev(a.device)->partition(view));
+      if (p.node_unit.size() != view.nodes.size() || p.units < 0)
+        return internal_error("partition: the device answered for " +
+                              std::to_string(p.node_unit.size()) + " of " +
+                              std::to_string(view.nodes.size()) + " nodes");
+      for (size_t n = 0; n < view.nodes.size(); ++n) {
+        const int32_t u = p.node_unit[n];
+        if (u < -1 || u >= p.units)
+          return internal_error("partition: node " + std::to_string(n) + " in unit " +
+                                std::to_string(u) + " of " + std::to_string(p.units));
+        a.node_unit[n] = u;
+        if (u < 0 && a.decline) {
+          const std::string why =
+              n < p.reasons.size() && !p.reasons[n].empty() ? p.reasons[n] : "declined";
+          a.decline(a.decline_user_data, uint32_t(n), why.c_str());
+        }
+      }
+      args->num_units = uint32_t(p.units);
+      return ok_status();
+    });
+  }
+  static hal_error* executable_compile(hal_executable_compile_args* args) {
+    return guard([&]() -> Status {
+      if (!args) return invalid_argument("executable_compile args are null");
+      const hal_executable_compile_args a = read_args(args);
+      if (!a.device) return invalid_argument("executable_compile: no device");
+      if (a.num_options && !a.options) return invalid_argument("compile options without storage");
+      GraphView view;
+      HAL_RETURN_IF_ERROR(to_graph_view(a.graph, &view).with_context("compile"));
+      CompileOptions options;
+      for (size_t i = 0; i < a.num_options; ++i) {
+        if (!a.options[i].key) return invalid_argument("compile option without a key");
+        options[a.options[i].key] = a.options[i].value ? a.options[i].value : "";
+      }
+      HAL_ASSIGN_OR_RETURN(std::unique_ptr<ExecutableImpl> impl,
+                           dev(a.device)->compile(view, options));
+      if (!impl) return internal_error("compile: the device returned no executable");
+      auto b = std::make_unique<ExecutableBox>();
+      b->impl = std::move(impl);
+      b->device = dev(a.device);
+      args->executable = reinterpret_cast<hal_executable*>(b.release());
+      return ok_status();
+    });
+  }
+  static void executable_destroy(hal_executable* e) {
+    try {
+      delete exe(e);
+    } catch (...) {
+    }
+  }
+  static hal_error* executable_get_info(hal_executable* e, hal_executable_info* out) {
+    return guard([&]() -> Status {
+      if (!e || !out) return invalid_argument("executable_get_info: null argument");
+      const size_t host_size = out->struct_size;
+      hal_executable_info in = read_args(out);
+      ExecutableBox& b = *exe(e);
+      const GraphView& view = b.impl->view();
+      std::vector<int64_t> symbols = view.max_symbols();
+      if (in.symbol_values) {
+        symbols.assign(in.symbol_values, in.symbol_values + in.num_symbol_values);
+        HAL_RETURN_IF_ERROR(view.check_symbols(symbols));
+      }
+      HAL_ASSIGN_OR_RETURN(ExecutableInfo info, b.impl->info(symbols));
+      std::call_once(b.structure_once, [&] { b.structure = info.groups; });
+      if (b.structure.size() != info.groups.size())
+        return internal_error("executable info: the fused groups changed between calls");
+      hal_executable_info r = in;
+      r.struct_size = std::min(host_size, sizeof(r));
+      r.predicted_seconds = info.predicted_seconds;
+      r.scratch_bytes = info.scratch_bytes;
+      r.dram_bytes_read = info.dram_bytes_read;
+      r.dram_bytes_written = info.dram_bytes_written;
+      r.sram_bytes = info.sram_bytes;
+      r.flops = info.flops;
+      r.num_groups = uint32_t(info.groups.size());
+      if (in.groups && in.groups_capacity > 0) {
+        if (in.group_size < offsetof(hal_fused_group_info, sram_bytes) + sizeof(uint64_t))
+          return invalid_argument("executable info: group_size " + std::to_string(in.group_size) +
+                                  " is smaller than ABI 1.2's");
+        const size_t n = std::min(in.groups_capacity, info.groups.size());
+        for (size_t i = 0; i < n; ++i) {
+          const FusedGroupInfo& kept = b.structure[i];
+          const FusedGroupInfo& now = info.groups[i];
+          hal_fused_group_info g{};
+          g.struct_size = sizeof(g);
+          g.name = kept.name.c_str();
+          g.main_op = hal_op_kind(kept.main_op);
+          g.main_node = kept.main_node;
+          g.nodes = kept.nodes.data();
+          g.num_nodes = kept.nodes.size();
+          g.predicted_seconds = now.predicted_seconds;
+          g.flops = now.flops;
+          g.dram_bytes_read = now.dram_bytes_read;
+          g.dram_bytes_written = now.dram_bytes_written;
+          g.sram_bytes = now.sram_bytes;
+          auto* dst = reinterpret_cast<hal_fused_group_info*>(reinterpret_cast<char*>(in.groups) +
+                                                              i * in.group_size);
+          const size_t copy = std::min(std::min(dst->struct_size, in.group_size), sizeof(g));
+          g.struct_size = copy;
+          std::memcpy(static_cast<void*>(dst), &g, copy);
+        }
+      }
+      std::memcpy(static_cast<void*>(out), &r, r.struct_size);
+      return ok_status();
+    });
+  }
+  static hal_error* stream_execute(const hal_execute_args* args) {
+    return guard([&]() -> Status {
+      if (!args) return invalid_argument("stream_execute args are null");
+      const hal_execute_args a = read_args(args);
+      if (!a.stream || !a.executable) return invalid_argument("execute: no stream or executable");
+      ExecutableBox& b = *exe(a.executable);
+      DeviceImpl* d = box(a.stream)->device;
+      if (b.device != d)
+        return invalid_argument("execute: the executable belongs to another device");
+      const GraphView& view = b.impl->view();
+      ExecuteCall call;
+      call.executable = b.impl.get();
+      if (a.num_symbol_values && !a.symbol_values)
+        return invalid_argument("execute: symbol values without storage");
+      call.symbols.assign(a.symbol_values, a.symbol_values + a.num_symbol_values);
+      HAL_RETURN_IF_ERROR(view.check_symbols(call.symbols).with_context("execute"));
+      if (a.num_bindings && (!a.bindings || a.binding_size < sizeof(hal_binding)))
+        return invalid_argument("execute: bindings without storage or smaller than ABI 1.2's");
+      call.bindings.assign(view.values.size(), BoundTensor{});
+      for (size_t i = 0; i < a.num_bindings; ++i) {
+        hal_binding c;
+        std::memcpy(&c, reinterpret_cast<const char*>(a.bindings) + i * a.binding_size, sizeof c);
+        if (c.value < 0 || size_t(c.value) >= view.values.size() || !view.is_bound(c.value))
+          return invalid_argument("execute: binding " + std::to_string(i) + " names value " +
+                                  std::to_string(c.value) + ", which is not a bound value");
+        const GraphValue& v = view.values[size_t(c.value)];
+        if (call.bindings[size_t(c.value)].buffer)
+          return invalid_argument("execute: value '" + v.name + "' is bound twice");
+        if (!c.buffer) return invalid_argument("execute: value '" + v.name + "' bound to no buffer");
+        BufferImpl* bb = buf(c.buffer);
+        if (bb->device() != d)
+          return invalid_argument("execute: value '" + v.name + "' lives on another device");
+        const uint64_t extent = v.desc.extent_bytes();
+        if (c.offset_bytes > bb->size() || extent > bb->size() - c.offset_bytes)
+          return invalid_argument("execute: value '" + v.name + "' " + v.desc.to_string() +
+                                  " at offset " + std::to_string(c.offset_bytes) + " needs " +
+                                  std::to_string(extent) + " bytes of a " +
+                                  std::to_string(bb->size()) + "-byte buffer");
+        call.bindings[size_t(c.value)] = {bb, c.offset_bytes};
+      }
+      for (size_t v = 0; v < view.values.size(); ++v)
+        if (view.is_bound(int32_t(v)) && !call.bindings[v].buffer)
+          return invalid_argument("execute: value '" + view.values[v].name + "' (" +
+                                  std::string(graph_value_kind_name(view.values[v].kind)) +
+                                  ") is not bound");
+      const uint64_t scratch = b.impl->scratch_bytes();
+      if (a.scratch) {
+        BufferImpl* sb = buf(a.scratch);
+        if (sb->device() != d) return invalid_argument("execute: scratch on another device");
+        if (a.scratch_offset > sb->size() || scratch > sb->size() - a.scratch_offset)
+          return invalid_argument("execute: scratch needs " + std::to_string(scratch) +
+                                  " bytes at offset " + std::to_string(a.scratch_offset) +
+                                  " of a " + std::to_string(sb->size()) + "-byte buffer");
+        call.scratch = sb;
+        call.scratch_offset = a.scratch_offset;
+      } else if (scratch > 0) {
+        return invalid_argument("execute: the executable needs " + std::to_string(scratch) +
+                                " bytes of scratch, none given");
+      }
+      return box(a.stream)->impl->execute(call, a.tag);
+    });
+  }
+  static hal_error* executable_serialize(hal_executable* e, void* data, size_t capacity,
+                                         size_t* size) {
+    return guard([&]() -> Status {
+      if (!e || !size) return invalid_argument("executable_serialize: null argument");
+      ExecutableBox& b = *exe(e);
+      HAL_ASSIGN_OR_RETURN(std::vector<uint8_t> payload, b.impl->serialize());
+      const std::vector<uint8_t> blob = wrap_blob(key_of(b.device), payload);
+      *size = blob.size();
+      if (data && capacity >= blob.size()) std::memcpy(data, blob.data(), blob.size());
+      return ok_status();
+    });
+  }
+  static hal_error* executable_deserialize(hal_executable_deserialize_args* args) {
+    return guard([&]() -> Status {
+      if (!args) return invalid_argument("executable_deserialize args are null");
+      const hal_executable_deserialize_args a = read_args(args);
+      if (!a.device || (a.size && !a.data))
+        return invalid_argument("executable_deserialize: null argument");
+      DeviceImpl* d = dev(a.device);
+      HAL_ASSIGN_OR_RETURN(
+          std::span<const uint8_t> payload,
+          unwrap_blob({static_cast<const uint8_t*>(a.data), a.size}, key_of(d)));
+      HAL_ASSIGN_OR_RETURN(std::unique_ptr<ExecutableImpl> impl, d->deserialize(payload));
+      if (!impl) return internal_error("deserialize: the device returned no executable");
+      auto b = std::make_unique<ExecutableBox>();
+      b->impl = std::move(impl);
+      b->device = d;
+      args->executable = reinterpret_cast<hal_executable*>(b.release());
+      return ok_status();
+    });
+  }
+  static hal_error* device_get_executable_key(hal_device* d, char* buffer, size_t capacity,
+                                              size_t* length) {
+    return guard([&]() -> Status {
+      if (!d || !length) return invalid_argument("device_get_executable_key: null argument");
+      const std::string key = key_of(dev(d));
+      *length = key.size();
+      if (buffer && capacity > key.size()) std::memcpy(buffer, key.c_str(), key.size() + 1);
       return ok_status();
     });
   }

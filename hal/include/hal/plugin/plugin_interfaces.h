@@ -7,8 +7,12 @@
 // - DeviceImpl describes a device (info, supported ops, memory statistics, telemetry)
 //   and makes BufferImpl/StreamImpl/EventImpl objects, handing each to the caller as a
 //   std::unique_ptr.
-// - StreamImpl receives validated calls only (OpCall, CopyCall, FillCall: in-bounds
-//   buffers of the stream's device, well-formed ops).
+// - StreamImpl receives validated calls only (OpCall, CopyCall, FillCall, ExecuteCall:
+//   in-bounds buffers of the stream's device, well-formed ops and graph views).
+// - Executables (ABI 1.2, optional): a device with a compiler overrides
+//   DeviceImpl::partition/compile (and deserialize/fingerprint to be serializable),
+//   returns ExecutableImpl objects, and its streams override StreamImpl::execute. The
+//   defaults decline every node ("compiles no graphs"), so op-by-op dispatch applies.
 //
 // Threading: every method may be called from any thread (plugin_abi.h, THREADING); the
 // classes must be thread-safe.
@@ -16,15 +20,19 @@
 
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "hal/buffer.h"
 #include "hal/command_record.h"
 #include "hal/device_info.h"
+#include "hal/executable.h"
+#include "hal/graph_view.h"
 #include "hal/op.h"
 #include "hal/plugin_abi.h"
 #include "hal/status.h"
@@ -125,6 +133,46 @@ struct FillCall {
   uint64_t tag = 0;
 };
 
+// A compiled graph (ABI 1.2). Immutable after compile; may run on several streams at once.
+class ExecutableImpl {
+ public:
+  explicit ExecutableImpl(GraphView view) : view_(std::move(view)) {}
+  virtual ~ExecutableImpl() = default;
+  // The (validated) view it was compiled from.
+  const GraphView& view() const { return view_; }
+  // Device memory one execution needs besides its bindings (ExecuteCall::scratch).
+  virtual uint64_t scratch_bytes() const = 0;
+  // Predicted figures at these symbol values (checked: one per symbol, in range). The
+  // groups' names, nodes and main ops must not depend on the symbol values (the adapter
+  // keeps the first call's as the strings and arrays the host reads); their figures may.
+  virtual Result<ExecutableInfo> info(std::span<const int64_t> symbols) const = 0;
+  // The plugin's own bytes, from which DeviceImpl::deserialize rebuilds it (the adapter
+  // wraps them with the compatibility key and a checksum); UNIMPLEMENTED when it cannot.
+  virtual Result<std::vector<uint8_t>> serialize() const {
+    return unimplemented("this executable cannot be serialized");
+  }
+
+ private:
+  GraphView view_;
+};
+
+// A buffer bound to one value of an executable's view.
+struct BoundTensor {
+  BufferImpl* buffer = nullptr;
+  uint64_t offset_bytes = 0;
+};
+
+// A validated execution: every bound value (GraphView::is_bound) has a buffer of the
+// stream's device holding its extent at its offset; the scratch holds scratch_bytes();
+// symbols are in range.
+struct ExecuteCall {
+  ExecutableImpl* executable = nullptr;
+  std::vector<BoundTensor> bindings;  // by view value index; unset for unbound values
+  BufferImpl* scratch = nullptr;
+  uint64_t scratch_offset = 0;
+  std::vector<int64_t> symbols;
+};
+
 class StreamImpl {
  public:
   virtual ~StreamImpl() = default;  // waits for the stream's work
@@ -138,6 +186,12 @@ class StreamImpl {
   virtual Status synchronize() = 0;
   // Moves up to `capacity` completed records into `out`; returns how many.
   virtual size_t take_records(CommandRecord* out, size_t capacity) = 0;
+  // Optional (devices that compile): enqueues one execution.
+  virtual Status execute(const ExecuteCall& call, uint64_t tag) {
+    (void)call;
+    (void)tag;
+    return unimplemented("this stream runs no executables");
+  }
 };
 
 namespace detail {
@@ -167,6 +221,55 @@ class DeviceImpl {
   // Optional: live readings.
   virtual Result<Telemetry> telemetry() const {
     return unimplemented("this device reports no telemetry");
+  }
+
+  // ---- executables (ABI 1.2; optional) ----
+  // Which nodes of the (validated) view this device compiles, in which units (each
+  // convex), and why it declines the others. Default: declines every node.
+  virtual Result<Partition> partition(const GraphView& view) const {
+    Partition p;
+    p.node_unit.assign(view.nodes.size(), -1);
+    p.reasons.assign(view.nodes.size(), "this device compiles no graphs");
+    return p;
+  }
+  // Compiles every node of the (validated) view. Default: UNIMPLEMENTED.
+  virtual Result<std::unique_ptr<ExecutableImpl>> compile(const GraphView& view,
+                                                          const CompileOptions& options) {
+    (void)view;
+    (void)options;
+    return unimplemented("this device compiles no graphs");
+  }
+  // Rebuilds an executable from ExecutableImpl::serialize's bytes (the adapter has
+  // checked their compatibility key and checksum). Default: UNIMPLEMENTED.
+  virtual Result<std::unique_ptr<ExecutableImpl>> deserialize(std::span<const uint8_t> payload) {
+    (void)payload;
+    return unimplemented("this device cannot load executables");
+  }
+  // What identifies this device in the compatibility key of its serialized executables:
+  // anything that would change a compiled result. Default: a hash of the figures that
+  // do not vary between runs (name, vendor, kind, memory kind and size, SRAM, compute
+  // units, peak FLOP/s).
+  virtual std::string fingerprint() const {
+    const DeviceInfo& d = info();
+    // Appended piece by piece (GCC 12's -Wrestrict false positive on "x" + string chains).
+    std::string text;
+    for (const std::string& piece :
+         {d.name, d.vendor, std::to_string(int(d.kind)), d.memory_kind,
+          std::to_string(d.memory_bytes), std::to_string(d.sram_bytes),
+          std::to_string(d.compute_units)}) {
+      text.append(piece);
+      text.push_back('|');
+    }
+    for (const auto& [t, f] : d.peak_flops) {
+      text.append(std::to_string(int(t)));
+      text.push_back('=');
+      text.append(std::to_string(f));
+      text.push_back('|');
+    }
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx",
+                  static_cast<unsigned long long>(fnv1a64(text.data(), text.size())));
+    return d.name + "-" + hex;
   }
 
   // Used by the adapter: the C view of info(), built once.
@@ -202,6 +305,9 @@ class DeviceImpl {
     i.num_links = exported_.links.size();
     i.properties = exported_.properties.data();
     i.num_properties = exported_.properties.size();
+    i.peak_flops_size = sizeof(hal_dtype_flops);
+    i.link_size = sizeof(hal_link_info);
+    i.property_size = sizeof(hal_property);
   }
 
   std::once_flag export_once_;
