@@ -6,6 +6,10 @@
 // table of hal/plugin_abi.h, and with the plugin kit's helpers for the parts every
 // host-driven backend shares (hal/plugin/host_queue_stream.h,
 // hal/plugin/memory_accountant.h).
+// It also shows the smallest executable path (ABI 1.2, hal/executable.h): it takes the
+// runs of nodes it supports as units, and an executable runs its nodes one after another
+// in one stream command (hal/plugin/node_sequence.h), with an internal scratch for the
+// intermediates; a device with a real compiler fuses here instead.
 // It passes the conformance suite for what it declares: `halctl cts --plugin
 // <this library>`. README.md walks through adapting it.
 //
@@ -22,6 +26,7 @@
 
 #include "hal/plugin/host_queue_stream.h"
 #include "hal/plugin/memory_accountant.h"
+#include "hal/plugin/node_sequence.h"
 #include "hal/plugin_adapter.h"
 
 namespace tmpl {
@@ -40,6 +45,8 @@ using hal::plugin::BufferImpl;
 using hal::plugin::CopyCall;
 using hal::plugin::DeviceImpl;
 using hal::plugin::EventImpl;
+using hal::plugin::ExecutableImpl;
+using hal::plugin::ExecuteCall;
 using hal::plugin::FillCall;
 using hal::plugin::HostEvent;
 using hal::plugin::HostQueueStream;
@@ -173,6 +180,69 @@ void matmul(const OpCall& op) {
   });
 }
 
+// Runs one op on the host (dispatch and executables share it).
+void run_op(const OpCall& op) {
+  if (op.kind == OpKind::kMatmul) {
+    matmul(op);
+  } else {
+    elementwise(op);
+  }
+}
+
+// ---- executables -------------------------------------------------------------------
+
+// The smallest executable: the view's nodes one after another, intermediates in the
+// scratch the host provides (planned by liveness), no fusion. YOUR DEVICE: compile the
+// view with your compiler in the constructor (or compile()), and predict its time from
+// what the compiler decided.
+class SequenceExecutable : public ExecutableImpl {
+ public:
+  SequenceExecutable(hal::GraphView view, const hal::DeviceInfo& device)
+      : ExecutableImpl(std::move(view)),
+        layout_(hal::plugin::ScratchLayout::plan(this->view())),
+        device_(device) {}
+
+  const hal::plugin::ScratchLayout& layout() const { return layout_; }
+  uint64_t scratch_bytes() const override { return layout_.bytes; }
+
+  // One group per node: each node's share of the prediction is its roofline time on the
+  // device's figures, and the execution pays one launch overhead.
+  Result<hal::ExecutableInfo> info(std::span<const int64_t> symbols) const override {
+    hal::ExecutableInfo info;
+    info.scratch_bytes = layout_.bytes;
+    info.predicted_seconds = device_.launch_overhead_s;
+    const double peak =
+        device_.peak_flops.count(DType::kF32) ? device_.peak_flops.at(DType::kF32) : 0;
+    for (size_t n = 0; n < view().nodes.size(); ++n) {
+      const hal::OpCost cost = hal::analytic_cost(view().node_spec(n, symbols));
+      hal::FusedGroupInfo g;
+      g.name = view().nodes[n].name;
+      g.main_op = view().nodes[n].op;
+      g.main_node = int32_t(n);
+      g.nodes = {int32_t(n)};
+      g.flops = cost.flops;
+      g.dram_bytes_read = cost.bytes_read;
+      g.dram_bytes_written = cost.bytes_written;
+      g.predicted_seconds = std::max(
+          peak > 0 ? cost.flops / peak : 0.0,
+          double(cost.bytes_read + cost.bytes_written) / device_.memory_bandwidth_bytes_per_s);
+      info.predicted_seconds += g.predicted_seconds;
+      info.flops += g.flops;
+      info.dram_bytes_read += g.dram_bytes_read;
+      info.dram_bytes_written += g.dram_bytes_written;
+      info.groups.push_back(std::move(g));
+    }
+    return info;
+  }
+
+  // The payload is the view itself: compiling it again is this device's whole compiler.
+  Result<std::vector<uint8_t>> serialize() const override { return view().encode(); }
+
+ private:
+  hal::plugin::ScratchLayout layout_;
+  const hal::DeviceInfo& device_;
+};
+
 // ---- streams -----------------------------------------------------------------------
 
 // An in-order queue: the kit's HostQueueStream runs every command on a worker thread in
@@ -213,15 +283,50 @@ class TemplateStream : public HostQueueStream {
   Status dispatch(const OpCall& op, uint64_t tag) override {
     enqueue([this, op, tag]() -> Status {
       const uint64_t start = device_time_ns();
-      if (op.kind == OpKind::kMatmul) {
-        matmul(op);
-      } else {
-        elementwise(op);
-      }
+      run_op(op);
       // Accounting: FLOPs and the minimum device-memory traffic of the op.
       const hal::OpCost cost = hal::analytic_cost(op.spec());
       record(tag, CommandKind::kOp, op.kind, start, cost.flops, cost.bytes_read,
              cost.bytes_written);
+      return hal::ok_status();
+    });
+    return hal::ok_status();
+  }
+
+  // One execution: every node in view order, then one record for the execution and one
+  // per node (its group), so reports still see every op class.
+  Status execute(const ExecuteCall& call, uint64_t tag) override {
+    enqueue([this, call, tag]() -> Status {
+      const auto& exe = static_cast<const SequenceExecutable&>(*call.executable);
+      const hal::GraphView& view = exe.view();
+      const uint64_t start = device_time_ns();
+      std::vector<CommandRecord> groups;
+      double flops = 0;
+      uint64_t read = 0, written = 0;
+      for (size_t n = 0; n < view.nodes.size(); ++n) {
+        const uint64_t node_start = device_time_ns();
+        const OpCall op = hal::plugin::node_call(view, call, exe.layout(), n);
+        run_op(op);
+        const hal::OpCost cost = hal::analytic_cost(op.spec());
+        CommandRecord g;
+        g.tag = tag;
+        g.command = CommandKind::kExecuteGroup;
+        g.op = op.kind;
+        g.start_ns = node_start;
+        g.end_ns = device_time_ns();
+        g.flops = cost.flops;
+        g.bytes_read = cost.bytes_read;
+        g.bytes_written = cost.bytes_written;
+        g.group = int32_t(n);
+        g.node = int32_t(n);
+        groups.push_back(g);
+        flops += cost.flops;
+        read += cost.bytes_read;
+        written += cost.bytes_written;
+      }
+      record(tag, CommandKind::kExecute, OpKind::kInvalid, start, flops, read, written);
+      if (records().enabled())
+        for (const CommandRecord& g : groups) records().add(g);
       return hal::ok_status();
     });
     return hal::ok_status();
@@ -319,6 +424,33 @@ class TemplateDevice : public DeviceImpl {
   }
   hal::MemoryStats memory_stats() const override { return memory_.stats(); }
   // telemetry() is optional: the default reports none.
+
+  // Executables (optional; hal/executable.h): the runs of nodes dispatch would accept are
+  // the units; every other node is declined with the reason the runtime records.
+  Result<hal::Partition> partition(const hal::GraphView& view) const override {
+    return hal::plugin::partition_contiguous(view, [&](size_t, const OpSpec& spec) {
+      return supports(spec) ? std::string()
+                            : std::string(hal::op_kind_name(spec.kind)) +
+                                  " is not one of the template's f32 add/mul/scale/matmul";
+    });
+  }
+  Result<std::unique_ptr<ExecutableImpl>> compile(const hal::GraphView& view,
+                                                  const hal::CompileOptions& options) override {
+    if (!options.empty())
+      return hal::invalid_argument("the template compiler takes no options (got '" +
+                                   options.begin()->first + "')");
+    for (size_t n = 0; n < view.nodes.size(); ++n)
+      if (!supports(view.node_spec(n)))
+        return hal::unimplemented("node '" + view.nodes[n].name + "' (" +
+                                  std::string(hal::op_kind_name(view.nodes[n].op)) +
+                                  ") is not supported by the template device")
+            .with_node(int32_t(n));
+    return std::unique_ptr<ExecutableImpl>(new SequenceExecutable(view, info_));
+  }
+  Result<std::unique_ptr<ExecutableImpl>> deserialize(std::span<const uint8_t> payload) override {
+    HAL_ASSIGN_OR_RETURN(hal::GraphView view, hal::GraphView::decode(payload));
+    return compile(view, {});
+  }
 
  private:
   hal::DeviceInfo info_;

@@ -240,4 +240,239 @@ uint64_t GraphView::fingerprint() const {
   return h;
 }
 
+// ---- units --------------------------------------------------------------------------
+
+UnitView extract_unit(const GraphView& view, std::span<const int32_t> nodes) {
+  UnitView u;
+  u.view.symbols = view.symbols;
+  std::vector<char> in_unit(view.nodes.size(), 0);
+  for (int32_t n : nodes) in_unit[size_t(n)] = 1;
+  // Per owner: written inside / outside the unit, read outside.
+  std::vector<char> written_in(view.values.size(), 0), written_out(view.values.size(), 0),
+      read_out(view.values.size(), 0), used(view.values.size(), 0);
+  for (size_t n = 0; n < view.nodes.size(); ++n) {
+    const GraphNode& g = view.nodes[n];
+    const size_t o = size_t(view.owner(g.output));
+    (in_unit[n] ? written_in : written_out)[o] = 1;
+    for (int32_t in : g.inputs)
+      if (!in_unit[n]) read_out[size_t(view.owner(in))] = 1;
+    if (in_unit[n]) {
+      used[size_t(g.output)] = used[o] = 1;
+      for (int32_t in : g.inputs) used[size_t(in)] = used[size_t(view.owner(in))] = 1;
+    }
+  }
+  std::vector<int32_t> index(view.values.size(), -1);
+  auto add = [&](size_t v) {
+    GraphValue x = view.values[v];
+    const size_t o = size_t(view.owner(int32_t(v)));
+    if (view.values[o].kind == GraphValueKind::kIntermediate) {
+      if (written_out[o]) {
+        x.kind = written_in[o] ? GraphValueKind::kState : GraphValueKind::kInput;
+        x.is_output = false;
+      } else if (!x.is_view()) {
+        x.is_output = view.values[o].is_output || read_out[o];
+      }
+    }
+    if (x.is_view()) x.alias_of = index[size_t(x.alias_of)];
+    index[v] = int32_t(u.view.values.size());
+    u.value_of.push_back(int32_t(v));
+    u.view.values.push_back(std::move(x));
+  };
+  for (size_t v = 0; v < view.values.size(); ++v)
+    if (used[v] && !view.values[v].is_view()) add(v);
+  for (size_t v = 0; v < view.values.size(); ++v)
+    if (used[v] && view.values[v].is_view()) add(v);
+  for (int32_t n : nodes) {
+    GraphNode g = view.nodes[size_t(n)];
+    for (int32_t& in : g.inputs) in = index[size_t(in)];
+    g.output = index[size_t(g.output)];
+    u.node_of.push_back(n);
+    u.view.nodes.push_back(std::move(g));
+  }
+  return u;
+}
+
+// ---- encoding ------------------------------------------------------------------------
+
+namespace {
+
+constexpr char kViewMagic[8] = {'H', 'A', 'L', 'G', 'V', 'E', 'W', '1'};
+
+class Writer {
+ public:
+  void bytes(const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    out.insert(out.end(), b, b + n);
+  }
+  void i64(int64_t v) { bytes(&v, sizeof v); }
+  void f32(float v) { bytes(&v, sizeof v); }
+  void str(const std::string& s) {
+    i64(int64_t(s.size()));
+    bytes(s.data(), s.size());
+  }
+  std::vector<uint8_t> out;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::span<const uint8_t> in) : in_(in) {}
+  bool bytes(void* p, size_t n) {
+    if (in_.size() - at_ < n) return false;
+    std::memcpy(p, in_.data() + at_, n);
+    at_ += n;
+    return true;
+  }
+  bool i64(int64_t* v) { return bytes(v, sizeof *v); }
+  bool f32(float* v) { return bytes(v, sizeof *v); }
+  bool count(size_t* n, size_t limit) {
+    int64_t v = 0;
+    if (!i64(&v) || v < 0 || uint64_t(v) > limit) return false;
+    *n = size_t(v);
+    return true;
+  }
+  bool str(std::string* s) {
+    size_t n = 0;
+    if (!count(&n, in_.size() - at_)) return false;
+    s->assign(reinterpret_cast<const char*>(in_.data() + at_), n);
+    at_ += n;
+    return true;
+  }
+  bool done() const { return at_ == in_.size(); }
+
+ private:
+  std::span<const uint8_t> in_;
+  size_t at_ = 0;
+};
+
+void write_desc(Writer& w, const TensorDesc& d) {
+  w.i64(int64_t(d.dtype));
+  w.i64(d.shape.rank);
+  for (int i = 0; i < d.shape.rank; ++i) {
+    w.i64(d.shape.dims[i]);
+    w.i64(d.strides[i]);
+  }
+}
+
+bool read_desc(Reader& r, TensorDesc* d) {
+  int64_t dtype = 0, rank = 0;
+  if (!r.i64(&dtype) || !r.i64(&rank) || rank < 0 || rank > kMaxRank || dtype <= 0 ||
+      dtype >= kDTypeCount)
+    return false;
+  d->dtype = DType(dtype);
+  d->shape.rank = int32_t(rank);
+  for (int i = 0; i < rank; ++i)
+    if (!r.i64(&d->shape.dims[i]) || !r.i64(&d->strides[i])) return false;
+  return true;
+}
+
+}  // namespace
+
+std::vector<uint8_t> GraphView::encode() const {
+  Writer w;
+  w.bytes(kViewMagic, sizeof kViewMagic);
+  w.i64(int64_t(symbols.size()));
+  for (const GraphSymbol& s : symbols) {
+    w.str(s.name);
+    w.i64(s.min_value);
+    w.i64(s.max_value);
+  }
+  w.i64(int64_t(values.size()));
+  for (const GraphValue& v : values) {
+    w.str(v.name);
+    w.i64(int64_t(v.kind));
+    w.i64(v.is_output);
+    write_desc(w, v.desc);
+    w.i64(v.alias_of);
+    w.i64(int64_t(v.offset_bytes));
+    w.i64(v.offset_symbol);
+    w.i64(v.offset_symbol_stride_bytes);
+  }
+  w.i64(int64_t(nodes.size()));
+  for (const GraphNode& n : nodes) {
+    w.str(n.name);
+    w.i64(int64_t(n.op));
+    const OpAttributes& a = n.attrs;
+    for (int64_t x : {int64_t(a.transpose_a), int64_t(a.transpose_b), int64_t(a.causal),
+                      int64_t(a.gelu_approximation), int64_t(a.rotary_dim), int64_t(a.rope_style),
+                      a.kv_length, a.q_offset})
+      w.i64(x);
+    for (float f : {a.alpha, a.beta, a.epsilon, a.scale, a.rope_theta}) w.f32(f);
+    for (int32_t p : a.perm) w.i64(p);
+    w.i64(int64_t(n.inputs.size()));
+    for (int32_t in : n.inputs) w.i64(in);
+    w.i64(n.output);
+    w.i64(n.kv_length_symbol);
+  }
+  return std::move(w.out);
+}
+
+Result<GraphView> GraphView::decode(std::span<const uint8_t> bytes) {
+  Reader r(bytes);
+  auto bad = [] { return invalid_argument("malformed graph view encoding"); };
+  char magic[8];
+  if (!r.bytes(magic, 8) || std::memcmp(magic, kViewMagic, 8) != 0) return bad();
+  GraphView v;
+  const size_t limit = bytes.size();  // every element takes at least a byte
+  size_t n = 0;
+  if (!r.count(&n, limit)) return bad();
+  v.symbols.resize(n);
+  for (GraphSymbol& s : v.symbols)
+    if (!r.str(&s.name) || !r.i64(&s.min_value) || !r.i64(&s.max_value)) return bad();
+  if (!r.count(&n, limit)) return bad();
+  v.values.resize(n);
+  for (GraphValue& x : v.values) {
+    int64_t kind = 0, out = 0, alias = 0, off = 0, sym = 0;
+    if (!r.str(&x.name) || !r.i64(&kind) || !r.i64(&out) || !read_desc(r, &x.desc) ||
+        !r.i64(&alias) || !r.i64(&off) || !r.i64(&sym) || !r.i64(&x.offset_symbol_stride_bytes))
+      return bad();
+    if (kind < 0 || kind > int64_t(GraphValueKind::kIntermediate)) return bad();
+    x.kind = GraphValueKind(kind);
+    x.is_output = out != 0;
+    x.alias_of = int32_t(alias);
+    x.offset_bytes = uint64_t(off);
+    x.offset_symbol = int32_t(sym);
+  }
+  if (!r.count(&n, limit)) return bad();
+  v.nodes.resize(n);
+  for (GraphNode& node : v.nodes) {
+    int64_t op = 0;
+    if (!r.str(&node.name) || !r.i64(&op) || op <= 0 || op >= kOpKindCount) return bad();
+    node.op = OpKind(op);
+    int64_t x[8];
+    for (int64_t& e : x)
+      if (!r.i64(&e)) return bad();
+    OpAttributes& a = node.attrs;
+    a.transpose_a = x[0] != 0;
+    a.transpose_b = x[1] != 0;
+    a.causal = x[2] != 0;
+    a.gelu_approximation = GeluApproximation(int32_t(x[3]));
+    a.rotary_dim = int32_t(x[4]);
+    a.rope_style = RopeStyle(int32_t(x[5]));
+    a.kv_length = x[6];
+    a.q_offset = x[7];
+    for (float* f : {&a.alpha, &a.beta, &a.epsilon, &a.scale, &a.rope_theta})
+      if (!r.f32(f)) return bad();
+    for (int32_t& p : a.perm) {
+      int64_t e = 0;
+      if (!r.i64(&e)) return bad();
+      p = int32_t(e);
+    }
+    size_t inputs = 0;
+    if (!r.count(&inputs, size_t(kMaxOpInputs))) return bad();
+    node.inputs.resize(inputs);
+    for (int32_t& in : node.inputs) {
+      int64_t e = 0;
+      if (!r.i64(&e)) return bad();
+      in = int32_t(e);
+    }
+    int64_t output = 0, kv = 0;
+    if (!r.i64(&output) || !r.i64(&kv)) return bad();
+    node.output = int32_t(output);
+    node.kv_length_symbol = int32_t(kv);
+  }
+  if (!r.done()) return bad();
+  HAL_RETURN_IF_ERROR(v.validate().with_context("decoded graph view"));
+  return v;
+}
+
 }  // namespace hal

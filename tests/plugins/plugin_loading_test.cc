@@ -150,6 +150,53 @@ TEST(AbiPolicy, ErrorDetailsComeFromPluginsOf1_2AndAreAbsentBefore) {
   expect_scale_works(*d);
 }
 
+// ABI 1.2 added executables: a 1.1 plugin loads, is asked nothing it cannot answer, and
+// every node of a graph is declined with the reason (so the runtime dispatches op by op);
+// a 1.2 plugin made with the adapter that overrides nothing declines too, in its words.
+TEST(AbiPolicy, PluginsWithoutACompilerDeclineEveryNodeWithTheReason) {
+  GraphView view;
+  GraphValue x;
+  x.name = "x";
+  x.kind = GraphValueKind::kInput;
+  x.desc = TensorDesc::contiguous(DType::kF32, {4});
+  view.values.push_back(x);
+  GraphValue y = x;
+  y.name = "y";
+  y.kind = GraphValueKind::kIntermediate;
+  y.is_output = true;
+  view.values.push_back(y);
+  OpAttributes twice;
+  twice.alpha = 2;
+  view.nodes.push_back({"scale", OpKind::kScale, twice, {0}, 1, -1});
+
+  auto old = load_only({fixture("fixture_minor_1_1")});
+  ASSERT_NE(old, nullptr);
+  Device* d = *old->device("fx:0");
+  EXPECT_FALSE(d->compiles());
+  auto p = d->partition(view);
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(p->units, 0);
+  EXPECT_EQ(p->node_unit[0], -1);
+  EXPECT_NE(p->reasons[0].find("(ABI 1.1) has no compiler"), std::string::npos) << p->reasons[0];
+  auto c = d->compile(view);
+  EXPECT_EQ(c.status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(d->executable_key().status().code(), StatusCode::kUnimplemented);
+  expect_scale_works(*d);  // and op by op it runs
+
+  auto current = load_only({fixture("fixture_good")});
+  ASSERT_NE(current, nullptr);
+  Device* g = *current->device("fx:0");
+  EXPECT_TRUE(g->compiles());
+  auto q = g->partition(view);
+  ASSERT_TRUE(q.ok()) << q.status().to_string();
+  EXPECT_EQ(q->units, 0);
+  EXPECT_EQ(q->reasons[0], "this device compiles no graphs");
+  EXPECT_EQ(g->compile(view).status().code(), StatusCode::kUnimplemented);
+  // A malformed view is refused before any plugin sees it.
+  view.nodes[0].output = 7;
+  EXPECT_EQ(g->partition(view).status().code(), StatusCode::kInvalidArgument);
+}
+
 // The old and new fixtures are complete devices: the whole conformance suite passes.
 TEST(AbiPolicy, OlderAndNewerMinorPluginsPassTheConformanceSuite) {
   for (const char* name : {"fixture_old_minor", "fixture_minor_1_1", "fixture_new_minor"}) {

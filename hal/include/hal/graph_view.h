@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -94,7 +95,24 @@ struct GraphView {
   // One value per symbol, each within its range.
   Status check_symbols(std::span<const int64_t> values) const;
   uint64_t fingerprint() const;
+
+  // A self-contained byte encoding (for serialized executables) and its inverse; decode
+  // checks every length and validates the result (INVALID_ARGUMENT on a malformed blob).
+  std::vector<uint8_t> encode() const;
+  static Result<GraphView> decode(std::span<const uint8_t> bytes);
 };
+
+// A unit of a partition as a graph of its own (what the host compiles): the nodes
+// `nodes` of `view` (indices in view order) and the values they touch. Owners written
+// outside the unit become inputs (kState when the unit also writes them); owners the
+// unit writes that other nodes read, or that are outputs, become outputs; the rest of
+// what the unit writes is internal. Symbols are kept as they are.
+struct UnitView {
+  GraphView view;
+  std::vector<int32_t> value_of;  // per unit value: its index in the original view
+  std::vector<int32_t> node_of;   // per unit node: its index in the original view
+};
+UnitView extract_unit(const GraphView& view, std::span<const int32_t> nodes);
 
 // 64-bit FNV-1a over bytes, continuing from `seed` (fingerprints and blob checksums).
 uint64_t fnv1a64(const void* data, size_t size, uint64_t seed = 14695981039346656037ull);

@@ -22,6 +22,17 @@
 //             including strided views and offsets, compared with hal::reference::execute
 //             within per-op, per-dtype tolerances; bytes outside the output view must
 //             stay untouched
+//   executable.* (ABI 1.2) on a small f32 block (matmul + bias, gelu, matmul, residual
+//             add, layer norm, a write into a state at a symbolic position, a scale):
+//             partition answers consistent with supports_op (every node taken is one
+//             it supports, declined nodes have reasons, units are convex); compile then
+//             execute equals the device's own op-by-op dispatch of the same nodes at two
+//             symbol values (within 1e-5 + 1e-4|x|, or the device's
+//             "cts.tolerance.executable"); info and records add up (every node in one
+//             fused group, group records partition the execution record); serialize /
+//             load round trip gives the same bytes; a modified blob and one with another
+//             device's key are refused; missing or too-small bindings and symbols out of
+//             range are refused. Devices that compile nothing skip them.
 //
 // Capabilities decide what runs: an op case runs only when Device::supports() accepts
 // it, a memory kind only when the device accepts allocations of it, host-function and

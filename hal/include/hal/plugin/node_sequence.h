@@ -1,0 +1,145 @@
+// hal/plugin/node_sequence.h (plugin kit): the pieces of an executable that runs its
+// view's nodes one after another inside one stream command. It is the smallest
+// executable a backend can offer (the template's), and what the CPU backend's fused
+// executables and the NPU simulator's functional execution build on.
+//
+// - partition_contiguous(): units are the maximal runs of consecutive view nodes the
+//   device takes. The view lists nodes in a dependency order, so a run of consecutive
+//   nodes is convex (every path between two of its nodes passes only through nodes
+//   listed between them).
+// - ScratchLayout: where each internal intermediate (an owner of storage that is neither
+//   bound nor a view) lives in the execution's scratch, planned by liveness over the
+//   node order (values whose lifetimes do not overlap share bytes).
+// - node_call(): a node as an OpCall over the execution's buffers (bound values at their
+//   bindings, internal ones in the scratch, views at their offsets at this execution's
+//   symbol values, attention's kv_length from its symbol), for the backend's own
+//   dispatch path.
+//
+// Threading: pure functions over their arguments.
+#pragma once
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "hal/graph_view.h"
+#include "hal/plugin/plugin_interfaces.h"
+
+namespace hal::plugin {
+
+// `decline(node, spec)` returns "" to take a node, else why it declines it.
+inline Partition partition_contiguous(
+    const GraphView& view, const std::function<std::string(size_t, const OpSpec&)>& decline) {
+  Partition p;
+  p.node_unit.assign(view.nodes.size(), -1);
+  p.reasons.assign(view.nodes.size(), "");
+  bool open = false;
+  for (size_t n = 0; n < view.nodes.size(); ++n) {
+    std::string why = decline(n, view.node_spec(n));
+    if (why.empty()) {
+      if (!open) ++p.units;
+      open = true;
+      p.node_unit[n] = p.units - 1;
+    } else {
+      open = false;
+      p.reasons[n] = std::move(why);
+    }
+  }
+  return p;
+}
+
+struct ScratchLayout {
+  std::vector<uint64_t> offset;  // by value index: for internal owners
+  uint64_t bytes = 0;            // the scratch an execution needs
+
+  static constexpr uint64_t kAlignment = 64;
+
+  // First and last node touching each internal owner (its writes, its views' reads).
+  static std::vector<std::pair<int32_t, int32_t>> lifetimes(const GraphView& view) {
+    std::vector<std::pair<int32_t, int32_t>> life(view.values.size(), {-1, -1});
+    auto touch = [&](int32_t v, int32_t n) {
+      auto& l = life[size_t(view.owner(v))];
+      if (l.first < 0) l.first = n;
+      l.second = std::max(l.second, n);
+    };
+    for (size_t n = 0; n < view.nodes.size(); ++n) {
+      for (int32_t in : view.nodes[n].inputs) touch(in, int32_t(n));
+      touch(view.nodes[n].output, int32_t(n));
+    }
+    return life;
+  }
+
+  // Internal owners placed first-fit by offset, largest first, among the owners whose
+  // lifetimes overlap theirs.
+  static ScratchLayout plan(const GraphView& view) {
+    ScratchLayout s;
+    s.offset.assign(view.values.size(), 0);
+    const auto life = lifetimes(view);
+    std::vector<int32_t> owners;
+    for (size_t v = 0; v < view.values.size(); ++v)
+      if (!view.values[v].is_view() && !view.is_bound(int32_t(v)) && life[v].first >= 0)
+        owners.push_back(int32_t(v));
+    std::stable_sort(owners.begin(), owners.end(), [&](int32_t a, int32_t b) {
+      return view.values[size_t(a)].desc.extent_bytes() >
+             view.values[size_t(b)].desc.extent_bytes();
+    });
+    struct Placed {
+      uint64_t begin, end;
+      std::pair<int32_t, int32_t> life;
+    };
+    std::vector<Placed> placed;
+    for (int32_t v : owners) {
+      const uint64_t size =
+          (view.values[size_t(v)].desc.extent_bytes() + kAlignment - 1) / kAlignment * kAlignment;
+      const auto l = life[size_t(v)];
+      std::vector<std::pair<uint64_t, uint64_t>> busy;
+      for (const Placed& p : placed)
+        if (p.life.first <= l.second && l.first <= p.life.second) busy.push_back({p.begin, p.end});
+      std::sort(busy.begin(), busy.end());
+      uint64_t at = 0;
+      for (auto [b, e] : busy) {
+        if (at + size <= b) break;
+        at = std::max(at, e);
+      }
+      s.offset[size_t(v)] = at;
+      placed.push_back({at, at + size, l});
+      s.bytes = std::max(s.bytes, at + size);
+    }
+    return s;
+  }
+};
+
+// The storage of value v in this execution: its owner's binding or scratch slot, plus
+// the view's offset at the execution's symbol values.
+inline TensorArg value_arg(const GraphView& view, const ExecuteCall& call,
+                           const ScratchLayout& layout, int32_t v) {
+  const int32_t o = view.owner(v);
+  TensorArg arg;
+  arg.desc = view.values[size_t(v)].desc;
+  if (view.is_bound(o)) {
+    arg.buffer = call.bindings[size_t(o)].buffer;
+    arg.offset_bytes = call.bindings[size_t(o)].offset_bytes;
+  } else {
+    arg.buffer = call.scratch;
+    arg.offset_bytes = call.scratch_offset + layout.offset[size_t(o)];
+  }
+  arg.offset_bytes += view.offset_of(v, call.symbols);
+  return arg;
+}
+
+inline OpCall node_call(const GraphView& view, const ExecuteCall& call, const ScratchLayout& layout,
+                        size_t node) {
+  const GraphNode& g = view.nodes[node];
+  OpCall c;
+  c.kind = g.op;
+  c.attrs = view.node_spec(node, call.symbols).attrs;
+  c.num_inputs = int32_t(g.inputs.size());
+  for (size_t i = 0; i < g.inputs.size(); ++i)
+    c.inputs[i] = value_arg(view, call, layout, g.inputs[i]);
+  c.output = value_arg(view, call, layout, g.output);
+  return c;
+}
+
+}  // namespace hal::plugin
