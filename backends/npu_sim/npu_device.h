@@ -98,6 +98,14 @@ class NpuDevice : public plugin::DeviceImpl {
   Result<std::unique_ptr<plugin::EventImpl>> create_event() override;
   MemoryStats memory_stats() const override;
   Result<Telemetry> telemetry() const override;
+  // Executables (npu_executable.cc; the compiler is npu_compiler.h).
+  Result<Partition> partition(const GraphView& view) const override;
+  Result<std::unique_ptr<plugin::ExecutableImpl>> compile(const GraphView& view,
+                                                          const CompileOptions& options) override;
+  Result<std::unique_ptr<plugin::ExecutableImpl>> deserialize(
+      std::span<const uint8_t> payload) override;
+  // The preset and every figure the compiler and the performance model read.
+  std::string fingerprint() const override;
 
   // Simulator internals.
   NpuSystem& system() const { return *system_; }
@@ -182,6 +190,10 @@ class NpuStream : public plugin::HostQueueStream {
   Status copy(const plugin::CopyCall& call) override;
   Status fill(const plugin::FillCall& call) override;
   Status dispatch(const plugin::OpCall& op, uint64_t tag) override;
+  // One execution of a compiled graph (npu_executable.cc): every node passes the command
+  // gate as an op, runs with the op-by-op numerics, and the plan's timing is booked as
+  // one command with one record per fused group.
+  Status execute(const plugin::ExecuteCall& call, uint64_t tag) override;
   Status synchronize() override;  // also tells the system the host observed the clock
 
   NpuDevice& device() const { return *device_; }
@@ -204,6 +216,10 @@ class NpuStream : public plugin::HostQueueStream {
   Status run_command(CommandTicket ticket, const CommandCost& cost, Booking booking,
                      Attribution attribution, uint64_t not_before,
                      const std::function<Status()>& work);
+  // Books `duration_ns` on the lanes from the stream's ready time and credits `cost` to
+  // the counters (`ops` dispatched ops); returns the booked [start, end).
+  std::pair<uint64_t, uint64_t> book(const CommandCost& cost, uint64_t duration_ns, Booking booking,
+                                     Attribution attribution, uint64_t not_before, uint64_t ops);
   uint64_t ready_time(uint64_t not_before);
 
   // HostQueueStream's clock hooks: the host fence, the stream clock.

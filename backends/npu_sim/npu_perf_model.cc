@@ -155,6 +155,8 @@ CommandCost PerfModel::matmul(const OpSpec& s) const {
   const double bias = s.num_inputs == 3 ? nbytes(s.inputs[2]) : 0;
   const double a_traffic = products * a1 * rep_a;
   const double dram_read = a_traffic + products * b1 * rep_b + bias;
+  c.input_dram_bytes = {a_traffic, products * b1 * rep_b, bias, 0};
+  c.b_rereads = rep_b;
   const double dram_written = products * o1;
   c.dram_bytes_read = to_bytes(dram_read);
   c.dram_bytes_written = to_bytes(dram_written);
@@ -251,6 +253,7 @@ CommandCost PerfModel::attention(const OpSpec& s) const {
   const double out_bytes = nbytes(s.output);
   const double dram_read = q_bytes + kv_bytes + lengths;
   c.dram_bytes_read = to_bytes(dram_read);
+  c.input_dram_bytes = {q_bytes, units * kv_rows * D * ek, units * kv_rows * Dv * ev, lengths};
   c.dram_bytes_written = to_bytes(out_bytes);
 
   const double rows = spec_.mac_array_rows, cols = spec_.mac_array_cols;
@@ -305,6 +308,9 @@ CommandCost PerfModel::vector_op(const OpSpec& s) const {
   double sram_passes = 1;
   if (s.kind == OpKind::kEmbedding) {
     dram_read = double(analytic.bytes_read);
+    // The gathered table rows, and the ids.
+    const double ids = s.num_inputs > 1 ? nbytes(s.inputs[1]) : 0;
+    c.input_dram_bytes = {dram_read - ids, ids, 0, 0};
   } else {
     for (int i = 0; i < s.num_inputs; ++i) {
       const TensorDesc& in = s.inputs[i];
@@ -315,6 +321,7 @@ CommandCost PerfModel::vector_op(const OpSpec& s) const {
           bytes > budget / 4)
         bytes *= out_n / in_n;
       dram_read += bytes;
+      c.input_dram_bytes[size_t(i)] = bytes;
     }
     // Row ops (norms, softmax) make two passes over a row: statistics, then the
     // normalised output. A row that does not fit an engine's share of SRAM is read twice.
@@ -322,7 +329,10 @@ CommandCost PerfModel::vector_op(const OpSpec& s) const {
       sram_passes = 2;
       const TensorDesc& x = s.inputs[0];
       const double row_bytes = double(x.shape.back()) * dtype_size(x.dtype);
-      if (row_bytes * 3 > budget / engines) dram_read += nbytes(x);
+      if (row_bytes * 3 > budget / engines) {
+        dram_read += nbytes(x);
+        c.input_dram_bytes[0] += nbytes(x);
+      }
     }
   }
   c.dram_bytes_read = to_bytes(dram_read);

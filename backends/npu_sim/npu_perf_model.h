@@ -22,6 +22,7 @@
 // Threading: PerfModel is immutable after construction; thread-safe.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -65,6 +66,11 @@ struct CommandCost {
   MatmulStaging staging = MatmulStaging::kResidentA;
   int64_t tile_m = 0, tile_n = 0;
   int64_t kv_passes = 0;
+  // Ops: the device-memory bytes read for each input (re-reads included), so a compiler
+  // that keeps an operand on chip can take its share out (npu_compiler.h). They add up to
+  // dram_bytes_read. b_rereads: how often a matmul's B is read (1 when it streams once).
+  std::array<double, kMaxOpInputs> input_dram_bytes{};
+  double b_rereads = 1;
 };
 
 class PerfModel {

@@ -35,17 +35,10 @@ WorkCounters NpuStream::counters() const {
   return counters_;
 }
 
-Status NpuStream::run_command(CommandTicket ticket, const CommandCost& cost, Booking booking,
-                              Attribution who, uint64_t not_before,
-                              const std::function<Status()>& work) {
-  ticket.modeled_duration_s = cost.duration_s;
-  // A failure names its command by tag (StatusDetail), so the host can tell which failed.
-  if (Status s = device_->admit(ticket); !s.ok()) return s.with_command_tag(ticket.tag);
-  if (work)
-    if (Status s = work(); !s.ok()) return s.with_command_tag(ticket.tag);
-
+std::pair<uint64_t, uint64_t> NpuStream::book(const CommandCost& cost, uint64_t duration,
+                                              Booking booking, Attribution who, uint64_t not_before,
+                                              uint64_t ops) {
   const uint64_t ready = ready_time(not_before);
-  const uint64_t duration = to_sim_ns(cost.duration_s * ticket.duration_scale);
   uint64_t start = ready, end = ready;
   {
     std::lock_guard<std::mutex> lock(device_->system().timeline_mutex());
@@ -54,11 +47,10 @@ Status NpuStream::run_command(CommandTicket ticket, const CommandCost& cost, Boo
     } else {
       end = booking.first->reserve(ready, duration, &start);
     }
-    const bool is_op = ticket.kind == CommandKind::kOp;
     auto credit = [&](WorkCounters& c, bool reads, bool writes, bool count) {
       if (count) {
         ++c.commands;
-        if (is_op) ++c.ops;
+        c.ops += ops;
         c.flops += cost.flops;
         c.sram_bytes_read += cost.sram_bytes_read;
         c.sram_bytes_written += cost.sram_bytes_written;
@@ -75,7 +67,20 @@ Status NpuStream::run_command(CommandTicket ticket, const CommandCost& cost, Boo
     credit(writer->counters(), false, true, false);
   }
   clock_ns_.store(end);
+  return {start, end};
+}
 
+Status NpuStream::run_command(CommandTicket ticket, const CommandCost& cost, Booking booking,
+                              Attribution who, uint64_t not_before,
+                              const std::function<Status()>& work) {
+  ticket.modeled_duration_s = cost.duration_s;
+  // A failure names its command by tag (StatusDetail), so the host can tell which failed.
+  if (Status s = device_->admit(ticket); !s.ok()) return s.with_command_tag(ticket.tag);
+  if (work)
+    if (Status s = work(); !s.ok()) return s.with_command_tag(ticket.tag);
+  const uint64_t duration = to_sim_ns(cost.duration_s * ticket.duration_scale);
+  const auto [start, end] =
+      book(cost, duration, booking, who, not_before, ticket.kind == CommandKind::kOp ? 1 : 0);
   if (records().enabled()) {
     CommandRecord r;
     r.tag = ticket.tag;

@@ -71,15 +71,17 @@ struct ScratchLayout {
     return life;
   }
 
-  // Internal owners placed first-fit by offset, largest first, among the owners whose
-  // lifetimes overlap theirs.
-  static ScratchLayout plan(const GraphView& view) {
+  // Internal owners (those `place` accepts; default: every one) placed first-fit by
+  // offset, largest first, among the owners whose lifetimes overlap theirs.
+  static ScratchLayout plan(const GraphView& view,
+                            const std::function<bool(int32_t)>& place = {}) {
     ScratchLayout s;
     s.offset.assign(view.values.size(), 0);
     const auto life = lifetimes(view);
     std::vector<int32_t> owners;
     for (size_t v = 0; v < view.values.size(); ++v)
-      if (!view.values[v].is_view() && !view.is_bound(int32_t(v)) && life[v].first >= 0)
+      if (!view.values[v].is_view() && !view.is_bound(int32_t(v)) && life[v].first >= 0 &&
+          (!place || place(int32_t(v))))
         owners.push_back(int32_t(v));
     std::stable_sort(owners.begin(), owners.end(), [&](int32_t a, int32_t b) {
       return view.values[size_t(a)].desc.extent_bytes() >
