@@ -123,6 +123,65 @@ void add_reuse_events(ExecutionPlan& plan) {
   }
 }
 
+// Units: known nodes, consecutive working steps of one device's first stream, no transfers.
+Status check_units(ExecutionPlan& plan) {
+  const Graph& g = *plan.graph;
+  plan.unit_of_node.assign(g.nodes().size(), -1);
+  for (size_t u = 0; u < plan.units.size(); ++u) {
+    const CompiledUnit& unit = plan.units[u];
+    const std::string name = "execution plan: compiled unit " + std::to_string(u);
+    if (unit.nodes.empty() || !unit.executable)
+      return invalid_argument(name + " has no nodes or no executable");
+    int32_t last_step = -1;
+    for (NodeId n : unit.nodes) {
+      if (n < 0 || size_t(n) >= g.nodes().size() || plan.unit_of_node[size_t(n)] >= 0)
+        return invalid_argument(name + " names node " + std::to_string(n) +
+                                ", which does not exist or is in another unit");
+      const int32_t s = plan.step_of_node[size_t(n)];
+      const PlannedStep& step = plan.steps[size_t(s)];
+      const Node& node = g.node(n);
+      if (is_view_kind(node.kind) || node.kind == NodeKind::kTransfer ||
+          step.device != unit.device || step.stream != 0 || step.issue_device >= 0)
+        return invalid_argument(name + ": " + node_label(node) +
+                                " is a view or transfer, or not on the unit's device's first "
+                                "stream");
+      if (last_step >= 0)
+        for (int32_t k = last_step + 1; k < s; ++k)
+          if (!is_view_kind(g.node(plan.steps[size_t(k)].node).kind))
+            return invalid_argument(name + ": its steps are not consecutive (" +
+                                    node_label(g.node(plan.steps[size_t(k)].node)) +
+                                    " runs between them)");
+      if (s <= last_step) return invalid_argument(name + ": its nodes are not in issue order");
+      last_step = s;
+      plan.unit_of_node[size_t(n)] = int32_t(u);
+    }
+  }
+  return ok_status();
+}
+
+// Roots that only one unit's nodes touch and that are no graph output.
+std::vector<char> unit_internal_roots(const ExecutionPlan& plan) {
+  const Graph& g = *plan.graph;
+  const auto& values = g.values();
+  std::vector<int32_t> unit(values.size(), -2);  // -2 untouched, -1 touched outside units
+  for (size_t n = 0; n < g.nodes().size(); ++n) {
+    const Node& node = g.node(NodeId(n));
+    if (is_view_kind(node.kind)) continue;
+    const int32_t u = plan.unit_of_node.empty() ? -1 : plan.unit_of_node[n];
+    for (const auto* list : {&node.inputs, &node.outputs})
+      for (ValueId v : *list) {
+        int32_t& at = unit[size_t(g.storage_root(v))];
+        at = at == -2 || at == u ? u : -1;
+      }
+  }
+  std::vector<char> internal(values.size(), 0);
+  for (size_t v = 0; v < values.size(); ++v)
+    if (unit[v] >= 0 && values[v].kind == ValueKind::kIntermediate) internal[v] = 1;
+  for (size_t v = 0; v < values.size(); ++v)
+    if (values[v].is_output) internal[size_t(g.storage_root(ValueId(v)))] = 0;
+  return internal;
+}
+
 }  // namespace
 
 void add_stream_events(ExecutionPlan& plan) {
@@ -356,14 +415,18 @@ Status finalize_plan(ExecutionPlan& plan) {
   plan.required_bindings.clear();
   for (auto [v, d] : bindings) plan.required_bindings.push_back({v, d});
 
+  HAL_RETURN_IF_ERROR(check_units(plan));
+  const std::vector<char> internal = unit_internal_roots(plan);
+
   // One arena per device, planned over that device's steps.
   std::vector<NodeId> order;
   order.reserve(plan.steps.size());
   for (const PlannedStep& step : plan.steps) order.push_back(step.node);
   plan.memory.clear();
   for (int32_t d = 0; d < device_count; ++d) {
-    auto intervals = live_intervals(
-        g, order, [&](ValueId root) { return plan.value_device[size_t(root)] == d; });
+    auto intervals = live_intervals(g, order, [&](ValueId root) {
+      return plan.value_device[size_t(root)] == d && !internal[size_t(root)];
+    });
     MemoryPlan m = plan_intervals(intervals, values.size());
     fill_view_offsets(g, m);
     plan.memory.push_back(std::move(m));

@@ -17,6 +17,7 @@ Executor::~Executor() {
   if (impl_) {
     impl_->inbound.clear();
     for (auto& d : impl_->devices) d.streams.clear();
+    impl_->units.clear();
   }
 }
 
@@ -95,6 +96,19 @@ Result<std::unique_ptr<Executor>> Executor::create(ExecutionPlan plan, ExecutorO
     im.staged_of_step[i] = int32_t(im.staged.size());
     im.staged.push_back(std::move(sg));
   }
+  // Compiled units: a scratch each (the executable's spills and internal values).
+  for (const CompiledUnit& u : p.units) {
+    Impl::UnitState state;
+    Device* dev = p.devices[size_t(u.device)];
+    if (u.info.scratch_bytes > 0) {
+      auto scratch = dev->allocate(u.info.scratch_bytes);
+      if (!scratch.ok())
+        return scratch.status().with_context("executor: scratch of a compiled unit on " +
+                                             dev->id());
+      state.scratch = std::move(*scratch);
+    }
+    im.units.push_back(std::move(state));
+  }
   for (int32_t producer : p.event_producer) {
     Device* dev = p.devices[size_t(p.steps[size_t(producer)].stream_device())];
     auto ev = dev->create_event();
@@ -167,7 +181,7 @@ Status Executor::run(const RunArgs& args) {
   }
   // Everything that can be checked is checked before anything is enqueued.
   HAL_RETURN_IF_ERROR(im.check_io(g, args));
-  HAL_RETURN_IF_ERROR(im.apply_run_values(g, args));
+  HAL_RETURN_IF_ERROR(im.apply_run_values(plan_, args));
 
   HAL_RETURN_IF_ERROR(im.enqueue_uploads(g, args));
   Status first_error = im.enqueue_steps(plan_, args);
@@ -176,7 +190,7 @@ Status Executor::run(const RunArgs& args) {
   if (Status drained = im.drain(plan_); first_error.ok()) first_error = drained;
   if (first_error.ok()) im.measure_device_seconds();
   if (options_.record_commands) {
-    std::vector<StepRecord> run_records = im.take_stream_records();
+    std::vector<StepRecord> run_records = im.take_stream_records(plan_);
     if (first_error.ok()) im.timeline = build_timeline(plan_, run_records);
     im.pending.insert(im.pending.end(), run_records.begin(), run_records.end());
   }
@@ -193,7 +207,7 @@ double Executor::last_device_seconds(int32_t d) const {
 std::vector<StepRecord> Executor::take_records() {
   std::vector<StepRecord> out = std::move(impl_->pending);
   impl_->pending.clear();
-  std::vector<StepRecord> more = impl_->take_stream_records();
+  std::vector<StepRecord> more = impl_->take_stream_records(plan_);
   out.insert(out.end(), more.begin(), more.end());
   return out;
 }

@@ -39,6 +39,12 @@ struct Executor::Impl {
     int32_t stream = 0;
     std::vector<int32_t> waits;
     int32_t record = -1;
+    // A compiled unit's first step issues its execution (`unit`), after every member's
+    // waits and before every member's records (extra_records); the other members issue
+    // nothing (skip).
+    int32_t unit = -1;
+    bool skip = false;
+    std::vector<int32_t> extra_records;
     NodeKind kind = NodeKind::kOp;
     std::vector<OpDescriptor> ops;  // kOp: one; kConcat: one per input; kWriteSlice: base
     // kTransfer
@@ -61,7 +67,15 @@ struct Executor::Impl {
     TensorRef ref;
   };
 
+  // A compiled unit: its scratch, its bindings (resolved) and this run's symbol values.
+  struct UnitState {
+    Buffer scratch;
+    std::vector<ExecutableBinding> bindings;
+    std::vector<int64_t> symbols;
+  };
+
   std::vector<DeviceState> devices;
+  std::vector<UnitState> units;  // per ExecutionPlan::units
   std::vector<Event> events;
   std::map<std::pair<ValueId, int32_t>, Binding> bindings;
   std::vector<Step> steps;
@@ -85,7 +99,7 @@ struct Executor::Impl {
   Status check_io(const Graph& graph, const RunArgs& args) const;
   // Evaluates the run-time integers (attention kv_length, write_slice offsets) and checks
   // them against their caches, before anything is enqueued.
-  Status apply_run_values(const Graph& graph, const RunArgs& args);
+  Status apply_run_values(const ExecutionPlan& plan, const RunArgs& args);
   // Marks the run's start on every device, uploads the inputs and makes every other
   // stream wait for them.
   Status enqueue_uploads(const Graph& graph, const RunArgs& args);
@@ -99,8 +113,10 @@ struct Executor::Impl {
   Status drain(const ExecutionPlan& plan);
   // The device time of the run just finished, per device.
   void measure_device_seconds();
-  // Command records of every stream, by device and node.
-  std::vector<StepRecord> take_stream_records();
+  // Command records of every stream, by device and node. An execution's group records
+  // are attributed to their main nodes (the execution's own record is folded into its
+  // first group, so the groups add up to it).
+  std::vector<StepRecord> take_stream_records(const ExecutionPlan& plan);
 };
 
 // Narrows `ref` to [start, start + length) along `axis`.

@@ -16,11 +16,29 @@ namespace {
 // Context for a failure a stream reports at synchronize(): the node, when the device
 // names the failed command by its tag (StatusDetail::command_tag; tags are node id + 1),
 // else just the device.
-std::string async_failure_context(const Graph& g, const Status& s, const std::string& device) {
+// A compiled unit's execution carries its first node's tag; the device's detail then
+// names the unit's own node, which maps back to the graph node.
+std::string async_failure_context(const ExecutionPlan& p, const Status& s,
+                                  const std::string& device) {
+  const Graph& g = *p.graph;
   const std::optional<uint64_t> tag = s.detail().command_tag;
-  if (tag && *tag >= 1 && *tag <= g.nodes().size())
-    return "executor: " + node_label(g.node(NodeId(*tag - 1))) + " on " + device;
-  return "executor: running on " + device;
+  if (!tag || *tag < 1 || *tag > g.nodes().size()) return "executor: running on " + device;
+  NodeId node = NodeId(*tag - 1);
+  std::string unit_text;
+  const int32_t unit = p.unit_of_node.empty() ? -1 : p.unit_of_node[size_t(node)];
+  if (unit >= 0) {
+    const CompiledUnit& u = p.units[size_t(unit)];
+    unit_text = " (compiled unit of " + std::to_string(u.nodes.size()) + " nodes";
+    if (const std::optional<int32_t> at = s.detail().node;
+        at && *at >= 0 && size_t(*at) < u.node_of.size()) {
+      node = u.node_of[size_t(*at)];
+      if (const std::optional<int32_t> group = s.detail().group;
+          group && *group >= 0 && size_t(*group) < u.info.groups.size())
+        unit_text += ", fused group '" + u.info.groups[size_t(*group)].name + "'";
+    }
+    unit_text += ")";
+  }
+  return "executor: " + node_label(g.node(node)) + unit_text + " on " + device;
 }
 
 // Keeps the first failure of several tries.
@@ -91,8 +109,19 @@ Status Executor::Impl::check_io(const Graph& g, const RunArgs& args) const {
   return ok_status();
 }
 
-Status Executor::Impl::apply_run_values(const Graph& g, const RunArgs& args) {
+Status Executor::Impl::apply_run_values(const ExecutionPlan& p, const RunArgs& args) {
+  const Graph& g = *p.graph;
+  for (size_t u = 0; u < units.size(); ++u) {
+    const CompiledUnit& unit = p.units[u];
+    std::vector<int64_t>& values = units[u].symbols;
+    values.clear();
+    for (const SymInt& s : unit.symbols) values.push_back(s.eval(args.symbols));
+    if (Status s = unit.executable->view().check_symbols(values); !s.ok())
+      return s.with_context("executor: compiled unit of " + node_label(g.node(unit.nodes.front())) +
+                            " on " + p.devices[size_t(unit.device)]->id());
+  }
   for (Step& st : steps) {
+    if (st.skip || st.unit >= 0) continue;
     const Node& node = g.node(st.node);
     if (node.kind == NodeKind::kOp && node.kv_length) {
       const int64_t kv = node.kv_length->eval(args.symbols);
@@ -149,6 +178,7 @@ Status Executor::Impl::enqueue_steps(const ExecutionPlan& p, const RunArgs& args
   FirstError error;
   for (Step& st : steps) {
     if (!error.status.ok()) break;
+    if (st.skip) continue;
     Stream& stream = devices[size_t(st.device)].streams[size_t(st.stream)];
     for (int32_t e : st.waits) {
       Status s = stream.wait(events[size_t(e)]);
@@ -161,44 +191,63 @@ Status Executor::Impl::enqueue_steps(const ExecutionPlan& p, const RunArgs& args
       return s.with_context("executor: " + node_label(node) + " on " +
                             p.devices[size_t(st.device)]->id());
     };
-    switch (st.kind) {
-      case NodeKind::kOp:
-      case NodeKind::kConcat:
-        for (const OpDescriptor& op : st.ops) {
-          Status s = stream.dispatch(op, tag);
-          if (!s.ok()) error.add(ctx(s));
-        }
-        break;
-      case NodeKind::kWriteSlice:
-        dispatch_write_slice(stream, node, st.ops[0], args, tag, error, ctx);
-        break;
-      case NodeKind::kTransfer: {
-        const uint64_t bytes = st.dst.desc.bytes();
-        if (st.staged >= 0) {
-          // Device-to-host here, host-to-device on the destination's inbound stream.
-          Staged& sg = staged[size_t(st.staged)];
-          Stream& in = inbound[size_t(sg.destination)][0];
-          Status s =
-              stream.copy_to_host(*st.src.buffer, st.src.offset_bytes, sg.host.data(), bytes, tag);
-          if (s.ok()) s = stream.record(sg.sent);
-          if (s.ok()) s = in.wait(sg.sent);
-          if (s.ok())
-            s = in.copy_from_host(sg.host.data(), *st.dst.buffer, st.dst.offset_bytes, bytes, tag);
-          if (s.ok()) s = in.record(sg.landed);
-          if (s.ok()) s = stream.wait(sg.landed);
+    if (st.unit >= 0) {
+      UnitState& us = units[size_t(st.unit)];
+      const CompiledUnit& u = p.units[size_t(st.unit)];
+      ExecuteArgs ea;
+      ea.bindings = us.bindings;
+      ea.scratch = us.scratch.valid() ? &us.scratch : nullptr;
+      ea.symbols = us.symbols;
+      Status s = stream.execute(*u.executable, ea, tag);
+      if (!s.ok())
+        error.add(s.with_context("executor: compiled unit of " + std::to_string(u.nodes.size()) +
+                                 " nodes from " + node_label(node) + " on " +
+                                 p.devices[size_t(st.device)]->id()));
+    } else {
+      switch (st.kind) {
+        case NodeKind::kOp:
+        case NodeKind::kConcat:
+          for (const OpDescriptor& op : st.ops) {
+            Status s = stream.dispatch(op, tag);
+            if (!s.ok()) error.add(ctx(s));
+          }
+          break;
+        case NodeKind::kWriteSlice:
+          dispatch_write_slice(stream, node, st.ops[0], args, tag, error, ctx);
+          break;
+        case NodeKind::kTransfer: {
+          const uint64_t bytes = st.dst.desc.bytes();
+          if (st.staged >= 0) {
+            // Device-to-host here, host-to-device on the destination's inbound stream.
+            Staged& sg = staged[size_t(st.staged)];
+            Stream& in = inbound[size_t(sg.destination)][0];
+            Status s = stream.copy_to_host(*st.src.buffer, st.src.offset_bytes, sg.host.data(),
+                                           bytes, tag);
+            if (s.ok()) s = stream.record(sg.sent);
+            if (s.ok()) s = in.wait(sg.sent);
+            if (s.ok())
+              s = in.copy_from_host(sg.host.data(), *st.dst.buffer, st.dst.offset_bytes, bytes,
+                                    tag);
+            if (s.ok()) s = in.record(sg.landed);
+            if (s.ok()) s = stream.wait(sg.landed);
+            if (!s.ok()) error.add(ctx(s));
+            break;
+          }
+          Status s = stream.copy(*st.src.buffer, st.src.offset_bytes, *st.dst.buffer,
+                                 st.dst.offset_bytes, bytes, tag);
           if (!s.ok()) error.add(ctx(s));
           break;
         }
-        Status s = stream.copy(*st.src.buffer, st.src.offset_bytes, *st.dst.buffer,
-                               st.dst.offset_bytes, bytes, tag);
-        if (!s.ok()) error.add(ctx(s));
-        break;
+        default:
+          break;
       }
-      default:
-        break;
     }
     if (st.record >= 0) {
       Status s = stream.record(events[size_t(st.record)]);
+      if (!s.ok()) error.add(ctx(s));
+    }
+    for (int32_t e : st.extra_records) {
+      Status s = stream.record(events[size_t(e)]);
       if (!s.ok()) error.add(ctx(s));
     }
   }
@@ -236,8 +285,7 @@ Status Executor::Impl::drain(const ExecutionPlan& p) {
     for (auto* list : {&devices[d].streams, &inbound[d]})
       for (Stream& s : *list) {
         Status st = s.synchronize();
-        if (!st.ok())
-          error.add(st.with_context(async_failure_context(*p.graph, st, p.devices[d]->id())));
+        if (!st.ok()) error.add(st.with_context(async_failure_context(p, st, p.devices[d]->id())));
       }
   return error.status;
 }
@@ -249,13 +297,29 @@ void Executor::Impl::measure_device_seconds() {
   }
 }
 
-std::vector<StepRecord> Executor::Impl::take_stream_records() {
+std::vector<StepRecord> Executor::Impl::take_stream_records(const ExecutionPlan& p) {
   std::vector<StepRecord> out;
   for (size_t d = 0; d < devices.size(); ++d)
     for (auto* list : {&devices[d].streams, &inbound[d]})
-      for (Stream& s : *list)
-        for (const CommandRecord& r : s.take_records())
-          out.push_back({int32_t(d), r.tag == 0 ? kNoNode : NodeId(r.tag - 1), r});
+      for (Stream& s : *list) {
+        std::optional<uint64_t> execution_start;  // of the execution whose groups follow
+        for (CommandRecord r : s.take_records()) {
+          NodeId node = r.tag == 0 ? kNoNode : NodeId(r.tag - 1);
+          const int32_t unit =
+              node == kNoNode || p.unit_of_node.empty() ? -1 : p.unit_of_node[size_t(node)];
+          if (unit >= 0 && r.command == CommandKind::kExecute) {
+            execution_start = r.start_ns;
+            continue;
+          }
+          if (unit >= 0 && r.command == CommandKind::kExecuteGroup) {
+            const CompiledUnit& u = p.units[size_t(unit)];
+            if (r.node >= 0 && size_t(r.node) < u.node_of.size()) node = u.node_of[size_t(r.node)];
+            if (execution_start && r.group == 0)
+              r.start_ns = std::min(r.start_ns, *execution_start);
+          }
+          out.push_back({int32_t(d), node, r});
+        }
+      }
   return out;
 }
 

@@ -62,6 +62,37 @@ Status Executor::Impl::resolve(const ExecutionPlan& p) {
     st.record = ps.record_event;
     st.kind = node.kind;
     auto ctx = [&](const Status& s) { return s.with_context("executor: " + node_label(node)); };
+    const int32_t unit = p.unit_of_node.empty() ? -1 : p.unit_of_node[size_t(ps.node)];
+    if (unit >= 0) {
+      const CompiledUnit& u = p.units[size_t(unit)];
+      if (u.nodes.front() != ps.node) {
+        // A later member: its waits and record move to the unit's first step.
+        Step& first = steps[size_t(p.step_of_node[size_t(u.nodes.front())])];
+        for (int32_t e : ps.wait_events)
+          if (std::find(first.waits.begin(), first.waits.end(), e) == first.waits.end())
+            first.waits.push_back(e);
+        if (ps.record_event >= 0) first.extra_records.push_back(ps.record_event);
+        st.waits.clear();
+        st.record = -1;
+        st.skip = true;
+        steps.push_back(std::move(st));
+        continue;
+      }
+      st.unit = unit;
+      UnitState& us = units[size_t(unit)];
+      us.bindings.clear();
+      const GraphView& view = u.executable->view();
+      for (size_t v = 0; v < view.values.size(); ++v) {
+        if (!view.is_bound(int32_t(v))) continue;
+        const ValueId gv = u.value_of[v];
+        if (gv == kNoValue) return internal_error("executor: a compiled unit binds a slice");
+        auto r = ref_of(p, binds, arenas, gv, u.device);
+        if (!r.ok()) return ctx(r.status());
+        us.bindings.push_back({int32_t(v), r->buffer, r->offset_bytes});
+      }
+      steps.push_back(std::move(st));
+      continue;
+    }
     switch (node.kind) {
       case NodeKind::kOp: {
         std::array<TensorRef, kMaxOpInputs> inputs{};

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <numeric>
 #include <queue>
+#include <set>
 
 namespace hal::runtime {
 
@@ -69,7 +70,7 @@ std::vector<OpSpec> node_op_specs(const Graph& g, NodeId n) {
   return out;
 }
 
-Result<GraphTasks> build_graph_tasks(const Graph& g) {
+Result<GraphTasks> build_graph_tasks(const Graph& g, std::span<const int32_t> unit_of_node) {
   HAL_RETURN_IF_ERROR(g.validate());
   HAL_ASSIGN_OR_RETURN(std::vector<NodeId> order, g.topological_order());
   const size_t n_nodes = g.nodes().size();
@@ -86,6 +87,17 @@ Result<GraphTasks> build_graph_tasks(const Graph& g) {
   for (size_t n = 0; n < n_nodes; ++n)
     if (g.node(NodeId(n)).kind == NodeKind::kWriteSlice)
       shared_root[size_t(g.storage_root(g.node(NodeId(n)).inputs[0]))] = 1;
+  // Nodes of one compiled unit: one task.
+  std::vector<int32_t> first_of_unit;
+  for (size_t n = 0; n < unit_of_node.size() && n < n_nodes; ++n) {
+    const int32_t u = unit_of_node[n];
+    if (u < 0) continue;
+    if (size_t(u) >= first_of_unit.size()) first_of_unit.resize(size_t(u) + 1, -1);
+    if (first_of_unit[size_t(u)] < 0)
+      first_of_unit[size_t(u)] = int32_t(n);
+    else
+      uf.unite(first_of_unit[size_t(u)], int32_t(n));
+  }
   std::vector<int32_t> first_toucher(values.size(), -1);
   for (size_t n = 0; n < n_nodes; ++n) {
     if (!works(NodeId(n))) continue;
@@ -180,7 +192,8 @@ Result<GraphTasks> build_graph_tasks(const Graph& g) {
 
 Result<scheduler::Problem> make_problem(
     const GraphTasks& tasks, const scheduler::CostModel& model, const std::vector<Device*>& devices,
-    const std::function<bool(const Device&, const OpSpec&)>& supports) {
+    const std::function<bool(const Device&, const OpSpec&)>& supports,
+    const std::vector<char>& fused) {
   if (int32_t(devices.size()) != model.device_count())
     return invalid_argument("scheduling: the cost model has " +
                             std::to_string(model.device_count()) + " devices, " +
@@ -191,8 +204,11 @@ Result<scheduler::Problem> make_problem(
     for (int32_t d = 0; d < pb.device_count(); ++d) {
       double seconds = 0;
       bool ok = true;
+      const bool no_launch = size_t(d) < fused.size() && fused[size_t(d)];
       for (const OpSpec& spec : tasks.specs_of_task[size_t(t)]) {
-        seconds += model.device(d).seconds(scheduler::OpWork::from_spec(spec));
+        const scheduler::OpEstimate e =
+            model.device(d).estimate(scheduler::OpWork::from_spec(spec));
+        seconds += no_launch ? e.seconds - e.overhead_s : e.seconds;
         ok = ok &&
              (supports ? supports(*devices[size_t(d)], spec) : devices[size_t(d)]->supports(spec));
       }
@@ -483,8 +499,11 @@ Result<ExecutionPlan> SchedulingPlanner::plan(std::shared_ptr<const Graph> graph
     return invalid_argument("scheduling planner: asked to place on other devices than it models");
   const auto t0 = std::chrono::steady_clock::now();
   HAL_ASSIGN_OR_RETURN(GraphTasks tasks, build_graph_tasks(*graph));
+  std::vector<char> fused(devices_.size(), 0);
+  if (options_.compile.enabled)
+    for (size_t d = 0; d < devices_.size(); ++d) fused[d] = devices_[d]->compiles() ? 1 : 0;
   HAL_ASSIGN_OR_RETURN(scheduler::Problem pb,
-                       make_problem(tasks, cost_model_, devices_, options_.supports));
+                       make_problem(tasks, cost_model_, devices_, options_.supports, fused));
   for (size_t d = 0; d < options_.capacity_bytes.size(); ++d)
     if (options_.capacity_bytes[d] > 0) pb.set_capacity(int32_t(d), options_.capacity_bytes[d]);
   const Graph& g = *graph;
@@ -565,6 +584,34 @@ Result<ExecutionPlan> SchedulingPlanner::plan(std::shared_ptr<const Graph> graph
     pf.cost_s = f.cost_seconds();
     rec.fallbacks.push_back(std::move(pf));
   }
+  if (options_.compile.enabled) {
+    CompileReport report;
+    HAL_RETURN_IF_ERROR(compile_plan_units(plan, options_.compile, &report));
+    rec.graph = plan.graph;
+    rec.declined = std::move(report.declined);
+    rec.compile_notes = std::move(report.notes);
+    rec.compile_seconds = report.compile_seconds;
+    if (!plan.units.empty()) {
+      rec.op_by_op_makespan_s = s.makespan;
+      HAL_ASSIGN_OR_RETURN(rec.predicted_makespan_s, makespan_with_units(plan));
+      for (const CompiledUnit& u : plan.units) {
+        CompiledUnitSummary sum;
+        sum.device = u.device;
+        sum.first_node = plan.graph->node(u.nodes.front()).name;
+        sum.nodes = int64_t(u.nodes.size());
+        for (const FusedGroupInfo& fg : u.info.groups) sum.groups.push_back(fg.name);
+        sum.predicted_seconds = u.info.predicted_seconds;
+        sum.dram_bytes = u.info.dram_bytes();
+        sum.sram_bytes = u.info.sram_bytes;
+        sum.scratch_bytes = u.info.scratch_bytes;
+        sum.source = u.source;
+        sum.entry = u.entry;
+        sum.seconds = u.seconds;
+        sum.node_ids = u.nodes;
+        rec.units.push_back(std::move(sum));
+      }
+    }
+  }
   // Fix where weights and caches live for the graphs that follow.
   for (size_t t = 0; t < n_tasks; ++t) {
     if (tasks.constants_of_task[t].empty() && tasks.states_of_task[t].empty()) continue;
@@ -577,6 +624,44 @@ Result<ExecutionPlan> SchedulingPlanner::plan(std::shared_ptr<const Graph> graph
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   scheduled_.push_back(std::move(rec));
   return plan;
+}
+
+Result<double> SchedulingPlanner::makespan_with_units(const ExecutionPlan& plan) const {
+  const Graph& g = *plan.graph;
+  HAL_ASSIGN_OR_RETURN(GraphTasks tasks, build_graph_tasks(g, plan.unit_of_node));
+  std::vector<char> fused(devices_.size(), 0);
+  HAL_ASSIGN_OR_RETURN(scheduler::Problem pb,
+                       make_problem(tasks, cost_model_, devices_, options_.supports, fused));
+  const size_t n_tasks = tasks.nodes_of_task.size();
+  std::vector<int32_t> pins(n_tasks, -1);
+  for (size_t t = 0; t < n_tasks; ++t) {
+    const NodeId first = tasks.nodes_of_task[t].front();
+    const int32_t d = plan.steps[size_t(plan.step_of_node[size_t(first)])].device;
+    pins[t] = d;
+    // A unit costs what its executable predicts, plus any op-by-op node sharing its task.
+    std::set<int32_t> units;
+    double op_by_op = 0;
+    for (NodeId n : tasks.nodes_of_task[t]) {
+      const int32_t u = plan.unit_of_node[size_t(n)];
+      if (u >= 0) {
+        units.insert(u);
+        continue;
+      }
+      for (const OpSpec& spec : node_op_specs(g, n))
+        op_by_op += cost_model_.device(d).seconds(scheduler::OpWork::from_spec(spec));
+    }
+    if (units.empty()) continue;
+    double seconds = op_by_op;
+    for (int32_t u : units) seconds += plan.units[size_t(u)].info.predicted_seconds;
+    pb.set_cost(scheduler::TaskId(t), d, seconds);
+    pb.set_supported(scheduler::TaskId(t), d, true);
+  }
+  scheduler::Options so;
+  so.algorithm = scheduler::Algorithm::kHeft;
+  so.task_pins = pins;
+  auto sched = scheduler::schedule(pb, so);
+  if (!sched.ok()) return sched.status().with_context("timing the compiled units");
+  return sched->makespan;
 }
 
 }  // namespace hal::runtime

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <tuple>
 
 namespace hal::runtime {
 
@@ -207,14 +208,20 @@ Result<ExecutionPlan> Session::make_plan(std::shared_ptr<const Graph> graph) con
       return invalid_argument("session: the planner must place on the session's devices, in order");
     return plan;
   }
-  if (options_.devices.size() == 1)
-    return make_single_device_plan(std::move(graph), options_.devices[0]);
-  const int64_t layers = config().num_layers;
-  const int64_t devices = int64_t(options_.devices.size());
-  std::vector<int32_t> layer_device;
-  for (int64_t l = 0; l < layers; ++l)
-    layer_device.push_back(int32_t(l * devices / std::max<int64_t>(layers, 1)));
-  return make_layer_split_plan(std::move(graph), options_.devices, std::move(layer_device));
+  ExecutionPlan plan;
+  if (options_.devices.size() == 1) {
+    HAL_ASSIGN_OR_RETURN(plan, make_single_device_plan(std::move(graph), options_.devices[0]));
+  } else {
+    const int64_t layers = config().num_layers;
+    const int64_t devices = int64_t(options_.devices.size());
+    std::vector<int32_t> layer_device;
+    for (int64_t l = 0; l < layers; ++l)
+      layer_device.push_back(int32_t(l * devices / std::max<int64_t>(layers, 1)));
+    HAL_ASSIGN_OR_RETURN(
+        plan, make_layer_split_plan(std::move(graph), options_.devices, std::move(layer_device)));
+  }
+  HAL_RETURN_IF_ERROR(compile_plan_units(plan, options_.compile));
+  return plan;
 }
 
 Status Session::bind_all(Prepared& p) {
@@ -345,9 +352,11 @@ Status Session::generate_into(const std::vector<std::vector<int32_t>>& prompts,
   if (opt.keep_logits) r.logits.assign(size_t(batch), {});
   records_.clear();
   if (n_new == 0) return ok_status();
-  // Positions written: prompt and all but the last new token; rounded up so similar
-  // requests share prepared graphs.
-  const int64_t cache_len = (seq + n_new - 1 + 63) / 64 * 64;
+  int64_t cache_len = 0;
+  {
+    HAL_ASSIGN_OR_RETURN(auto sizes, generation_shape(seq, n_new));
+    std::tie(seq, cache_len) = sizes;
+  }
 
   std::vector<char> finished(size_t(batch), 0);
   std::vector<float> logits(size_t(batch * vocab));
@@ -452,6 +461,45 @@ Status Session::generate_into(const std::vector<std::vector<int32_t>>& prompts,
       if (opt.progress) opt.progress("generating", uint64_t(t + 1), uint64_t(n_new));
     }
     r.decode_seconds = seconds_since(d0);
+  }
+  return ok_status();
+}
+
+Result<std::pair<int64_t, int64_t>> Session::generation_shape(int64_t longest,
+                                                              int64_t max_new_tokens) const {
+  int64_t seq = longest;
+  const int64_t limit = config().max_positions;
+  for (int64_t b : options_.prompt_buckets)
+    if (b >= longest && (seq == longest || b < seq) && (limit <= 0 || b <= limit)) seq = b;
+  // Positions written: prompt and all but the last new token; rounded up so similar
+  // requests share prepared graphs.
+  const int64_t need = longest + std::max<int64_t>(max_new_tokens, 1) - 1;
+  int64_t cache_len = (std::max(seq, need) + 63) / 64 * 64;
+  if (options_.context > 0) {
+    if (need > options_.context || seq > options_.context)
+      return invalid_argument("session: a prompt of " + std::to_string(longest) + " tokens and " +
+                              std::to_string(max_new_tokens) + " new tokens need " +
+                              std::to_string(std::max(seq, need)) +
+                              " positions; the session is sized for " +
+                              std::to_string(options_.context));
+    cache_len = options_.context;
+  }
+  return std::make_pair(seq, cache_len);
+}
+
+Status Session::prepare_generation(int64_t batch, int64_t prompt_len, int64_t max_new_tokens) {
+  if (batch < 1 || prompt_len < 1 || max_new_tokens < 1)
+    return invalid_argument("session: batch, prompt length and new tokens must be >= 1");
+  HAL_ASSIGN_OR_RETURN(auto sizes, generation_shape(prompt_len, max_new_tokens));
+  ModelGraphShape shape;
+  shape.batch = batch;
+  shape.seq = sizes.first;
+  shape.cache_len = sizes.second;
+  shape.compute_dtype = options_.compute_dtype;
+  HAL_RETURN_IF_ERROR(prepare(shape).status().with_context("prefill"));
+  if (max_new_tokens > 1) {
+    shape.seq = 1;
+    HAL_RETURN_IF_ERROR(prepare(shape).status().with_context("decode"));
   }
   return ok_status();
 }

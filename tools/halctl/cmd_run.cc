@@ -25,6 +25,7 @@
 // (platform, model, session, tokens), write the logits and profile files, print
 // (run_summary.h); the progress line is terminal_progress.h.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <bit>
@@ -34,6 +35,7 @@
 
 #include "common.h"
 #include "hal/runtime/session.h"
+#include "run_executables.h"
 #include "run_outputs.h"
 #include "run_summary.h"
 #include "terminal_progress.h"
@@ -46,6 +48,7 @@ namespace {
 struct RunRequest {
   CommonOptions common;
   RunPlacementOptions placing;
+  CompileCliOptions compiling;
   std::string model_name = "gpt2-tiny", devices_text = "cpu:0", prompt_ids, prompts_text;
   std::string dtype_text = "f32", dump_logits;
   int64_t max_new_tokens = 16, batch = 1, eos_id = -1;
@@ -62,6 +65,7 @@ std::optional<int> parse_request(const Args& args, RunRequest& req) {
   po::options_description desc("halctl run options");
   add_common_options(desc, req.common);
   add_run_placement_options(desc, req.placing);
+  add_compile_options(desc, req.compiling, /*with_compiled=*/true);
   desc.add_options()("model",
                      po::value<std::string>(&req.model_name)->default_value(req.model_name),
                      "checkpoint directory (config.json + safetensors) or built-in name: "
@@ -168,19 +172,41 @@ std::optional<int> generate(const RunRequest& req, const CheckedRequest& checked
 
   hal::runtime::SessionOptions so;
   so.devices = run.devices;
+  auto compile = compile_settings(req.compiling);
+  if (!compile.ok()) return usage_error("run", compile.status().message());
+  if (!req.compiling.compiled_dir.empty()) {
+    // Ahead-of-time executables: the shapes they were compiled for.
+    auto m = read_manifest(req.compiling.compiled_dir);
+    if (!m.ok()) return report_error("run", m.status());
+    std::vector<std::string> ids;
+    for (const hal::Device* d : run.devices) ids.push_back(d->id());
+    if (m->model != req.model_name || m->devices != ids || m->dtype != req.dtype_text ||
+        m->batch != int64_t(checked.prompts.size()))
+      return usage_error(
+          "run", fmt::format("--compiled {}: compiled for model {} on {} ({}, "
+                             "batch {}), this run is {} on {} ({}, batch {})",
+                             req.compiling.compiled_dir, m->model, fmt::join(m->devices, ","),
+                             m->dtype, m->batch, req.model_name, fmt::join(ids, ","),
+                             req.dtype_text, checked.prompts.size()));
+    so.prompt_buckets = {m->prompt_len};
+    so.context = m->context;
+  }
   // A device listed twice (cpu:0,cpu:0) exercises the plain layer split: the scheduler
   // needs distinct devices.
   std::vector<hal::Device*> distinct = run.devices;
   std::sort(distinct.begin(), distinct.end());
   if (std::unique(distinct.begin(), distinct.end()) == distinct.end()) {
-    auto made = make_run_planner(req.placing, run.devices);
+    auto made = make_run_planner(req.placing, run.devices, *compile);
     if (!made.ok()) return report_error("run", made.status());
     run.planner = std::move(*made);
     so.planner = run.planner->planner();
   } else if (!req.placing.placement.empty() || req.placing.strict) {
     return usage_error("run", "--placement and --strict-placement need distinct --devices");
+  } else {
+    so.compile = *compile;
   }
-  so.profile = req.placing.profile();
+  // --json lists each executable's measured time: the runs are profiled for it.
+  so.profile = req.placing.profile() || (req.common.json && compile->enabled);
   so.compute_dtype = checked.dtype;
   so.progress = [&progress = run.progress](std::string_view what, uint64_t done, uint64_t total) {
     progress.update(what, done, total);

@@ -26,7 +26,8 @@ void add_run_placement_options(po::options_description& desc, RunPlacementOption
 }
 
 hal::Result<std::shared_ptr<hal::runtime::SchedulingPlanner>> make_run_planner(
-    const RunPlacementOptions& o, const std::vector<hal::Device*>& devices) {
+    const RunPlacementOptions& o, const std::vector<hal::Device*>& devices,
+    const hal::runtime::CompileSettings& compile) {
   const auto algorithm = hal::scheduler::parse_algorithm(o.algorithm);
   if (!algorithm || *algorithm == hal::scheduler::Algorithm::kExhaustive)
     return hal::invalid_argument("--scheduler: unknown algorithm '" + o.algorithm +
@@ -36,6 +37,8 @@ hal::Result<std::shared_ptr<hal::runtime::SchedulingPlanner>> make_run_planner(
   so.algorithm = *algorithm;
   so.strict_placement = o.strict;
   so.placement = o.placement;
+  so.compile = compile;
+  so.compile.strict = so.compile.strict || o.strict;
   auto planner = hal::runtime::SchedulingPlanner::create(devices, so);
   if (!planner.ok()) return planner.status().with_context("--placement");
   return planner;

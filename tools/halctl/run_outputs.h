@@ -29,7 +29,8 @@ void add_run_placement_options(po::options_description& desc, RunPlacementOption
 // The planner for the session (INVALID_ARGUMENT naming the option for a bad
 // --scheduler or --placement).
 hal::Result<std::shared_ptr<hal::runtime::SchedulingPlanner>> make_run_planner(
-    const RunPlacementOptions& o, const std::vector<hal::Device*>& devices);
+    const RunPlacementOptions& o, const std::vector<hal::Device*>& devices,
+    const hal::runtime::CompileSettings& compile = {});
 
 // Human lines: the scheduler's choice, predicted times and each fallback.
 std::string placement_lines(const hal::runtime::SchedulingPlanner& planner);

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "hal/units.h"
+#include "run_executables.h"
 
 namespace halctl {
 
@@ -70,7 +71,10 @@ void print_run_json(const RunSummary& s) {
   for (const auto* d : placed_on) ids.push_back(d->id());
   out["devices"] = ids;
   out["placement"] = placement;
-  if (s.planner) out["scheduling"] = placement_json(*s.planner);
+  if (s.planner) {
+    out["scheduling"] = placement_json(*s.planner);
+    out["executables"] = executables_json(*s.planner, s.result);
+  }
   if (s.placing.profile()) {
     nlohmann::json mk;
     for (const hal::runtime::PhaseReport& ph : s.profile.phases)
@@ -130,7 +134,8 @@ void print_run_text(const RunSummary& s) {
   fmt::print("model      {} ({}, {:.1f} M parameters, {})\n", s.model.name(), cfg.summary(),
              double(cfg.parameter_count()) / 1e6, hal::dtype_name(s.dtype));
   fmt::print("placement  {}\n", placement);
-  if (s.planner) fmt::print("{}", placement_lines(*s.planner));
+  if (s.planner)
+    fmt::print("{}{}", placement_lines(*s.planner), executables_lines(*s.planner, s.result));
   auto ids_text = [](const std::vector<int32_t>& ids) {
     std::string text;
     for (size_t i = 0; i < ids.size(); ++i) {

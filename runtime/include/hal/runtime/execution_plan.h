@@ -20,6 +20,9 @@
 // - Event e is recorded after step `event_producer[e]` on that step's stream; steps
 //   listing e in wait_events wait for it before they are issued on their stream.
 // - Memory: one arena per device, planned by liveness over that device's steps.
+// - Compiled units (compiled_units.h): a unit's nodes are consecutive working steps (views
+//   may sit between them) of its device's first stream, none a transfer. Values only a
+//   unit touches (and no graph output) live in its executable's scratch, not the arena.
 //
 // Lifetime: the plan shares the graph (shared_ptr) and points at devices owned by a
 // Platform, which must outlive it. Threading: a value type; build on one thread.
@@ -49,6 +52,22 @@ struct PlannedStep {
   int32_t stream_device() const { return issue_device >= 0 ? issue_device : device; }
 };
 
+// A compiled partition (compiled_units.h): consecutive working steps of one device that
+// run as one executable, issued where its first node's step is.
+struct CompiledUnit {
+  int32_t device = 0;
+  std::vector<NodeId> nodes;  // graph nodes, in issue order
+  std::shared_ptr<const Executable> executable;
+  std::vector<ValueId> value_of;  // per executable view value: its graph value (kNoValue: a
+                                  // slice the view made for a concat or a KV-cache write)
+  std::vector<SymInt> symbols;    // per executable view symbol: its run-time integer
+  std::vector<NodeId> node_of;    // per executable view node: the graph node
+  ExecutableInfo info;            // what the device predicts at the bucket's upper bound
+  std::string source;             // "compiled", "cache hit", ...
+  std::string entry;              // its file in the executable cache ("" when none)
+  double seconds = 0;             // wall time to compile (or load) it
+};
+
 // A constant or state the executor needs a buffer for, on one device.
 struct RequiredBinding {
   ValueId value = kNoValue;
@@ -61,6 +80,7 @@ struct ExecutionPlan {
   std::vector<int32_t> streams_per_device;  // >= 1 each
   std::vector<PlannedStep> steps;
   std::vector<int32_t> event_producer;  // per event: index into steps
+  std::vector<CompiledUnit> units;      // compiled partitions (compile_plan_units)
 
   // ---- filled by finalize_plan ----
   // Device index of each value's storage (inputs, intermediates and views); -1 for
@@ -70,6 +90,8 @@ struct ExecutionPlan {
   std::vector<RequiredBinding> required_bindings;
   // Index into steps of the step running each node.
   std::vector<int32_t> step_of_node;
+  // Index into units of the unit running each node, or -1 (op by op).
+  std::vector<int32_t> unit_of_node;
 
   // Peak activation memory over devices (the largest arena).
   uint64_t peak_activation_bytes() const;
@@ -95,7 +117,8 @@ void add_stream_events(ExecutionPlan& plan);
 
 // Checks the plan against its graph (every node exactly once, in dependency order,
 // devices and streams in range, inputs where the step runs, events recorded before they
-// are waited on) and fills value_device, step_of_node, required_bindings and memory.
+// are waited on, units as described above) and fills value_device, step_of_node,
+// unit_of_node, required_bindings and memory.
 // It then adds the events that memory reuse needs across streams: when a tensor is
 // touched from more than one stream (a transfer reading it from another device, or a
 // scheduler's second stream), the step that next writes its arena bytes waits for

@@ -38,6 +38,14 @@
 //   with strict_placement a fallback is an error naming the op and the devices.
 // - Memory capacity: the scheduler keeps each device's weights + KV caches + activation
 //   peak within DeviceInfo::memory_bytes, splitting a model by layers when it must.
+// - Compiled units (SchedulingOptions::compile): after placement, each device compiles the
+//   runs of the plan it takes (compile_plan_units); the graph is then scheduled again with
+//   every unit one task costing what its executable predicts (executable info) and
+//   everything pinned where it was placed, which gives the predicted makespan (the
+//   op-by-op one is kept beside it). Placement itself is chosen on op costs without the
+//   per-command launch overhead on devices that compile (fusion removes it), so a device
+//   whose compiled speed is far above its op-by-op speed may get less work than it could
+//   take.
 // - With kAuto, a placement that crosses devices must predict at least `min_gain` (1%)
 //   less time than everything on the fastest device; a smaller gain is within the cost
 //   model's error, while the weights it duplicates (an embedding table tied to the LM
@@ -58,6 +66,7 @@
 #include <vector>
 
 #include "hal/device.h"
+#include "hal/runtime/compiled_units.h"
 #include "hal/runtime/execution_plan.h"
 #include "hal/runtime/graph.h"
 #include "hal/runtime/session.h"
@@ -79,13 +88,19 @@ struct GraphTasks {
   std::vector<std::vector<ValueId>> states_of_task;
 };
 
-Result<GraphTasks> build_graph_tasks(const Graph& graph);
+// `unit_of_node` (by NodeId; empty = none): nodes of one compiled unit (>= 0) form one
+// task too (ExecutionPlan::unit_of_node).
+Result<GraphTasks> build_graph_tasks(const Graph& graph,
+                                     std::span<const int32_t> unit_of_node = {});
 
 // Per task its cost on each device of `model` (sum over its ops), and whether each device
 // supports all of its ops (`supports(device, spec)`; empty = every op).
+// `fused` (by device; empty = none): devices whose ops run inside compiled units, timed
+// without the per-command launch overhead.
 Result<scheduler::Problem> make_problem(
     const GraphTasks& tasks, const scheduler::CostModel& model, const std::vector<Device*>& devices,
-    const std::function<bool(const Device&, const OpSpec&)>& supports = {});
+    const std::function<bool(const Device&, const OpSpec&)>& supports = {},
+    const std::vector<char>& fused = {});
 
 // An ExecutionPlan running each task on task_device[task] (an index into `devices`), in
 // the order of `priority` (per node: a predicted start time; lower first among ready
@@ -118,6 +133,26 @@ struct SchedulingOptions {
   // kAuto: a placement with transfers must beat all-on-fastest by this fraction of its
   // predicted makespan, else all-on-fastest is used (when it holds no more memory).
   double min_gain = 0.01;
+  // Whole-graph offload (compiled_units.h): each device compiles the runs of the plan it
+  // takes; a node it declines falls back to op-by-op dispatch on the same device
+  // (with strict_placement: an error naming the node and why).
+  CompileSettings compile;
+};
+
+// One compiled unit of a scheduled graph, as reports show it.
+struct CompiledUnitSummary {
+  int32_t device = 0;
+  std::string first_node;  // the unit's first node's name
+  int64_t nodes = 0;
+  std::vector<std::string> groups;  // fused groups' names
+  double predicted_seconds = 0;     // at the bucket's upper bound
+  uint64_t dram_bytes = 0;          // device-memory bytes per execution (read + written)
+  uint64_t sram_bytes = 0;
+  uint64_t scratch_bytes = 0;
+  std::string source;            // "compiled", "cache hit", ...
+  std::string entry;             // its file in the executable cache ("" when none)
+  double seconds = 0;            // to compile or load it
+  std::vector<NodeId> node_ids;  // the unit's nodes in the scheduled graph
 };
 
 struct PlacementFallback {
@@ -143,6 +178,14 @@ struct ScheduledGraph {
   int64_t transfers = 0;
   double scheduling_seconds = 0;                       // wall time the scheduler took
   std::vector<scheduler::CandidateResult> candidates;  // kAuto: each algorithm's makespan
+  // Compiled units, nodes run op by op with why, compile notes and time (compile).
+  std::vector<CompiledUnitSummary> units;
+  std::vector<DeclinedNode> declined;
+  std::vector<std::string> compile_notes;
+  double compile_seconds = 0;
+  // The makespan predicted for op-by-op dispatch (the placement's schedule) when units
+  // were compiled; predicted_makespan_s is then the schedule with the units.
+  double op_by_op_makespan_s = 0;
 };
 
 class SchedulingPlanner : public std::enable_shared_from_this<SchedulingPlanner> {
@@ -166,6 +209,9 @@ class SchedulingPlanner : public std::enable_shared_from_this<SchedulingPlanner>
   const ScheduledGraph* find(const Graph* plan_graph) const;
 
  private:
+  // The makespan of `plan` with each compiled unit one task at its predicted time, every
+  // task pinned where the plan runs it.
+  Result<double> makespan_with_units(const ExecutionPlan& plan) const;
   SchedulingPlanner() = default;
   std::vector<Device*> devices_;
   SchedulingOptions options_;

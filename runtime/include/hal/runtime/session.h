@@ -73,6 +73,7 @@
 #include <vector>
 
 #include "hal/device.h"
+#include "hal/runtime/compiled_units.h"
 #include "hal/runtime/executor.h"
 #include "hal/runtime/model.h"
 #include "hal/runtime/model_graph.h"
@@ -123,6 +124,16 @@ struct SessionOptions {
   // at most 4096; 2048 when the model states none).
   int64_t planned_context = 0;
   bool profile = false;  // GenerationResult::runs (see above)
+  // Whole-graph offload without a planner (compiled_units.h): each plan's runs that a
+  // device compiles become executables. With a planner, its SchedulingOptions::compile
+  // decides instead.
+  CompileSettings compile;
+  // Shape buckets (what compiled executables are built for): prefill runs over the
+  // smallest bucket >= the longest prompt (prompts padded at the end, as in a batch of
+  // unequal prompts), or the longest prompt when none is; decode graphs are sized for
+  // `context` positions when > 0 (else the run's need, rounded up to 64).
+  std::vector<int64_t> prompt_buckets;
+  int64_t context = 0;
 };
 
 // What a plan keeps on each device (by device index) and its streams' names.
@@ -220,6 +231,11 @@ class Session {
   Result<GenerationResult> generate(const std::vector<std::vector<int32_t>>& prompts,
                                     const GenerationOptions& options);
 
+  // Prepares (plans, and compiles where SessionOptions::compile or the planner says) the
+  // prefill graph of `batch` prompts of `prompt_len` tokens and the decode graph that
+  // follows it for `max_new_tokens`, without running them: ahead-of-time compilation.
+  Status prepare_generation(int64_t batch, int64_t prompt_len, int64_t max_new_tokens);
+
   // Logits at every position of full sequences, computed in one pass from an empty
   // cache: [rows][length x vocab]. The reference for cached decoding.
   Result<std::vector<std::vector<float>>> forward_all(
@@ -245,6 +261,9 @@ class Session {
                                               std::vector<SamplingRng> rngs, Status fault);
   Status check_prompts(const std::vector<std::vector<int32_t>>& prompts, int64_t extra) const;
   Result<Prepared*> prepare(const ModelGraphShape& shape);
+  // The prefill length and cache length a generation of these sizes uses (buckets).
+  Result<std::pair<int64_t, int64_t>> generation_shape(int64_t longest_prompt,
+                                                       int64_t max_new_tokens) const;
   Result<ExecutionPlan> make_plan(std::shared_ptr<const Graph> graph) const;
   Status bind_all(Prepared& p);
   uint64_t state_bytes(const Prepared& p) const;
