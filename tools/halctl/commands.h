@@ -19,6 +19,7 @@ int cmd_plugins(const Args& args);
 int cmd_cts(const Args& args);
 int cmd_run(const Args& args);
 int cmd_plan(const Args& args);
+int cmd_compile(const Args& args);
 int cmd_report(const Args& args);
 
 }  // namespace halctl

@@ -22,6 +22,8 @@ const Command kCommands[] = {
     {"cts", halctl::cmd_cts, "run the conformance test suite on a device or plugin"},
     {"run", halctl::cmd_run, "run a model: prefill + decode on chosen devices"},
     {"plan", halctl::cmd_plan, "predict how a model would run on (simulated) devices"},
+    {"compile", halctl::cmd_compile,
+     "compile a model ahead of time for devices (executables + manifest in a directory)"},
     {"report", halctl::cmd_report, "render a run report (roofline SVG)"},
 };
 
