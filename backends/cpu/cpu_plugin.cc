@@ -8,9 +8,11 @@
 #include <new>
 
 #include "cpu_device_info.h"
+#include "cpu_executable.h"
 #include "cpu_kernels.h"
 #include "hal/plugin/host_queue_stream.h"
 #include "hal/plugin/memory_accountant.h"
+#include "hal/plugin/node_sequence.h"
 #include "hal/plugin_adapter.h"
 
 namespace hal::cpu {
@@ -52,6 +54,18 @@ class CpuBuffer : public BufferImpl {
 };
 
 char* ptr_of(BufferImpl* b, uint64_t offset) { return static_cast<CpuBuffer*>(b)->data() + offset; }
+
+// Executions (cpu_executable.h): the program on the worker, records per fused group.
+Status execute_on_worker(const plugin::ExecuteCall& call, uint64_t tag, plugin::RecordLog& log) {
+  auto data = [](BufferImpl* b) -> char* {
+    return b && b->kind() != MemoryKind::kVirtual ? static_cast<CpuBuffer*>(b)->data() : nullptr;
+  };
+  std::vector<CommandRecord> records;
+  HAL_RETURN_IF_ERROR(static_cast<const CpuExecutable&>(*call.executable)
+                          .run(call, data, tag, log.enabled() ? &records : nullptr));
+  for (const CommandRecord& r : records) log.add(r);
+  return ok_status();
+}
 
 // The kit's host-queue stream runs the work in order on one worker thread and handles
 // events, host functions and records; this class adds the CPU's copies, fills and ops.
@@ -134,6 +148,11 @@ class CpuStream : public HostQueueStream {
     });
     return ok_status();
   }
+
+  Status execute(const plugin::ExecuteCall& call, uint64_t tag) override {
+    enqueue([this, call, tag]() -> Status { return execute_on_worker(call, tag, records()); });
+    return ok_status();
+  }
 };
 
 class CpuDevice : public DeviceImpl {
@@ -168,6 +187,33 @@ class CpuDevice : public DeviceImpl {
     return std::unique_ptr<EventImpl>(new HostEvent());
   }
   MemoryStats memory_stats() const override { return memory_.stats(); }
+
+  // Executables (cpu_executable.h): the runs of nodes the kernels support.
+  Result<Partition> partition(const GraphView& view) const override {
+    return plugin::partition_contiguous(view, [](size_t, const OpSpec& spec) {
+      return kernel_supports(spec)
+                 ? std::string()
+                 : "cpu:0 has no kernel for " + std::string(op_kind_name(spec.kind)) + " with " +
+                       std::string(dtype_name(spec.output.dtype)) + " output";
+    });
+  }
+  Result<std::unique_ptr<plugin::ExecutableImpl>> compile(const GraphView& view,
+                                                          const CompileOptions& options) override {
+    if (!options.empty())
+      return invalid_argument("cpu compiler: unknown option '" + options.begin()->first + "'");
+    for (size_t n = 0; n < view.nodes.size(); ++n)
+      if (!kernel_supports(view.node_spec(n)))
+        return unimplemented("node '" + view.nodes[n].name + "' (" +
+                             std::string(op_kind_name(view.nodes[n].op)) + ") has no CPU kernel")
+            .with_node(int32_t(n));
+    return std::unique_ptr<plugin::ExecutableImpl>(new CpuExecutable(view, info_));
+  }
+  Result<std::unique_ptr<plugin::ExecutableImpl>> deserialize(
+      std::span<const uint8_t> payload) override {
+    auto view = GraphView::decode(payload);
+    if (!view.ok()) return failed_precondition(view.status().message());
+    return compile(*view, {});
+  }
 
  private:
   DeviceInfo info_;

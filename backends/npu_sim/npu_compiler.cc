@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "hal/plugin/fused_groups.h"
 #include "hal/plugin/node_sequence.h"
 
 namespace hal::npu_sim {
@@ -15,9 +16,6 @@ namespace {
 constexpr uint64_t kAlign = 64;
 
 uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
-
-bool is_norm(OpKind k) { return k == OpKind::kLayerNorm || k == OpKind::kRmsNorm; }
-bool is_matrix(OpKind k) { return k == OpKind::kMatmul || k == OpKind::kAttention; }
 
 double nbytes(const TensorDesc& t) {
   return double(std::max<int64_t>(t.numel(), 0)) * double(dtype_size(t.dtype));
@@ -68,52 +66,6 @@ uint64_t working_bytes(const OpSpec& s, const DeviceSpec& spec) {
   }
 }
 
-// Fused groups (npu_compiler.h: norms open a group and fuse into the matmuls after them,
-// matmuls on the same input join, attention stands alone, consumers of the group's
-// results join as epilogues).
-std::vector<CompiledGroup> form_groups(const GraphView& view, bool fusion) {
-  std::vector<CompiledGroup> groups;
-  std::vector<char> produced(view.values.size(), 0);  // owners written by the open group
-  int32_t matmul_input = -1;                          // the open group's matmul A owner
-  bool has_attention = false;
-  auto close = [&] {
-    std::fill(produced.begin(), produced.end(), 0);
-    matmul_input = -1;
-    has_attention = false;
-  };
-  for (size_t n = 0; n < view.nodes.size(); ++n) {
-    const GraphNode& node = view.nodes[n];
-    bool reads_group = false;
-    for (int32_t in : node.inputs) reads_group |= produced[size_t(view.owner(in))] != 0;
-    bool join = fusion && !groups.empty();
-    if (join) {
-      const CompiledGroup& g = groups.back();
-      const OpKind last = view.nodes[size_t(g.nodes.back())].op;
-      if (is_norm(node.op) || node.op == OpKind::kAttention || node.op == OpKind::kEmbedding) {
-        join = false;
-      } else if (node.op == OpKind::kMatmul) {
-        const int32_t a = view.owner(node.inputs[0]);
-        const bool after_norm = is_norm(last) && reads_group && matmul_input < 0;
-        join = !has_attention && (after_norm || (matmul_input >= 0 && a == matmul_input));
-      } else {
-        join = reads_group;
-      }
-    }
-    if (!join) {
-      close();
-      groups.push_back({int32_t(n), {}});
-    }
-    CompiledGroup& g = groups.back();
-    g.nodes.push_back(int32_t(n));
-    if (node.op == OpKind::kMatmul && matmul_input < 0) matmul_input = view.owner(node.inputs[0]);
-    if (node.op == OpKind::kAttention) has_attention = true;
-    if (is_matrix(node.op) && !is_matrix(view.nodes[size_t(g.main_node)].op))
-      g.main_node = int32_t(n);
-    produced[size_t(view.owner(node.output))] = 1;
-  }
-  return groups;
-}
-
 // Values live at each node, by liveness; the SRAM they hold there.
 std::vector<uint64_t> sram_live_at(const CompiledPlan& p, const GraphView& view,
                                    const std::vector<std::pair<int32_t, int32_t>>& life) {
@@ -133,7 +85,8 @@ std::vector<uint64_t> sram_live_at(const CompiledPlan& p, const GraphView& view,
 Result<CompiledPlan> compile_plan(const GraphView& view, const DeviceSpec& spec, bool fusion) {
   CompiledPlan p;
   p.fusion = fusion;
-  p.groups = form_groups(view, fusion);
+  for (plugin::FusedGroup& g : plugin::group_consecutive(view, fusion))
+    p.groups.push_back({g.main_node, std::move(g.nodes)});
   const size_t nv = view.values.size(), nn = view.nodes.size();
   p.where.assign(nv, Residency::kBound);
   p.offset.assign(nv, 0);

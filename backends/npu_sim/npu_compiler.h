@@ -2,14 +2,14 @@
 // executables): what it fuses, where every value lives, and what an execution costs.
 //
 // The plan (compile_plan)
-// - Fused groups: consecutive nodes of the view that run as one kernel sequence with
-//   their intermediates on chip. A norm starts a group and fuses into the matmul(s) that
-//   follow it ("norms into the next matmul"); matmuls reading the same input join one
-//   group (Q, K, V or gate and up projections); elementwise ops, rotary and KV-cache
-//   writes that consume what the group produced join it as epilogues (matmul + bias +
-//   activation, residual adds, QKV + rotary + cache write); attention is its own group,
-//   its scores kept on chip (flash-style, the op's own model). The main node (first
-//   matmul or attention, else the first node) names the group's op class.
+// - Fused groups (hal/plugin/fused_groups.h): consecutive nodes of the view that run as
+//   one kernel sequence with their intermediates on chip. A norm starts a group and fuses
+//   into the matmul(s) that follow it ("norms into the next matmul"); matmuls reading the
+//   same input join one group (Q, K, V or gate and up projections); elementwise ops,
+//   rotary and KV-cache writes that consume what the group produced join it as epilogues
+//   (matmul + bias + activation, residual adds, QKV + rotary + cache write); attention is
+//   its own group, its scores kept on chip (flash-style, the op's own model). The main
+//   node (first matmul or attention, else the first node) names the group's op class.
 // - SRAM: the usable SRAM (sram_bytes x sram_usable_fraction; engine-local pools and the
 //   shared pool as one address space, shared first) holds, at each node, the node's
 //   working tiles (double-buffered weight panels, accumulators, K/V chunks; per engine)

@@ -62,7 +62,8 @@ int cmd_compile(const Args& args) {
     return usage_error("compile", "--dtype must be f32, f16 or bf16, got '" + dtype_text + "'");
   std::error_code ec;
   std::filesystem::create_directories(out, ec);
-  if (ec) return report_error("compile", hal::invalid_argument("--out " + out + ": " + ec.message()));
+  if (ec)
+    return report_error("compile", hal::invalid_argument("--out " + out + ": " + ec.message()));
 
   auto platform = open_platform(common);
   if (!platform.ok()) return report_error("compile", platform.status());
@@ -112,8 +113,8 @@ int cmd_compile(const Args& args) {
                         {"executables", executables_json(**planner, none)}};
     print_json(j);
   } else {
-    fmt::print("compiled   {} for {} (batch {}, prompt bucket {}, context {}) into {}\n", model_name,
-               devices_text, batch, prompt_len, context, out);
+    fmt::print("compiled   {} for {} (batch {}, prompt bucket {}, context {}) into {}\n",
+               model_name, devices_text, batch, prompt_len, context, out);
     fmt::print("{}", executables_lines(**planner, none));
   }
   return 0;
