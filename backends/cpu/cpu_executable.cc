@@ -120,6 +120,7 @@ Result<ExecutableInfo> CpuExecutable::info(std::span<const int64_t> symbols) con
     f.main_op = view().nodes[size_t(g.main_node)].op;
     f.nodes = g.view_nodes;
     f.name = view().nodes[size_t(g.main_node)].name + " [";
+    double memory_s = 0;
     for (size_t i = 0; i < g.program_nodes.size(); ++i) {
       const size_t p = size_t(g.program_nodes[i]);
       const OpSpec spec = program_.node_spec(p, symbols);
@@ -129,12 +130,14 @@ Result<ExecutableInfo> CpuExecutable::info(std::span<const int64_t> symbols) con
       f.flops += cost.flops;
       f.dram_bytes_read += cost.bytes_read;
       f.dram_bytes_written += cost.bytes_written;
-      f.predicted_seconds +=
-          std::max(peak > 0 ? cost.flops / peak : 0.0,
-                   bw > 0 ? double(cost.bytes_read + cost.bytes_written) / bw : 0.0);
+      const double compute = peak > 0 ? cost.flops / peak : 0.0;
+      const double memory = bw > 0 ? double(cost.bytes_read + cost.bytes_written) / bw : 0.0;
+      f.predicted_seconds += std::max(compute, memory);
+      memory_s += memory >= compute ? std::max(compute, memory) : 0.0;
       f.name.append(i ? "+" : "").append(op_kind_name(program_.nodes[p].op));
     }
     f.name.append("]");
+    f.bound = memory_s * 2 >= f.predicted_seconds ? BoundBy::kMemory : BoundBy::kCompute;
     info.predicted_seconds += f.predicted_seconds;
     info.flops += f.flops;
     info.dram_bytes_read += f.dram_bytes_read;

@@ -70,6 +70,7 @@ Result<ExecutableInfo> NpuExecutable::info(std::span<const int64_t> symbols) con
     f.dram_bytes_read = t.groups[g].dram_bytes_read;
     f.dram_bytes_written = t.groups[g].dram_bytes_written;
     f.sram_bytes = t.groups[g].sram_bytes;
+    f.bound = t.groups[g].bound;
     info.groups.push_back(std::move(f));
   }
   return info;

@@ -223,9 +223,11 @@ class SequenceExecutable : public ExecutableImpl {
       g.flops = cost.flops;
       g.dram_bytes_read = cost.bytes_read;
       g.dram_bytes_written = cost.bytes_written;
-      g.predicted_seconds = std::max(
-          peak > 0 ? cost.flops / peak : 0.0,
-          double(cost.bytes_read + cost.bytes_written) / device_.memory_bandwidth_bytes_per_s);
+      const double compute = peak > 0 ? cost.flops / peak : 0.0;
+      const double memory =
+          double(cost.bytes_read + cost.bytes_written) / device_.memory_bandwidth_bytes_per_s;
+      g.predicted_seconds = std::max(compute, memory);
+      g.bound = memory >= compute ? hal::BoundBy::kMemory : hal::BoundBy::kCompute;
       info.predicted_seconds += g.predicted_seconds;
       info.flops += g.flops;
       info.dram_bytes_read += g.dram_bytes_read;

@@ -106,6 +106,10 @@ Result<ExecutableInfo> Executable::info(std::span<const int64_t> symbols) const 
     f.dram_bytes_read = g.dram_bytes_read;
     f.dram_bytes_written = g.dram_bytes_written;
     f.sram_bytes = g.sram_bytes;
+    if (HAL_ABI_HAS_FIELD(hal_fused_group_info, bound, g.struct_size)) {
+      const int32_t b = int32_t(g.bound);
+      f.bound = b >= 0 && b <= int32_t(BoundBy::kLink) ? BoundBy(b) : BoundBy::kUnknown;
+    }
     out.groups.push_back(std::move(f));
   }
   return out;

@@ -14,6 +14,7 @@
 #include "hal/runtime/memory_plan.h"
 #include "hal/runtime/model.h"
 #include "hal/runtime/model_graph.h"
+#include "hal/runtime/scheduled_plan.h"
 #include "hal/units.h"
 
 namespace hal::runtime {
@@ -156,7 +157,7 @@ double BoundBreakdown::fraction(std::string_view bound) const {
   return 0;
 }
 
-// ---- graph -> task graph ----------------------------------------------------------------
+// ---- phases ----------------------------------------------------------------------------
 
 namespace {
 
@@ -171,25 +172,6 @@ void add_bound(BoundBreakdown& b, std::string_view bound, double seconds) {
     b.memory_s += seconds;
 }
 
-// One scheduler task per node that does device work.
-struct TaskInfo {
-  NodeId node = kNoNode;
-  bool is_op = false;
-  OpSpec spec;       // kOp: as the device runs it (compute dtype)
-  OpSpec cost_spec;  // with quantised weights (what the bytes are)
-  // KV-cache writes merged into this task (the attention reading the cache): bytes they
-  // copy (read + written), timed by the cost model on top of a timer's op time.
-  double copy_bytes = 0;
-  DType copy_dtype = DType::kBF16;
-};
-
-struct Converted {
-  sch::TaskGraph graph;
-  std::vector<TaskInfo> tasks;
-  uint64_t weight_bytes = 0;
-  uint64_t state_bytes = 0;
-};
-
 // Symbols of a model graph for a phase: every row has `past` tokens cached and sees
 // `kv` keys.
 std::vector<int64_t> phase_symbols(const Graph& g, int64_t past, int64_t kv) {
@@ -199,148 +181,38 @@ std::vector<int64_t> phase_symbols(const Graph& g, int64_t past, int64_t kv) {
   return sym;
 }
 
-Result<Converted> to_task_graph(const Graph& g, std::span<const int64_t> symbols,
-                                DType weight_dtype) {
-  Converted out;
-  const bool quantised = dtype_size(weight_dtype) == 1;
-  // Which constants are stored in the weight dtype: matmul weights and embedding tables.
-  std::vector<uint8_t> quantise(g.values().size(), 0);
-  if (quantised) {
-    for (const Node& n : g.nodes()) {
-      if (n.kind != NodeKind::kOp) continue;
-      int idx = n.op == OpKind::kMatmul ? 1 : n.op == OpKind::kEmbedding ? 0 : -1;
-      if (idx < 0 || idx >= int(n.inputs.size())) continue;
-      const ValueId root = g.storage_root(n.inputs[size_t(idx)]);
-      if (g.value(root).kind == ValueKind::kConstant && is_floating(g.value(root).desc.dtype) &&
-          g.value(root).desc.dtype != DType::kF32)
-        quantise[size_t(root)] = 1;
-    }
-  }
-  auto stored_dtype = [&](ValueId root) {
-    return quantise[size_t(root)] ? weight_dtype : g.value(root).desc.dtype;
-  };
-
-  std::vector<sch::TaskId> task_of(g.nodes().size(), sch::kNoTask);
-  std::map<ValueId, sch::ResidentId> resident_of;
-  auto resident = [&](ValueId root) -> sch::ResidentId {
-    auto it = resident_of.find(root);
-    if (it != resident_of.end()) return it->second;
-    const Value& v = g.value(root);
-    const bool state = v.kind == ValueKind::kState;
-    const uint64_t bytes = uint64_t(v.desc.numel()) * dtype_size(stored_dtype(root));
-    (state ? out.state_bytes : out.weight_bytes) += bytes;
-    const sch::ResidentId r = out.graph.add_resident(
-        v.name, bytes, state ? sch::ResidentKind::kState : sch::ResidentKind::kWeights);
-    resident_of.emplace(root, r);
-    return r;
-  };
-
-  // A KV-cache write and the attention that reads the cache form one task: the cache is
-  // bound on one device, so the two must run there together (the runtime's scheduler
-  // does the same); as separate tasks the scheduler could split them and count the
-  // cache on both devices.
-  std::vector<NodeId> merge_into(g.nodes().size(), kNoNode);
-  std::vector<std::vector<NodeId>> merged(g.nodes().size());
-  for (NodeId id = 0; id < NodeId(g.nodes().size()); ++id) {
-    const Node& n = g.node(id);
-    if (n.kind != NodeKind::kWriteSlice) continue;
-    if (g.value(g.storage_root(n.outputs.at(0))).kind != ValueKind::kState) continue;
-    for (NodeId c : g.consumers(n.outputs[0])) {
-      if (g.node(c).kind != NodeKind::kOp) continue;
-      merge_into[size_t(id)] = c;
-      merged[size_t(c)].push_back(id);
-      break;
-    }
-  }
-
-  for (NodeId id = 0; id < NodeId(g.nodes().size()); ++id) {
-    const Node& n = g.node(id);
-    if (is_view_kind(n.kind) || merge_into[size_t(id)] != kNoNode) continue;
-    TaskInfo info;
-    info.node = id;
-    sch::Task task;
-    task.name = n.name;
-    task.layer = n.layer;
-    const Value& outv = g.value(n.outputs.at(0));
-    const ValueKind out_root_kind = g.value(g.storage_root(n.outputs[0])).kind;
-    if (n.kind == NodeKind::kOp) {
-      info.is_op = true;
-      OpSpec s = node_op_spec(g, id);
-      if (n.kv_length) s.attrs.kv_length = n.kv_length->eval(symbols);
-      info.spec = s;
-      info.cost_spec = s;
-      bool reads_quantised = false;
-      for (size_t i = 0; i < n.inputs.size(); ++i) {
-        const ValueId root = g.storage_root(n.inputs[i]);
-        if (quantise[size_t(root)]) {
-          info.cost_spec.inputs[i].dtype = weight_dtype;
-          reads_quantised = true;
-        }
-      }
-      task.work = sch::OpWork::from_spec(info.cost_spec);
-      // A matmul on 1-byte weights runs at that dtype's peak where the device has one.
-      if (reads_quantised && n.op == OpKind::kMatmul) task.work.dtype = weight_dtype;
-    } else {
-      // Copies (concat, KV-cache writes, transfers): every byte read once, written once.
-      uint64_t moved = outv.desc.bytes();
-      if (n.kind == NodeKind::kWriteSlice && n.inputs.size() > 1)
-        moved = g.value(n.inputs[1]).desc.bytes();
-      task.work.op_class = OpClass::kData;
-      task.work.dtype = outv.desc.dtype;
-      task.work.bytes = 2.0 * double(moved);
-    }
-    std::vector<ValueId> inputs = n.inputs;
-    for (NodeId w : merged[size_t(id)]) {
-      const Node& wn = g.node(w);
-      const double moved = 2.0 * double(g.value(wn.inputs.at(1)).desc.bytes());
-      info.copy_bytes += moved;
-      info.copy_dtype = g.value(wn.inputs[1]).desc.dtype;
-      task.work.bytes += moved;
-      inputs.insert(inputs.end(), wn.inputs.begin(), wn.inputs.end());
-    }
-    // Outputs that alias a state (the KV cache written in place) are not transient.
-    task.activation_bytes = out_root_kind == ValueKind::kIntermediate ? outv.desc.bytes() : 0;
-    const sch::TaskId t = out.graph.add_task(std::move(task));
-    task_of[size_t(id)] = t;
-    for (NodeId w : merged[size_t(id)]) task_of[size_t(w)] = t;
-    out.tasks.push_back(info);
-
-    for (ValueId in : inputs) {
-      const ValueId root = g.storage_root(in);
-      const ValueKind kind = g.value(root).kind;
-      if (kind == ValueKind::kConstant || kind == ValueKind::kState)
-        out.graph.use_resident(t, resident(root));
-      // The task that last produced what `in` reads: follow views to a working node.
-      ValueId v = in;
-      sch::TaskId producer = sch::kNoTask;
-      for (;;) {
-        const NodeId p = g.value(v).producer;
-        if (p == kNoNode) break;
-        if (task_of[size_t(p)] != sch::kNoTask) {
-          producer = task_of[size_t(p)];
-          break;
-        }
-        v = g.node(p).inputs.at(0);
-      }
-      if (producer == sch::kNoTask || producer == t) continue;
-      // Data in a state (the KV cache) stays where the state lives: an ordering edge.
-      const double bytes = kind == ValueKind::kState ? 0.0 : double(g.value(root).desc.bytes());
-      out.graph.add_edge(producer, t, bytes, root);
-    }
-  }
-  HAL_RETURN_IF_ERROR(out.graph.finalize());
-  return out;
-}
-
 std::string fmt_bytes(uint64_t b) { return hal::format_bytes(b); }
 
+// One phase scheduled (and compiled): per task what bounds it and its device-memory bytes.
 struct PhaseResult {
+  GraphTasks tasks;
   sch::Problem problem;
   sch::Schedule schedule;
-  Converted converted;
-  std::vector<std::string> bounds;  // per task, on its chosen device
-  std::vector<double> bytes;        // per task, on its chosen device
+  std::vector<BoundBreakdown> task_bounds;        // per task: its predicted time by bound
+  std::vector<double> bytes;                      // per task, on its chosen device
+  std::map<std::string, int32_t> op_task_device;  // op-level task name -> device
+  std::vector<std::pair<int32_t, int32_t>> op_layer_device;  // op-level tasks: (layer, device)
+  double op_by_op_seconds = 0;                               // the op-level schedule's makespan
+  bool compiled = false;
+  int64_t units = 0;
+  std::vector<uint64_t> sram_bytes;  // per device: peak over its units
+  std::vector<DeclinedNode> declined;
+  std::vector<std::string> compile_notes;
+  double compile_seconds = 0;
 };
+
+std::string_view bound_word(BoundBy b) {
+  switch (b) {
+    case BoundBy::kCompute:
+      return "compute";
+    case BoundBy::kOverhead:
+      return "overhead";
+    case BoundBy::kLink:
+      return "link";
+    default:
+      return "memory";
+  }
+}
 
 }  // namespace
 
@@ -377,35 +249,71 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
   for (const PlanDevice& d : devices) infos.push_back(d.info);
   std::vector<std::string> cal_notes;
   const sch::CostModel model = sch::CostModel::from_infos(infos, req.calibration, &cal_notes);
-  std::vector<std::string> device_ids;
-  for (const auto& i : infos) device_ids.push_back(i.id);
 
   // Decode is timed at the mean context of its N steps (planner.h).
   const int64_t decode_context = req.prompt_len + (req.max_new_tokens + 1) / 2;
 
-  // Timing cache: identical ops (every layer's) are timed once per device.
+  // Op times: the device's timer (each distinct op once per device), else the cost model.
   std::vector<std::map<std::string, std::optional<OpTiming>>> timed(devices.size());
   std::vector<int64_t> cost_model_fallbacks(devices.size(), 0);
   std::vector<std::set<std::string>> cost_model_fallback_ops(devices.size());
-  auto spec_key = [](const OpSpec& s) {
-    // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on
-    // "literal" + std::string chains here.
-    std::string k;
-    auto add = [&k](const std::string& piece) {
-      k.append(piece);
-      k.push_back('|');
-    };
-    add(std::to_string(int(s.kind)));
-    add(std::to_string(s.num_inputs));
-    for (int i = 0; i < s.num_inputs; ++i) add(s.inputs[i].to_string());
-    add(s.output.to_string());
-    const OpAttributes& a = s.attrs;
-    for (int64_t v :
-         {int64_t(a.transpose_a), int64_t(a.transpose_b), int64_t(a.causal), a.kv_length,
-          a.q_offset, int64_t(a.rotary_dim), int64_t(a.gelu_approximation)})
-      add(std::to_string(v));
-    return k;
+  Status timer_error;
+  auto timing = [&](int32_t d, const OpSpec& s) -> std::optional<OpTiming> {
+    const PlanDevice& dev = devices[size_t(d)];
+    if (!dev.timer || !timer_error.ok()) return std::nullopt;
+    // A device that cannot take 1-byte weights in an op would dequantise them first;
+    // timing the bf16 op would double the weight traffic, so such ops keep the cost
+    // model's time (which accounts 1-byte weights).
+    if (dev.supports && !dev.supports(s)) {
+      ++cost_model_fallbacks[size_t(d)];
+      cost_model_fallback_ops[size_t(d)].insert(std::string(op_kind_name(s.kind)));
+      return std::nullopt;
+    }
+    const std::string key = op_spec_key(s);
+    auto it = timed[size_t(d)].find(key);
+    if (it == timed[size_t(d)].end()) {
+      auto t = dev.timer(s);
+      if (!t.ok()) {
+        timer_error = t.status();
+        return std::nullopt;
+      }
+      it = timed[size_t(d)].emplace(key, std::move(*t)).first;
+    }
+    return it->second;
   };
+  const OpSeconds op_seconds = [&](int32_t d, const OpSpec& s) -> std::optional<double> {
+    auto t = timing(d, s);
+    return t ? std::optional<double>(t->seconds) : std::nullopt;
+  };
+  const OpSupport support = [&](int32_t d, const OpSpec& s) {
+    return !devices[size_t(d)].supports || devices[size_t(d)].supports(s);
+  };
+  // A task's bound (by time) and bytes on device d from its ops.
+  auto task_figures = [&](const GraphTasks& tasks, size_t t, int32_t d, BoundBreakdown* bound) {
+    double bytes = 0;
+    for (const OpSpec& s : tasks.cost_specs_of_task[t]) {
+      if (auto tm = timing(d, s)) {
+        add_bound(*bound, tm->bound, tm->seconds);
+        bytes += tm->bytes > 0 ? tm->bytes : op_work(s).bytes;
+      } else {
+        const sch::OpEstimate e = model.device(d).estimate(op_work(s));
+        add_bound(*bound, sch::bound_name(e.bound), e.seconds);
+        bytes += op_work(s).bytes;
+      }
+    }
+    return bytes;
+  };
+  std::vector<Device*> compile_devices;
+  for (const PlanDevice& d : devices) compile_devices.push_back(d.device);
+  const bool can_compile =
+      req.compile.enabled && (w == DType::kBF16 || w == DType::kF16) &&
+      std::find(compile_devices.begin(), compile_devices.end(), nullptr) == compile_devices.end();
+  if (req.compile.enabled && !can_compile)
+    plan.notes.push_back(
+        w == DType::kBF16 || w == DType::kF16
+            ? "planned op by op: compiling needs every device opened (not only its figures)"
+            : "planned op by op: " + std::string(dtype_name(w)) +
+                  " weights are planned as 1-byte weights, which graph views do not carry yet");
 
   // Bytes kept free on every device while decode is placed (see below).
   uint64_t reserve = 0;
@@ -419,73 +327,77 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
     shape.compute_dtype = compute;
     HAL_ASSIGN_OR_RETURN(ModelGraph mg, build_model_graph(c, shape));
     const std::vector<int64_t> symbols = phase_symbols(*mg.graph, past, kv);
-    HAL_ASSIGN_OR_RETURN(Converted conv, to_task_graph(*mg.graph, symbols, w));
-    const std::vector<TaskInfo> tasks = conv.tasks;
+    TaskBuildOptions build;
+    build.symbols = symbols;
+    build.weight_dtype = dtype_size(w) == 1 ? w : DType::kInvalid;
     PhaseResult r;
-    HAL_ASSIGN_OR_RETURN(r.problem, sch::Problem::from_cost_model(conv.graph, model));
+    HAL_ASSIGN_OR_RETURN(r.tasks, build_graph_tasks(*mg.graph, build));
+    HAL_ASSIGN_OR_RETURN(r.problem, make_problem(r.tasks, model, support, op_seconds));
+    HAL_RETURN_IF_ERROR(timer_error);
     for (int32_t d = 0; d < r.problem.device_count(); ++d) {
       const uint64_t cap = r.problem.device(d).capacity_bytes;
       if (cap > 0 && reserve > 0) r.problem.set_capacity(d, cap > reserve ? cap - reserve : 1);
-    }
-    r.converted = std::move(conv);
-    r.bounds.assign(tasks.size(), "memory");
-    r.bytes.assign(tasks.size(), 0);
-    // Support and simulator timings.
-    for (size_t t = 0; t < tasks.size(); ++t) {
-      if (!tasks[t].is_op) continue;
-      for (size_t d = 0; d < devices.size(); ++d) {
-        if (devices[d].supports && !devices[d].supports(tasks[t].spec)) {
-          r.problem.set_supported(sch::TaskId(t), int32_t(d), false);
-          continue;
-        }
-        if (!devices[d].timer) continue;
-        // The timer runs the op with its weights as stored. A device that cannot take
-        // 1-byte weights in a matmul would dequantise them first; timing the bf16 op
-        // instead would double the weight traffic, so such ops keep the cost model's
-        // time (which accounts 1-byte weights).
-        const OpSpec& s = tasks[t].cost_spec;
-        if (devices[d].supports && !devices[d].supports(s)) {
-          ++cost_model_fallbacks[d];
-          cost_model_fallback_ops[d].insert(std::string(op_kind_name(s.kind)));
-          continue;
-        }
-        const std::string key = spec_key(s);
-        auto it = timed[d].find(key);
-        if (it == timed[d].end()) {
-          HAL_ASSIGN_OR_RETURN(std::optional<OpTiming> timing, devices[d].timer(s));
-          it = timed[d].emplace(key, std::move(timing)).first;
-        }
-        if (it->second) {
-          double seconds = it->second->seconds;
-          if (tasks[t].copy_bytes > 0)
-            seconds += model.device(int32_t(d))
-                           .estimate({OpClass::kData, tasks[t].copy_dtype, 0, tasks[t].copy_bytes})
-                           .seconds;
-          r.problem.set_cost(sch::TaskId(t), int32_t(d), seconds);
-        }
-      }
     }
     auto scheduled = sch::schedule(r.problem, options);
     if (!scheduled.ok())
       return Status(scheduled.status().code(), std::string(name) + " of " + req.model_name + ": " +
                                                    scheduled.status().message());
     r.schedule = std::move(*scheduled);
-    for (size_t t = 0; t < tasks.size(); ++t) {
-      const int32_t d = r.schedule.tasks[t].device;
-      const sch::OpWork& work = r.converted.graph.task(sch::TaskId(t)).work;
-      std::optional<OpTiming> sim;
-      if (tasks[t].is_op && devices[size_t(d)].timer) {
-        auto it = timed[size_t(d)].find(spec_key(tasks[t].cost_spec));
-        if (it != timed[size_t(d)].end()) sim = it->second;
-      }
-      if (sim) {
-        r.bounds[t] = sim->bound;
-        r.bytes[t] = sim->bytes > 0 ? sim->bytes + tasks[t].copy_bytes : work.bytes;
-      } else {
-        r.bounds[t] = std::string(sch::bound_name(model.device(d).estimate(work).bound));
-        r.bytes[t] = work.bytes;
+    r.op_by_op_seconds = r.schedule.makespan;
+    for (size_t t = 0; t < r.tasks.nodes_of_task.size(); ++t) {
+      const sch::Task& task = r.tasks.tasks.task(sch::TaskId(t));
+      r.op_task_device[task.name] = r.schedule.tasks[t].device;
+      r.op_layer_device.push_back({task.layer, r.schedule.tasks[t].device});
+    }
+    // Whole-graph offload: each device compiles what it takes of this placement, and the
+    // graph is scheduled again with the units as tasks (the same as halctl run does).
+    if (can_compile) {
+      HAL_ASSIGN_OR_RETURN(ExecutionPlan ep,
+                           plan_from_schedule(mg.graph, compile_devices, r.tasks, r.schedule));
+      CompileReport report;
+      HAL_RETURN_IF_ERROR(compile_plan_units(ep, req.compile, &report));
+      r.declined = std::move(report.declined);
+      r.compile_notes = std::move(report.notes);
+      r.compile_seconds = report.compile_seconds;
+      if (!ep.units.empty()) {
+        HAL_ASSIGN_OR_RETURN(UnitSchedule us,
+                             schedule_with_units(ep, model, op_seconds, symbols, build));
+        HAL_RETURN_IF_ERROR(timer_error);
+        r.compiled = true;
+        r.units = int64_t(ep.units.size());
+        r.sram_bytes.assign(devices.size(), 0);
+        for (size_t u = 0; u < ep.units.size(); ++u)
+          r.sram_bytes[size_t(ep.units[u].device)] =
+              std::max(r.sram_bytes[size_t(ep.units[u].device)], us.unit_info[u].sram_bytes);
+        r.task_bounds.assign(us.tasks.nodes_of_task.size(), {});
+        r.bytes.assign(us.tasks.nodes_of_task.size(), 0);
+        for (size_t t = 0; t < us.tasks.nodes_of_task.size(); ++t) {
+          const int32_t d = us.schedule.tasks[t].device;
+          if (us.task_units[t].empty()) {
+            r.bytes[t] = task_figures(us.tasks, t, d, &r.task_bounds[t]);
+            continue;
+          }
+          for (int32_t u : us.task_units[t]) {
+            const ExecutableInfo& info = us.unit_info[size_t(u)];
+            double groups = 0;
+            for (const FusedGroupInfo& g : info.groups) {
+              add_bound(r.task_bounds[t], bound_word(g.bound), g.predicted_seconds);
+              groups += g.predicted_seconds;
+            }
+            add_bound(r.task_bounds[t], "overhead", info.predicted_seconds - groups);
+            r.bytes[t] += double(info.dram_bytes());
+          }
+        }
+        r.tasks = std::move(us.tasks);
+        r.problem = std::move(us.problem);
+        r.schedule = std::move(us.schedule);
+        return r;
       }
     }
+    r.task_bounds.assign(r.tasks.nodes_of_task.size(), {});
+    r.bytes.assign(r.tasks.nodes_of_task.size(), 0);
+    for (size_t t = 0; t < r.tasks.nodes_of_task.size(); ++t)
+      r.bytes[t] = task_figures(r.tasks, t, r.schedule.tasks[t].device, &r.task_bounds[t]);
     return r;
   };
 
@@ -517,7 +429,6 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
   if (!decode_r.ok()) {
     // Does it fit at all? The scheduler names the task that did not fit; when the weights
     // and KV caches exceed all the devices together, say that in one sentence with sizes.
-    // Recompute the sizes for the message from a graph conversion alone.
     ModelGraphShape shape;
     shape.batch = req.batch;
     shape.seq = 1;
@@ -525,7 +436,9 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
     shape.compute_dtype = compute;
     auto mg = build_model_graph(c, shape);
     if (mg.ok()) {
-      auto conv = to_task_graph(*mg->graph, phase_symbols(*mg->graph, 0, 1), w);
+      TaskBuildOptions build;
+      build.weight_dtype = dtype_size(w) == 1 ? w : DType::kInvalid;
+      auto conv = build_graph_tasks(*mg->graph, build);
       if (conv.ok() && conv->weight_bytes + conv->state_bytes > capacity) {
         std::string devs;
         for (const auto& i : infos)
@@ -551,43 +464,43 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
   }
   PhaseResult decode = std::move(*decode_r);
 
-  sch::Options pre = base;
   // Every prefill task goes where decode put the task of the same name (node names are
   // the checkpoint's, equal in both graphs), so each weight stays on one device, as the
   // runtime uploads it once. Prefill-only tasks are placed freely.
-  std::map<std::string, int32_t> decode_device_of;
-  for (size_t t = 0; t < decode.converted.tasks.size(); ++t)
-    decode_device_of[decode.converted.graph.task(sch::TaskId(t)).name] =
-        decode.schedule.tasks[t].device;
-  // Prefill: built separately to read its task names for the pins.
   PhaseResult prefill;
   {
-    sch::Options o = pre;
+    sch::Options o = base;
     ModelGraphShape shape;
     shape.batch = req.batch;
     shape.seq = req.prompt_len;
     shape.cache_len = cache_len;
     shape.compute_dtype = compute;
     HAL_ASSIGN_OR_RETURN(ModelGraph mg, build_model_graph(c, shape));
-    HAL_ASSIGN_OR_RETURN(Converted conv,
-                         to_task_graph(*mg.graph, phase_symbols(*mg.graph, 0, req.prompt_len), w));
+    TaskBuildOptions build;
+    build.symbols = phase_symbols(*mg.graph, 0, req.prompt_len);
+    build.weight_dtype = dtype_size(w) == 1 ? w : DType::kInvalid;
+    HAL_ASSIGN_OR_RETURN(GraphTasks conv, build_graph_tasks(*mg.graph, build));
     if (req.placement.empty()) {
-      o.task_pins.assign(conv.graph.task_count(), -1);
-      for (size_t t = 0; t < conv.graph.task_count(); ++t) {
-        const sch::Task& task = conv.graph.task(sch::TaskId(t));
-        auto it = decode_device_of.find(task.name);
-        if (it != decode_device_of.end()) o.task_pins[t] = it->second;
+      o.task_pins.assign(conv.tasks.task_count(), -1);
+      for (size_t t = 0; t < conv.tasks.task_count(); ++t) {
+        auto it = decode.op_task_device.find(conv.tasks.task(sch::TaskId(t)).name);
+        if (it != decode.op_task_device.end()) o.task_pins[t] = it->second;
       }
     }
     HAL_ASSIGN_OR_RETURN(prefill, run_phase("prefill", req.prompt_len, 0, req.prompt_len, o));
   }
 
   // ---- results ----
-  plan.weight_bytes = decode.converted.weight_bytes;
-  plan.kv_cache_bytes = decode.converted.state_bytes;
+  plan.weight_bytes = decode.tasks.weight_bytes;
+  plan.kv_cache_bytes = decode.tasks.state_bytes;
   plan.placement = sch::format_placement(sch::placement_of(decode.problem, decode.schedule));
+  plan.compiled = decode.compiled || prefill.compiled;
   plan.method = "the model's prefill and decode graphs placed and timed by hal::scheduler (" +
-                std::string(sch::algorithm_name(decode.schedule.algorithm)) + "); op times from ";
+                std::string(sch::algorithm_name(decode.schedule.algorithm)) + "); " +
+                (plan.compiled ? "compiled units timed by their executables (executable_get_info), "
+                                 "other "
+                               : "") +
+                "op times from ";
   {
     std::string sources;
     bool any_model = false;
@@ -624,14 +537,27 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
     p.tokens = tokens;
     p.context = context;
     p.seconds = r.schedule.makespan;
-    p.tasks = int64_t(r.converted.tasks.size());
+    p.op_by_op_seconds = r.op_by_op_seconds;
+    p.compiled = r.compiled;
+    p.units = r.units;
+    p.declined = int64_t(r.declined.size());
+    p.compile_seconds = r.compile_seconds;
+    p.tasks = int64_t(r.tasks.nodes_of_task.size());
     p.fallbacks = int32_t(r.schedule.fallbacks.size());
     p.algorithm = std::string(sch::algorithm_name(r.schedule.algorithm));
-    for (size_t t = 0; t < r.converted.tasks.size(); ++t) {
+    for (size_t t = 0; t < r.tasks.nodes_of_task.size(); ++t) {
       const sch::TaskPlacement& tp = r.schedule.tasks[t];
-      p.flops += r.converted.graph.task(sch::TaskId(t)).work.flops;
+      p.flops += r.tasks.tasks.task(sch::TaskId(t)).work.flops;
       p.hbm_bytes += r.bytes[t];
-      add_bound(p.bound, r.bounds[t], tp.finish - tp.start);
+      // The task's scheduled time, split as its predicted time splits by bound.
+      const BoundBreakdown& b = r.task_bounds[t];
+      const double span = tp.finish - tp.start, total = b.total();
+      if (total > 0) {
+        for (const char* k : {"compute", "memory", "overhead", "link"})
+          add_bound(p.bound, k, span * b.fraction(k));
+      } else {
+        add_bound(p.bound, "overhead", span);
+      }
     }
     for (const sch::Transfer& x : r.schedule.transfers) {
       p.transfer_bytes += x.bytes;
@@ -644,6 +570,15 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
     plan.notes.push_back("decode: " + f.reason);
   for (const sch::Fallback& f : prefill.schedule.fallbacks)
     plan.notes.push_back("prefill: " + f.reason);
+  for (const PhaseResult* r : {&decode, &prefill}) {
+    std::map<std::pair<int32_t, std::string>, int64_t> declined;
+    for (const DeclinedNode& dn : r->declined) ++declined[{dn.device, dn.reason}];
+    for (const auto& [key, count] : declined)
+      plan.notes.push_back(std::string(r == &decode ? "decode" : "prefill") + ": " +
+                           std::to_string(count) + " node(s) on " + infos[size_t(key.first)].id +
+                           " run op by op: " + key.second);
+    for (const std::string& n : r->compile_notes) plan.notes.push_back(n);
+  }
 
   for (size_t d = 0; d < devices.size(); ++d) {
     DevicePlan dp;
@@ -659,23 +594,31 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
                       ? "roofline cost model, calibrated"
                       : "roofline cost model, default efficiencies";
     }
+    if (decode.compiled) dp.timing = "compiled executables; other ops: " + dp.timing;
     const sch::DeviceMemory& dm = decode.schedule.memory[d];
     dp.weight_bytes = dm.weights_bytes;
     dp.kv_cache_bytes = dm.state_bytes;
     dp.decode_activation_bytes = dm.peak_activation_bytes;
     dp.prefill_activation_bytes = prefill.schedule.memory[d].peak_activation_bytes;
+    for (const PhaseResult* r : {&decode, &prefill})
+      if (d < r->sram_bytes.size()) dp.sram_bytes = std::max(dp.sram_bytes, r->sram_bytes[d]);
     std::vector<uint8_t> has_layer(size_t(std::max<int64_t>(c.num_layers, 0)), 0);
-    for (size_t t = 0; t < decode.converted.tasks.size(); ++t) {
+    const GraphTasks& dt = decode.tasks;
+    for (size_t t = 0; t < dt.nodes_of_task.size(); ++t) {
       const sch::TaskPlacement& tp = decode.schedule.tasks[t];
       if (tp.device != int32_t(d)) continue;
-      const sch::Task& task = decode.converted.graph.task(sch::TaskId(t));
       dp.decode_hbm_bytes += decode.bytes[t];
       dp.decode_busy_s += tp.finish - tp.start;
-      if (task.layer >= 0 && task.layer < c.num_layers) has_layer[size_t(task.layer)] = 1;
-      if (task.name == "lm_head") dp.head = true;
-      if (task.name == "wte" || task.name == "model.embed_tokens") dp.embedding = true;
     }
-    for (size_t t = 0; t < prefill.converted.tasks.size(); ++t)
+    // Layers, embedding and head from the op-level placement (a unit spans many layers).
+    for (const auto& [name, device] : decode.op_task_device) {
+      if (device != int32_t(d)) continue;
+      if (name == "lm_head") dp.head = true;
+      if (name == "wte" || name == "model.embed_tokens") dp.embedding = true;
+    }
+    for (const auto& [layer, device] : decode.op_layer_device)
+      if (device == int32_t(d) && layer >= 0 && layer < c.num_layers) has_layer[size_t(layer)] = 1;
+    for (size_t t = 0; t < prefill.tasks.nodes_of_task.size(); ++t)
       if (prefill.schedule.tasks[t].device == int32_t(d))
         dp.prefill_busy_s += prefill.schedule.tasks[t].finish - prefill.schedule.tasks[t].start;
     for (int32_t l = 0; l < int32_t(has_layer.size()); ++l) {
@@ -694,7 +637,7 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
   // no prediction can beat it. On one device, or with layers split in a pipeline, it is
   // sum(weight bytes / bandwidth), the textbook decode limit.
   {
-    const sch::TaskGraph& g = decode.converted.graph;
+    const sch::TaskGraph& g = decode.tasks.tasks;
     std::vector<sch::TaskId> order(g.task_count());
     for (size_t t = 0; t < order.size(); ++t) order[t] = sch::TaskId(t);
     std::sort(order.begin(), order.end(), [&](sch::TaskId a, sch::TaskId b) {

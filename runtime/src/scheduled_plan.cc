@@ -70,7 +70,15 @@ std::vector<OpSpec> node_op_specs(const Graph& g, NodeId n) {
   return out;
 }
 
-Result<GraphTasks> build_graph_tasks(const Graph& g, std::span<const int32_t> unit_of_node) {
+scheduler::OpWork op_work(const OpSpec& spec) {
+  scheduler::OpWork w = scheduler::OpWork::from_spec(spec);
+  if (spec.kind == OpKind::kMatmul && spec.num_inputs > 1 && dtype_size(spec.inputs[1].dtype) == 1)
+    w.dtype = spec.inputs[1].dtype;
+  return w;
+}
+
+Result<GraphTasks> build_graph_tasks(const Graph& g, const TaskBuildOptions& options) {
+  const std::span<const int32_t> unit_of_node = options.unit_of_node;
   HAL_RETURN_IF_ERROR(g.validate());
   HAL_ASSIGN_OR_RETURN(std::vector<NodeId> order, g.topological_order());
   const size_t n_nodes = g.nodes().size();
@@ -127,8 +135,22 @@ Result<GraphTasks> build_graph_tasks(const Graph& g, std::span<const int32_t> un
   }
   const size_t n_tasks = out.nodes_of_task.size();
   out.specs_of_task.resize(n_tasks);
+  out.cost_specs_of_task.resize(n_tasks);
   out.constants_of_task.resize(n_tasks);
   out.states_of_task.resize(n_tasks);
+  // Weights stored in a 1-byte dtype (planning): matmul weights and embedding tables.
+  std::vector<char> quantised(values.size(), 0);
+  if (options.weight_dtype != DType::kInvalid)
+    for (const Node& n : g.nodes()) {
+      if (n.kind != NodeKind::kOp) continue;
+      const int idx = n.op == OpKind::kMatmul ? 1 : n.op == OpKind::kEmbedding ? 0 : -1;
+      if (idx < 0 || idx >= int(n.inputs.size())) continue;
+      const ValueId root = g.storage_root(n.inputs[size_t(idx)]);
+      const Value& w = values[size_t(root)];
+      if (w.kind == ValueKind::kConstant && is_floating(w.desc.dtype) &&
+          w.desc.dtype != DType::kF32 && w.desc.dtype != options.weight_dtype)
+        quantised[size_t(root)] = 1;
+    }
   std::vector<scheduler::ResidentId> resident_of(values.size(), -1);
   scheduler::TaskGraph& tg = out.tasks;
   for (size_t t = 0; t < n_tasks; ++t) {
@@ -138,8 +160,15 @@ Result<GraphTasks> build_graph_tasks(const Graph& g, std::span<const int32_t> un
     uint64_t activation = 0;
     for (NodeId n : members) {
       const Node& node = g.node(n);
-      for (const OpSpec& spec : node_op_specs(g, n)) {
-        const scheduler::OpWork w = scheduler::OpWork::from_spec(spec);
+      for (OpSpec spec : node_op_specs(g, n)) {
+        if (node.kind == NodeKind::kOp && node.kv_length && !options.symbols.empty())
+          spec.attrs.kv_length = node.kv_length->eval(options.symbols);
+        OpSpec cost = spec;
+        if (node.kind == NodeKind::kOp)
+          for (size_t i = 0; i < node.inputs.size() && i < size_t(kMaxOpInputs); ++i)
+            if (quantised[size_t(g.storage_root(node.inputs[i]))])
+              cost.inputs[i].dtype = options.weight_dtype;
+        const scheduler::OpWork w = op_work(cost);
         if (w.flops + w.bytes * 1e-3 > best) {
           best = w.flops + w.bytes * 1e-3;
           task.name = node.name;
@@ -149,6 +178,7 @@ Result<GraphTasks> build_graph_tasks(const Graph& g, std::span<const int32_t> un
         task.work.flops += w.flops;
         task.work.bytes += w.bytes;
         out.specs_of_task[t].push_back(spec);
+        out.cost_specs_of_task[t].push_back(cost);
       }
       for (ValueId o : node.outputs)
         if (g.storage_root(o) == o && values[size_t(o)].kind == ValueKind::kIntermediate)
@@ -167,11 +197,16 @@ Result<GraphTasks> build_graph_tasks(const Graph& g, std::span<const int32_t> un
         const ValueId r = g.storage_root(v);
         const Value& root = values[size_t(r)];
         if (is_bound(root.kind)) {
-          if (resident_of[size_t(r)] < 0)
-            resident_of[size_t(r)] =
-                tg.add_resident(root.name, root.desc.extent_bytes(),
-                                root.kind == ValueKind::kState ? scheduler::ResidentKind::kState
-                                                               : scheduler::ResidentKind::kWeights);
+          if (resident_of[size_t(r)] < 0) {
+            const uint64_t bytes = quantised[size_t(r)] ? uint64_t(root.desc.numel()) *
+                                                              dtype_size(options.weight_dtype)
+                                                        : root.desc.extent_bytes();
+            const bool state = root.kind == ValueKind::kState;
+            (state ? out.state_bytes : out.weight_bytes) += bytes;
+            resident_of[size_t(r)] = tg.add_resident(
+                root.name, bytes,
+                state ? scheduler::ResidentKind::kState : scheduler::ResidentKind::kWeights);
+          }
           tg.use_resident(scheduler::TaskId(t), resident_of[size_t(r)]);
           auto& list =
               root.kind == ValueKind::kState ? out.states_of_task[t] : out.constants_of_task[t];
@@ -190,27 +225,26 @@ Result<GraphTasks> build_graph_tasks(const Graph& g, std::span<const int32_t> un
   return out;
 }
 
-Result<scheduler::Problem> make_problem(
-    const GraphTasks& tasks, const scheduler::CostModel& model, const std::vector<Device*>& devices,
-    const std::function<bool(const Device&, const OpSpec&)>& supports,
-    const std::vector<char>& fused) {
-  if (int32_t(devices.size()) != model.device_count())
-    return invalid_argument("scheduling: the cost model has " +
-                            std::to_string(model.device_count()) + " devices, " +
-                            std::to_string(devices.size()) + " given");
+double op_seconds_on(const scheduler::CostModel& model, int32_t device, const OpSpec& spec,
+                     const OpSeconds& op_seconds) {
+  if (op_seconds)
+    if (std::optional<double> s = op_seconds(device, spec)) return *s;
+  return model.device(device).seconds(op_work(spec));
+}
+
+Result<scheduler::Problem> make_problem(const GraphTasks& tasks, const scheduler::CostModel& model,
+                                        const OpSupport& supports, const OpSeconds& op_seconds) {
   HAL_ASSIGN_OR_RETURN(scheduler::Problem pb,
                        scheduler::Problem::from_cost_model(tasks.tasks, model));
   for (int32_t t = 0; t < pb.task_count(); ++t) {
     for (int32_t d = 0; d < pb.device_count(); ++d) {
       double seconds = 0;
       bool ok = true;
-      const bool no_launch = size_t(d) < fused.size() && fused[size_t(d)];
-      for (const OpSpec& spec : tasks.specs_of_task[size_t(t)]) {
-        const scheduler::OpEstimate e =
-            model.device(d).estimate(scheduler::OpWork::from_spec(spec));
-        seconds += no_launch ? e.seconds - e.overhead_s : e.seconds;
-        ok = ok &&
-             (supports ? supports(*devices[size_t(d)], spec) : devices[size_t(d)]->supports(spec));
+      const auto& specs = tasks.specs_of_task[size_t(t)];
+      const auto& costs = tasks.cost_specs_of_task[size_t(t)];
+      for (size_t k = 0; k < specs.size(); ++k) {
+        seconds += op_seconds_on(model, d, costs[k], op_seconds);
+        ok = ok && (!supports || supports(d, specs[k]));
       }
       pb.set_cost(t, d, seconds);
       pb.set_supported(t, d, ok);
@@ -499,11 +533,8 @@ Result<ExecutionPlan> SchedulingPlanner::plan(std::shared_ptr<const Graph> graph
     return invalid_argument("scheduling planner: asked to place on other devices than it models");
   const auto t0 = std::chrono::steady_clock::now();
   HAL_ASSIGN_OR_RETURN(GraphTasks tasks, build_graph_tasks(*graph));
-  std::vector<char> fused(devices_.size(), 0);
-  if (options_.compile.enabled)
-    for (size_t d = 0; d < devices_.size(); ++d) fused[d] = devices_[d]->compiles() ? 1 : 0;
-  HAL_ASSIGN_OR_RETURN(scheduler::Problem pb,
-                       make_problem(tasks, cost_model_, devices_, options_.supports, fused));
+  HAL_ASSIGN_OR_RETURN(scheduler::Problem pb, make_problem(tasks, cost_model_, support(),
+                                                           op_seconds(options_.compile.enabled)));
   for (size_t d = 0; d < options_.capacity_bytes.size(); ++d)
     if (options_.capacity_bytes[d] > 0) pb.set_capacity(int32_t(d), options_.capacity_bytes[d]);
   const Graph& g = *graph;
@@ -593,7 +624,9 @@ Result<ExecutionPlan> SchedulingPlanner::plan(std::shared_ptr<const Graph> graph
     rec.compile_seconds = report.compile_seconds;
     if (!plan.units.empty()) {
       rec.op_by_op_makespan_s = s.makespan;
-      HAL_ASSIGN_OR_RETURN(rec.predicted_makespan_s, makespan_with_units(plan));
+      HAL_ASSIGN_OR_RETURN(UnitSchedule us,
+                           schedule_with_units(plan, cost_model_, op_seconds(false), {}));
+      rec.predicted_makespan_s = us.schedule.makespan;
       for (const CompiledUnit& u : plan.units) {
         CompiledUnitSummary sum;
         sum.device = u.device;
@@ -626,33 +659,96 @@ Result<ExecutionPlan> SchedulingPlanner::plan(std::shared_ptr<const Graph> graph
   return plan;
 }
 
-Result<double> SchedulingPlanner::makespan_with_units(const ExecutionPlan& plan) const {
+Result<double> SchedulingPlanner::predict(const ExecutionPlan& plan,
+                                          std::span<const int64_t> symbols) const {
+  if (plan.devices != devices_)
+    return invalid_argument("scheduling planner: the plan is on other devices");
+  HAL_ASSIGN_OR_RETURN(UnitSchedule us,
+                       schedule_with_units(plan, cost_model_, op_seconds(false), symbols));
+  return us.schedule.makespan;
+}
+
+OpSupport SchedulingPlanner::support() const {
+  std::vector<Device*> devices = devices_;
+  auto custom = options_.supports;
+  return [devices, custom](int32_t d, const OpSpec& spec) {
+    return custom ? custom(*devices[size_t(d)], spec) : devices[size_t(d)]->supports(spec);
+  };
+}
+
+OpSeconds SchedulingPlanner::op_seconds(bool fused) const {
+  // Timers where given; fused: devices that compile lose the per-command overhead.
+  std::vector<OpTimer> timers = options_.timers;
+  std::vector<double> overhead(devices_.size(), 0.0);
+  if (fused)
+    for (size_t d = 0; d < devices_.size(); ++d)
+      if (devices_[d]->compiles()) overhead[d] = cost_model_.device(int32_t(d)).launch_overhead_s();
+  const scheduler::CostModel* model = &cost_model_;
+  return [timers, overhead, model](int32_t d, const OpSpec& spec) -> std::optional<double> {
+    double s = 0;
+    std::optional<OpTiming> t;
+    if (size_t(d) < timers.size() && timers[size_t(d)]) {
+      auto r = timers[size_t(d)](spec);
+      if (r.ok()) t = *r;
+    }
+    s = t ? t->seconds : model->device(d).seconds(op_work(spec));
+    return std::max(0.0, s - overhead[size_t(d)]);
+  };
+}
+
+Result<UnitSchedule> schedule_with_units(const ExecutionPlan& plan,
+                                         const scheduler::CostModel& model,
+                                         const OpSeconds& op_seconds,
+                                         std::span<const int64_t> symbols,
+                                         const TaskBuildOptions& build) {
   const Graph& g = *plan.graph;
-  HAL_ASSIGN_OR_RETURN(GraphTasks tasks, build_graph_tasks(g, plan.unit_of_node));
-  std::vector<char> fused(devices_.size(), 0);
-  HAL_ASSIGN_OR_RETURN(scheduler::Problem pb,
-                       make_problem(tasks, cost_model_, devices_, options_.supports, fused));
-  const size_t n_tasks = tasks.nodes_of_task.size();
+  UnitSchedule out;
+  TaskBuildOptions o = build;
+  o.unit_of_node = plan.unit_of_node;
+  o.symbols = symbols;
+  HAL_ASSIGN_OR_RETURN(out.tasks, build_graph_tasks(g, o));
+  HAL_ASSIGN_OR_RETURN(scheduler::Problem pb, make_problem(out.tasks, model, {}, op_seconds));
+  // Each unit's prediction at these symbols.
+  out.unit_info.resize(plan.units.size());
+  for (size_t u = 0; u < plan.units.size(); ++u) {
+    const CompiledUnit& unit = plan.units[u];
+    if (symbols.empty()) {
+      out.unit_info[u] = unit.info;
+      continue;
+    }
+    std::vector<int64_t> values;
+    const GraphView& view = unit.executable->view();
+    for (size_t k = 0; k < unit.symbols.size(); ++k)
+      values.push_back(std::clamp(unit.symbols[k].eval(symbols), view.symbols[k].min_value,
+                                  view.symbols[k].max_value));
+    HAL_ASSIGN_OR_RETURN(out.unit_info[u], unit.executable->info(values));
+  }
+  const size_t n_tasks = out.tasks.nodes_of_task.size();
   std::vector<int32_t> pins(n_tasks, -1);
+  out.task_units.resize(n_tasks);
   for (size_t t = 0; t < n_tasks; ++t) {
-    const NodeId first = tasks.nodes_of_task[t].front();
+    const NodeId first = out.tasks.nodes_of_task[t].front();
     const int32_t d = plan.steps[size_t(plan.step_of_node[size_t(first)])].device;
     pins[t] = d;
     // A unit costs what its executable predicts, plus any op-by-op node sharing its task.
     std::set<int32_t> units;
-    double op_by_op = 0;
-    for (NodeId n : tasks.nodes_of_task[t]) {
-      const int32_t u = plan.unit_of_node[size_t(n)];
+    double seconds = 0;
+    for (NodeId n : out.tasks.nodes_of_task[t]) {
+      const int32_t u = plan.unit_of_node.empty() ? -1 : plan.unit_of_node[size_t(n)];
       if (u >= 0) {
         units.insert(u);
         continue;
       }
-      for (const OpSpec& spec : node_op_specs(g, n))
-        op_by_op += cost_model_.device(d).seconds(scheduler::OpWork::from_spec(spec));
+      for (OpSpec spec : node_op_specs(g, n)) {
+        const Node& node = g.node(n);
+        if (node.kind == NodeKind::kOp && node.kv_length && !symbols.empty())
+          spec.attrs.kv_length = node.kv_length->eval(symbols);
+        seconds += op_seconds_on(model, d, spec, op_seconds);
+      }
     }
     if (units.empty()) continue;
-    double seconds = op_by_op;
-    for (int32_t u : units) seconds += plan.units[size_t(u)].info.predicted_seconds;
+    for (int32_t u : units) seconds += out.unit_info[size_t(u)].predicted_seconds;
+    out.task_units[t].assign(units.begin(), units.end());
     pb.set_cost(scheduler::TaskId(t), d, seconds);
     pb.set_supported(scheduler::TaskId(t), d, true);
   }
@@ -661,7 +757,9 @@ Result<double> SchedulingPlanner::makespan_with_units(const ExecutionPlan& plan)
   so.task_pins = pins;
   auto sched = scheduler::schedule(pb, so);
   if (!sched.ok()) return sched.status().with_context("timing the compiled units");
-  return sched->makespan;
+  out.problem = std::move(pb);
+  out.schedule = std::move(*sched);
+  return out;
 }
 
 }  // namespace hal::runtime

@@ -43,8 +43,8 @@ Timeline build_timeline(const ExecutionPlan& p, std::span<const StepRecord> reco
       e.bytes_read += r->record.bytes_read;
       e.bytes_written += r->record.bytes_written;
       // Ops, and the fused groups of a compiled unit's execution (each on its main node).
-      const bool op = r->record.command == CommandKind::kOp ||
-                      r->record.command == CommandKind::kExecuteGroup;
+      const bool op =
+          r->record.command == CommandKind::kOp || r->record.command == CommandKind::kExecuteGroup;
       if (!op) e.bytes_moved += std::max(r->record.bytes_read, r->record.bytes_written);
       if (e.op == OpKind::kInvalid && op) e.op = r->record.op;
       ++e.commands;

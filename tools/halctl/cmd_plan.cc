@@ -18,68 +18,13 @@
 
 #include "common.h"
 #include "hal/runtime/planner.h"
+#include "run_executables.h"
 
 namespace halctl {
 
 namespace {
 
 namespace rt = hal::runtime;
-
-bool is_simulated(const hal::DeviceInfo& info) {
-  const std::string s = info.property("simulated");
-  return s == "true" || s == "1" || s == "yes" || !info.property("timing_only").empty();
-}
-
-// Times one op on a simulated device: dispatched on virtual buffers (no storage, not
-// computed), its duration and traffic read from the simulator's command record.
-class SimulatedOpTimer {
- public:
-  explicit SimulatedOpTimer(hal::Device& device) : device_(device) {}
-
-  hal::Result<std::optional<rt::OpTiming>> operator()(const hal::OpSpec& spec) {
-    if (!device_.supports(spec)) return std::optional<rt::OpTiming>();
-    if (!stream_) {
-      hal::StreamOptions so;
-      so.record_commands = true;
-      HAL_ASSIGN_OR_RETURN(hal::Stream s, device_.create_stream(so));
-      stream_ = std::make_shared<hal::Stream>(std::move(s));
-    }
-    std::vector<hal::Buffer> buffers;
-    hal::OpDescriptor op;
-    op.kind = spec.kind;
-    op.attrs = spec.attrs;
-    op.num_inputs = spec.num_inputs;
-    auto buffer_for = [&](const hal::TensorDesc& d) -> hal::Result<const hal::Buffer*> {
-      HAL_ASSIGN_OR_RETURN(
-          hal::Buffer b,
-          device_.allocate(std::max<uint64_t>(d.extent_bytes(), 256), hal::MemoryKind::kVirtual));
-      buffers.push_back(std::move(b));
-      return &buffers.back();
-    };
-    buffers.reserve(size_t(spec.num_inputs) + 1);
-    for (int i = 0; i < spec.num_inputs; ++i) {
-      HAL_ASSIGN_OR_RETURN(const hal::Buffer* b, buffer_for(spec.inputs[i]));
-      op.inputs[i] = hal::TensorRef{b, 0, spec.inputs[i]};
-    }
-    HAL_ASSIGN_OR_RETURN(const hal::Buffer* out, buffer_for(spec.output));
-    op.output = hal::TensorRef{out, 0, spec.output};
-    HAL_RETURN_IF_ERROR(stream_->dispatch(op));
-    HAL_RETURN_IF_ERROR(stream_->synchronize());
-    for (const hal::CommandRecord& r : stream_->take_records()) {
-      if (r.command != hal::CommandKind::kOp) continue;
-      rt::OpTiming t;
-      t.seconds = r.duration_s();
-      t.bound = std::string(hal::bound_by_name(r.bound));
-      t.bytes = double(r.bytes_read + r.bytes_written);
-      return std::optional<rt::OpTiming>(t);
-    }
-    return std::optional<rt::OpTiming>();
-  }
-
- private:
-  hal::Device& device_;
-  std::shared_ptr<hal::Stream> stream_;
-};
 
 std::string layers_text(const rt::DevicePlan& d) {
   std::string s;
@@ -97,6 +42,14 @@ nlohmann::json bound_json(const rt::BoundBreakdown& b) {
             {"overhead", b.overhead_s},
             {"link", b.link_s}}},
           {"fraction", b.fraction(b.dominant())}};
+}
+
+nlohmann::json compiled_json(const rt::PhasePlan& p) {
+  return {{"units", p.units},
+          {"compiled", p.compiled},
+          {"declined_nodes", p.declined},
+          {"op_by_op_seconds", p.op_by_op_seconds},
+          {"compile_seconds", p.compile_seconds}};
 }
 
 nlohmann::json plan_json(const rt::ModelPlan& p, const std::string& source) {
@@ -119,7 +72,8 @@ nlohmann::json plan_json(const rt::ModelPlan& p, const std::string& source) {
                        {"memory_bandwidth_bytes_per_s", d.bandwidth_bytes_per_s},
                        {"decode_hbm_bytes_per_step", d.decode_hbm_bytes},
                        {"decode_busy_seconds_per_step", d.decode_busy_s},
-                       {"prefill_busy_seconds", d.prefill_busy_s}});
+                       {"prefill_busy_seconds", d.prefill_busy_s},
+                       {"sram_bytes", d.sram_bytes}});
   }
   const double pre_s = p.prefill.seconds;
   return {{"model", p.model},
@@ -146,7 +100,8 @@ nlohmann::json plan_json(const rt::ModelPlan& p, const std::string& source) {
             {"tasks", p.prefill.tasks},
             {"fallbacks", p.prefill.fallbacks},
             {"algorithm", p.prefill.algorithm},
-            {"bound", bound_json(p.prefill.bound)}}},
+            {"bound", bound_json(p.prefill.bound)},
+            {"compiled", compiled_json(p.prefill)}}},
           {"decode",
            {{"seconds_per_step", p.decode.seconds},
             {"tokens_per_s", p.decode_tokens_per_s()},
@@ -158,7 +113,10 @@ nlohmann::json plan_json(const rt::ModelPlan& p, const std::string& source) {
             {"tasks", p.decode.tasks},
             {"fallbacks", p.decode.fallbacks},
             {"algorithm", p.decode.algorithm},
-            {"bound", bound_json(p.decode.bound)}}},
+            {"bound", bound_json(p.decode.bound)},
+            {"compiled", compiled_json(p.decode)},
+            {"op_by_op_tokens_per_s",
+             p.decode.op_by_op_seconds > 0 ? double(p.batch) / p.decode.op_by_op_seconds : 0.0}}},
           {"bandwidth_limit",
            {{"tokens_per_s", p.bandwidth_limit_tokens_per_s()},
             {"step_seconds", p.bandwidth_limit_step_s},
@@ -223,6 +181,18 @@ void print_plan(const rt::ModelPlan& p, const std::string& source) {
              p.decode_tokens_per_s(), hal::format_seconds(p.decode.seconds), p.batch,
              p.decode.context, hal::format_bytes(uint64_t(p.decode_hbm_bytes_per_token())));
   fmt::print("         {}\n", bound_text(p.decode.bound));
+  for (const rt::PhasePlan* ph : {&p.prefill, &p.decode})
+    if (ph->compiled)
+      fmt::print(
+          "compiled {}: {} unit(s), {} node(s) op by op, compiled in {}; op by op it would "
+          "take {} ({:.2f}x)\n",
+          ph->name, ph->units, ph->declined, hal::format_seconds(ph->compile_seconds),
+          hal::format_seconds(ph->op_by_op_seconds),
+          ph->seconds > 0 ? ph->op_by_op_seconds / ph->seconds : 0.0);
+  for (const rt::DevicePlan& d : p.devices)
+    if (d.sram_bytes > 0)
+      fmt::print("sram     {}: compiled units hold {} of on-chip SRAM at their peak\n", d.id,
+                 hal::format_bytes(d.sram_bytes));
   const double pct = p.bandwidth_limit_tokens_per_s() > 0
                          ? 100 * p.decode_tokens_per_s() / p.bandwidth_limit_tokens_per_s()
                          : 0.0;
@@ -267,8 +237,10 @@ int cmd_plan(const Args& args) {
   std::string timing_text = "auto", calibration_dir, algorithm_text = "auto";
   int64_t batch = 1, prompt_len = 128, max_new_tokens = 128;
   bool no_calibration = false;
+  CompileCliOptions compiling;
   po::options_description desc("halctl plan options");
   add_common_options(desc, common);
+  add_compile_options(desc, compiling, /*with_compiled=*/false);
   desc.add_options()("model", po::value<std::string>(&model_text),
                      "a checkpoint directory (its config.json), a config.json, or a built-in: "
                      "gpt2, gpt2-medium, gpt2-large, gpt2-xl, llama-3-8b, llama-3-70b")(
@@ -375,20 +347,18 @@ int cmd_plan(const Args& args) {
   }
 
   std::vector<rt::PlanDevice> plan_devices;
-  std::vector<std::shared_ptr<SimulatedOpTimer>> timers;
   for (hal::Device* d : devices) {
     rt::PlanDevice pd;
     pd.info = d->info();
+    pd.device = d;
     pd.supports = [d](const hal::OpSpec& s) { return d->supports(s); };
     const bool use_sim =
-        timing_text == "simulator" || (timing_text == "auto" && is_simulated(d->info()));
+        timing_text == "simulator" || (timing_text == "auto" && rt::is_simulated_device(d->info()));
     if (use_sim) {
-      if (!is_simulated(d->info()))
+      if (!rt::is_simulated_device(d->info()))
         return usage_error("plan", "--timing simulator: " + d->id() +
                                        " is not a simulated device (use auto or cost-model)");
-      auto timer = std::make_shared<SimulatedOpTimer>(*d);
-      timers.push_back(timer);
-      pd.timer = [timer](const hal::OpSpec& s) { return (*timer)(s); };
+      pd.timer = rt::simulated_op_timer(*d);
       pd.timing_source = d->info().backend + " timing-only execution";
     }
     plan_devices.push_back(std::move(pd));
@@ -405,6 +375,9 @@ int cmd_plan(const Args& args) {
   req.algorithm = *algorithm;
   req.calibration.load = !no_calibration;
   req.calibration.directory = calibration_dir;
+  auto compile = compile_settings(compiling);
+  if (!compile.ok()) return usage_error("plan", compile.status().message());
+  req.compile = *compile;
   auto plan = rt::plan_model(req, plan_devices);
   if (!plan.ok()) return report_error("plan", plan.status());
   if (common.json)

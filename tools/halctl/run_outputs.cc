@@ -39,6 +39,12 @@ hal::Result<std::shared_ptr<hal::runtime::SchedulingPlanner>> make_run_planner(
   so.placement = o.placement;
   so.compile = compile;
   so.compile.strict = so.compile.strict || o.strict;
+  // Simulated devices time ops as halctl plan does (their timing-only execution), so a
+  // run predicts what a plan of the same graphs predicts.
+  for (hal::Device* d : devices)
+    so.timers.push_back(hal::runtime::is_simulated_device(d->info())
+                            ? hal::runtime::simulated_op_timer(*d)
+                            : hal::runtime::OpTimer());
   auto planner = hal::runtime::SchedulingPlanner::create(devices, so);
   if (!planner.ok()) return planner.status().with_context("--placement");
   return planner;

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "hal/buffer.h"
+#include "hal/command_record.h"
 #include "hal/graph_view.h"
 #include "hal/op.h"
 #include "hal/status.h"
@@ -73,6 +74,7 @@ struct FusedGroupInfo {
   uint64_t dram_bytes_read = 0;
   uint64_t dram_bytes_written = 0;
   uint64_t sram_bytes = 0;
+  BoundBy bound = BoundBy::kUnknown;
 };
 
 struct ExecutableInfo {

@@ -600,6 +600,7 @@ typedef struct hal_fused_group_info {
   uint64_t dram_bytes_read; /* device memory (HBM/GDDR/DRAM) */
   uint64_t dram_bytes_written;
   uint64_t sram_bytes; /* on-chip SRAM the group holds at its peak (0 if not modelled) */
+  hal_bound_by bound;  /* what limits the group (HAL_BOUND_UNKNOWN if not modelled) */
 } hal_fused_group_info;
 
 typedef struct hal_executable_info {

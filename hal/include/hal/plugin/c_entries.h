@@ -509,7 +509,7 @@ struct Entries {
       r.flops = info.flops;
       r.num_groups = uint32_t(info.groups.size());
       if (in.groups && in.groups_capacity > 0) {
-        if (in.group_size < offsetof(hal_fused_group_info, sram_bytes) + sizeof(uint64_t))
+        if (in.group_size < offsetof(hal_fused_group_info, bound) + sizeof(hal_bound_by))
           return invalid_argument("executable info: group_size " + std::to_string(in.group_size) +
                                   " is smaller than ABI 1.2's");
         const size_t n = std::min(in.groups_capacity, info.groups.size());
@@ -528,6 +528,7 @@ struct Entries {
           g.dram_bytes_read = now.dram_bytes_read;
           g.dram_bytes_written = now.dram_bytes_written;
           g.sram_bytes = now.sram_bytes;
+          g.bound = hal_bound_by(now.bound);
           auto* dst = reinterpret_cast<hal_fused_group_info*>(reinterpret_cast<char*>(in.groups) +
                                                               i * in.group_size);
           const size_t copy = std::min(std::min(dst->struct_size, in.group_size), sizeof(g));

@@ -50,8 +50,10 @@
 #include <string_view>
 #include <vector>
 
+#include "hal/device.h"
 #include "hal/device_info.h"
 #include "hal/op.h"
+#include "hal/runtime/compiled_units.h"
 #include "hal/runtime/model_config.h"
 #include "hal/scheduler/cost_model.h"
 #include "hal/scheduler/scheduler.h"
@@ -93,7 +95,20 @@ struct PlanDevice {
   std::function<bool(const OpSpec&)> supports;
   OpTimer timer;              // empty: the cost model
   std::string timing_source;  // what `timer` is ("npu_sim timing-only execution")
+  // The device itself (optional): needed to compile its partitions (PlanRequest::compile).
+  Device* device = nullptr;
 };
+
+// The key a timing cache files an op under: everything its time depends on.
+std::string op_spec_key(const OpSpec& spec);
+
+// Whether a device is simulated (property "simulated", or a timing-only one).
+bool is_simulated_device(const DeviceInfo& info);
+// An OpTimer that dispatches each op on virtual buffers of `device` (a simulator in
+// timing-only mode, or any device that times without data) and reads the duration,
+// bound and device-memory bytes from its command record; each distinct op is timed once.
+// The device must outlive it.
+OpTimer simulated_op_timer(Device& device);
 
 // ---- request and result ------------------------------------------------------------
 
@@ -107,6 +122,10 @@ struct PlanRequest {
   std::string placement;              // optional pins (hal/scheduler/placement.h)
   scheduler::Algorithm algorithm = scheduler::Algorithm::kAuto;
   scheduler::CalibrationOptions calibration;
+  // Whole-graph offload: devices given as PlanDevice::device compile what they take of
+  // each phase's placement (compiled_units.h), and the phase is timed with the units as
+  // tasks at their executables' predictions, as halctl run's planner does. Off: op by op.
+  CompileSettings compile;
 };
 
 // Time of a phase's work by what bounds it: each op's time counts toward its bound.
@@ -133,6 +152,13 @@ struct PhasePlan {
   int32_t fallbacks = 0;
   std::string algorithm;  // the scheduler's
   BoundBreakdown bound;
+  // Whole-graph offload (PlanRequest::compile): whether compiled units timed the phase,
+  // how many, the nodes run op by op instead, and what op-by-op dispatch predicts.
+  bool compiled = false;
+  int64_t units = 0;
+  int64_t declined = 0;
+  double op_by_op_seconds = 0;
+  double compile_seconds = 0;  // wall time to partition and compile (or load)
 };
 
 struct DevicePlan {
@@ -152,6 +178,7 @@ struct DevicePlan {
   double decode_hbm_bytes = 0;  // per decode step
   double decode_busy_s = 0;     // per decode step
   double prefill_busy_s = 0;
+  uint64_t sram_bytes = 0;  // on-chip SRAM its compiled units hold at their peak
   uint64_t peak_bytes() const {
     return weight_bytes + kv_cache_bytes +
            std::max(prefill_activation_bytes, decode_activation_bytes);
@@ -168,6 +195,7 @@ struct ModelPlan {
   uint64_t weight_bytes = 0;    // all resident weights
   uint64_t kv_cache_bytes = 0;  // all KV caches (B x (P + N) positions)
   std::string placement;        // layer split, placement grammar
+  bool compiled = false;        // compiled units timed a phase
   std::vector<DevicePlan> devices;
   PhasePlan prefill;
   PhasePlan decode;

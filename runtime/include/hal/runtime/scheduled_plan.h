@@ -60,6 +60,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -69,6 +70,7 @@
 #include "hal/runtime/compiled_units.h"
 #include "hal/runtime/execution_plan.h"
 #include "hal/runtime/graph.h"
+#include "hal/runtime/planner.h"
 #include "hal/runtime/session.h"
 #include "hal/scheduler/cost_model.h"
 #include "hal/scheduler/scheduler.h"
@@ -84,23 +86,67 @@ struct GraphTasks {
   std::vector<scheduler::TaskId> task_of_node;     // by NodeId; kNoTask for views
   std::vector<std::vector<NodeId>> nodes_of_task;  // in topological order
   std::vector<std::vector<OpSpec>> specs_of_task;  // every op the task dispatches
+  // The same ops with weights in TaskBuildOptions::weight_dtype: what costs are read from.
+  std::vector<std::vector<OpSpec>> cost_specs_of_task;
   std::vector<std::vector<ValueId>> constants_of_task;
   std::vector<std::vector<ValueId>> states_of_task;
+  uint64_t weight_bytes = 0;  // every resident weight, once
+  uint64_t state_bytes = 0;   // every KV cache, once
 };
 
-// `unit_of_node` (by NodeId; empty = none): nodes of one compiled unit (>= 0) form one
-// task too (ExecutionPlan::unit_of_node).
-Result<GraphTasks> build_graph_tasks(const Graph& graph,
-                                     std::span<const int32_t> unit_of_node = {});
+struct TaskBuildOptions {
+  // By NodeId (empty = none): nodes of one compiled unit (>= 0) form one task too
+  // (ExecutionPlan::unit_of_node).
+  std::span<const int32_t> unit_of_node;
+  // The graph's run-time integers (empty: attention kv_length as built, the cache's
+  // length): attention ops are timed at the kv length they give.
+  std::span<const int64_t> symbols;
+  // Planning with 1-byte weights (fp8, int8; kInvalid = as the graph says): matmul
+  // weights and embedding tables are resident and read at this dtype's size, and their
+  // ops' cost specs carry it (the ops' specs keep the compute dtype, what devices are
+  // asked whether they run).
+  DType weight_dtype = DType::kInvalid;
+};
 
-// Per task its cost on each device of `model` (sum over its ops), and whether each device
-// supports all of its ops (`supports(device, spec)`; empty = every op).
-// `fused` (by device; empty = none): devices whose ops run inside compiled units, timed
-// without the per-command launch overhead.
-Result<scheduler::Problem> make_problem(
-    const GraphTasks& tasks, const scheduler::CostModel& model, const std::vector<Device*>& devices,
-    const std::function<bool(const Device&, const OpSpec&)>& supports = {},
-    const std::vector<char>& fused = {});
+// The one graph-to-task builder: halctl run's scheduling planner and halctl plan
+// (planner.h) both place and time graphs through it.
+Result<GraphTasks> build_graph_tasks(const Graph& graph, const TaskBuildOptions& options = {});
+
+// The cost model's work of an op: hal::analytic_cost, at the 1-byte weight dtype's peak
+// for a matmul reading one.
+scheduler::OpWork op_work(const OpSpec& spec);
+
+// Whether device `device` (an index into the cost model's devices) runs `spec`.
+using OpSupport = std::function<bool(int32_t device, const OpSpec& spec)>;
+// What `spec` takes on device `device`, or nullopt for the cost model's estimate.
+using OpSeconds = std::function<std::optional<double>(int32_t device, const OpSpec& spec)>;
+// `op_seconds` when it answers, else the cost model (op_work).
+double op_seconds_on(const scheduler::CostModel& model, int32_t device, const OpSpec& spec,
+                     const OpSeconds& op_seconds);
+
+// Per task its cost on each device of `model` (sum over its cost specs), and whether each
+// device supports all of its ops (empty `supports`: every op).
+Result<scheduler::Problem> make_problem(const GraphTasks& tasks, const scheduler::CostModel& model,
+                                        const OpSupport& supports = {},
+                                        const OpSeconds& op_seconds = {});
+
+// A plan's graph scheduled with its compiled units (ExecutionPlan::units) as tasks: each
+// unit one task costing its executable's prediction at `symbols` (the graph's run-time
+// integers; empty: each unit's bucket upper bound) plus any op-by-op node sharing its
+// task, other tasks as make_problem times them, everything pinned where the plan runs
+// it. The same for halctl run's planner and halctl plan.
+struct UnitSchedule {
+  GraphTasks tasks;
+  scheduler::Problem problem;
+  scheduler::Schedule schedule;
+  std::vector<ExecutableInfo> unit_info;         // per unit, at the symbols
+  std::vector<std::vector<int32_t>> task_units;  // per task: its units (empty: op by op)
+};
+Result<UnitSchedule> schedule_with_units(const ExecutionPlan& plan,
+                                         const scheduler::CostModel& model,
+                                         const OpSeconds& op_seconds,
+                                         std::span<const int64_t> symbols,
+                                         const TaskBuildOptions& build = {});
 
 // An ExecutionPlan running each task on task_device[task] (an index into `devices`), in
 // the order of `priority` (per node: a predicted start time; lower first among ready
@@ -128,6 +174,10 @@ struct SchedulingOptions {
   scheduler::CalibrationOptions calibration;
   // Whether `device` runs `spec` (empty = Device::supports). For tests and planning.
   std::function<bool(const Device&, const OpSpec&)> supports;
+  // Per device (by index of devices; missing or empty: the cost model): what times its
+  // ops, e.g. the NPU simulator's timing-only execution (simulated_op_timer), as halctl
+  // plan times them, so a run predicts what a plan of the same graph predicts.
+  std::vector<OpTimer> timers;
   // Capacity each device may use (0 = DeviceInfo::memory_bytes); by index of devices.
   std::vector<uint64_t> capacity_bytes;
   // kAuto: a placement with transfers must beat all-on-fastest by this fraction of its
@@ -207,11 +257,15 @@ class SchedulingPlanner : public std::enable_shared_from_this<SchedulingPlanner>
   const std::vector<ScheduledGraph>& scheduled() const { return scheduled_; }
   // The entry whose plan graph is `plan_graph`, or null.
   const ScheduledGraph* find(const Graph* plan_graph) const;
+  // What `plan` (one this planner made) takes at the graph's run-time integers `symbols`
+  // (attention at the kv lengths they give; compiled units at their predictions there):
+  // the prediction halctl plan makes for the same graph and devices.
+  Result<double> predict(const ExecutionPlan& plan, std::span<const int64_t> symbols) const;
 
  private:
-  // The makespan of `plan` with each compiled unit one task at its predicted time, every
-  // task pinned where the plan runs it.
-  Result<double> makespan_with_units(const ExecutionPlan& plan) const;
+  OpSupport support() const;
+  // Timers, else the cost model; `fused`: devices that compile lose the launch overhead.
+  OpSeconds op_seconds(bool fused) const;
   SchedulingPlanner() = default;
   std::vector<Device*> devices_;
   SchedulingOptions options_;
