@@ -41,6 +41,7 @@
 #include "cuda_blaslt.h"
 #include "cuda_common.h"
 #include "cuda_device_info.h"
+#include "cuda_graph_reuse.h"
 #include "cuda_kernels.h"
 #include "hal/plugin/memory_accountant.h"
 #include "hal/plugin_adapter.h"
@@ -182,6 +183,10 @@ class CudaStream : public plugin::StreamImpl {
   Status enqueue_host_func(hal_host_func fn, void* user_data) override;
   Status synchronize() override;
   size_t take_records(CommandRecord* out, size_t capacity) override;
+  // One execution of a compiled unit (cuda_executable.cc): its nodes captured as a CUDA
+  // graph per executable (its shape bucket), replayed or updated in place while the
+  // parameters change (cuda_graph_reuse.h).
+  Status execute(const plugin::ExecuteCall& call, uint64_t tag) override;
 
   cudaStream_t handle() const { return stream_; }
   CudaDevice* device() const { return device_; }
@@ -207,6 +212,9 @@ class CudaStream : public plugin::StreamImpl {
     CommandRecord record;
     cudaEvent_t start = nullptr;
     cudaEvent_t end = nullptr;
+    // An execution's fused-group records, each with its share of the measured span (the
+    // kernels of a CUDA graph are not timed one by one).
+    std::vector<std::pair<CommandRecord, double>> parts;
   };
 
   // True (and the error in host_error_) when an earlier failure is already known on the
@@ -222,6 +230,8 @@ class CudaStream : public plugin::StreamImpl {
 
   Status begin_command(PendingRecord* rec, CommandKind kind, uint64_t tag);
   void end_command(PendingRecord* rec);
+  // A command that failed before anything was enqueued after its start event.
+  void discard_command(PendingRecord* rec);
   cudaEvent_t take_timing_event();
   void collect_records();
 
@@ -263,6 +273,15 @@ class CudaStream : public plugin::StreamImpl {
   uint64_t blaslt_workspace_bytes_ = 0;
   MatmulPlanCache plans_;
   std::vector<void*> scratch_;  // freed (stream-ordered) after each dispatch
+
+  // CUDA graphs of compiled units, by executable serial (cuda_executable.cc).
+  GraphReuse graphs_;
+  std::unordered_map<uint64_t, cudaGraphExec_t> graph_execs_;
+  void destroy_graphs();
+  // Replays, updates or captures and instantiates the graph of `executable` for launch
+  // parameters `params` (a GraphReuse key), then launches it on the stream.
+  Status launch_graph(const plugin::ExecutableImpl& executable, const plugin::ExecuteCall& call,
+                      uint64_t params, uint64_t tag);
 };
 
 class CudaDevice : public plugin::DeviceImpl {
@@ -280,6 +299,12 @@ class CudaDevice : public plugin::DeviceImpl {
   Result<std::unique_ptr<plugin::EventImpl>> create_event() override;
   MemoryStats memory_stats() const override { return memory_->stats(); }
   Result<Telemetry> telemetry() const override;
+  // Executables (cuda_executable.cc): runs of supported nodes, run as CUDA graphs.
+  Result<Partition> partition(const GraphView& view) const override;
+  Result<std::unique_ptr<plugin::ExecutableImpl>> compile(const GraphView& view,
+                                                          const CompileOptions& options) override;
+  Result<std::unique_ptr<plugin::ExecutableImpl>> deserialize(
+      std::span<const uint8_t> payload) override;
 
   int ordinal() const { return ordinal_; }
   int sm_count() const { return sm_count_; }

@@ -220,6 +220,7 @@ CudaStream::~CudaStream() {
   DeviceScope scope(device_->ordinal());
   if (stream_ && cudaStreamSynchronize(stream_) != cudaSuccess) cudaGetLastError();
   runner_.reset();
+  destroy_graphs();
   {
     std::lock_guard<std::mutex> rl(records_mu_);
     for (PendingRecord& p : pending_) {
@@ -323,6 +324,14 @@ Status CudaStream::begin_command(PendingRecord* rec, CommandKind kind, uint64_t 
   return device_->check(cudaEventRecord(rec->start, stream_), "cudaEventRecord");
 }
 
+void CudaStream::discard_command(PendingRecord* rec) {
+  // Nothing was enqueued after the start event: return it to the pool unrecorded.
+  if (!rec->start) return;
+  std::lock_guard<std::mutex> lock(records_mu_);
+  free_timing_events_.push_back(rec->start);
+  rec->start = nullptr;
+}
+
 void CudaStream::end_command(PendingRecord* rec) {
   if (!record_ || !rec->start) return;
   rec->end = take_timing_event();
@@ -351,6 +360,15 @@ void CudaStream::collect_records() {
     }
     cudaGetLastError();
     completed_.push_back(r);
+    // An execution's groups: consecutive slices of its span by their shares.
+    double at = double(r.start_ns);
+    const double span = double(r.end_ns - r.start_ns);
+    for (auto& [part, share] : p.parts) {
+      part.start_ns = uint64_t(at);
+      at += share * span;
+      part.end_ns = std::min(r.end_ns, uint64_t(at));
+      completed_.push_back(part);
+    }
     free_timing_events_.push_back(p.start);
     free_timing_events_.push_back(p.end);
     pending_.pop_front();
@@ -561,11 +579,7 @@ Status CudaStream::dispatch(const plugin::OpCall& op, uint64_t tag) {
   for (void* p : scratch_) device_->free_scratch(p, stream_);
   scratch_.clear();
   if (!s.ok()) {
-    // Nothing was enqueued after the start event: return it to the pool unrecorded.
-    if (rec.start) {
-      std::lock_guard<std::mutex> rl(records_mu_);
-      free_timing_events_.push_back(rec.start);
-    }
+    discard_command(&rec);
     return s;
   }
   end_command(&rec);
