@@ -14,6 +14,7 @@
 #include "hal/platform.h"
 #include "hal/runtime/compiled_units.h"
 #include "hal/runtime/model.h"
+#include "hal/runtime/planner.h"
 #include "hal/runtime/scheduled_plan.h"
 #include "hal/runtime/session.h"
 
@@ -244,6 +245,67 @@ TEST(ExecutableCache, HitsRefusesAModifiedEntryAndCompilesAgain) {
   EXPECT_EQ(s5.code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(s5.message().find("no compiled executable"), std::string::npos) << s5.message();
   fs::remove_all(dir);
+}
+
+// halctl plan and halctl run's planner place and time graphs through the same builder,
+// timers and compiler: for the same graphs at the same run-time integers they predict the
+// same times, op by op and compiled.
+TEST(PlanAndRun, PredictTheSameTimesForTheSameGraphs) {
+  auto p = platform();
+  ASSERT_NE(p, nullptr);
+  auto npu = p->device("npu:0");
+  if (!npu.ok()) GTEST_SKIP() << "no npu_sim";
+  auto m = load_model("gpt2-tiny");
+  ASSERT_TRUE(m.ok());
+  const int64_t prompt = 8, new_tokens = 56, cache = prompt + new_tokens;
+  for (bool compile : {false, true}) {
+    PlanRequest req;
+    req.config = (*m)->config();
+    req.model_name = "gpt2-tiny";
+    req.prompt_len = prompt;
+    req.max_new_tokens = new_tokens;
+    req.calibration.load = false;
+    req.compile.enabled = compile;
+    PlanDevice pd;
+    pd.info = (*npu)->info();
+    pd.supports = [d = *npu](const OpSpec& s) { return d->supports(s); };
+    pd.timer = simulated_op_timer(**npu);
+    pd.timing_source = "npu_sim timing-only execution";
+    pd.device = *npu;
+    auto plan = plan_model(req, {pd});
+    ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+    EXPECT_EQ(plan->compiled, compile);
+
+    SchedulingOptions so;
+    so.calibration.load = false;
+    so.compile.enabled = compile;
+    so.timers = {simulated_op_timer(**npu)};
+    auto planner = SchedulingPlanner::create({*npu}, so);
+    ASSERT_TRUE(planner.ok()) << planner.status().to_string();
+    auto predicted = [&](int64_t seq, int64_t past, int64_t kv) -> double {
+      ModelGraphShape shape;
+      shape.seq = seq;
+      shape.cache_len = cache;
+      shape.logits_at = LogitsAt::kLast;
+      shape.compute_dtype = DType::kBF16;
+      auto mg = build_model_graph((*m)->config(), shape);
+      EXPECT_TRUE(mg.ok());
+      auto ep = (*planner)->plan(mg->graph, {*npu});
+      EXPECT_TRUE(ep.ok()) << ep.status().to_string();
+      EXPECT_EQ(!ep->units.empty(), compile);
+      std::vector<int64_t> symbols;
+      for (const std::string& name : mg->graph->symbols())
+        symbols.push_back(name.rfind("past.", 0) == 0 ? past : kv);
+      auto t = (*planner)->predict(*ep, symbols);
+      EXPECT_TRUE(t.ok()) << t.status().to_string();
+      return t.ok() ? *t : 0.0;
+    };
+    const int64_t ctx = plan->decode.context;
+    const double decode = predicted(1, ctx - 1, ctx);
+    const double prefill = predicted(prompt, 0, prompt);
+    EXPECT_NEAR(plan->decode.seconds, decode, 1e-9 * decode) << "compile " << compile;
+    EXPECT_NEAR(plan->prefill.seconds, prefill, 1e-9 * prefill) << "compile " << compile;
+  }
 }
 
 }  // namespace
