@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <numeric>
 #include <queue>
 #include <set>
@@ -151,6 +152,27 @@ Result<GraphTasks> build_graph_tasks(const Graph& g, const TaskBuildOptions& opt
           w.desc.dtype != DType::kF32 && w.desc.dtype != options.weight_dtype)
         quantised[size_t(root)] = 1;
     }
+  // Whether value `v` (or a view of it) is read outside task `t` or is a graph output.
+  std::function<bool(ValueId, scheduler::TaskId)> leaves_task = [&](ValueId v,
+                                                                    scheduler::TaskId t) {
+    if (values[size_t(v)].is_output) return true;
+    for (NodeId c : g.consumers(v)) {
+      if (!works(c)) {
+        for (ValueId view : g.node(c).outputs)
+          if (leaves_task(view, t)) return true;
+      } else if (out.task_of_node[size_t(c)] != t) {
+        return true;
+      }
+    }
+    return false;
+  };
+  auto units_in_task = [&](size_t t) {
+    std::set<int32_t> units;
+    for (NodeId n : out.nodes_of_task[t])
+      if (size_t(n) < unit_of_node.size() && unit_of_node[size_t(n)] >= 0)
+        units.insert(unit_of_node[size_t(n)]);
+    return units;
+  };
   std::vector<scheduler::ResidentId> resident_of(values.size(), -1);
   scheduler::TaskGraph& tg = out.tasks;
   for (size_t t = 0; t < n_tasks; ++t) {
@@ -180,10 +202,18 @@ Result<GraphTasks> build_graph_tasks(const Graph& g, const TaskBuildOptions& opt
         out.specs_of_task[t].push_back(spec);
         out.cost_specs_of_task[t].push_back(cost);
       }
-      for (ValueId o : node.outputs)
-        if (g.storage_root(o) == o && values[size_t(o)].kind == ValueKind::kIntermediate)
-          activation += values[size_t(o)].desc.bytes();
+      const int32_t unit = size_t(n) < unit_of_node.size() ? unit_of_node[size_t(n)] : -1;
+      for (ValueId o : node.outputs) {
+        if (g.storage_root(o) != o || values[size_t(o)].kind != ValueKind::kIntermediate) continue;
+        if (unit >= 0 && size_t(unit) < options.unit_scratch_bytes.size() &&
+            !leaves_task(o, scheduler::TaskId(t)))
+          continue;  // inside the executable: in its scratch or on chip
+        activation += values[size_t(o)].desc.bytes();
+      }
     }
+    for (int32_t u : units_in_task(t))
+      if (size_t(u) < options.unit_scratch_bytes.size())
+        activation += options.unit_scratch_bytes[size_t(u)];
     if (task.name.empty()) task.name = g.node(members.front()).name;
     task.layer = g.node(members.front()).layer;
     task.activation_bytes = activation;
@@ -703,11 +733,6 @@ Result<UnitSchedule> schedule_with_units(const ExecutionPlan& plan,
                                          const TaskBuildOptions& build) {
   const Graph& g = *plan.graph;
   UnitSchedule out;
-  TaskBuildOptions o = build;
-  o.unit_of_node = plan.unit_of_node;
-  o.symbols = symbols;
-  HAL_ASSIGN_OR_RETURN(out.tasks, build_graph_tasks(g, o));
-  HAL_ASSIGN_OR_RETURN(scheduler::Problem pb, make_problem(out.tasks, model, {}, op_seconds));
   // Each unit's prediction at these symbols.
   out.unit_info.resize(plan.units.size());
   for (size_t u = 0; u < plan.units.size(); ++u) {
@@ -723,6 +748,14 @@ Result<UnitSchedule> schedule_with_units(const ExecutionPlan& plan,
                                   view.symbols[k].max_value));
     HAL_ASSIGN_OR_RETURN(out.unit_info[u], unit.executable->info(values));
   }
+  std::vector<uint64_t> scratch;
+  for (const ExecutableInfo& info : out.unit_info) scratch.push_back(info.scratch_bytes);
+  TaskBuildOptions o = build;
+  o.unit_of_node = plan.unit_of_node;
+  o.unit_scratch_bytes = scratch;
+  o.symbols = symbols;
+  HAL_ASSIGN_OR_RETURN(out.tasks, build_graph_tasks(g, o));
+  HAL_ASSIGN_OR_RETURN(scheduler::Problem pb, make_problem(out.tasks, model, {}, op_seconds));
   const size_t n_tasks = out.tasks.nodes_of_task.size();
   std::vector<int32_t> pins(n_tasks, -1);
   out.task_units.resize(n_tasks);

@@ -116,6 +116,46 @@ TEST(GraphTasks, KvCacheWritersRunWithTheAttentionThatReadsThem) {
   for (const auto& e : tasks->tasks.edges()) EXPECT_GT(e.bytes, 0);
 }
 
+// A compiled unit is one task holding its executable's scratch and the values that leave
+// it, not every intermediate it produces (those stay on chip or in the scratch): a whole
+// Llama-3-8B prefill unit on a 16 GiB device must not count 760 MiB of activations.
+TEST(GraphTasks, AUnitHoldsItsScratchAndTheValuesThatLeaveIt) {
+  auto m = model("gpt2-tiny");
+  ModelGraphShape shape;
+  shape.seq = 8;
+  shape.cache_len = 64;
+  auto mg = build_model_graph(m->config(), shape);
+  ASSERT_TRUE(mg.ok());
+  const Graph& g = *mg->graph;
+  auto op_by_op = build_graph_tasks(g);
+  ASSERT_TRUE(op_by_op.ok());
+  uint64_t every_intermediate = 0, leaving = 0;
+  for (const auto& t : op_by_op->tasks.tasks()) every_intermediate += t.activation_bytes;
+  for (ValueId v : g.outputs()) {
+    const ValueId root = g.storage_root(v);
+    if (g.value(root).kind == ValueKind::kIntermediate) leaving += g.value(root).desc.bytes();
+  }
+  ASSERT_GT(leaving, 0u);
+  // Every working node in one unit with 4 KiB of scratch.
+  std::vector<int32_t> unit_of_node(g.nodes().size(), -1);
+  for (size_t n = 0; n < g.nodes().size(); ++n)
+    if (!is_view_kind(g.node(NodeId(n)).kind)) unit_of_node[n] = 0;
+  const std::vector<uint64_t> scratch = {4096};
+  TaskBuildOptions o;
+  o.unit_of_node = unit_of_node;
+  o.unit_scratch_bytes = scratch;
+  auto unit = build_graph_tasks(g, o);
+  ASSERT_TRUE(unit.ok()) << unit.status().to_string();
+  ASSERT_EQ(unit->tasks.task_count(), 1u);
+  EXPECT_EQ(unit->tasks.task(0).activation_bytes, leaving + 4096);
+  EXPECT_LT(leaving + 4096, every_intermediate);
+  // Without the scratch figures a unit's task counts every intermediate, as before.
+  o.unit_scratch_bytes = {};
+  auto counted = build_graph_tasks(g, o);
+  ASSERT_TRUE(counted.ok());
+  EXPECT_EQ(counted->tasks.task(0).activation_bytes, every_intermediate);
+}
+
 class ScheduledRun : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ScheduledRun, TwoDevicesGiveTheSingleDeviceTokens) {

@@ -98,6 +98,10 @@ struct TaskBuildOptions {
   // By NodeId (empty = none): nodes of one compiled unit (>= 0) form one task too
   // (ExecutionPlan::unit_of_node).
   std::span<const int32_t> unit_of_node;
+  // By unit (empty = none): the device memory its executable needs for its internal values
+  // (ExecutableInfo::scratch_bytes). A unit's task then holds that plus the values that leave
+  // it, instead of every intermediate it produces (most stay in SRAM or the scratch).
+  std::span<const uint64_t> unit_scratch_bytes;
   // The graph's run-time integers (empty: attention kv_length as built, the cache's
   // length): attention ops are timed at the kv length they give.
   std::span<const int64_t> symbols;
