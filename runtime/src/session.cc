@@ -149,15 +149,27 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
                                                     : 2048;
   HAL_ASSIGN_OR_RETURN(ModelGraph mg, build_model_graph(s->config(), proto));
   HAL_ASSIGN_OR_RETURN(ExecutionPlan plan, s->make_plan(mg.graph));
-  s->layer_device_.assign(size_t(s->config().num_layers), 0);
-  std::vector<char> seen(size_t(s->config().num_layers), 0);
+  // Each block's device: where most of its weight bytes are read (a scheduler may run a
+  // block's cheap first op elsewhere); a block without weights: its first op's device.
+  const size_t n_layers = size_t(s->config().num_layers);
+  const size_t n_devices = plan.devices.size();
+  s->layer_device_.assign(n_layers, -1);
+  std::vector<uint64_t> weight_bytes(n_layers * n_devices, 0);
   for (const PlannedStep& step : plan.steps) {
     const Node& n = plan.graph->node(step.node);
-    if (n.layer < 0 || size_t(n.layer) >= seen.size() || seen[size_t(n.layer)] ||
-        n.kind != NodeKind::kOp)
-      continue;
-    seen[size_t(n.layer)] = 1;
-    s->layer_device_[size_t(n.layer)] = step.device;
+    if (n.layer < 0 || size_t(n.layer) >= n_layers || n.kind != NodeKind::kOp) continue;
+    if (s->layer_device_[size_t(n.layer)] < 0) s->layer_device_[size_t(n.layer)] = step.device;
+    for (ValueId in : n.inputs) {
+      const Value& v = plan.graph->value(plan.graph->storage_root(in));
+      if (v.kind == ValueKind::kConstant && size_t(step.device) < n_devices)
+        weight_bytes[size_t(n.layer) * n_devices + size_t(step.device)] += v.desc.bytes();
+    }
+  }
+  for (size_t l = 0; l < n_layers; ++l) {
+    const auto first = weight_bytes.begin() + std::ptrdiff_t(l * n_devices);
+    const auto most = std::max_element(first, first + std::ptrdiff_t(n_devices));
+    if (n_devices > 0 && *most > 0) s->layer_device_[l] = int32_t(most - first);
+    s->layer_device_[l] = std::max(s->layer_device_[l], 0);
   }
   uint64_t total = 0;
   std::vector<std::pair<std::string, int32_t>> wanted;

@@ -29,14 +29,14 @@ std::string layer_ranges(const std::vector<int32_t>& layer_device,
   return s;
 }
 
-// The scheduler's layer split (each layer where most of its weights are), and the device
-// of each layer's first op beside it.
+// The scheduler's layer split, and where the session runs each layer (where most of its
+// weights are read) beside it.
 std::string placement_text(const RunSummary& s) {
   const std::vector<hal::Device*>& placed_on = s.session.options().devices;
   std::string placement = layer_ranges(s.session.layer_devices(), placed_on);
   if (s.planner && placed_on.size() > 1 && placed_on == s.requested_devices &&
       !s.planner->scheduled().empty() && !s.planner->scheduled().front().placement.empty())
-    placement = s.planner->scheduled().front().placement + " (first ops: " + placement + ")";
+    placement = s.planner->scheduled().front().placement + " (layers: " + placement + ")";
   return placement;
 }
 

@@ -223,8 +223,9 @@ class Session {
   const Model& model() const { return *model_; }
   const ModelConfig& config() const { return model_->config(); }
   const SessionOptions& options() const { return options_; }
-  // Which device runs each transformer block (index into options().devices): the device
-  // of the block's first op in the prototype plan.
+  // Which device runs each transformer block (index into options().devices): where most
+  // of the block's weight bytes are read in the prototype plan (the scheduler may run a
+  // cheap op of the block elsewhere).
   const std::vector<int32_t>& layer_devices() const { return layer_device_; }
   uint64_t weight_bytes() const { return weight_bytes_; }
 
