@@ -31,7 +31,7 @@ std::string_view cache_outcome_name(CacheOutcome o) {
     case CacheOutcome::kHit:
       return "cache hit";
     case CacheOutcome::kLoaded:
-      return "loaded";
+      return "loaded (halctl compile artifact)";
     case CacheOutcome::kRefused:
       return "refused blob, compiled";
   }
@@ -142,7 +142,7 @@ Result<Executable> ExecutableCache::get(Device& device, const GraphView& view,
     if (blob.ok()) {
       auto loaded = device.load_executable(*blob, view);
       if (loaded.ok()) {
-        set(CacheOutcome::kHit);
+        set(artifacts ? CacheOutcome::kLoaded : CacheOutcome::kHit);
         return loaded;
       }
       refused = loaded.status();

@@ -217,3 +217,59 @@ TEST(HalctlRun, SeveralDevicesSplitLayersWithTheSameTokens) {
 }
 
 }  // namespace
+
+// Ahead-of-time compilation as a user drives it: `halctl compile` writes executables for
+// the prompt bucket and context, `halctl run --compiled` loads them (no compiler) and gives
+// the op-by-op logits; a modified artifact and a run on other devices are refused.
+TEST(HalctlRun, CompileThenRunCompiledGivesTheOpByOpLogitsAndRefusesAModifiedArtifact) {
+  for (const std::string device : {"cpu:0", "npu:0"}) {
+    SCOPED_TRACE(device);
+    const fs::path dir = temp_path("compiled_" + device.substr(0, 3));
+    fs::remove_all(dir);
+    CliRun c = hal::test::run_command_line(
+        std::string(HALCTL_PATH) + " compile --model gpt2-tiny --devices " + device +
+        " --prompt-len 8 --max-context 32 --json --out " + dir.string());
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    std::vector<fs::path> artifacts;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".halx") artifacts.push_back(e.path());
+    ASSERT_FALSE(artifacts.empty());
+    const std::string prompt = " --model gpt2-tiny --prompt-ids 3,1,4,1,5 --max-new-tokens 6";
+    const fs::path op_dump = temp_path("op.bin"), compiled_dump = temp_path("compiled.bin");
+    CliRun op = halctl(prompt + " --devices " + device + " --compile off --dump-logits " +
+                       op_dump.string());
+    ASSERT_EQ(op.exit_code, 0) << op.err;
+    CliRun r = halctl(prompt + " --devices " + device + " --json --compiled " + dir.string() +
+                      " --dump-logits " + compiled_dump.string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.out;
+    ASSERT_FALSE(j["executables"].empty()) << r.out;
+    for (const auto& e : j["executables"])
+      EXPECT_EQ(e["cache"], "loaded (halctl compile artifact)") << e;
+    std::ifstream a(op_dump, std::ios::binary), b(compiled_dump, std::ios::binary);
+    const std::string op_logits((std::istreambuf_iterator<char>(a)), {});
+    const std::string compiled_logits((std::istreambuf_iterator<char>(b)), {});
+    EXPECT_FALSE(op_logits.empty());
+    EXPECT_TRUE(op_logits == compiled_logits) << "compiled logits differ from op by op";
+    // Compiled for this device only.
+    const std::string other = device == "cpu:0" ? "npu:0" : "cpu:0";
+    CliRun wrong = halctl(prompt + " --devices " + other + " --compiled " + dir.string());
+    EXPECT_NE(wrong.exit_code, 0);
+    EXPECT_THAT(wrong.err, HasSubstr("compiled for model gpt2-tiny on " + device));
+    // One byte changed in an artifact: refused, naming the file.
+    {
+      std::fstream f(artifacts[0], std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(-3, std::ios::end);
+      const char flipped = char(f.peek() ^ 0x40);
+      f.put(flipped);
+    }
+    CliRun tampered = halctl(prompt + " --devices " + device + " --compiled " + dir.string());
+    EXPECT_EQ(tampered.exit_code, 1) << tampered.out;
+    EXPECT_THAT(tampered.err, HasSubstr(artifacts[0].filename().string()));
+    EXPECT_THAT(tampered.err, HasSubstr("refused"));
+    fs::remove_all(dir);
+    fs::remove(op_dump);
+    fs::remove(compiled_dump);
+  }
+}

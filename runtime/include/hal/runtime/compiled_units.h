@@ -69,7 +69,7 @@ Result<GraphViewMap> graph_view_of(const Graph& graph, std::span<const NodeId> n
 
 // How an executable came to be.
 enum class CacheOutcome : int32_t { kCompiled = 0, kHit = 1, kLoaded = 2, kRefused = 3 };
-// "compiled", "cache hit", "loaded", "refused blob, compiled"
+// "compiled", "cache hit", "loaded (halctl compile artifact)", "refused blob, compiled"
 std::string_view cache_outcome_name(CacheOutcome o);
 
 class ExecutableCache {
