@@ -114,35 +114,22 @@ Result<ExecutableInfo> CpuExecutable::info(std::span<const int64_t> symbols) con
   info.scratch_bytes = layout_.bytes;
   info.predicted_seconds = device_.launch_overhead_s;
   const double bw = device_.memory_bandwidth_bytes_per_s;
+  // Every kernel computes in f32.
+  const double peak =
+      device_.peak_flops.count(DType::kF32) ? device_.peak_flops.at(DType::kF32) : 0.0;
+  const auto f32_peak = [peak](const OpSpec&) { return peak; };
   for (const Group& g : groups_) {
     FusedGroupInfo f;
     f.main_node = g.main_node;
     f.main_op = view().nodes[size_t(g.main_node)].op;
     f.nodes = g.view_nodes;
     f.name = view().nodes[size_t(g.main_node)].name + " [";
-    double memory_s = 0;
-    for (size_t i = 0; i < g.program_nodes.size(); ++i) {
-      const size_t p = size_t(g.program_nodes[i]);
-      const OpSpec spec = program_.node_spec(p, symbols);
-      const OpCost cost = analytic_cost(spec);
-      const double peak =
-          device_.peak_flops.count(DType::kF32) ? device_.peak_flops.at(DType::kF32) : 0.0;
-      f.flops += cost.flops;
-      f.dram_bytes_read += cost.bytes_read;
-      f.dram_bytes_written += cost.bytes_written;
-      const double compute = peak > 0 ? cost.flops / peak : 0.0;
-      const double memory = bw > 0 ? double(cost.bytes_read + cost.bytes_written) / bw : 0.0;
-      f.predicted_seconds += std::max(compute, memory);
-      memory_s += memory >= compute ? std::max(compute, memory) : 0.0;
-      f.name.append(i ? "+" : "").append(op_kind_name(program_.nodes[p].op));
-    }
+    for (size_t i = 0; i < g.program_nodes.size(); ++i)
+      f.name.append(i ? "+" : "")
+          .append(op_kind_name(program_.nodes[size_t(g.program_nodes[i])].op));
     f.name.append("]");
-    f.bound = memory_s * 2 >= f.predicted_seconds ? BoundBy::kMemory : BoundBy::kCompute;
-    info.predicted_seconds += f.predicted_seconds;
-    info.flops += f.flops;
-    info.dram_bytes_read += f.dram_bytes_read;
-    info.dram_bytes_written += f.dram_bytes_written;
-    info.groups.push_back(std::move(f));
+    plugin::add_roofline(&f, program_, g.program_nodes, symbols, f32_peak, bw);
+    plugin::append_group(&info, std::move(f));
   }
   return info;
 }

@@ -32,8 +32,8 @@ class CudaExecutable : public plugin::ExecutableImpl {
   const std::vector<plugin::FusedGroup>& groups() const { return groups_; }
   uint64_t serial() const { return serial_; }
 
-  // Per group its roofline time on the device's figures (the launch overhead is paid once:
-  // the graph is one launch).
+  // Per group its nodes' roofline times on the device's figures (the launch overhead is
+  // paid once: the graph is one launch).
   Result<ExecutableInfo> info(std::span<const int64_t> symbols) const override {
     ExecutableInfo info;
     info.scratch_bytes = layout_.bytes;
@@ -44,24 +44,11 @@ class CudaExecutable : public plugin::ExecutableImpl {
       f.main_op = view().nodes[size_t(g.main_node)].op;
       f.nodes = g.nodes;
       f.name = view().nodes[size_t(g.main_node)].name;
-      double compute = 0, memory = 0;
-      for (int32_t n : g.nodes) {
-        const OpSpec spec = view().node_spec(size_t(n), symbols);
-        const OpCost cost = analytic_cost(spec);
-        f.flops += cost.flops;
-        f.dram_bytes_read += cost.bytes_read;
-        f.dram_bytes_written += cost.bytes_written;
-        compute += cost.flops / std::max(1.0, device_.peak_flops_for(spec.inputs[0].dtype));
-        memory += double(cost.bytes_read + cost.bytes_written) /
-                  std::max(1.0, device_.memory_bandwidth_bytes_per_s);
-      }
-      f.predicted_seconds = std::max(compute, memory);
-      f.bound = memory >= compute ? BoundBy::kMemory : BoundBy::kCompute;
-      info.predicted_seconds += f.predicted_seconds;
-      info.flops += f.flops;
-      info.dram_bytes_read += f.dram_bytes_read;
-      info.dram_bytes_written += f.dram_bytes_written;
-      info.groups.push_back(std::move(f));
+      plugin::add_roofline(
+          &f, view(), g.nodes, symbols,
+          [this](const OpSpec& spec) { return device_.peak_flops_for(spec.inputs[0].dtype); },
+          device_.memory_bandwidth_bytes_per_s);
+      plugin::append_group(&info, std::move(f));
     }
     return info;
   }
@@ -72,7 +59,7 @@ class CudaExecutable : public plugin::ExecutableImpl {
   plugin::ScratchLayout layout_;
   std::vector<plugin::FusedGroup> groups_;
   uint64_t serial_;
-  DeviceInfo device_;  // the figures predictions use (a copy: it may outlive nothing else)
+  DeviceInfo device_;  // the figures predictions use (a copy: no reference into the device)
 };
 
 }  // namespace

@@ -214,25 +214,15 @@ class SequenceExecutable : public ExecutableImpl {
     const double peak =
         device_.peak_flops.count(DType::kF32) ? device_.peak_flops.at(DType::kF32) : 0;
     for (size_t n = 0; n < view().nodes.size(); ++n) {
-      const hal::OpCost cost = hal::analytic_cost(view().node_spec(n, symbols));
       hal::FusedGroupInfo g;
       g.name = view().nodes[n].name;
       g.main_op = view().nodes[n].op;
       g.main_node = int32_t(n);
       g.nodes = {int32_t(n)};
-      g.flops = cost.flops;
-      g.dram_bytes_read = cost.bytes_read;
-      g.dram_bytes_written = cost.bytes_written;
-      const double compute = peak > 0 ? cost.flops / peak : 0.0;
-      const double memory =
-          double(cost.bytes_read + cost.bytes_written) / device_.memory_bandwidth_bytes_per_s;
-      g.predicted_seconds = std::max(compute, memory);
-      g.bound = memory >= compute ? hal::BoundBy::kMemory : hal::BoundBy::kCompute;
-      info.predicted_seconds += g.predicted_seconds;
-      info.flops += g.flops;
-      info.dram_bytes_read += g.dram_bytes_read;
-      info.dram_bytes_written += g.dram_bytes_written;
-      info.groups.push_back(std::move(g));
+      hal::plugin::add_roofline(
+          &g, view(), g.nodes, symbols, [peak](const hal::OpSpec&) { return peak; },
+          device_.memory_bandwidth_bytes_per_s);
+      hal::plugin::append_group(&info, std::move(g));
     }
     return info;
   }

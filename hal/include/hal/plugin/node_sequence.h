@@ -14,6 +14,8 @@
 //   bindings, internal ones in the scratch, views at their offsets at this execution's
 //   symbol values, attention's kv_length from its symbol), for the backend's own
 //   dispatch path.
+// - add_roofline() / append_group(): the prediction of an executable without a timing
+//   model of its own: each node at its roofline time, back to back.
 //
 // Threading: pure functions over their arguments.
 #pragma once
@@ -21,6 +23,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -73,8 +76,7 @@ struct ScratchLayout {
 
   // Internal owners (those `place` accepts; default: every one) placed first-fit by
   // offset, largest first, among the owners whose lifetimes overlap theirs.
-  static ScratchLayout plan(const GraphView& view,
-                            const std::function<bool(int32_t)>& place = {}) {
+  static ScratchLayout plan(const GraphView& view, const std::function<bool(int32_t)>& place = {}) {
     ScratchLayout s;
     s.offset.assign(view.values.size(), 0);
     const auto life = lifetimes(view);
@@ -142,6 +144,41 @@ inline OpCall node_call(const GraphView& view, const ExecuteCall& call, const Sc
     c.inputs[i] = value_arg(view, call, layout, g.inputs[i]);
   c.output = value_arg(view, call, layout, g.output);
   return c;
+}
+
+// Adds to `group` the nodes `nodes` of `view` (indices) run back to back at `symbols`: their
+// FLOPs and device-memory bytes (hal::analytic_cost) and each node's roofline time,
+// max(FLOPs / peak_flops(spec), bytes / bandwidth); the group is memory-bound when the
+// memory-bound nodes take at least half its time. Name, main node and node list stay the
+// caller's.
+inline void add_roofline(FusedGroupInfo* group, const GraphView& view,
+                         std::span<const int32_t> nodes, std::span<const int64_t> symbols,
+                         const std::function<double(const OpSpec&)>& peak_flops, double bandwidth) {
+  double memory_bound = 0;
+  for (int32_t n : nodes) {
+    const OpSpec spec = view.node_spec(size_t(n), symbols);
+    const OpCost cost = analytic_cost(spec);
+    const double peak = peak_flops(spec);
+    const double compute = peak > 0 ? cost.flops / peak : 0.0;
+    const double memory =
+        bandwidth > 0 ? double(cost.bytes_read + cost.bytes_written) / bandwidth : 0.0;
+    group->flops += cost.flops;
+    group->dram_bytes_read += cost.bytes_read;
+    group->dram_bytes_written += cost.bytes_written;
+    group->predicted_seconds += std::max(compute, memory);
+    memory_bound += memory >= compute ? std::max(compute, memory) : 0.0;
+  }
+  group->bound =
+      memory_bound * 2 >= group->predicted_seconds ? BoundBy::kMemory : BoundBy::kCompute;
+}
+
+// Appends `group` to `info`, adding its time, FLOPs and bytes to the executable's.
+inline void append_group(ExecutableInfo* info, FusedGroupInfo group) {
+  info->predicted_seconds += group.predicted_seconds;
+  info->flops += group.flops;
+  info->dram_bytes_read += group.dram_bytes_read;
+  info->dram_bytes_written += group.dram_bytes_written;
+  info->groups.push_back(std::move(group));
 }
 
 }  // namespace hal::plugin
