@@ -13,6 +13,9 @@ namespace {
 // is data from a model repository, and must not hang or exhaust memory.
 constexpr size_t kMaxOutputBytes = 64 << 20;
 constexpr int kMaxDepth = 256;
+// Work budget of one render, in expression evaluations plus elements of the sequences
+// built: a chat template renders in far fewer; nested loops over large ranges do not.
+constexpr int64_t kMaxWork = 2'000'000;
 
 class Renderer {
  public:
@@ -132,32 +135,30 @@ class Renderer {
     return ok_status();
   }
 
-  Result<std::vector<Value>> iterate(const Value& v, int line) const {
+  // The items a for loop visits (shared with the value when it is a list: no copy).
+  Result<std::shared_ptr<const std::vector<Value>>> iterate(const Value& v, int line) const {
     switch (v.kind) {
-      case Value::Kind::kUndefined:
-        return std::vector<Value>();
+      case Value::Kind::kUndefined: return std::make_shared<const std::vector<Value>>();
       case Value::Kind::kList:
-      case Value::Kind::kTuple:
-        return *v.list;
+      case Value::Kind::kTuple: return v.list;
       case Value::Kind::kDict: {
         std::vector<Value> keys;
         for (const auto& [k, _] : v.dict->items) keys.push_back(Value::string(k));
-        return keys;
+        return std::make_shared<const std::vector<Value>>(std::move(keys));
       }
       case Value::Kind::kString: {
         std::vector<Value> chars;
         for (std::string_view c : code_points(v.s)) chars.push_back(Value::string(std::string(c)));
-        return chars;
+        return std::make_shared<const std::vector<Value>>(std::move(chars));
       }
-      default:
-        return fail(line, "'" + v.str() + "' is not iterable");
+      default: return fail(line, "'" + v.str() + "' is not iterable");
     }
   }
 
   Status exec_for(const Stmt& s, Flow& flow) {
     if (++depth_ > kMaxDepth) return fail(s.line, "loops nested too deeply");
     HAL_ASSIGN_OR_RETURN(const Value seq, eval(*s.expr));
-    HAL_ASSIGN_OR_RETURN(std::vector<Value> items, iterate(seq, s.line));
+    HAL_ASSIGN_OR_RETURN(std::shared_ptr<const std::vector<Value>> all, iterate(seq, s.line));
     auto bind = [&](const Value& item) -> Status {
       if (s.targets.size() == 1) {
         assign(s.targets[0], item);
@@ -171,7 +172,7 @@ class Renderer {
     };
     if (s.loop_filter) {
       std::vector<Value> kept;
-      for (const Value& item : items) {
+      for (const Value& item : *all) {
         frames_.emplace_back();
         Status st = bind(item);
         Result<Value> keep = st.ok() ? eval(*s.loop_filter) : Result<Value>(st);
@@ -179,8 +180,9 @@ class Renderer {
         if (!keep.ok()) return keep.status();
         if (keep->truthy()) kept.push_back(item);
       }
-      items = std::move(kept);
+      all = std::make_shared<const std::vector<Value>>(std::move(kept));
     }
+    const std::vector<Value>& items = *all;
     if (items.empty()) {
       --depth_;
       if (s.bodies.size() > 1) return exec(s.bodies[1], flow);
@@ -189,6 +191,9 @@ class Renderer {
     ++loop_depth_;
     const int64_t n = int64_t(items.size());
     for (int64_t k = 0; k < n; ++k) {
+      if (++work_ > kMaxWork)
+        return fail(s.line, "the template does too much work (over " + std::to_string(kMaxWork) +
+                                " steps)");
       // Each iteration has its own scope: a set inside does not outlive it (jinja2).
       frames_.emplace_back();
       Dict loop;
@@ -227,7 +232,11 @@ class Renderer {
   }
 
   Result<Value> eval(const Expr& e) {
+    if (++work_ > kMaxWork) return fail(e.line, "the template does too much work (over " +
+                                                   std::to_string(kMaxWork) + " steps)");
     auto r = eval_inner(e);
+    if (r.ok() && (r->is_sequence() || r->is_string()))
+      work_ += int64_t(r->is_string() ? r->s.size() / 16 : r->list->size());
     if (!r.ok()) return located(e.line, r.status());
     return r;
   }
@@ -529,6 +538,7 @@ class Renderer {
   std::string out_;
   int loop_depth_ = 0;
   int depth_ = 0;
+  int64_t work_ = 0;
 };
 
 }  // namespace

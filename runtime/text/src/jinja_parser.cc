@@ -461,6 +461,8 @@ class Parser {
   }
 
   Result<std::unique_ptr<Stmt>> parse_statement(const Token& keyword) {
+    NestingGuard guard(nesting_);
+    if (nesting_ > kMaxNesting) return fail("statements nested too deeply");
     auto s = std::make_unique<Stmt>();
     s->line = keyword.line;
     const std::string& k = keyword.text;
@@ -713,7 +715,18 @@ class Parser {
     }
     return left;
   }
+  // Nesting deeper than this is refused rather than risking the stack: templates are
+  // data from a model repository.
+  static constexpr int kMaxNesting = 200;
+  struct NestingGuard {
+    int& depth;
+    explicit NestingGuard(int& d) : depth(++d) {}
+    ~NestingGuard() { --depth; }
+  };
+
   Result<ExprPtr> parse_unary(bool with_filter = true) {
+    NestingGuard guard(nesting_);
+    if (nesting_ > kMaxNesting) return fail("expression nested too deeply");
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
       e = node(Expr::Kind::kUnary, cur().line);
@@ -927,6 +940,7 @@ class Parser {
   std::vector<Token> t_;
   size_t p_ = 0;
   std::string name_;
+  int nesting_ = 0;
 };
 
 }  // namespace
