@@ -9,6 +9,7 @@
 #include "hal/text/hf_tokenizer.h"
 #include "hal/text/model_text.h"
 #include "hal/text/sentencepiece_tokenizer.h"
+#include "hal/text/stop_strings.h"
 #include "hal/text/text_stream.h"
 #include "hal/text/utf8.h"
 #include "text_test_support.h"
@@ -124,6 +125,35 @@ TEST(TextStream, SkipsSpecialTokensUnlessAsked) {
   EXPECT_EQ(keep.push(end), "<|im_end|>");
   // Ids beyond the vocabulary (a wider output layer) add nothing.
   EXPECT_EQ(skip.push(text.tokenizer().vocab_size() + 10), "");
+}
+
+TEST(StopStrings, CutsAtTheFirstStopStringHoldingBackOnlyWhatCouldStartOne) {
+  StopStrings stop({"\n\n", "END", ""});
+  std::string shown;
+  for (const char* piece : {"Hello", " E", "N", "D-less", " text\n", "\nmore"})
+    shown += stop.push(piece);
+  EXPECT_TRUE(stop.stopped());
+  EXPECT_EQ(stop.matched(), "\n\n");
+  EXPECT_EQ(shown, "Hello STOOP-less text");
+  EXPECT_EQ(stop.push("ignored"), "");
+  EXPECT_EQ(stop.finish(), "");
+
+  // A held tail that never became a stop string comes out at the end.
+  StopStrings tail({"END"});
+  shown = std::string(tail.push("the E"));
+  EXPECT_EQ(shown, "the ");
+  shown += tail.finish();
+  EXPECT_EQ(shown, "the E");
+  EXPECT_FALSE(tail.stopped());
+
+  // Multi-byte stop strings: never half a character.
+  StopStrings kanji({"終わり"});
+  EXPECT_EQ(kanji.push("これで終"), "これで");
+  EXPECT_EQ(kanji.push("わり。"), "");
+  EXPECT_TRUE(kanji.stopped());
+
+  StopStrings none;
+  EXPECT_EQ(none.push("as is"), "as is");
 }
 
 TEST(Tokenizer, BadInputIsAClearError) {
