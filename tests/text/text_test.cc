@@ -128,9 +128,9 @@ TEST(TextStream, SkipsSpecialTokensUnlessAsked) {
 }
 
 TEST(StopStrings, CutsAtTheFirstStopStringHoldingBackOnlyWhatCouldStartOne) {
-  StopStrings stop({"\n\n", "END", ""});
+  StopStrings stop({"\n\n", "STOP", ""});
   std::string shown;
-  for (const char* piece : {"Hello", " E", "N", "D-less", " text\n", "\nmore"})
+  for (const char* piece : {"Hello", " S", "T", "OOP-less", " text\n", "\nmore"})
     shown += stop.push(piece);
   EXPECT_TRUE(stop.stopped());
   EXPECT_EQ(stop.matched(), "\n\n");
