@@ -6,6 +6,7 @@
 //   halctl run --model gpt2-tiny --devices cpu:0 --prompt-ids 1,2,3 --max-new-tokens 16
 //   halctl run --model DIR --prompts "1,2,3;4,5" --temperature 0.8 --top-k 40 --seed 7 --json
 //   halctl run --model gpt2-small-random --devices cpu:0,npu:0 --report r.json --trace t.json
+//   halctl run --model DIR --prompt "Hello" [--chat] [--stop S]   # text in, text out
 //
 // Placement: the scheduler (hal/runtime/scheduled_plan.h) places ops across --devices,
 // within each device's memory, pinned by --placement; a device that lacks an op falls
@@ -23,7 +24,8 @@
 //
 // The command reads as its steps: parse the options, check what needs no device, generate
 // (platform, model, session, tokens), write the logits and profile files, print
-// (run_summary.h); the progress line is terminal_progress.h.
+// (run_summary.h); the progress line is terminal_progress.h. Text prompts (--prompt,
+// --prompt-file, --chat, --stop, ...) are run_text.h's: the steps hook it in.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -36,6 +38,7 @@
 #include "hal/runtime/session.h"
 #include "run_outputs.h"
 #include "run_summary.h"
+#include "run_text.h"
 #include "terminal_progress.h"
 
 namespace halctl {
@@ -46,6 +49,7 @@ namespace {
 struct RunRequest {
   CommonOptions common;
   RunPlacementOptions placing;
+  RunTextOptions text;
   std::string model_name = "gpt2-tiny", devices_text = "cpu:0", prompt_ids, prompts_text;
   std::string dtype_text = "f32", dump_logits;
   int64_t max_new_tokens = 16, batch = 1, eos_id = -1;
@@ -62,6 +66,7 @@ std::optional<int> parse_request(const Args& args, RunRequest& req) {
   po::options_description desc("halctl run options");
   add_common_options(desc, req.common);
   add_run_placement_options(desc, req.placing);
+  add_run_text_options(desc, req.text);
   desc.add_options()("model",
                      po::value<std::string>(&req.model_name)->default_value(req.model_name),
                      "checkpoint directory (config.json + safetensors) or built-in name: "
@@ -96,8 +101,9 @@ std::optional<int> parse_request(const Args& args, RunRequest& req) {
       "(row 0 from the last prompt position), prompt after prompt");
   po::variables_map vm;
   if (auto stop = parse_args("run", args, desc, {}, vm,
-                             "halctl run --model DIR|NAME [--devices cpu:0] --prompt-ids 1,2,3 "
-                             "[--max-new-tokens N] [--json] [--dump-logits FILE]"))
+                             "halctl run --model DIR|NAME [--devices cpu:0] (--prompt TEXT | "
+                             "--prompt-ids 1,2,3) [--max-new-tokens N] [--json] "
+                             "[--dump-logits FILE]"))
     return stop;
   req.prompt_ids_given = vm.count("prompt-ids") > 0;
   req.prompts_given = vm.count("prompts") > 0;
@@ -108,13 +114,27 @@ std::optional<int> parse_request(const Args& args, RunRequest& req) {
 struct CheckedRequest {
   std::vector<std::vector<int32_t>> prompts;
   hal::DType dtype = hal::DType::kF32;
+  std::unique_ptr<RunText> text;  // text prompts: their ids are `prompts`
 };
 
 // Checks the prompts, counts and dtype; an exit code after reporting a bad one.
 std::optional<int> check_request(const RunRequest& req, CheckedRequest& out) {
   if (req.prompts_given && req.prompt_ids_given)
     return usage_error("run", "give --prompt-ids or --prompts, not both");
-  if (req.prompts_given) {
+  if (const std::string misuse = req.text.misuse(); !misuse.empty())
+    return usage_error("run", misuse);
+  if (req.text.any()) {
+    if (req.prompts_given || req.prompt_ids_given)
+      return usage_error("run",
+                         "give text prompts (--prompt, --prompt-file) or token ids "
+                         "(--prompt-ids, --prompts), not both");
+    if (req.batch < 1 || req.batch > 4096)
+      return usage_error("run", "--batch must be in [1, 4096]");
+    auto text = RunText::create(req.text, req.model_name, req.batch);
+    if (!text.ok()) return report_error("run", text.status());
+    out.text = std::move(*text);
+    out.prompts = out.text->prompt_ids();
+  } else if (req.prompts_given) {
     for (const std::string& p : split_list(req.prompts_text, ';')) {
       auto ids = parse_id_list(p, "--prompts");
       if (!ids.ok()) return report_error("run", ids.status());
@@ -200,10 +220,13 @@ std::optional<int> generate(const RunRequest& req, const CheckedRequest& checked
   go.keep_logits = !req.dump_logits.empty();
   go.progress = so.progress;
   go.failover = req.failover;
+  if (checked.text)
+    checked.text->attach(go, /*stream=*/!req.common.json && checked.prompts.size() == 1);
   auto result = run.session->generate(checked.prompts, go);
   run.progress.finish();
   if (!result.ok()) return report_error("run", result.status());
   run.result = std::move(*result);
+  if (checked.text) checked.text->complete(run.result);
   return std::nullopt;
 }
 
@@ -247,7 +270,7 @@ int cmd_run(const Args& args) {
 
   const RunSummary summary{*run.model,   checked.dtype,     checked.prompts, run.devices,
                            *run.session, run.planner.get(), req.placing,     *profile,
-                           run.result,   req.failover,      req.dump_logits};
+                           run.result,   req.failover,      req.dump_logits, checked.text.get()};
   if (req.common.json)
     print_run_json(summary);
   else

@@ -116,6 +116,7 @@ void print_run_json(const RunSummary& s) {
                         {"note", ev.note}});
     out["failovers"] = events;
   }
+  if (s.text) s.text->add_json(out);
   out["prefill_activation_bytes"] = r.prefill_activation_bytes;
   out["decode_activation_bytes"] = r.decode_activation_bytes;
   if (!s.dump_logits.empty()) out["dump_logits"] = s.dump_logits;
@@ -139,7 +140,8 @@ void print_run_text(const RunSummary& s) {
     }
     return text;
   };
-  for (size_t b = 0; b < prompts.size(); ++b) {
+  if (s.text) s.text->print();
+  for (size_t b = 0; b < prompts.size() && !s.text; ++b) {
     const std::string tag = prompts.size() > 1 ? fmt::format("[{}] ", b) : "";
     fmt::print("prompt     {}{}\n", tag, ids_text(prompts[b]));
     fmt::print("generated  {}{}\n", tag, ids_text(r.tokens[b]));
