@@ -33,6 +33,7 @@
 #include "hal/text/hf_tokenizer.h"
 #include "hal/text/model_text.h"
 #include "hal/text/text_stream.h"
+#include "support/cli_run.h"
 
 namespace {
 
@@ -63,20 +64,15 @@ struct Env {
 
 nlohmann::json run_baseline(const std::string& tokenizer, const fs::path& text) {
   const char* python = std::getenv("HAL_BENCH_PYTHON");
-  const std::string cmd = std::string(python ? python : "python3") +
-                          " " HAL_HF_BASELINE_SCRIPT " --tokenizer " + tokenizer + " --text " +
-                          text.string() + " 2>/dev/null";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return nullptr;
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  if (::pclose(p) != 0) {
-    std::fprintf(stderr, "Hugging Face baseline did not run (pip install tokenizers?)\n");
+  const hal::test::CliRun r = hal::test::run_command_line(
+      std::string(python ? python : "python3") + " " HAL_HF_BASELINE_SCRIPT " --tokenizer " +
+      tokenizer + " --text " + text.string());
+  if (r.exit_code != 0) {
+    std::fprintf(stderr, "Hugging Face baseline did not run (pip install tokenizers?): %s\n",
+                 r.err.c_str());
     return nullptr;
   }
-  auto j = nlohmann::json::parse(out, nullptr, false);
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
   return j.is_discarded() ? nlohmann::json(nullptr) : j;
 }
 

@@ -15,9 +15,6 @@
 // is not valid UTF-8, ids outside the vocabulary, bad options).
 #include <fmt/format.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "common.h"
 #include "hal/text/model_text.h"
 #include "hal/text/utf8.h"
@@ -46,14 +43,6 @@ std::string piece_display(const hal::text::Tokenizer& t, hal::text::TokenId id) 
   return out;
 }
 
-hal::Result<std::string> read_text_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return hal::not_found("--file: cannot open '" + path + "'");
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 }  // namespace
 
 int cmd_tokenize(const Args& args) {
@@ -79,7 +68,7 @@ int cmd_tokenize(const Args& args) {
   if (vm.count("text") == vm.count("file"))
     return usage_error("tokenize", "give the text with --text or --file (one of them)");
   if (vm.count("file")) {
-    auto content = read_text_file(file);
+    auto content = read_file("--file", file);
     if (!content.ok()) return report_error("tokenize", content.status());
     text = std::move(*content);
   }

@@ -5,22 +5,12 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "hal/text/utf8.h"
 
 namespace halctl {
 
 namespace {
-
-hal::Result<std::string> read_prompt_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return hal::not_found("--prompt-file: cannot open '" + path + "'");
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 void write_stdout(std::string_view s) {
   if (s.empty()) return;
@@ -79,7 +69,7 @@ hal::Result<std::unique_ptr<RunText>> RunText::create(const RunTextOptions& opti
   std::unique_ptr<RunText> rt(new RunText(options, std::move(text)));
   std::vector<std::string> prompts = options.prompts;
   for (const std::string& path : options.prompt_files) {
-    HAL_ASSIGN_OR_RETURN(std::string p, read_prompt_file(path));
+    HAL_ASSIGN_OR_RETURN(std::string p, read_file("--prompt-file", path));
     prompts.push_back(std::move(p));
   }
   if (prompts.size() == 1 && batch > 1) prompts.assign(size_t(batch), prompts[0]);

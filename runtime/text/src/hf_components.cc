@@ -143,6 +143,15 @@ bool is_hf_punctuation(char32_t c) {
 
 }  // namespace
 
+Status for_each_in_sequence(const nlohmann::json& j, const char* key, std::string_view where,
+                            const std::function<Status(const nlohmann::json&)>& add) {
+  const auto it = j.find(key);
+  if (it == j.end() || !it->is_array())
+    return invalid_argument(std::string(where) + ": Sequence without \"" + key + "\"");
+  for (const auto& sub : *it) HAL_RETURN_IF_ERROR(add(sub));
+  return ok_status();
+}
+
 Result<std::string> json_type(const nlohmann::json& j, std::string_view where) {
   const auto it = j.find("type");
   if (!j.is_object() || it == j.end() || !it->is_string())
@@ -191,11 +200,8 @@ Status Normalizer::add(const nlohmann::json& j, std::string_view where) {
   HAL_ASSIGN_OR_RETURN(const std::string type, json_type(j, where));
   NormalizerStep step;
   if (type == "Sequence") {
-    const auto it = j.find("normalizers");
-    if (it == j.end() || !it->is_array())
-      return invalid_argument(std::string(where) + ": Sequence without \"normalizers\"");
-    for (const auto& sub : *it) HAL_RETURN_IF_ERROR(add(sub, where));
-    return ok_status();
+    return for_each_in_sequence(j, "normalizers", where,
+                                [&](const nlohmann::json& sub) { return add(sub, where); });
   } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
     step.form = type == "NFC"    ? NormalForm::kNFC
                 : type == "NFD"  ? NormalForm::kNFD
@@ -285,11 +291,8 @@ Status PreTokenizer::add(const nlohmann::json& j, std::string_view where) {
   HAL_ASSIGN_OR_RETURN(const std::string type, json_type(j, where));
   PreTokenizerStep step;
   if (type == "Sequence") {
-    const auto it = j.find("pretokenizers");
-    if (it == j.end() || !it->is_array())
-      return invalid_argument(std::string(where) + ": Sequence without \"pretokenizers\"");
-    for (const auto& sub : *it) HAL_RETURN_IF_ERROR(add(sub, where));
-    return ok_status();
+    return for_each_in_sequence(j, "pretokenizers", where,
+                                [&](const nlohmann::json& sub) { return add(sub, where); });
   } else if (type == "ByteLevel") {
     step.add_prefix_space = get_bool(j, "add_prefix_space", true);
     step.use_regex = get_bool(j, "use_regex", true);
@@ -480,11 +483,8 @@ Result<PostProcessor> PostProcessor::from_json(const nlohmann::json& j, std::str
 Status PostProcessor::add(const nlohmann::json& j, std::string_view where) {
   HAL_ASSIGN_OR_RETURN(const std::string type, json_type(j, where));
   if (type == "Sequence") {
-    const auto it = j.find("processors");
-    if (it == j.end() || !it->is_array())
-      return invalid_argument(std::string(where) + ": Sequence without \"processors\"");
-    for (const auto& sub : *it) HAL_RETURN_IF_ERROR(add(sub, where));
-    return ok_status();
+    return for_each_in_sequence(j, "processors", where,
+                                [&](const nlohmann::json& sub) { return add(sub, where); });
   }
   if (type == "ByteLevel") return ok_status();  // offsets only; ids unchanged
   if (type == "TemplateProcessing") {

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -158,6 +159,9 @@ class Decoder {
   std::vector<DecoderStep> steps_;
 };
 
+// A {"type": "Sequence", `key`: [...]} stage: `add` on each item in order.
+Status for_each_in_sequence(const nlohmann::json& j, const char* key, std::string_view where,
+                            const std::function<Status(const nlohmann::json&)>& add);
 // The JSON value's "type" string, or INVALID_ARGUMENT naming `where`.
 Result<std::string> json_type(const nlohmann::json& j, std::string_view where);
 // A {"String": s} or {"Regex": r} pattern.

@@ -95,11 +95,8 @@ Status Decoder::add(const nlohmann::json& j, std::string_view where) {
   HAL_ASSIGN_OR_RETURN(const std::string type, json_type(j, where));
   DecoderStep step;
   if (type == "Sequence") {
-    const auto it = j.find("decoders");
-    if (it == j.end() || !it->is_array())
-      return invalid_argument(std::string(where) + ": Sequence without \"decoders\"");
-    for (const auto& sub : *it) HAL_RETURN_IF_ERROR(add(sub, where));
-    return ok_status();
+    return for_each_in_sequence(j, "decoders", where,
+                                [&](const nlohmann::json& sub) { return add(sub, where); });
   } else if (type == "ByteLevel") {
   } else if (type == "Metaspace") {
     step.kind = DecoderStep::kMetaspace;

@@ -138,9 +138,11 @@ class Renderer {
   // The items a for loop visits (shared with the value when it is a list: no copy).
   Result<std::shared_ptr<const std::vector<Value>>> iterate(const Value& v, int line) const {
     switch (v.kind) {
-      case Value::Kind::kUndefined: return std::make_shared<const std::vector<Value>>();
+      case Value::Kind::kUndefined:
+        return std::make_shared<const std::vector<Value>>();
       case Value::Kind::kList:
-      case Value::Kind::kTuple: return v.list;
+      case Value::Kind::kTuple:
+        return v.list;
       case Value::Kind::kDict: {
         std::vector<Value> keys;
         for (const auto& [k, _] : v.dict->items) keys.push_back(Value::string(k));
@@ -151,7 +153,8 @@ class Renderer {
         for (std::string_view c : code_points(v.s)) chars.push_back(Value::string(std::string(c)));
         return std::make_shared<const std::vector<Value>>(std::move(chars));
       }
-      default: return fail(line, "'" + v.str() + "' is not iterable");
+      default:
+        return fail(line, "'" + v.str() + "' is not iterable");
     }
   }
 
@@ -232,8 +235,9 @@ class Renderer {
   }
 
   Result<Value> eval(const Expr& e) {
-    if (++work_ > kMaxWork) return fail(e.line, "the template does too much work (over " +
-                                                   std::to_string(kMaxWork) + " steps)");
+    if (++work_ > kMaxWork)
+      return fail(e.line,
+                  "the template does too much work (over " + std::to_string(kMaxWork) + " steps)");
     auto r = eval_inner(e);
     if (r.ok() && (r->is_sequence() || r->is_string()))
       work_ += int64_t(r->is_string() ? r->s.size() / 16 : r->list->size());
