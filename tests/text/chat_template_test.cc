@@ -101,6 +101,27 @@ TEST(ChatTemplate, UnsupportedConstructsAreErrorsNamingThem) {
             std::string::npos);
 }
 
+TEST(ChatTemplate, WorkIsBoundedButLongConversationsFit) {
+  EXPECT_NE(render("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
+                   "{% endfor %}")
+                .find("the template does too much work"),
+            std::string::npos);
+  EXPECT_NE(render("{{ " + std::string(300, '(') + "1" + std::string(300, ')') + " }}")
+                .find("nested too deeply"),
+            std::string::npos);
+  // A thousand-turn conversation through the ChatML template of the goldens.
+  const json g = read_ordered(test::goldens_dir() / "chat" / "goldens.json");
+  json messages = json::array();
+  for (int i = 0; i < 1000; ++i)
+    messages.push_back(
+        {{"role", i % 2 ? "assistant" : "user"}, {"content", "turn " + std::to_string(i)}});
+  auto t = ChatTemplate::parse(g["templates"]["chatml"].get<std::string>(), "chatml");
+  ASSERT_TRUE(t.ok());
+  auto out = t->render({{"messages", messages}, {"add_generation_prompt", true}});
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_NE(out->find("turn 999<|im_end|>"), std::string::npos);
+}
+
 TEST(ChatTemplate, ModelTextAppliesTheTemplateWithItsSpecialTokens) {
   auto text = load_model_text((test::goldens_dir() / "llama3").string());
   ASSERT_TRUE(text.ok()) << text.status().to_string();

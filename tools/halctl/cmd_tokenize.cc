@@ -18,6 +18,7 @@
 #include "common.h"
 #include "hal/text/model_text.h"
 #include "hal/text/utf8.h"
+#include "run_text.h"
 
 namespace halctl {
 
@@ -74,7 +75,7 @@ int cmd_tokenize(const Args& args) {
   }
   if (auto s = hal::text::validate_utf8(text, vm.count("file") ? "--file" : "--text"); !s.ok())
     return report_error("tokenize", s);
-  auto loaded = hal::text::load_model_text(model);
+  auto loaded = load_model_text_for(model);
   if (!loaded.ok()) return report_error("tokenize", loaded.status());
   const hal::text::ModelText& mt = *loaded;
   const hal::text::Tokenizer& t = mt.tokenizer();
@@ -137,7 +138,7 @@ int cmd_detokenize(const Args& args) {
   if (!vm.count("ids")) return usage_error("detokenize", "give the token ids with --ids");
   auto ids = parse_id_list(ids_text, "--ids");
   if (!ids.ok()) return report_error("detokenize", ids.status());
-  auto loaded = hal::text::load_model_text(model);
+  auto loaded = load_model_text_for(model);
   if (!loaded.ok()) return report_error("detokenize", loaded.status());
   auto text = loaded->tokenizer().decode(*ids, {.skip_special_tokens = skip_special});
   if (!text.ok()) return report_error("detokenize", text.status().with_context("--ids"));

@@ -54,8 +54,7 @@ void add_run_text_options(po::options_description& desc, RunTextOptions& o) {
       "print special tokens (<|eot_id|>, </s>) in the generated text");
 }
 
-hal::Result<std::unique_ptr<RunText>> RunText::create(const RunTextOptions& options,
-                                                      const std::string& model, int64_t batch) {
+hal::Result<hal::text::ModelText> load_model_text_for(const std::string& model) {
   auto loaded = hal::text::load_model_text(model);
   if (!loaded.ok()) {
     const auto builtins = hal::runtime::builtin_model_names();
@@ -63,9 +62,13 @@ hal::Result<std::unique_ptr<RunText>> RunText::create(const RunTextOptions& opti
       return hal::invalid_argument("built-in model '" + model +
                                    "' has no vocabulary, so it takes token ids (--prompt-ids), "
                                    "not text");
-    return loaded.status();
   }
-  hal::text::ModelText text = std::move(*loaded);
+  return loaded;
+}
+
+hal::Result<std::unique_ptr<RunText>> RunText::create(const RunTextOptions& options,
+                                                      const std::string& model, int64_t batch) {
+  HAL_ASSIGN_OR_RETURN(hal::text::ModelText text, load_model_text_for(model));
   std::unique_ptr<RunText> rt(new RunText(options, std::move(text)));
   std::vector<std::string> prompts = options.prompts;
   for (const std::string& path : options.prompt_files) {

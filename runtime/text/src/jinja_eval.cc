@@ -13,9 +13,10 @@ namespace {
 // is data from a model repository, and must not hang or exhaust memory.
 constexpr size_t kMaxOutputBytes = 64 << 20;
 constexpr int kMaxDepth = 256;
-// Work budget of one render, in expression evaluations plus elements of the sequences
-// built: a chat template renders in far fewer; nested loops over large ranges do not.
-constexpr int64_t kMaxWork = 2'000'000;
+// Work budget of one render, in expression evaluations and loop iterations plus elements
+// of the sequences built: a chat template over a thousand messages stays well below it;
+// nested loops over large ranges do not (and must fail in well under a second).
+constexpr int64_t kMaxWork = 200'000;
 
 class Renderer {
  public:
@@ -193,6 +194,17 @@ class Renderer {
     }
     ++loop_depth_;
     const int64_t n = int64_t(items.size());
+    // loop.cycle(a, b, ...): one function per loop, reading the current iteration.
+    auto position = std::make_shared<int64_t>(0);
+    auto fn = std::make_shared<Function>();
+    fn->name = "loop.cycle";
+    fn->call = [position](const Args& args, const KwArgs&) -> Result<Value> {
+      if (args.empty()) return invalid_argument("loop.cycle() needs at least one argument");
+      return args[size_t(*position) % args.size()];
+    };
+    Value cycle;
+    cycle.kind = Value::Kind::kFunction;
+    cycle.fn = std::move(fn);
     for (int64_t k = 0; k < n; ++k) {
       if (++work_ > kMaxWork)
         return fail(s.line, "the template does too much work (over " + std::to_string(kMaxWork) +
@@ -211,15 +223,7 @@ class Renderer {
                k > 0 ? items[size_t(k - 1)] : Value::undefined("'previtem' is undefined"));
       loop.set("nextitem",
                k + 1 < n ? items[size_t(k + 1)] : Value::undefined("'nextitem' is undefined"));
-      auto fn = std::make_shared<Function>();
-      fn->name = "loop.cycle";
-      fn->call = [k](const Args& args, const KwArgs&) -> Result<Value> {
-        if (args.empty()) return invalid_argument("loop.cycle() needs at least one argument");
-        return args[size_t(k) % args.size()];
-      };
-      Value cycle;
-      cycle.kind = Value::Kind::kFunction;
-      cycle.fn = std::move(fn);
+      *position = k;
       loop.set("cycle", cycle);
       assign("loop", Value::make_dict(std::move(loop)));
       Status st = bind(items[size_t(k)]);
@@ -239,7 +243,12 @@ class Renderer {
       return fail(e.line,
                   "the template does too much work (over " + std::to_string(kMaxWork) + " steps)");
     auto r = eval_inner(e);
-    if (r.ok() && (r->is_sequence() || r->is_string()))
+    // Sequences and strings an expression builds count by their size (reading a variable
+    // that holds one builds nothing).
+    const bool builds = e.kind != Expr::Kind::kName && e.kind != Expr::Kind::kAttr &&
+                        e.kind != Expr::Kind::kItem && e.kind != Expr::Kind::kLiteral &&
+                        e.kind != Expr::Kind::kCondition;
+    if (r.ok() && builds && (r->is_sequence() || r->is_string()))
       work_ += int64_t(r->is_string() ? r->s.size() / 16 : r->list->size());
     if (!r.ok()) return located(e.line, r.status());
     return r;

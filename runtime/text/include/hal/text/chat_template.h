@@ -11,6 +11,8 @@
 // subset fails to parse or render with INVALID_ARGUMENT naming the construct and its line
 // ("chat template 'default': line 3: unsupported statement 'macro'"), never a silently
 // different prompt. A template's raise_exception(msg) is INVALID_ARGUMENT carrying msg.
+// Templates are data from a model repository: nesting (200 levels) and the work of one
+// render (200,000 steps; output 64 MiB) are bounded, beyond which rendering fails.
 //
 // Checked against jinja2 itself on the families' formats (Llama 3, ChatML/Qwen,
 // Mistral) and on a feature template (tests/text/goldens/chat).
