@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "common.h"
+#include "hal/file_io.h"
 #include "hal/text/model_text.h"
 #include "hal/text/utf8.h"
 #include "run_text.h"
@@ -69,7 +70,7 @@ int cmd_tokenize(const Args& args) {
   if (vm.count("text") == vm.count("file"))
     return usage_error("tokenize", "give the text with --text or --file (one of them)");
   if (vm.count("file")) {
-    auto content = read_file("--file", file);
+    auto content = hal::read_regular_file(file, "--file");
     if (!content.ok()) return report_error("tokenize", content.status());
     text = std::move(*content);
   }

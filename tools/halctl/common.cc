@@ -6,9 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 namespace halctl {
 
@@ -282,14 +280,6 @@ void print_json(const nlohmann::json& value) {
   // Replace invalid UTF-8 (a plugin's strings are not ours to trust) rather than throw.
   std::cout << value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   std::cout.flush();
-}
-
-hal::Result<std::string> read_file(std::string_view what, const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return hal::not_found(fmt::format("{}: cannot open '{}'", what, path));
-  std::ostringstream text;
-  text << f.rdbuf();
-  return text.str();
 }
 
 }  // namespace halctl

@@ -130,7 +130,4 @@ nlohmann::json to_json(const hal::Status& status);
 // Writes `value` indented, plus a newline, to stdout.
 void print_json(const nlohmann::json& value);
 
-// The bytes of the file at `path`; NOT_FOUND "<what>: cannot open '<path>'" otherwise.
-hal::Result<std::string> read_file(std::string_view what, const std::string& path);
-
 }  // namespace halctl

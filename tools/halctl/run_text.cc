@@ -72,7 +72,7 @@ hal::Result<std::unique_ptr<RunText>> RunText::create(const RunTextOptions& opti
   std::unique_ptr<RunText> rt(new RunText(options, std::move(text)));
   std::vector<std::string> prompts = options.prompts;
   for (const std::string& path : options.prompt_files) {
-    HAL_ASSIGN_OR_RETURN(std::string p, read_file("--prompt-file", path));
+    HAL_ASSIGN_OR_RETURN(std::string p, hal::read_regular_file(path, "--prompt-file"));
     prompts.push_back(std::move(p));
   }
   if (prompts.size() == 1 && batch > 1) prompts.assign(size_t(batch), prompts[0]);

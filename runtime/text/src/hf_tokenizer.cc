@@ -2,9 +2,8 @@
 #include "hal/text/hf_tokenizer.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
+#include "hal/file_io.h"
 #include "hal/text/utf8.h"
 #include "hf_tokenizer_impl.h"
 
@@ -276,12 +275,9 @@ Result<std::unique_ptr<Tokenizer>> parse_hf_tokenizer(std::string_view json_text
 }
 
 Result<std::unique_ptr<Tokenizer>> load_hf_tokenizer(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return not_found(path + ": cannot open");
-  std::ostringstream text;
-  text << f.rdbuf();
-  if (!f && !f.eof()) return invalid_argument(path + ": read failed");
-  return parse_hf_tokenizer(text.str(), path);
+  // A FIFO or device named as the file is refused, not waited on (hal/file_io.h).
+  HAL_ASSIGN_OR_RETURN(const std::string text, hal::read_regular_file(path, "tokenizer"));
+  return parse_hf_tokenizer(text, path);
 }
 
 }  // namespace hal::text

@@ -4,9 +4,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "hal/file_io.h"
 #include "hal/text/hf_tokenizer.h"
 #include "hal/text/sentencepiece_tokenizer.h"
 
@@ -20,14 +19,6 @@ std::string_view builtin_file(std::string_view model, std::string_view name);
 namespace {
 
 namespace fs = std::filesystem;
-
-Result<std::string> read_file(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return not_found(path.string() + ": cannot open");
-  std::ostringstream text;
-  text << f.rdbuf();
-  return text.str();
-}
 
 Result<nlohmann::json> parse_json(std::string_view text, std::string_view name) {
   try {
@@ -288,7 +279,9 @@ Result<ModelText> load_model_text(std::string_view name_or_dir) {
                        read_configs(
                            [&](const char* file) -> Result<std::optional<std::string>> {
                              if (!fs::exists(dir / file, ec)) return std::optional<std::string>();
-                             HAL_ASSIGN_OR_RETURN(std::string text, read_file(dir / file));
+                             HAL_ASSIGN_OR_RETURN(
+                                 std::string text,
+                                 hal::read_regular_file((dir / file).string(), "model config"));
                              return std::optional<std::string>(std::move(text));
                            },
                            dir.string() + "/"));

@@ -3,9 +3,8 @@
 #include <sentencepiece_processor.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
+#include "hal/file_io.h"
 #include "hal/text/utf8.h"
 
 namespace hal::text {
@@ -191,11 +190,9 @@ Result<std::unique_ptr<Tokenizer>> parse_sentencepiece_tokenizer(
 
 Result<std::unique_ptr<Tokenizer>> load_sentencepiece_tokenizer(
     const std::string& path, const SentencePieceOptions& options) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return not_found(path + ": cannot open");
-  std::ostringstream bytes;
-  bytes << f.rdbuf();
-  return parse_sentencepiece_tokenizer(bytes.str(), path, options);
+  HAL_ASSIGN_OR_RETURN(const std::string bytes,
+                       hal::read_regular_file(path, "SentencePiece model"));
+  return parse_sentencepiece_tokenizer(bytes, path, options);
 }
 
 }  // namespace hal::text
