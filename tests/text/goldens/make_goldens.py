@@ -9,7 +9,7 @@ Debian system has in /usr/share/common-licenses. It then encodes a list of trick
 with the reference and records ids and decodes. The C++ tests need no Python: they
 read what this script wrote.
 
-    pip install tokenizers==0.23.3 sentencepiece==0.2.1 jinja2
+    pip install tokenizers==0.23.3 sentencepiece==0.2.3 jinja2==3.1.6
     python3 tests/text/goldens/make_goldens.py            # rewrites the files below
 
 Writes (all committed):
