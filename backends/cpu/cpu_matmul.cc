@@ -13,6 +13,7 @@
 
 #include "cpu_blas.h"
 #include "cpu_ops.h"
+#include "cpu_quant.h"
 #include "cpu_simd.h"
 #include "cpu_threading.h"
 
@@ -337,6 +338,7 @@ void run_gemm(const Gemm& g, bool parallel) {
 }  // namespace
 
 Status matmul(const OpSpec& spec, const void* const* in, void* out) {
+  if (is_quantized(spec.inputs[1].dtype)) return quant_matmul(spec, in, out);
   const TensorDesc& ad = spec.inputs[0];
   const TensorDesc& bd = spec.inputs[1];
   const TensorDesc& od = spec.output;
