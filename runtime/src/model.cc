@@ -346,8 +346,17 @@ Result<std::unique_ptr<Model>> load_model(std::string_view name_or_dir) {
   if (!fs::exists(s, ec)) {
     std::string known;
     for (const std::string& n : builtin_model_names()) known += (known.empty() ? "" : ", ") + n;
-    return not_found("model '" + s + "' is neither a directory nor a built-in model (" + known +
-                     ")");
+    return not_found("model '" + s + "' is neither a directory, a GGUF file nor a built-in model (" +
+                     known + ")");
+  }
+  if (fs::is_regular_file(s, ec)) {
+    std::ifstream f(s, std::ios::binary);
+    char magic[4] = {};
+    f.read(magic, 4);
+    if (f.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return open_gguf_model(s);
+    return invalid_argument("model '" + s +
+                            "' is a file but not a GGUF file (no \"GGUF\" magic); a Hugging Face "
+                            "checkpoint is a directory");
   }
   return open_checkpoint(s);
 }

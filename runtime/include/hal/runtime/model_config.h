@@ -60,6 +60,9 @@ struct ModelConfig {
   bool scale_attn_weights = true;                     // gpt2: scores / sqrt(head_dim)
   bool scale_attn_by_inverse_layer_idx = false;       // gpt2: and / (layer + 1)
   double rope_theta = 10000.0;                        // llama
+  // llama: how q/k features pair up in the rotary embedding. Hugging Face checkpoints
+  // rotate halves; GGUF files store q/k rows permuted for interleaved pairs.
+  RopeStyle rope_style = RopeStyle::kRotateHalf;
   std::optional<RopeScaling> rope_scaling;            // llama
   bool attention_bias = false;                        // llama (gpt2 always has biases)
   bool mlp_bias = false;                              // llama
