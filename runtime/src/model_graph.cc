@@ -56,11 +56,15 @@ struct Builder {
     if (has_bias) in.push_back(weight(bias, Shape{wshape[0]}));
     return g.op(node, layer, OpKind::kMatmul, in, a);
   }
-  // An embedding gather; a quantized table yields the compute dtype.
+  // An embedding gather in the compute dtype: a quantized table dequantizes into it; a
+  // float table stored in another dtype (an f16 table tied to the head, with f32
+  // activations) is cast after the gather.
   ValueId gather(const std::string& node, ValueId table, ValueId ids) {
-    const Value& t = g.value(table);
-    if (is_quantized(t.desc.dtype)) return g.op(node, -1, OpKind::kEmbedding, {table, ids}, {}, dt());
-    return g.op(node, -1, OpKind::kEmbedding, {table, ids});
+    const DType t = g.value(table).desc.dtype;
+    if (is_quantized(t)) return g.op(node, -1, OpKind::kEmbedding, {table, ids}, {}, dt());
+    ValueId rows = g.op(node, -1, OpKind::kEmbedding, {table, ids});
+    if (t == dt()) return rows;
+    return g.op(node + ".cast", -1, OpKind::kCast, {rows}, {}, dt());
   }
 
   void inputs() {
@@ -167,7 +171,8 @@ struct Builder {
   void llama() {
     const int64_t d = c.hidden_size, f = c.intermediate_size, hd = c.head_dim;
     const int64_t hq = c.num_heads, hkv = c.num_kv_heads;
-    ValueId x = gather("model.embed_tokens", weight("model.embed_tokens.weight", {c.vocab_size, d}), out.ids);
+    ValueId x = gather("model.embed_tokens", weight("model.embed_tokens.weight", {c.vocab_size, d}),
+                       out.ids);
     ValueId inv_freq = weight("rope.inv_freq", {hd / 2});
     OpAttributes rms;
     rms.epsilon = c.norm_eps;

@@ -191,8 +191,9 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
     auto converted = convert_weight(t, format);
     if (!converted.ok()) return converted.status().with_context("session: weight '" + name + "'");
     if (converted->bytes != bytes)
-      return internal_error("session: weight '" + name + "' converts to " + std::to_string(converted->bytes) +
-                            " bytes; its graph value needs " + std::to_string(bytes));
+      return internal_error("session: weight '" + name + "' converts to " +
+                            std::to_string(converted->bytes) + " bytes; its graph value needs " +
+                            std::to_string(bytes));
     const void* src = converted->data;
     Stream& st = upload_streams[size_t(dev)];
     HAL_RETURN_IF_ERROR(st.copy_from_host(src, *buf, 0, bytes));
