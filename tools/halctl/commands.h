@@ -22,5 +22,6 @@ int cmd_plan(const Args& args);
 int cmd_report(const Args& args);
 int cmd_tokenize(const Args& args);
 int cmd_detokenize(const Args& args);
+int cmd_export(const Args& args);
 
 }  // namespace halctl
