@@ -41,6 +41,9 @@ struct QuantActs {
   const int8_t* q = nullptr;
   const float* d = nullptr;
   const float* ds = nullptr;
+  // lanes[8 (r * blocks + b) + i] = offset x (sum of q[4i .. 4i + 3] of that block), for
+  // formats whose offset is an integer multiple of the scale (cpu_quant_kernels.inc).
+  const int32_t* lanes = nullptr;
   const float* f = nullptr;  // the rows in f32 (fp8 weights multiply these)
 };
 

@@ -51,6 +51,7 @@ namespace isa_vnni {
 
 struct QuantKernels {
   decltype(&isa_base::qgemm) qgemm = &isa_base::qgemm;
+  decltype(&isa_base::int_offset) int_offset = &isa_base::int_offset;
   std::string isa = "scalar";
 };
 
@@ -67,9 +68,11 @@ const QuantKernels& kernels() {
     const bool allow_v3 = allow_v4 || cap == "x86-64-v3";
     if (allow_v4 && __builtin_cpu_supports("x86-64-v4") && __builtin_cpu_supports("avx512vnni")) {
       s.qgemm = &isa_vnni::qgemm;
+      s.int_offset = &isa_vnni::int_offset;
       s.isa = "avx512-vnni";
     } else if (allow_v3 && __builtin_cpu_supports("x86-64-v3")) {
       s.qgemm = &isa_v3::qgemm;
+      s.int_offset = &isa_v3::int_offset;
       s.isa = "avx2";
     }
 #endif
@@ -88,8 +91,10 @@ const float* fp8_table() {
   return table.data();
 }
 
-// Quantizes `rows` rows of f32 (row stride k) into `acts` storage.
-void quantize_acts(const float* x, int64_t rows, int64_t k, int8_t* q, float* d, float* ds) {
+// Quantizes `rows` rows of f32 (row stride k) into `acts` storage; `lanes` (may be null)
+// gets each block's partial sums over 4 elements times `offset`.
+void quantize_acts(const float* x, int64_t rows, int64_t k, int8_t* q, float* d, float* ds, int32_t* lanes,
+                   int offset) {
   const int64_t blocks = k / 32;
   auto body = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
@@ -110,6 +115,9 @@ void quantize_acts(const float* x, int64_t rows, int64_t k, int8_t* q, float* d,
         d[r * blocks + b] = scale;
         ds[2 * (r * blocks + b)] = scale * float(sum_lo);
         ds[2 * (r * blocks + b) + 1] = scale * float(sum_hi);
+        if (lanes)
+          for (int i = 0; i < 8; ++i)
+            lanes[8 * (r * blocks + b) + i] = offset * (int32_t(o[4 * i]) + o[4 * i + 1] + o[4 * i + 2] + o[4 * i + 3]);
       }
   };
   parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1)), body);
@@ -143,16 +151,21 @@ void run_product(const Product& p) {
   acts.blocks = blocks;
   acts.f = af;
   if (p.w_t != DType::kFP8E4M3Channel) {
-    // One scratch block: q (m*k bytes), then d and ds (3 floats per block).
+    // One scratch block: q (m*k bytes), then d and ds (3 floats per block), then the
+    // lanes (8 ints per block) when the format takes them.
+    const int offset = kernels().int_offset(p.w_t);
     const size_t q_floats = size_t((p.m * p.k + 3) / 4);
-    float* mem = scratch_floats(Scratch::kOuter1, q_floats + size_t(3 * p.m * blocks));
+    float* mem = scratch_floats(Scratch::kOuter1,
+                                q_floats + size_t(3 * p.m * blocks) + (offset ? size_t(8 * p.m * blocks) : 0));
     int8_t* q = reinterpret_cast<int8_t*>(mem);
     float* d = mem + q_floats;
     float* ds = d + p.m * blocks;
-    quantize_acts(af, p.m, p.k, q, d, ds);
+    int32_t* lanes = offset ? reinterpret_cast<int32_t*>(ds + 2 * p.m * blocks) : nullptr;
+    quantize_acts(af, p.m, p.k, q, d, ds, lanes, offset);
     acts.q = q;
     acts.d = d;
     acts.ds = ds;
+    acts.lanes = lanes;
   }
   // Results as dense f32 [m, n], then alpha, bias and the output dtype.
   const bool direct = p.c_t == DType::kF32 && p.c_cs == 1 && p.alpha == 1.0f && !p.bias;
