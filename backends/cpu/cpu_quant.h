@@ -41,6 +41,7 @@ struct QuantActs {
   const int8_t* q = nullptr;
   const float* d = nullptr;
   const float* ds = nullptr;
+  const float* dsum = nullptr;  // dsum[r * blocks + b] = d * (sum of the block's q)
   // lanes[8 (r * blocks + b) + i] = offset x (sum of q[4i .. 4i + 3] of that block), for
   // formats whose offset is an integer multiple of the scale (cpu_quant_kernels.inc).
   const int32_t* lanes = nullptr;

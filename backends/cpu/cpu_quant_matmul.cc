@@ -93,8 +93,8 @@ const float* fp8_table() {
 
 // Quantizes `rows` rows of f32 (row stride k) into `acts` storage; `lanes` (may be null)
 // gets each block's partial sums over 4 elements times `offset`.
-void quantize_acts(const float* x, int64_t rows, int64_t k, int8_t* q, float* d, float* ds, int32_t* lanes,
-                   int offset) {
+void quantize_acts(const float* x, int64_t rows, int64_t k, int8_t* q, float* d, float* ds, float* dsum,
+                   int32_t* lanes, int offset) {
   const int64_t blocks = k / 32;
   auto body = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
@@ -115,6 +115,7 @@ void quantize_acts(const float* x, int64_t rows, int64_t k, int8_t* q, float* d,
         d[r * blocks + b] = scale;
         ds[2 * (r * blocks + b)] = scale * float(sum_lo);
         ds[2 * (r * blocks + b) + 1] = scale * float(sum_hi);
+        dsum[r * blocks + b] = scale * float(sum_lo + sum_hi);
         if (lanes)
           for (int i = 0; i < 8; ++i)
             lanes[8 * (r * blocks + b) + i] = offset * (int32_t(o[4 * i]) + o[4 * i + 1] + o[4 * i + 2] + o[4 * i + 3]);
@@ -156,15 +157,17 @@ void run_product(const Product& p) {
     const int offset = kernels().int_offset(p.w_t);
     const size_t q_floats = size_t((p.m * p.k + 3) / 4);
     float* mem = scratch_floats(Scratch::kOuter1,
-                                q_floats + size_t(3 * p.m * blocks) + (offset ? size_t(8 * p.m * blocks) : 0));
+                                q_floats + size_t(4 * p.m * blocks) + (offset ? size_t(8 * p.m * blocks) : 0));
     int8_t* q = reinterpret_cast<int8_t*>(mem);
     float* d = mem + q_floats;
     float* ds = d + p.m * blocks;
-    int32_t* lanes = offset ? reinterpret_cast<int32_t*>(ds + 2 * p.m * blocks) : nullptr;
-    quantize_acts(af, p.m, p.k, q, d, ds, lanes, offset);
+    float* dsum = ds + 2 * p.m * blocks;
+    int32_t* lanes = offset ? reinterpret_cast<int32_t*>(dsum + p.m * blocks) : nullptr;
+    quantize_acts(af, p.m, p.k, q, d, ds, dsum, lanes, offset);
     acts.q = q;
     acts.d = d;
     acts.ds = ds;
+    acts.dsum = dsum;
     acts.lanes = lanes;
   }
   // Results as dense f32 [m, n], then alpha, bias and the output dtype.
