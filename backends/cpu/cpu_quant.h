@@ -1,15 +1,18 @@
 // backends/cpu/cpu_quant.h: the CPU backend's products with quantized weights
 // (hal/op.h, "Quantized weight formats"), internal.
 //
-// How: A's rows are quantized to int8 blocks of 32 (one f32 scale per block, as GGUF
-// engines do for their q8 activations), and each weight block is multiplied with them
+// How (decode: up to 8 rows of A): A's rows are quantized to int8 blocks of 32 (one f32
+// scale per block, as GGUF engines do for their q8 activations), and each weight block
+// is multiplied with them
 // in integer arithmetic (AVX2 maddubs, or AVX-512 VNNI dpbusd where the CPU has it),
 // its scales and offsets applied in f32 per block. Products with f32 accumulate per
 // block, so the result differs from the f64 reference by A's int8 rounding (about
 // 2^-9 of each block's largest element) plus f32 accumulation. fp8 weights are
 // multiplied with A in f32 (no int8 rounding). Every format has a scalar version for
 // CPUs without AVX2; the widest version the CPU runs is chosen once, at first use
-// (HAL_CPU_ISA caps it, as for the other kernels).
+// (HAL_CPU_ISA caps it, as for the other kernels). Prefill (9 rows or more, with
+// OpenBLAS): B is dequantized into f32 panels by the same per-ISA code and multiplied with
+// A in f32 by sgemm, so A is not rounded.
 //
 // Contract: quant_matmul() takes a validated matmul whose B is quantized ([.., N, K],
 // transpose_b); A may be f32, f16 or bf16 with any strides; out likewise. Batch dims
@@ -28,9 +31,12 @@
 namespace hal::cpu {
 
 Status quant_matmul(const OpSpec& spec, const void* const* in, void* out);
-void dequantize_row_fast(DType t, const void* row, float* out, int64_t n);
+void dequantize_row_fast(DType t, const void* row, float* out, int64_t n);  // exact (reference values)
 // The instruction set the quantized kernels run with ("avx512-vnni", "avx2", "scalar").
 std::string quant_kernel_isa();
+// True when a product with `rows` rows of A dequantizes B into f32 panels for OpenBLAS
+// (prefill) instead of rounding A to int8 (decode); A is then used exactly.
+bool quant_uses_panels(int64_t rows);
 
 // A's rows quantized for the integer kernels: row r, block b (32 elements) has int8
 // values q[r * k + 32b ..], scale d[r * blocks + b] and ds[2 (r * blocks + b) + h] =
