@@ -2,6 +2,8 @@
 // built-in generated models, and writing a model back out as a checkpoint.
 #include "hal/runtime/model.h"
 
+#include "awq_gptq.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -147,31 +149,77 @@ Result<std::unique_ptr<Model>> open_checkpoint(const std::string& dir) {
   const std::vector<std::string> prefixes = config.family == ModelFamily::kGpt2
                                                 ? std::vector<std::string>{"", "transformer."}
                                                 : std::vector<std::string>{""};
-  for (const WeightSpec& spec : expected_weights(config)) {
-    const SafetensorsFile* holder = nullptr;
-    std::string stored;
-    std::string looked;
+  // The file holding tensor `name` (under any prefix) and its stored name; null when absent.
+  auto locate = [&](const std::string& name, std::string* stored,
+                    std::string* looked) -> Result<const SafetensorsFile*> {
     for (const std::string& p : prefixes) {
-      const std::string candidate = p + spec.name;
-      looked += (looked.empty() ? "'" : ", '") + candidate + "'";
+      const std::string candidate = p + name;
+      if (looked) *looked += (looked->empty() ? "'" : ", '") + candidate + "'";
       if (!weight_map.empty()) {
         auto it = weight_map.find(candidate);
         if (it == weight_map.end()) continue;
-        holder = m->files_[file_index[it->second]].get();
+        const SafetensorsFile* holder = m->files_[file_index[it->second]].get();
         if (!holder->header().find(candidate))
           return invalid_argument(index_path + " puts tensor '" + candidate + "' in '" +
                                   it->second + "', which does not hold it");
-        stored = candidate;
-        break;
+        *stored = candidate;
+        return holder;
       }
       for (const auto& f : m->files_)
         if (f->header().find(candidate)) {
-          holder = f.get();
-          stored = candidate;
-          break;
+          *stored = candidate;
+          return static_cast<const SafetensorsFile*>(f.get());
         }
-      if (holder) break;
     }
+    return static_cast<const SafetensorsFile*>(nullptr);
+  };
+  for (const WeightSpec& spec : expected_weights(config)) {
+    std::string stored, looked;
+    // AWQ/GPTQ projections: qweight/qzeros/scales (and g_idx) repacked into group-wise int4.
+    const std::string base = spec.name.substr(0, spec.name.rfind('.'));
+    std::string qstored;
+    const SafetensorsFile* qholder = nullptr;
+    if (config.quantization && spec.name.ends_with(".weight")) {
+      HAL_ASSIGN_OR_RETURN(qholder, locate(base + ".qweight", &qstored, nullptr));
+    }
+    if (qholder) {
+      auto part = [&](const std::string& suffix,
+                      bool required) -> Result<std::optional<HostTensor>> {
+        std::string at;
+        HAL_ASSIGN_OR_RETURN(const SafetensorsFile* f, locate(base + suffix, &at, nullptr));
+        if (!f) {
+          if (required)
+            return not_found(dir + ": tensor '" + base + suffix + "' is missing beside '" +
+                             qstored + "'");
+          return std::optional<HostTensor>();
+        }
+        HAL_ASSIGN_OR_RETURN(HostTensor t, f->tensor(at));
+        return std::optional<HostTensor>(t);
+      };
+      HAL_ASSIGN_OR_RETURN(HostTensor qweight, qholder->tensor(qstored));
+      HAL_ASSIGN_OR_RETURN(std::optional<HostTensor> qzeros, part(".qzeros", true));
+      HAL_ASSIGN_OR_RETURN(std::optional<HostTensor> scales, part(".scales", true));
+      HAL_ASSIGN_OR_RETURN(std::optional<HostTensor> g_idx, part(".g_idx", false));
+      // Canonical [in, out] (gpt2 Conv1D) or [out, in] (llama Linear).
+      const bool in_out = config.family == ModelFamily::kGpt2;
+      const int64_t in = in_out ? spec.shape[0] : spec.shape[1];
+      const int64_t out = in_out ? spec.shape[1] : spec.shape[0];
+      HAL_ASSIGN_OR_RETURN(std::vector<uint8_t> packed,
+                           repack_awq_gptq(*config.quantization, qweight, *qzeros, *scales,
+                                           g_idx ? &*g_idx : nullptr, in, out));
+      HostTensor t;
+      t.name = spec.name;
+      t.dtype = awq_gptq_dtype(*config.quantization);
+      t.shape = Shape{out, in};
+      t.transposed = in_out;
+      t.bytes = packed.size();
+      t.source = qweight.source;
+      m->owned_.push_back(std::move(packed));
+      t.data = m->owned_.back().data();
+      m->weights_.emplace_back(spec.name, t);
+      continue;
+    }
+    HAL_ASSIGN_OR_RETURN(const SafetensorsFile* holder, locate(spec.name, &stored, &looked));
     if (!holder)
       return not_found(
           dir + ": tensor '" + spec.name + "' is missing (looked for " + looked +
@@ -346,8 +394,8 @@ Result<std::unique_ptr<Model>> load_model(std::string_view name_or_dir) {
   if (!fs::exists(s, ec)) {
     std::string known;
     for (const std::string& n : builtin_model_names()) known += (known.empty() ? "" : ", ") + n;
-    return not_found("model '" + s + "' is neither a directory, a GGUF file nor a built-in model (" +
-                     known + ")");
+    return not_found("model '" + s +
+                     "' is neither a directory, a GGUF file nor a built-in model (" + known + ")");
   }
   if (fs::is_regular_file(s, ec)) {
     std::ifstream f(s, std::ios::binary);
