@@ -148,6 +148,8 @@ DeviceInfo describe_device(int ordinal, const cudaDeviceProp& p, const std::vect
   set_peak(DType::kFP8E4M3, r.fp8, tensor_clock);
   set_peak(DType::kFP8E5M2, r.fp8, tensor_clock);
   set_peak(DType::kI8, r.int8, tensor_clock);
+  // Quantized weights (cuda_quant.cc) are dequantized and multiplied on the FP32 FMA units.
+  for (int f = int(DType::kQ8_0); f < kDTypeCount; ++f) set_peak(DType(f), r.fp32, simt_clock);
   // A kernel launch through the HAL: ~2 us of driver submission plus the dispatch path.
   info.launch_overhead_s = 5e-6;
 
@@ -254,6 +256,10 @@ DeviceInfo describe_device(int ordinal, const cudaDeviceProp& p, const std::vect
     prop("source.peak_flops.bf16", flops_source(r.bf16, tensor_clock, "tensor cores"));
   if (r.fp16 > 0) prop("source.peak_flops.f16", flops_source(r.fp16, tensor_clock, "tensor cores"));
   if (r.fp8 > 0) prop("source.peak_flops.fp8", flops_source(r.fp8, tensor_clock, "tensor cores"));
+  if (r.fp32 > 0)
+    for (int f = int(DType::kQ8_0); f < kDTypeCount; ++f)
+      prop("source.peak_flops." + std::string(dtype_name(DType(f))),
+           flops_source(r.fp32, simt_clock, "FP32 FMA units on dequantized weights"));
   if (r.tensor_clock_ratio != 1.0)
     prop("source.tensor_clock",
          "tensor rates at " + fixed(r.tensor_clock_ratio, 4) +
