@@ -30,11 +30,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const hal::DType kFormats[] = {hal::DType::kF32,  hal::DType::kF16,  hal::DType::kBF16,
-                               hal::DType::kQ8_0, hal::DType::kQ4_0, hal::DType::kQ4_1,
-                               hal::DType::kQ5_0, hal::DType::kQ5_1, hal::DType::kQ4_K,
-                               hal::DType::kQ5_K, hal::DType::kQ6_K, hal::DType::kI8Channel,
-                               hal::DType::kI4G128, hal::DType::kFP8E4M3Channel};
+const hal::DType kFormats[] = {
+    hal::DType::kF32,    hal::DType::kF16,           hal::DType::kBF16, hal::DType::kQ8_0,
+    hal::DType::kQ4_0,   hal::DType::kQ4_1,          hal::DType::kQ5_0, hal::DType::kQ5_1,
+    hal::DType::kQ4_K,   hal::DType::kQ5_K,          hal::DType::kQ6_K, hal::DType::kI8Channel,
+    hal::DType::kI4G128, hal::DType::kFP8E4M3Channel};
 
 struct Env {
   std::unique_ptr<hal::Platform> platform;
@@ -93,7 +93,8 @@ Env& env() {
     check(d.status());
     x->cpu = *d;
     const char* t = std::getenv("HAL_CPU_THREADS");
-    x->read_bw = read_bandwidth(t && std::atoi(t) > 0 ? std::atoi(t) : int(std::thread::hardware_concurrency()));
+    x->read_bw = read_bandwidth(t && std::atoi(t) > 0 ? std::atoi(t)
+                                                      : int(std::thread::hardware_concurrency()));
     return x;
   }();
   return *e;
@@ -120,8 +121,8 @@ hal::Buffer activations(int64_t n) {
   return std::move(*b);
 }
 
-hal::OpDescriptor product(const hal::Buffer& x, const hal::Buffer& w, const hal::Buffer& y, hal::DType t, int64_t m,
-                          int64_t k, int64_t n) {
+hal::OpDescriptor product(const hal::Buffer& x, const hal::Buffer& w, const hal::Buffer& y,
+                          hal::DType t, int64_t m, int64_t k, int64_t n) {
   hal::OpAttributes a;
   a.transpose_b = true;
   return hal::OpDescriptor(hal::OpKind::kMatmul,
@@ -199,7 +200,8 @@ void BM_QuantGpt2Step(benchmark::State& state) {
   std::vector<hal::OpDescriptor> ops;
   double bytes = 0;
   for (int64_t l = 0; l < layers; ++l)
-    for (const auto& [k, n] : {std::pair<int64_t, int64_t>{d, 3 * d}, {d, d}, {d, 4 * d}, {4 * d, d}}) {
+    for (const auto& [k, n] :
+         {std::pair<int64_t, int64_t>{d, 3 * d}, {d, d}, {d, 4 * d}, {4 * d, d}}) {
       keep.push_back(weights(t, n, k, uint32_t(l * 4 + k)));
       ops.push_back(product(x, keep.back(), y, t, 1, k, n));
       bytes += double(hal::TensorDesc::contiguous(t, hal::Shape{n, k}).bytes());
@@ -220,10 +222,13 @@ void BM_QuantGpt2Step(benchmark::State& state) {
   state.counters["tokens/s"] = 1.0 / per;
   state.counters["GB/s"] = bytes / per * 1e-9;
   state.counters["of_read_bw"] = bytes / per / env().read_bw;
-  state.SetLabel(std::string(hal::dtype_name(t)) + ", " + std::to_string(int(bytes / 1e6)) + " MB of weights");
+  state.SetLabel(std::string(hal::dtype_name(t)) + ", " + std::to_string(int(bytes / 1e6)) +
+                 " MB of weights");
 }
-BENCHMARK(BM_QuantGpt2Step)->DenseRange(0, int64_t(std::size(kFormats)) - 1)->ArgName("fmt")->Unit(
-    benchmark::kMillisecond);
+BENCHMARK(BM_QuantGpt2Step)
+    ->DenseRange(0, int64_t(std::size(kFormats)) - 1)
+    ->ArgName("fmt")
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
