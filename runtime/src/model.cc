@@ -4,6 +4,8 @@
 
 #include "awq_gptq.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -397,11 +399,12 @@ Result<std::unique_ptr<Model>> load_model(std::string_view name_or_dir) {
     return not_found("model '" + s +
                      "' is neither a directory, a GGUF file nor a built-in model (" + known + ")");
   }
-  if (fs::is_regular_file(s, ec)) {
-    std::ifstream f(s, std::ios::binary);
+  if (!fs::is_directory(s, ec)) {
+    // A file: GGUF by its magic (a FIFO or device is refused, not waited on: file_io.h).
+    HAL_ASSIGN_OR_RETURN(OpenedFile file, open_regular_file(s, "model"));
     char magic[4] = {};
-    f.read(magic, 4);
-    if (f.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return open_gguf_model(s);
+    const ssize_t got = ::read(file.fd.get(), magic, 4);
+    if (got == 4 && std::memcmp(magic, "GGUF", 4) == 0) return open_gguf_model(s);
     return invalid_argument("model '" + s +
                             "' is a file but not a GGUF file (no \"GGUF\" magic); a Hugging Face "
                             "checkpoint is a directory");

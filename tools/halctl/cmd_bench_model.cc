@@ -32,6 +32,7 @@
 #include <thread>
 
 #include "common.h"
+#include "hal/file_io.h"
 #include "hal/runtime/session.h"
 #include "weight_options.h"
 
@@ -283,12 +284,10 @@ hal::Result<std::vector<Row>> bench_llama_cpp(const Plan& p, const std::string& 
 }
 
 bool is_gguf_file(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return false;
+  auto f = hal::open_regular_file(path, "model");  // never blocks on a FIFO (file_io.h)
+  if (!f.ok()) return false;
   char m[4] = {};
-  const bool ok = std::fread(m, 1, 4, f) == 4 && std::memcmp(m, "GGUF", 4) == 0;
-  std::fclose(f);
-  return ok;
+  return ::read(f->fd.get(), m, 4) == 4 && std::memcmp(m, "GGUF", 4) == 0;
 }
 
 std::string format_row(const Row& r) {
