@@ -114,7 +114,8 @@ void quantize_acts(const float* x, int64_t rows, int64_t k, int8_t* q, float* d,
         for (int i = 0; i < 32; ++i) {
           // Round to nearest even through the float mantissa (|v * inv| <= 127).
           const float rounded = (v[i] * inv + 12582912.0f) - 12582912.0f;
-          o[i] = int8_t(rounded);
+          // Clamped so a NaN or infinity in A converts to a defined int8 (fmin drops NaN).
+          o[i] = int8_t(std::fmax(-127.0f, std::fmin(127.0f, rounded)));
           (i < 16 ? sum_lo : sum_hi) += o[i];
         }
         d[r * blocks + b] = scale;
