@@ -12,6 +12,7 @@
 #include <string>
 
 #include "cpu_blas.h"
+#include "cpu_isa.h"
 #include "cpu_ops.h"
 #include "cpu_quant.h"
 #include "cpu_simd.h"
@@ -89,21 +90,16 @@ struct StreamKernels {
   decltype(&isa_base::cols_kernel) cols = &isa_base::cols_kernel;
 };
 
-// The widest copy the running CPU supports, chosen once. HAL_CPU_ISA ("x86-64",
-// "x86-64-v3") caps the choice, so tests can run every copy on an AVX-512 machine.
+// The widest copy the running CPU supports (cpu_isa.h), chosen once.
 const StreamKernels& stream_kernels() {
   static const StreamKernels k = [] {
     StreamKernels s;
 #if defined(__x86_64__) && !defined(HAL_CPU_NO_MULTIVERSION)
-    __builtin_cpu_init();
-    const char* cap_env = std::getenv("HAL_CPU_ISA");
-    const std::string cap = cap_env ? cap_env : "";
-    const bool allow_v4 = cap.empty() || cap == "x86-64-v4";
-    const bool allow_v3 = allow_v4 || cap == "x86-64-v3";
-    if (allow_v4 && __builtin_cpu_supports("x86-64-v4")) {
+    const IsaLevel level = cpu_isa_level();
+    if (level >= IsaLevel::kV4) {
       s.rows = &isa_v4::rows_kernel;
       s.cols = &isa_v4::cols_kernel;
-    } else if (allow_v3 && __builtin_cpu_supports("x86-64-v3")) {
+    } else if (level == IsaLevel::kV3) {
       s.rows = &isa_v3::rows_kernel;
       s.cols = &isa_v3::cols_kernel;
     }

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "cpu_blas.h"
+#include "cpu_isa.h"
 #include "cpu_ops.h"
 #include "cpu_quant.h"
 #include "cpu_simd.h"
@@ -58,23 +59,18 @@ struct QuantKernels {
   std::string isa = "scalar";
 };
 
-// The widest version the running CPU supports, chosen once; HAL_CPU_ISA ("x86-64",
-// "x86-64-v3") caps it so tests run every version on one machine.
+// The widest version the running CPU supports (cpu_isa.h), chosen once.
 const QuantKernels& kernels() {
   static const QuantKernels k = [] {
     QuantKernels s;
 #if defined(__x86_64__) && !defined(HAL_CPU_NO_MULTIVERSION)
-    __builtin_cpu_init();
-    const char* cap_env = std::getenv("HAL_CPU_ISA");
-    const std::string cap = cap_env ? cap_env : "";
-    const bool allow_v4 = cap.empty() || cap == "x86-64-v4";
-    const bool allow_v3 = allow_v4 || cap == "x86-64-v3";
-    if (allow_v4 && __builtin_cpu_supports("x86-64-v4") && __builtin_cpu_supports("avx512vnni")) {
+    const IsaLevel level = cpu_isa_level();
+    if (level == IsaLevel::kV4Vnni) {
       s.qgemm = &isa_vnni::qgemm;
       s.int_offset = &isa_vnni::int_offset;
       s.dequant = &isa_vnni::dequant;
       s.isa = "avx512-vnni";
-    } else if (allow_v3 && __builtin_cpu_supports("x86-64-v3")) {
+    } else if (level >= IsaLevel::kV3) {
       s.qgemm = &isa_v3::qgemm;
       s.int_offset = &isa_v3::int_offset;
       s.dequant = &isa_v3::dequant;
@@ -98,8 +94,8 @@ const float* fp8_table() {
 
 // Quantizes `rows` rows of f32 (row stride k) into `acts` storage; `lanes` (may be null)
 // gets each block's partial sums over 4 elements times `offset`.
-void quantize_acts(const float* x, int64_t rows, int64_t k, int8_t* q, float* d, float* ds, float* dsum,
-                   int32_t* lanes, int offset) {
+void quantize_acts(const float* x, int64_t rows, int64_t k, int8_t* q, float* d, float* ds,
+                   float* dsum, int32_t* lanes, int offset) {
   const int64_t blocks = k / 32;
   auto body = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
@@ -124,7 +120,8 @@ void quantize_acts(const float* x, int64_t rows, int64_t k, int8_t* q, float* d,
         dsum[r * blocks + b] = scale * float(sum_lo + sum_hi);
         if (lanes)
           for (int i = 0; i < 8; ++i)
-            lanes[8 * (r * blocks + b) + i] = offset * (int32_t(o[4 * i]) + o[4 * i + 1] + o[4 * i + 2] + o[4 * i + 3]);
+            lanes[8 * (r * blocks + b) + i] =
+                offset * (int32_t(o[4 * i]) + o[4 * i + 1] + o[4 * i + 2] + o[4 * i + 3]);
       }
   };
   parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1)), body);
@@ -158,25 +155,31 @@ void run_product_sgemm(const Product& p) {
   const BlasLibrary& lib = blas();
   const int64_t asz = dtype_size(p.a_t);
   float* af = scratch_floats(Scratch::kOuter0, size_t(p.m * p.k));
-  parallel_for(p.m, std::max<int64_t>(1, 16384 / std::max<int64_t>(p.k, 1)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) load_f32(p.a + r * p.a_rs * asz, p.a_t, p.a_cs, p.k, af + r * p.k);
-  });
+  parallel_for(p.m, std::max<int64_t>(1, 16384 / std::max<int64_t>(p.k, 1)),
+               [&](int64_t r0, int64_t r1) {
+                 for (int64_t r = r0; r < r1; ++r)
+                   load_f32(p.a + r * p.a_rs * asz, p.a_t, p.a_cs, p.k, af + r * p.k);
+               });
   // Panels of up to 16 MiB of f32 weights.
-  const int64_t panel = std::clamp<int64_t>((int64_t(16) << 20) / (4 * std::max<int64_t>(p.k, 1)), 64, p.n);
+  const int64_t panel =
+      std::clamp<int64_t>((int64_t(16) << 20) / (4 * std::max<int64_t>(p.k, 1)), 64, p.n);
   float* wf = scratch_floats(Scratch::kOuter1, size_t(panel * p.k));
   const bool direct = p.c_t == DType::kF32 && p.c_cs == 1;
-  float* res = direct ? reinterpret_cast<float*>(p.c) : scratch_floats(Scratch::kOuter2, size_t(p.m * p.n));
+  float* res =
+      direct ? reinterpret_cast<float*>(p.c) : scratch_floats(Scratch::kOuter2, size_t(p.m * p.n));
   const int64_t ldr = direct ? p.c_rs : p.n;
   const float* lut = fp8_table();
   for (int64_t n0 = 0; n0 < p.n; n0 += panel) {
     const int64_t nb = std::min(panel, p.n - n0);
-    parallel_for(nb, std::max<int64_t>(1, 8192 / std::max<int64_t>(p.k, 1)), [&](int64_t r0, int64_t r1) {
-      kern.dequant(p.w_t, p.w + uint64_t(n0) * p.w_rs, p.w_rs, r0, r1, p.k, wf + r0 * p.k, lut);
-    });
+    parallel_for(
+        nb, std::max<int64_t>(1, 8192 / std::max<int64_t>(p.k, 1)), [&](int64_t r0, int64_t r1) {
+          kern.dequant(p.w_t, p.w + uint64_t(n0) * p.w_rs, p.w_rs, r0, r1, p.k, wf + r0 * p.k, lut);
+        });
     float* c = res + n0;
     float beta = 0.0f;
     if (p.bias) {
-      for (int64_t r = 0; r < p.m; ++r) std::memcpy(c + r * ldr, p.bias + n0, size_t(nb) * sizeof(float));
+      for (int64_t r = 0; r < p.m; ++r)
+        std::memcpy(c + r * ldr, p.bias + n0, size_t(nb) * sizeof(float));
       beta = 1.0f;
     }
     lib.sgemm(false, true, p.m, nb, p.k, p.alpha, af, p.k, wf, p.k, beta, c, ldr);
@@ -205,8 +208,8 @@ void run_product(const Product& p) {
     // lanes (8 ints per block) when the format takes them.
     const int offset = kernels().int_offset(p.w_t);
     const size_t q_floats = size_t((p.m * p.k + 3) / 4);
-    float* mem = scratch_floats(Scratch::kOuter1,
-                                q_floats + size_t(4 * p.m * blocks) + (offset ? size_t(8 * p.m * blocks) : 0));
+    float* mem = scratch_floats(Scratch::kOuter1, q_floats + size_t(4 * p.m * blocks) +
+                                                      (offset ? size_t(8 * p.m * blocks) : 0));
     int8_t* q = reinterpret_cast<int8_t*>(mem);
     float* d = mem + q_floats;
     float* ds = d + p.m * blocks;

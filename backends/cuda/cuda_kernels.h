@@ -149,6 +149,9 @@ struct EmbeddingArgs {
   int64_t out_strides[kKernelMaxRank] = {};  // rank ids_rank + 1
   int32_t op_kind = 12;                      // reported in the error slot
   ErrorRef err;
+  // A quantized table (table_dtype a hal/op.h quantized format): the bytes of one row;
+  // table_strides[0] then counts whole rows. 0 for float tables.
+  uint64_t table_row_bytes = 0;
 };
 cudaError_t launch_embedding(const EmbeddingArgs& args, cudaStream_t stream);
 
@@ -244,10 +247,6 @@ struct QuantDequantArgs {
   ErrorRef err;
 };
 cudaError_t launch_quant_dequant(const QuantDequantArgs& args, cudaStream_t stream);
-
-// Embedding gather from a quantized table: EmbeddingArgs with table_dtype a quantized
-// format and table_strides[0] the row step in rows (whole rows).
-cudaError_t launch_quant_embedding(const EmbeddingArgs& args, uint64_t table_row_bytes, cudaStream_t stream);
 
 // ---- byte movers that honour the error slot (used while a stream may have failed) ---------
 cudaError_t launch_fill(void* dst, uint64_t bytes, const uint8_t pattern[8], uint32_t pattern_size,

@@ -216,7 +216,7 @@ Status run_embedding(CudaStream& s, const plugin::OpCall& op) {
   a.out_dtype = int32_t(out.dtype);
   for (int d = 0; d < out.shape.rank; ++d) a.out_strides[d] = out.strides[d];
   a.op_kind = int32_t(OpKind::kEmbedding);
-  if (is_quantized(table.dtype)) return run_quant_embedding(s, op, a);
+  if (is_quantized(table.dtype)) quant_embedding_args(op, a);
   HAL_RETURN_IF_ERROR(launched(s, launch_embedding(a, s.handle()), op.kind));
   if (a.num_ids > 0) s.mark_fallible();
   return ok_status();

@@ -50,6 +50,19 @@ Status run_quant_matmul(CudaStream& s, const plugin::OpCall& op) {
   const uint64_t row_bytes = dtype_row_bytes(bd.dtype, k);
   const int64_t a_sm = op.attrs.transpose_a ? ad.strides[ra - 1] : ad.strides[ra - 2];
   const int64_t a_sk = op.attrs.transpose_a ? ad.strides[ra - 2] : ad.strides[ra - 1];
+  // Bias, output view and alpha: the same fields in both kernels' arguments.
+  auto epilogue = [&](auto& g, char* o) {
+    if (op.num_inputs == 3) {
+      g.bias = tensor_ptr(op.inputs[2]);
+      g.bias_dtype = int32_t(op.inputs[2].desc.dtype);
+      g.bias_stride = op.inputs[2].desc.strides[0];
+    }
+    g.out = o;
+    g.out_dtype = int32_t(od.dtype);
+    g.o_sm = od.strides[ro - 2];
+    g.o_sn = od.strides[ro - 1];
+    g.alpha = op.attrs.alpha;
+  };
   void* f16 = nullptr;
   const bool decode = m <= kQuantGemvMaxRows && uint64_t(m * k) * 4 <= kGemvSharedBytes;
   if (!decode) {
@@ -90,16 +103,7 @@ Status run_quant_matmul(CudaStream& s, const plugin::OpCall& op) {
       g.a_dtype = int32_t(ad.dtype);
       g.a_sm = a_sm;
       g.a_sk = a_sk;
-      if (op.num_inputs == 3) {
-        g.bias = tensor_ptr(op.inputs[2]);
-        g.bias_dtype = int32_t(op.inputs[2].desc.dtype);
-        g.bias_stride = op.inputs[2].desc.strides[0];
-      }
-      g.out = o;
-      g.out_dtype = int32_t(od.dtype);
-      g.o_sm = od.strides[ro - 2];
-      g.o_sn = od.strides[ro - 1];
-      g.alpha = op.attrs.alpha;
+      epilogue(g, o);
       HAL_RETURN_IF_ERROR(
           launch_status(s, launch_quant_gemv(g, s.handle()), "quantized matmul (decode) launch"));
       continue;
@@ -117,31 +121,17 @@ Status run_quant_matmul(CudaStream& s, const plugin::OpCall& op) {
     g.b_dtype = int32_t(DType::kF16);
     g.b_sk = 1;
     g.b_sn = k;
-    if (op.num_inputs == 3) {
-      g.bias = tensor_ptr(op.inputs[2]);
-      g.bias_dtype = int32_t(op.inputs[2].desc.dtype);
-      g.bias_stride = op.inputs[2].desc.strides[0];
-    }
-    g.out = o;
-    g.out_dtype = int32_t(od.dtype);
-    g.o_sm = od.strides[ro - 2];
-    g.o_sn = od.strides[ro - 1];
-    g.alpha = op.attrs.alpha;
+    epilogue(g, o);
     HAL_RETURN_IF_ERROR(
         launch_status(s, launch_gemm(g, s.handle()), "quantized matmul (prefill) launch"));
   }
   return ok_status();
 }
 
-Status run_quant_embedding(CudaStream& s, const plugin::OpCall& op, EmbeddingArgs a) {
+void quant_embedding_args(const plugin::OpCall& op, EmbeddingArgs& a) {
   const TensorDesc& table = op.inputs[0].desc;
   a.table_strides[0] = table.strides[0] / table.shape[1];  // whole rows
-  const Status st = launch_status(
-      s, launch_quant_embedding(a, dtype_row_bytes(table.dtype, table.shape[1]), s.handle()),
-      "quantized embedding launch");
-  HAL_RETURN_IF_ERROR(st);
-  if (a.num_ids > 0) s.mark_fallible();
-  return ok_status();
+  a.table_row_bytes = dtype_row_bytes(table.dtype, table.shape[1]);
 }
 
 }  // namespace hal::cuda

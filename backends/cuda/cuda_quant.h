@@ -16,7 +16,8 @@ namespace hal::cuda {
 // For a spec with a quantized operand: whether these kernels take it.
 bool quant_op_supported(const OpSpec& spec);
 Status run_quant_matmul(CudaStream& stream, const plugin::OpCall& op);
-// `args`: the embedding's arguments as run_embedding fills them (table pointer, ids, out).
-Status run_quant_embedding(CudaStream& stream, const plugin::OpCall& op, EmbeddingArgs args);
+// Completes an embedding's arguments for a quantized table (row bytes, whole-row steps);
+// the embedding kernel then decodes its rows.
+void quant_embedding_args(const plugin::OpCall& op, EmbeddingArgs& args);
 
 }  // namespace hal::cuda

@@ -248,6 +248,15 @@ Status embedding(const OpSpec& s, const void* const* in, void* out) {
       return invalid_argument("embedding: id " + std::to_string(id) + " outside [0, " +
                               std::to_string(V) + ")");
   }
+  // Output row offset of id number i: ids' index over the leading output dims.
+  auto out_row = [&](int64_t i) {
+    int64_t rem = i, off = 0;
+    for (int dd = orank - 2; dd >= 0; --dd) {
+      off += (rem % o.shape.dims[dd]) * o.strides[dd];
+      rem /= o.shape.dims[dd];
+    }
+    return off;
+  };
   if (is_quantized(table.dtype)) {
     // Rows dequantized as the device's DMA engine would, into the output's dtype.
     const uint64_t row_bytes = dtype_row_bytes(table.dtype, D);
@@ -255,12 +264,7 @@ Status embedding(const OpSpec& s, const void* const* in, void* out) {
       std::vector<float> row(static_cast<size_t>(D));
       for (int64_t i = b; i < e; ++i) {
         const int64_t id = load_index(in[1], ids, i);
-        int64_t rem = i, off = 0;
-        for (int dd = orank - 2; dd >= 0; --dd) {
-          const int64_t idx = rem % o.shape.dims[dd];
-          rem /= o.shape.dims[dd];
-          off += idx * o.strides[dd];
-        }
+        const int64_t off = out_row(i);
         reference::dequantize_row(
             table.dtype,
             static_cast<const uint8_t*>(in[0]) + uint64_t(id * table.strides[0] / D) * row_bytes,
@@ -276,13 +280,7 @@ Status embedding(const OpSpec& s, const void* const* in, void* out) {
   parallel_for(count, 64, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t id = load_index(in[1], ids, i);
-      // Output row offset: ids' index over the leading output dims.
-      int64_t rem = i, off = 0;
-      for (int dd = orank - 2; dd >= 0; --dd) {
-        const int64_t idx = rem % o.shape.dims[dd];
-        rem /= o.shape.dims[dd];
-        off += idx * o.strides[dd];
-      }
+      const int64_t off = out_row(i);
       const int64_t toff = id * table.strides[0];
       if (same) {
         std::memcpy(static_cast<char*>(out) + off * int64_t(esz),

@@ -25,6 +25,7 @@
 
 #include "hal/hal.h"
 #include "hal/quant_reference.h"
+#include "hal/runtime/host_bandwidth.h"
 
 namespace {
 
@@ -49,40 +50,6 @@ void check(const hal::Status& s) {
   }
 }
 
-double read_bandwidth(int threads) {
-  typedef uint64_t v4u __attribute__((vector_size(32)));
-  const size_t n = (size_t(1) << 30) / sizeof(v4u);
-  std::unique_ptr<v4u[]> buf(new v4u[n]);
-  auto run = [&](auto&& fn) {
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) pool.emplace_back(fn, t);
-    for (auto& th : pool) th.join();
-  };
-  run([&](int t) {
-    for (size_t i = n * size_t(t) / size_t(threads); i < n * size_t(t + 1) / size_t(threads); ++i)
-      buf[i] = v4u{} + uint64_t(i);
-  });
-  double best = 1e30;
-  std::vector<uint64_t> sums(static_cast<size_t>(threads));
-  for (int p = 0; p < 5; ++p) {
-    const auto t0 = Clock::now();
-    run([&](int t) {
-      v4u a{}, b{}, c{}, d{};
-      const size_t end = n * size_t(t + 1) / size_t(threads);
-      for (size_t i = n * size_t(t) / size_t(threads); i + 4 <= end; i += 4) {
-        a += buf[i];
-        b += buf[i + 1];
-        c += buf[i + 2];
-        d += buf[i + 3];
-      }
-      const v4u s = a + b + c + d;
-      sums[size_t(t)] = s[0] + s[1] + s[2] + s[3];
-    });
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  return double(n * sizeof(v4u)) / best;
-}
-
 Env& env() {
   static Env* e = [] {
     auto* x = new Env();
@@ -93,8 +60,9 @@ Env& env() {
     check(d.status());
     x->cpu = *d;
     const char* t = std::getenv("HAL_CPU_THREADS");
-    x->read_bw = read_bandwidth(t && std::atoi(t) > 0 ? std::atoi(t)
-                                                      : int(std::thread::hardware_concurrency()));
+    x->read_bw = hal::runtime::measure_host_read_bandwidth(
+        t && std::atoi(t) > 0 ? std::atoi(t) : int(std::thread::hardware_concurrency()), uint64_t(1) << 30,
+        5);
     return x;
   }();
   return *e;

@@ -223,16 +223,7 @@ Result<std::unique_ptr<Model>> open_gguf_model(const std::string& path) {
         inv[i] = inv[i] / factor;
       }
     }
-    std::vector<uint8_t> bytes(inv.size() * sizeof(float));
-    std::memcpy(bytes.data(), inv.data(), bytes.size());
-    HostTensor t;
-    t.name = "rope.inv_freq";
-    t.dtype = DType::kF32;
-    t.shape = Shape{int64_t(inv.size())};
-    t.bytes = bytes.size();
-    m->owned_.push_back(std::move(bytes));
-    t.data = m->owned_.back().data();
-    m->weights_.emplace_back(t.name, t);
+    m->add_owned_f32("rope.inv_freq", Shape{int64_t(inv.size())}, inv);
   }
   std::sort(m->weights_.begin(), m->weights_.end(),
             [](const auto& x, const auto& y) { return x.first < y.first; });

@@ -78,6 +78,26 @@ Result<HostTensor> Model::weight(std::string_view name) const {
   return it->second;
 }
 
+void Model::add_owned(std::string name, DType dtype, Shape shape, std::vector<uint8_t> bytes,
+                      bool transposed, std::string source) {
+  HostTensor t;
+  t.name = name;
+  t.dtype = dtype;
+  t.shape = shape;
+  t.bytes = bytes.size();
+  t.transposed = transposed;
+  t.source = std::move(source);
+  owned_.push_back(std::move(bytes));
+  t.data = owned_.back().data();
+  weights_.emplace_back(std::move(name), t);
+}
+
+void Model::add_owned_f32(std::string name, Shape shape, const std::vector<float>& values) {
+  std::vector<uint8_t> bytes(values.size() * sizeof(float));
+  std::memcpy(bytes.data(), values.data(), bytes.size());
+  add_owned(std::move(name), DType::kF32, shape, std::move(bytes));
+}
+
 std::vector<std::string> Model::weight_names() const {
   std::vector<std::string> names;
   for (const WeightSpec& w : expected_weights(config_)) names.push_back(w.name);
@@ -209,16 +229,8 @@ Result<std::unique_ptr<Model>> open_checkpoint(const std::string& dir) {
       HAL_ASSIGN_OR_RETURN(std::vector<uint8_t> packed,
                            repack_awq_gptq(*config.quantization, qweight, *qzeros, *scales,
                                            g_idx ? &*g_idx : nullptr, in, out));
-      HostTensor t;
-      t.name = spec.name;
-      t.dtype = awq_gptq_dtype(*config.quantization);
-      t.shape = Shape{out, in};
-      t.transposed = in_out;
-      t.bytes = packed.size();
-      t.source = qweight.source;
-      m->owned_.push_back(std::move(packed));
-      t.data = m->owned_.back().data();
-      m->weights_.emplace_back(spec.name, t);
+      m->add_owned(spec.name, awq_gptq_dtype(*config.quantization), Shape{out, in},
+                   std::move(packed), in_out, qweight.source);
       continue;
     }
     HAL_ASSIGN_OR_RETURN(const SafetensorsFile* holder, locate(spec.name, &stored, &looked));
@@ -240,16 +252,7 @@ Result<std::unique_ptr<Model>> open_checkpoint(const std::string& dir) {
   }
   if (config.family == ModelFamily::kLlama) {
     const std::vector<float> inv = rope_inv_freq(config);
-    std::vector<uint8_t> bytes(inv.size() * sizeof(float));
-    std::memcpy(bytes.data(), inv.data(), bytes.size());
-    HostTensor t;
-    t.name = "rope.inv_freq";
-    t.dtype = DType::kF32;
-    t.shape = Shape{int64_t(inv.size())};
-    t.bytes = bytes.size();
-    m->owned_.push_back(std::move(bytes));
-    t.data = m->owned_.back().data();
-    m->weights_.emplace_back(t.name, t);
+    m->add_owned_f32("rope.inv_freq", Shape{int64_t(inv.size())}, inv);
   }
   std::sort(m->weights_.begin(), m->weights_.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -359,29 +362,11 @@ Result<std::unique_ptr<Model>> make_builtin_model(std::string_view name) {
         stddev /= std::sqrt(2.0 * double(c.num_layers));
       for (float& x : w) x = float(stddev * rng.normal());
     }
-    HostTensor t;
-    t.name = spec.name;
-    t.dtype = DType::kF32;
-    t.shape = spec.shape;
-    t.bytes = uint64_t(n) * 4;
-    std::vector<uint8_t> bytes(t.bytes);
-    std::memcpy(bytes.data(), w.data(), t.bytes);
-    m->owned_.push_back(std::move(bytes));
-    t.data = m->owned_.back().data();
-    m->weights_.emplace_back(spec.name, t);
+    m->add_owned_f32(spec.name, spec.shape, w);
   }
   if (c.family == ModelFamily::kLlama) {
     const std::vector<float> inv = rope_inv_freq(c);
-    HostTensor t;
-    t.name = "rope.inv_freq";
-    t.dtype = DType::kF32;
-    t.shape = Shape{int64_t(inv.size())};
-    t.bytes = inv.size() * 4;
-    std::vector<uint8_t> bytes(t.bytes);
-    std::memcpy(bytes.data(), inv.data(), t.bytes);
-    m->owned_.push_back(std::move(bytes));
-    t.data = m->owned_.back().data();
-    m->weights_.emplace_back(t.name, t);
+    m->add_owned_f32("rope.inv_freq", Shape{int64_t(inv.size())}, inv);
   }
   std::sort(m->weights_.begin(), m->weights_.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });

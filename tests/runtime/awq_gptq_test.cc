@@ -171,17 +171,6 @@ Spec spec(bool llama) {
   return s;
 }
 
-double relative_error(const testmodels::Matrix& ref, const std::vector<float>& got) {
-  double max_ref = 0, max_diff = 0;
-  const size_t vocab = ref[0].size();
-  for (size_t t = 0; t < ref.size(); ++t)
-    for (size_t v = 0; v < vocab; ++v) {
-      max_ref = std::max(max_ref, std::abs(ref[t][v]));
-      max_diff = std::max(max_diff, std::abs(ref[t][v] - double(got[t * vocab + v])));
-    }
-  return max_diff / std::max(1.0, max_ref);
-}
-
 void check(const std::string& label, bool llama, const Options& o) {
   const Spec s = spec(llama);
   const fs::path dir =
@@ -207,7 +196,7 @@ void check(const std::string& label, bool llama, const Options& o) {
     ASSERT_TRUE(session.ok()) << session.status().to_string();
     auto logits = (*session)->forward_all(seqs);
     ASSERT_TRUE(logits.ok()) << logits.status().to_string();
-    const double err = relative_error(ref, (*logits)[0]);
+    const double err = testmodels::relative_logit_error(ref, (*logits)[0]);
     EXPECT_LT(err, td.reduced_precision ? 4e-2 : 2e-5);
     std::printf("  %-22s %-14s max relative logit error %.2e\n", label.c_str(), td.label.c_str(),
                 err);

@@ -50,17 +50,6 @@ void write_bytes(const fs::path& p, const std::vector<uint8_t>& b) {
   f.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
 }
 
-double relative_error(const testmodels::Matrix& ref, const std::vector<float>& got) {
-  double max_ref = 0, max_diff = 0;
-  const size_t vocab = ref[0].size();
-  for (size_t t = 0; t < ref.size(); ++t)
-    for (size_t v = 0; v < vocab; ++v) {
-      max_ref = std::max(max_ref, std::abs(ref[t][v]));
-      max_diff = std::max(max_diff, std::abs(ref[t][v] - double(got[t * vocab + v])));
-    }
-  return max_diff / std::max(1.0, max_ref);
-}
-
 // Models whose every matmul row is a whole number of 256-element blocks (K-quants).
 Spec gpt2_spec() {
   Spec s;
@@ -108,7 +97,7 @@ void check_file(
     ASSERT_TRUE(logits.ok()) << logits.status().to_string();
     const double tol = td.reduced_precision ? kBf16 : kExact;
     for (size_t b = 0; b < seqs.size(); ++b) {
-      const double err = relative_error(refs[b], (*logits)[b]);
+      const double err = testmodels::relative_logit_error(refs[b], (*logits)[b]);
       EXPECT_LT(err, tol) << "row " << b;
       std::printf("  %-28s %-18s row %zu: max relative logit error %.2e (tolerance %.0e)\n",
                   label.c_str(), td.label.c_str(), b, err, tol);

@@ -33,6 +33,7 @@
 
 #include "common.h"
 #include "hal/file_io.h"
+#include "hal/runtime/host_bandwidth.h"
 #include "hal/runtime/session.h"
 #include "weight_options.h"
 
@@ -104,44 +105,6 @@ Row row_from_json(const nlohmann::json& j) {
   r.bandwidth = j.value("bandwidth_bytes_per_s", 0.0);
   r.bandwidth_source = j.value("bandwidth_source", "");
   return r;
-}
-
-// Host memory read bandwidth with `threads` threads over `bytes` (best of `passes`).
-double measure_read_bandwidth(int threads, uint64_t bytes, int passes) {
-  typedef uint64_t v4u __attribute__((vector_size(32)));
-  const size_t n = size_t(bytes / sizeof(v4u));
-  std::unique_ptr<v4u[]> buf(new v4u[n]);
-  auto run = [&](auto&& fn) {
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) pool.emplace_back(fn, t);
-    for (auto& th : pool) th.join();
-  };
-  run([&](int t) {  // first touch by the thread that reads each part
-    for (size_t i = n * size_t(t) / size_t(threads); i < n * size_t(t + 1) / size_t(threads); ++i)
-      buf[i] = v4u{} + uint64_t(i);
-  });
-  double best = 1e30;
-  std::vector<uint64_t> sums(static_cast<size_t>(threads));
-  for (int p = 0; p < passes; ++p) {
-    const auto t0 = Clock::now();
-    run([&](int t) {
-      v4u a{}, b{}, c{}, d{};
-      size_t i = n * size_t(t) / size_t(threads);
-      const size_t end = n * size_t(t + 1) / size_t(threads);
-      for (; i + 4 <= end; i += 4) {
-        a += buf[i];
-        b += buf[i + 1];
-        c += buf[i + 2];
-        d += buf[i + 3];
-      }
-      const v4u s = a + b + c + d;
-      sums[size_t(t)] = s[0] + s[1] + s[2] + s[3];
-    });
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  volatile uint64_t sink = sums[0];
-  (void)sink;
-  return double(n * sizeof(v4u)) / best;
 }
 
 struct Plan {
@@ -402,7 +365,7 @@ int cmd_bench_model(const Args& args) {
     double host_bw = 0;
     for (hal::Device* d : devices)
       if (d->info().kind == hal::DeviceKind::kCpu && host_bw == 0)
-        host_bw = measure_read_bandwidth(
+        host_bw = hal::runtime::measure_host_read_bandwidth(
             threads,
             std::max<uint64_t>(uint64_t(1) << 30,
                                32 * std::max<uint64_t>(d->info().sram_bytes, 1 << 20)),

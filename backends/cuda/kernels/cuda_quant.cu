@@ -1,7 +1,8 @@
 // Kernels for quantized weights (cuda_kernels.h): the decode matrix-vector product with
-// the weights dequantized in registers, dequantization into f16 for prefill, and the
-// embedding gather from quantized tables. The block decoding is quant_blocks.h, shared
-// with the host test that checks it against hal/reference without a GPU.
+// the weights dequantized in registers, and dequantization into f16 for prefill (the
+// embedding gather from quantized tables is the embedding kernel's, cuda_misc.cu). The block
+// decoding is quant_blocks.h, shared with the host test that checks it against hal/reference
+// without a GPU.
 #include "kernel_common.cuh"
 #include "quant_blocks.h"
 
@@ -42,38 +43,14 @@ __global__ void quant_dequant_kernel(QuantDequantArgs a) {
   if (stream_failed(a.err)) return;
   const int64_t blocks_per_row = a.k / 32;
   const int64_t total = a.n * blocks_per_row;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t n = i / blocks_per_row, b = i % blocks_per_row;
     float w[32];
-    quant::dequant_block32(a.format, static_cast<const uint8_t*>(a.w) + uint64_t(n) * a.w_row_bytes, b, w);
+    quant::dequant_block32(a.format, static_cast<const uint8_t*>(a.w) + uint64_t(n) * a.w_row_bytes,
+                           b, w);
     __half* o = static_cast<__half*>(a.out) + n * a.k + 32 * b;
     for (int j = 0; j < 32; ++j) o[j] = __float2half_rn(w[j]);
-  }
-}
-
-// One thread block per id; threads over the row's 32-element blocks.
-__global__ void quant_embedding_kernel(EmbeddingArgs a, uint64_t row_bytes) {
-  if (stream_failed(a.err)) return;
-  for (int64_t flat = blockIdx.x; flat < a.num_ids; flat += gridDim.x) {
-    int64_t io = 0, oo = 0, rest = flat;
-    for (int dim = a.ids_rank - 1; dim >= 0; --dim) {
-      const int64_t c = rest % a.ids_shape[dim];
-      rest /= a.ids_shape[dim];
-      io += c * a.ids_strides[dim];
-      oo += c * a.out_strides[dim];
-    }
-    const int64_t id = load_i64(a.ids, a.ids_dtype, io);
-    if (id < 0 || id >= a.vocab) {
-      if (threadIdx.x == 0) record_failure(a.err, a.op_kind, id, flat, a.vocab);
-      continue;
-    }
-    const uint8_t* row = static_cast<const uint8_t*>(a.table) + uint64_t(id * a.table_strides[0]) * row_bytes;
-    const int64_t ostride = a.out_strides[a.ids_rank];
-    for (int64_t b = threadIdx.x; b < a.dim / 32; b += blockDim.x) {
-      float w[32];
-      quant::dequant_block32(a.table_dtype, row, b, w);
-      for (int j = 0; j < 32; ++j) store_f(a.out, a.out_dtype, oo + (32 * b + j) * ostride, w[j]);
-    }
   }
 }
 
@@ -88,8 +65,8 @@ cudaError_t launch_quant_gemv(const QuantGemvArgs& a, cudaStream_t stream) {
   const size_t shared = size_t(a.rows * a.k) * sizeof(float);
   if (shared > 48 * 1024) {
     // Beyond the default dynamic shared memory: opt in (up to the device's limit).
-    const cudaError_t e = cudaFuncSetAttribute(kernels::quant_gemv_kernel,
-                                               cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared));
+    const cudaError_t e = cudaFuncSetAttribute(
+        kernels::quant_gemv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared));
     if (e != cudaSuccess) return e;
   }
   const int64_t blocks = (a.n + kernels::kWarps - 1) / kernels::kWarps;
@@ -101,13 +78,6 @@ cudaError_t launch_quant_gemv(const QuantGemvArgs& a, cudaStream_t stream) {
 cudaError_t launch_quant_dequant(const QuantDequantArgs& a, cudaStream_t stream) {
   if (a.n <= 0 || a.k <= 0) return cudaSuccess;
   kernels::quant_dequant_kernel<<<kernels::grid_for(a.n * (a.k / 32), 256), 256, 0, stream>>>(a);
-  return cudaGetLastError();
-}
-
-cudaError_t launch_quant_embedding(const EmbeddingArgs& a, uint64_t row_bytes, cudaStream_t stream) {
-  if (a.num_ids <= 0) return cudaSuccess;
-  const int64_t blocks = a.num_ids < 65535 * 8 ? a.num_ids : 65535 * 8;
-  kernels::quant_embedding_kernel<<<unsigned(blocks), 64, 0, stream>>>(a, row_bytes);
   return cudaGetLastError();
 }
 

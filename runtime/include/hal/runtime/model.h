@@ -76,6 +76,11 @@ class Model {
   friend Result<std::unique_ptr<Model>> make_builtin_model(std::string_view name);
   friend Result<std::unique_ptr<Model>> open_gguf_model(const std::string& path);
   Model() = default;
+  // Adds a weight whose bytes the model owns (generated or converted).
+  void add_owned(std::string name, DType dtype, Shape shape, std::vector<uint8_t> bytes, bool transposed = false,
+                 std::string source = "");
+  // The same for f32 values (generated weights, rope.inv_freq).
+  void add_owned_f32(std::string name, Shape shape, const std::vector<float>& values);
   ModelConfig config_;
   std::string name_;
   bool builtin_ = false;
