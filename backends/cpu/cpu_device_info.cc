@@ -413,6 +413,11 @@ DeviceInfo describe_cpu() {
       const DType t = DType(f);
       const bool fp8 = t == DType::kFP8E4M3Channel;
       info.peak_flops[t] = fp8 ? peak : int8_peak;
+      // Decode products round A to int8 blocks (cpu_quant.h): |error| about sqrt(K) x
+      // max|w| x max|a| / 440, 0.1 at 5 sigma for the suite's K = 256 (|ref| ~ 5).
+      if (!fp8)
+        info.properties.emplace_back("cts.tolerance.matmul." + std::string(dtype_name(t)),
+                                     "0.1,1e-2");
       info.properties.emplace_back("source.peak_flops." + std::string(dtype_name(t)),
                                    fp8 ? "fp8 weights decoded by table, f32 FMA: the f32 figure"
                                        : "int8 activations x unpacked weights: " + how + ", " +
