@@ -244,7 +244,7 @@ Result<std::vector<TensorDesc>> infer_node(const Node& node, std::span<const Ten
         TensorDesc o = x;
         o.shape.dims[node.axis] = length;
         out.push_back(o);
-        offsets.push_back(uint64_t(start * x.strides[node.axis]) * dtype_size(x.dtype));
+        offsets.push_back(x.offset_bytes_of(start * x.strides[node.axis]));
       }
       break;
     }
