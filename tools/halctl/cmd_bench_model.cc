@@ -10,9 +10,10 @@
 //   halctl bench --model gpt2.gguf,gpt2-q4_0.gguf --devices cpu:0 --threads 1,2
 //                --n-prompt 128 --n-gen 32 --repetitions 5 [--output md|json]
 //   ... --llama-bench /path/to/llama-bench   also runs llama.cpp's llama-bench on each
-//                                            GGUF model (same threads, sizes and
-//                                            repetitions), alternating with ours, and
-//                                            lists its rows beside ours
+//                                            GGUF model (same threads and sizes), round
+//                                            by round alternating with ours (one
+//                                            repetition each per round, the order flipped
+//                                            every round), and lists its rows beside ours
 //
 // Thread counts other than the process's own (HAL_CPU_THREADS) run in a child halctl
 // with HAL_CPU_THREADS set, since the CPU backend fixes its pool at start-up.
@@ -23,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -118,81 +120,106 @@ struct Plan {
   CommonOptions common;
 };
 
-// Our rows for one model on one device, in this process (its thread budget).
-hal::Result<std::vector<Row>> bench_here(const Plan& p, const std::string& model_name,
-                                         hal::Device* device, int threads, double host_bandwidth) {
-  HAL_ASSIGN_OR_RETURN(auto loaded, hal::runtime::load_model(model_name));
-  std::shared_ptr<const hal::runtime::Model> model(std::move(loaded));
-  hal::runtime::SessionOptions so;
-  so.devices = {device};
-  HAL_ASSIGN_OR_RETURN(so.weights, weight_options(p.weights, *model));
-  so.planned_context = std::max<int64_t>(p.n_prompt, p.n_gen + 1) + 1;
-  HAL_ASSIGN_OR_RETURN(auto session, hal::runtime::Session::create(model, so));
-  const hal::runtime::ModelConfig& cfg = model->config();
-  // Bytes as stored, and what one generated token streams: every matmul weight once.
-  double stored = 0, streamed = 0;
-  for (const auto& [name, f] : session->weight_formats().by_name) {
-    HAL_ASSIGN_OR_RETURN(hal::runtime::HostTensor t, model->weight(name));
-    const hal::Shape canonical = hal::runtime::stored_shape(t.shape, t.transposed);
-    const double bytes = double(
-        hal::TensorDesc::contiguous(f.dtype, hal::runtime::stored_shape(canonical, f.transposed))
-            .bytes());
-    stored += bytes;
-    if (hal::runtime::is_matmul_weight(cfg, name)) streamed += bytes;
-  }
-  Row base;
-  base.model = model_name;
-  base.weights = weight_summary(hal::runtime::WeightFormats{session->weight_formats().by_name, {}});
-  base.model_bytes = stored;
-  base.params = double(cfg.parameter_count());
-  base.device = device->id();
-  base.threads = threads;
-  const bool cpu = device->info().kind == hal::DeviceKind::kCpu;
-  // A simulated device is timed on its own (simulated) clock: what the device would take.
-  const bool simulated = device->info().property("simulated") == "true";
-  if (simulated) base.device += " (simulated clock)";
-  base.bandwidth =
-      cpu && host_bandwidth > 0 ? host_bandwidth : device->info().memory_bandwidth_bytes_per_s;
-  base.bandwidth_source =
-      cpu && host_bandwidth > 0 ? "read bandwidth measured in this run" : "device info";
-  std::vector<Row> rows;
-  // Tokens that cycle through the vocabulary (no special meaning; llama-bench draws
-  // random ids).
-  auto tokens = [&](int64_t n, int64_t salt) {
-    std::vector<int32_t> ids;
-    for (int64_t i = 0; i < n; ++i)
-      ids.push_back(int32_t((i * 7919 + salt * 104729 + 13) % cfg.vocab_size));
-    return ids;
-  };
-  if (p.n_prompt > 0) {
-    Row r = base;
-    r.test = "pp" + std::to_string(p.n_prompt);
-    hal::runtime::GenerationOptions go;
-    go.max_new_tokens = 1;
-    for (int i = -1; i < p.reps; ++i) {  // -1: warm-up
-      HAL_ASSIGN_OR_RETURN(auto g, session->generate({tokens(p.n_prompt, i + 1)}, go));
-      if (i >= 0)
-        r.samples_ts.push_back(double(p.n_prompt) /
-                               (simulated ? g.prefill_device_seconds : g.prefill_seconds));
+// Our tests for one model on one device, in this process (its thread budget): the
+// session is made once; each round adds one sample per test.
+class OurBench {
+ public:
+  static hal::Result<std::unique_ptr<OurBench>> open(const Plan& p, const std::string& model_name,
+                                                     hal::Device* device, int threads,
+                                                     double host_bandwidth) {
+    std::unique_ptr<OurBench> b(new OurBench());
+    b->p_ = &p;
+    HAL_ASSIGN_OR_RETURN(auto loaded, hal::runtime::load_model(model_name));
+    b->model_ = std::shared_ptr<const hal::runtime::Model>(std::move(loaded));
+    hal::runtime::SessionOptions so;
+    so.devices = {device};
+    HAL_ASSIGN_OR_RETURN(so.weights, weight_options(p.weights, *b->model_));
+    so.planned_context = std::max<int64_t>(p.n_prompt, p.n_gen + 1) + 1;
+    HAL_ASSIGN_OR_RETURN(b->session_, hal::runtime::Session::create(b->model_, so));
+    const hal::runtime::ModelConfig& cfg = b->model_->config();
+    // Bytes as stored, and what one generated token streams: every matmul weight once.
+    double stored = 0, streamed = 0;
+    for (const auto& [name, f] : b->session_->weight_formats().by_name) {
+      HAL_ASSIGN_OR_RETURN(hal::runtime::HostTensor t, b->model_->weight(name));
+      const hal::Shape canonical = hal::runtime::stored_shape(t.shape, t.transposed);
+      const double bytes = double(
+          hal::TensorDesc::contiguous(f.dtype, hal::runtime::stored_shape(canonical, f.transposed))
+              .bytes());
+      stored += bytes;
+      if (hal::runtime::is_matmul_weight(cfg, name)) streamed += bytes;
     }
-    rows.push_back(r);
-  }
-  if (p.n_gen > 0) {
-    Row r = base;
-    r.test = "tg" + std::to_string(p.n_gen);
-    r.bytes_per_token = streamed;
-    hal::runtime::GenerationOptions go;
-    go.max_new_tokens = p.n_gen + 1;  // the first comes from the one-token prefill
-    for (int i = -1; i < p.reps; ++i) {
-      HAL_ASSIGN_OR_RETURN(auto g, session->generate({tokens(1, i + 1)}, go));
-      if (i >= 0)
-        r.samples_ts.push_back(simulated ? g.device_decode_tokens_per_s()
-                                         : g.decode_tokens_per_s());
+    Row base;
+    base.model = model_name;
+    base.weights =
+        weight_summary(hal::runtime::WeightFormats{b->session_->weight_formats().by_name, {}});
+    base.model_bytes = stored;
+    base.params = double(cfg.parameter_count());
+    base.device = device->id();
+    base.threads = threads;
+    const bool cpu = device->info().kind == hal::DeviceKind::kCpu;
+    // A simulated device is timed on its own (simulated) clock: what the device would take.
+    b->simulated_ = device->info().property("simulated") == "true";
+    if (b->simulated_) base.device += " (simulated clock)";
+    base.bandwidth =
+        cpu && host_bandwidth > 0 ? host_bandwidth : device->info().memory_bandwidth_bytes_per_s;
+    base.bandwidth_source =
+        cpu && host_bandwidth > 0 ? "read bandwidth measured in this run" : "device info";
+    if (p.n_prompt > 0) {
+      b->pp_ = base;
+      b->pp_.test = "pp" + std::to_string(p.n_prompt);
     }
-    rows.push_back(r);
+    if (p.n_gen > 0) {
+      b->tg_ = base;
+      b->tg_.test = "tg" + std::to_string(p.n_gen);
+      b->tg_.bytes_per_token = streamed;
+    }
+    return b;
   }
-  return rows;
-}
+
+  // One sample of each test (not kept when `warmup`).
+  hal::Status round(int index, bool warmup) {
+    const int64_t vocab = model_->config().vocab_size;
+    // Tokens that cycle through the vocabulary (llama-bench draws random ids).
+    auto tokens = [&](int64_t n) {
+      std::vector<int32_t> ids;
+      for (int64_t i = 0; i < n; ++i)
+        ids.push_back(int32_t((i * 7919 + index * 104729 + 13) % vocab));
+      return ids;
+    };
+    if (p_->n_prompt > 0) {
+      hal::runtime::GenerationOptions go;
+      go.max_new_tokens = 1;
+      HAL_ASSIGN_OR_RETURN(auto g, session_->generate({tokens(p_->n_prompt)}, go));
+      if (!warmup)
+        pp_.samples_ts.push_back(double(p_->n_prompt) /
+                                 (simulated_ ? g.prefill_device_seconds : g.prefill_seconds));
+    }
+    if (p_->n_gen > 0) {
+      hal::runtime::GenerationOptions go;
+      go.max_new_tokens = p_->n_gen + 1;  // the first comes from the one-token prefill
+      HAL_ASSIGN_OR_RETURN(auto g, session_->generate({tokens(1)}, go));
+      if (!warmup)
+        tg_.samples_ts.push_back(simulated_ ? g.device_decode_tokens_per_s()
+                                            : g.decode_tokens_per_s());
+    }
+    return hal::ok_status();
+  }
+
+  std::vector<Row> rows() const {
+    std::vector<Row> r;
+    if (p_->n_prompt > 0) r.push_back(pp_);
+    if (p_->n_gen > 0) r.push_back(tg_);
+    return r;
+  }
+
+ private:
+  OurBench() = default;
+  const Plan* p_ = nullptr;
+  std::shared_ptr<const hal::runtime::Model> model_;
+  std::unique_ptr<hal::runtime::Session> session_;
+  bool simulated_ = false;
+  Row pp_, tg_;
+};
 
 // Runs a command, returning its stdout (exit status in *status).
 std::string run_capture(const std::string& cmd, int* status) {
@@ -215,12 +242,13 @@ std::string quote(const std::string& s) {
   return q + "'";
 }
 
-// llama.cpp's rows for one GGUF model and thread count, from llama-bench -o json.
-hal::Result<std::vector<Row>> bench_llama_cpp(const Plan& p, const std::string& model,
-                                              int threads) {
+// llama.cpp's rows for one GGUF model and thread count (reps repetitions), from
+// llama-bench -o json.
+hal::Result<std::vector<Row>> bench_llama_cpp(const Plan& p, const std::string& model, int threads,
+                                              int reps) {
   const std::string cmd = quote(p.llama_bench) + " -m " + quote(model) + " -t " +
                           std::to_string(threads) + " -p " + std::to_string(p.n_prompt) + " -n " +
-                          std::to_string(p.n_gen) + " -r " + std::to_string(p.reps) +
+                          std::to_string(p.n_gen) + " -r " + std::to_string(reps) +
                           " -o json 2>/dev/null";
   int status = 0;
   const std::string out = run_capture(cmd, &status);
@@ -371,21 +399,47 @@ int cmd_bench_model(const Args& args) {
                                32 * std::max<uint64_t>(d->info().sram_bytes, 1 << 20)),
             5);
     for (const std::string& m : p.models) {
-      // llama.cpp first, then ours, model by model: side by side in time.
-      if (!p.llama_bench.empty() && is_gguf_file(m)) {
-        auto peer = bench_llama_cpp(p, m, threads);
-        if (!peer.ok()) return report_error("bench", peer.status());
-        for (Row& r : *peer) {
-          r.bandwidth = host_bw;
-          r.bandwidth_source = "read bandwidth measured in this run";
-          rows.push_back(r);
+      // Side by side: round by round, llama.cpp (one repetition per call) and ours, in
+      // alternating order, so a change in the machine's load hits both alike.
+      std::vector<std::unique_ptr<OurBench>> ours;
+      for (hal::Device* d : devices) {
+        auto b = OurBench::open(p, m, d, threads, host_bw);
+        if (!b.ok()) return report_error("bench", b.status().with_context(m + " on " + d->id()));
+        ours.push_back(std::move(*b));
+        if (hal::Status s = ours.back()->round(0, true); !s.ok())
+          return report_error("bench", s.with_context(m + " on " + d->id()));
+      }
+      const bool peer = !p.llama_bench.empty() && is_gguf_file(m);
+      std::vector<Row> peer_rows;
+      for (int r = 0; r < p.reps; ++r) {
+        for (int order = 0; order < 2; ++order) {
+          const bool peer_turn = (order == 0) == (r % 2 == 0);
+          if (peer_turn && peer) {
+            auto got = bench_llama_cpp(p, m, threads, 1);
+            if (!got.ok()) return report_error("bench", got.status());
+            for (Row& g : *got) {
+              auto it = std::find_if(peer_rows.begin(), peer_rows.end(),
+                                     [&](const Row& x) { return x.test == g.test; });
+              if (it == peer_rows.end()) {
+                g.bandwidth = host_bw;
+                g.bandwidth_source = "read bandwidth measured in this run";
+                peer_rows.push_back(g);
+              } else {
+                it->samples_ts.insert(it->samples_ts.end(), g.samples_ts.begin(),
+                                      g.samples_ts.end());
+              }
+            }
+          } else if (!peer_turn) {
+            for (auto& b : ours)
+              if (hal::Status s = b->round(r + 1, false); !s.ok())
+                return report_error("bench", s.with_context(m));
+          }
         }
       }
-      for (hal::Device* d : devices) {
-        auto ours = bench_here(p, m, d, threads, host_bw);
-        if (!ours.ok())
-          return report_error("bench", ours.status().with_context(m + " on " + d->id()));
-        rows.insert(rows.end(), ours->begin(), ours->end());
+      rows.insert(rows.end(), peer_rows.begin(), peer_rows.end());
+      for (const auto& b : ours) {
+        const std::vector<Row> r = b->rows();
+        rows.insert(rows.end(), r.begin(), r.end());
       }
     }
     if (host_bw > 0)
