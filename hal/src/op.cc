@@ -39,7 +39,7 @@ Shape drop_last(const Shape& s, int n) {
   return r;
 }
 
-uint64_t nbytes(const TensorDesc& t) { return uint64_t(std::max<int64_t>(t.numel(), 0)) * dtype_size(t.dtype); }
+uint64_t nbytes(const TensorDesc& t) { return t.bytes(); }
 
 }  // namespace
 
@@ -121,7 +121,38 @@ uint64_t TensorDesc::extent_bytes() const {
   if (numel() <= 0) return 0;
   uint64_t last = 0;
   for (int i = 0; i < shape.rank; ++i) last += uint64_t(shape.dims[i] - 1) * uint64_t(strides[i]);
+  if (is_quantized(dtype)) {
+    const int64_t k = shape.rank > 0 ? shape.back() : 1;
+    return (last / uint64_t(k) + 1) * dtype_row_bytes(dtype, k);
+  }
   return (last + 1) * dtype_size(dtype);
+}
+
+uint64_t TensorDesc::offset_bytes_of(int64_t element_offset) const {
+  if (element_offset <= 0) return 0;
+  if (is_quantized(dtype)) {
+    const int64_t k = shape.rank > 0 ? std::max<int64_t>(shape.back(), 1) : 1;
+    return uint64_t(element_offset / k) * dtype_row_bytes(dtype, k);
+  }
+  return uint64_t(element_offset) * dtype_size(dtype);
+}
+
+std::string quantized_view_error(const TensorDesc& t) {
+  if (!is_quantized(t.dtype)) return "";
+  const std::string name(dtype_name(t.dtype));
+  if (t.shape.rank < 1) return name + " tensor needs rank >= 1";
+  const int64_t k = t.shape.back();
+  const int64_t block = dtype_block(t.dtype);
+  if (k <= 0 || k % block != 0)
+    return name + " rows hold blocks of " + std::to_string(block) + " elements; the last dim of " +
+           t.shape.to_string() + " is not a multiple";
+  if (t.shape.back() > 1 && t.strides[t.shape.rank - 1] != 1)
+    return name + " " + t.to_string() + " must be contiguous along its last dim";
+  for (int d = 0; d + 1 < t.shape.rank; ++d)
+    if (t.shape.dims[d] > 1 && t.strides[d] % k != 0)
+      return name + " " + t.to_string() + " must step whole rows (strides multiples of " +
+             std::to_string(k) + ")";
+  return "";
 }
 
 std::string TensorDesc::to_string() const {
@@ -147,8 +178,13 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
     return bad(kind, "takes " + range + " inputs, got " + std::to_string(n));
   }
   for (int i = 0; i < n; ++i) {
-    if (in[i].dtype == DType::kInvalid || dtype_size(in[i].dtype) == 0)
+    if (!is_valid_dtype(in[i].dtype) || (dtype_size(in[i].dtype) == 0 && !is_quantized(in[i].dtype)))
       return bad(kind, "input " + std::to_string(i) + " has no valid dtype");
+    // Quantized weights: matmul's B (transposed) and embedding's table only.
+    const bool weight_slot = (kind == OpKind::kMatmul && i == 1) || (kind == OpKind::kEmbedding && i == 0);
+    if (is_quantized(in[i].dtype) && !weight_slot)
+      return bad(kind, "input " + std::to_string(i) + " is " + std::string(dtype_name(in[i].dtype)) +
+                           "; a quantized tensor may only be matmul's B or embedding's table");
     if (in[i].shape.rank < 0 || in[i].shape.rank > kMaxRank)
       return bad(kind, "input " + std::to_string(i) + " has rank " +
                            std::to_string(in[i].shape.rank) + " outside [0, 8]");
@@ -167,7 +203,13 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
   switch (kind) {
     case OpKind::kMatmul: {
       HAL_RETURN_IF_ERROR(need_float(0));
-      HAL_RETURN_IF_ERROR(need_float(1));
+      if (is_quantized(in[1].dtype)) {
+        if (!attrs.transpose_b)
+          return bad(kind, "a quantized B (" + std::string(dtype_name(in[1].dtype)) +
+                               ") is stored [.., N, K] and needs transpose_b");
+      } else {
+        HAL_RETURN_IF_ERROR(need_float(1));
+      }
       const Shape& a = in[0].shape;
       const Shape& b = in[1].shape;
       if (a.rank < 2 || b.rank < 2)
@@ -305,12 +347,12 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
       break;
     }
     case OpKind::kEmbedding: {
-      HAL_RETURN_IF_ERROR(need_float(0));
+      if (!is_quantized(in[0].dtype)) HAL_RETURN_IF_ERROR(need_float(0));
       if (in[0].shape.rank != 2) return bad(kind, "table must be [V, D], got " + in[0].shape.to_string());
       if (!is_index_type(in[1].dtype))
         return bad(kind, "ids must be i32 or i64, got " + std::string(dtype_name(in[1].dtype)));
       if (in[1].shape.rank + 1 > kMaxRank) return bad(kind, "ids rank must be < 8");
-      out.dtype = in[0].dtype;
+      out.dtype = is_quantized(in[0].dtype) ? DType::kF32 : in[0].dtype;
       out.shape = in[1].shape;
       out.shape.dims[out.shape.rank++] = in[0].shape[1];
       break;
@@ -367,9 +409,20 @@ Status validate_op(const OpSpec& spec) {
                           s += (i ? ", " : "") + spec.inputs[i].to_string();
                         return s;
                       }());
-  if (o.dtype == DType::kInvalid || dtype_size(o.dtype) == 0) return bad(k, "output has no valid dtype");
+  if (!is_valid_dtype(o.dtype) || dtype_size(o.dtype) == 0) return bad(k, "output has no valid dtype");
+  for (int i = 0; i < spec.num_inputs; ++i) {
+    const std::string err = quantized_view_error(spec.inputs[i]);
+    if (!err.empty()) return bad(k, "input " + std::to_string(i) + ": " + err);
+  }
   switch (k) {
     case OpKind::kCast:
+      break;
+    case OpKind::kEmbedding:
+      if (is_quantized(spec.inputs[0].dtype) ? !is_floating(o.dtype) || dtype_size(o.dtype) < 2
+                                             : o.dtype != expect.dtype)
+        return bad(k, "output dtype " + std::string(dtype_name(o.dtype)) + " should be " +
+                          (is_quantized(spec.inputs[0].dtype) ? std::string("f32, f16 or bf16")
+                                                              : std::string(dtype_name(expect.dtype))));
       break;
     case OpKind::kMatmul:
       if (!is_floating(o.dtype)) return bad(k, "output must be a float tensor");
@@ -448,11 +501,14 @@ OpCost analytic_cost(const OpSpec& spec) {
       if (spec.num_inputs == 4) c.bytes_read += nbytes(spec.inputs[3]);
       break;
     }
-    case OpKind::kEmbedding:
+    case OpKind::kEmbedding: {
       c.flops = 0;
-      c.bytes_read = nbytes(spec.inputs[1]) + nbytes(o) / dtype_size(o.dtype) *
-                                                  dtype_size(spec.inputs[0].dtype);
+      const TensorDesc& table = spec.inputs[0];
+      const int64_t rows = spec.inputs[1].numel();
+      c.bytes_read = nbytes(spec.inputs[1]) +
+                     uint64_t(std::max<int64_t>(rows, 0)) * dtype_row_bytes(table.dtype, table.shape.back());
       break;
+    }
     case OpKind::kTranspose:
     case OpKind::kCast: c.flops = 0; break;
     case OpKind::kArgmax: c.flops = double(std::max<int64_t>(spec.inputs[0].numel(), 0)); break;

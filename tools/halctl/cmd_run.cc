@@ -1,4 +1,5 @@
-// halctl run: load a model (a Hugging Face checkpoint directory or a built-in name), put
+// halctl run: load a model (a Hugging Face checkpoint directory, a GGUF file or a built-in
+// name; weights stored or quantized on load as weight_options.h says), put
 // it on the chosen devices, prefill the prompt(s) and decode new tokens; print the
 // tokens and prefill/decode throughput (--json for machines), optionally dump the logits
 // each token was chosen from.
@@ -6,6 +7,7 @@
 //   halctl run --model gpt2-tiny --devices cpu:0 --prompt-ids 1,2,3 --max-new-tokens 16
 //   halctl run --model DIR --prompts "1,2,3;4,5" --temperature 0.8 --top-k 40 --seed 7 --json
 //   halctl run --model gpt2-small-random --devices cpu:0,npu:0 --report r.json --trace t.json
+//   halctl run --model DIR --prompt "Hello" [--chat] [--stop S]   # text in, text out
 //
 // Placement: the scheduler (hal/runtime/scheduled_plan.h) places ops across --devices,
 // within each device's memory, pinned by --placement; a device that lacks an op falls
@@ -23,7 +25,8 @@
 //
 // The command reads as its steps: parse the options, check what needs no device, generate
 // (platform, model, session, tokens), write the logits and profile files, print
-// (run_summary.h); the progress line is terminal_progress.h.
+// (run_summary.h); the progress line is terminal_progress.h. Text prompts (--prompt,
+// --prompt-file, --chat, --stop, ...) are run_text.h's: the steps hook it in.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -38,7 +41,9 @@
 #include "run_executables.h"
 #include "run_outputs.h"
 #include "run_summary.h"
+#include "run_text.h"
 #include "terminal_progress.h"
+#include "weight_options.h"
 
 namespace halctl {
 
@@ -49,6 +54,8 @@ struct RunRequest {
   CommonOptions common;
   RunPlacementOptions placing;
   CompileCliOptions compiling;
+  RunTextOptions text;
+  WeightCliOptions weight_cli;
   std::string model_name = "gpt2-tiny", devices_text = "cpu:0", prompt_ids, prompts_text;
   std::string dtype_text = "f32", dump_logits;
   int64_t max_new_tokens = 16, batch = 1, eos_id = -1;
@@ -66,10 +73,12 @@ std::optional<int> parse_request(const Args& args, RunRequest& req) {
   add_common_options(desc, req.common);
   add_run_placement_options(desc, req.placing);
   add_compile_options(desc, req.compiling, /*with_compiled=*/true);
+  add_run_text_options(desc, req.text);
+  add_weight_options(desc, req.weight_cli);
   desc.add_options()("model",
                      po::value<std::string>(&req.model_name)->default_value(req.model_name),
-                     "checkpoint directory (config.json + safetensors) or built-in name: "
-                     "gpt2-tiny, gpt2-small-random, llama-tiny")(
+                     "checkpoint directory (config.json + safetensors), GGUF file or built-in "
+                     "name: gpt2-tiny, gpt2-small-random, llama-tiny")(
       "devices", po::value<std::string>(&req.devices_text)->default_value(req.devices_text),
       "devices to run on, e.g. cpu:0 or cpu:0,npu:0 (several: blocks split by layer ranges)")(
       "prompt-ids", po::value<std::string>(&req.prompt_ids),
@@ -100,8 +109,9 @@ std::optional<int> parse_request(const Args& args, RunRequest& req) {
       "(row 0 from the last prompt position), prompt after prompt");
   po::variables_map vm;
   if (auto stop = parse_args("run", args, desc, {}, vm,
-                             "halctl run --model DIR|NAME [--devices cpu:0] --prompt-ids 1,2,3 "
-                             "[--max-new-tokens N] [--json] [--dump-logits FILE]"))
+                             "halctl run --model DIR|NAME [--devices cpu:0] (--prompt TEXT | "
+                             "--prompt-ids 1,2,3) [--max-new-tokens N] [--json] "
+                             "[--dump-logits FILE]"))
     return stop;
   req.prompt_ids_given = vm.count("prompt-ids") > 0;
   req.prompts_given = vm.count("prompts") > 0;
@@ -112,13 +122,27 @@ std::optional<int> parse_request(const Args& args, RunRequest& req) {
 struct CheckedRequest {
   std::vector<std::vector<int32_t>> prompts;
   hal::DType dtype = hal::DType::kF32;
+  std::unique_ptr<RunText> text;  // text prompts: their ids are `prompts`
 };
 
 // Checks the prompts, counts and dtype; an exit code after reporting a bad one.
 std::optional<int> check_request(const RunRequest& req, CheckedRequest& out) {
   if (req.prompts_given && req.prompt_ids_given)
     return usage_error("run", "give --prompt-ids or --prompts, not both");
-  if (req.prompts_given) {
+  if (const std::string misuse = req.text.misuse(); !misuse.empty())
+    return usage_error("run", misuse);
+  if (req.text.any()) {
+    if (req.prompts_given || req.prompt_ids_given)
+      return usage_error("run",
+                         "give text prompts (--prompt, --prompt-file) or token ids "
+                         "(--prompt-ids, --prompts), not both");
+    if (req.batch < 1 || req.batch > 4096)
+      return usage_error("run", "--batch must be in [1, 4096]");
+    auto text = RunText::create(req.text, req.model_name, req.batch);
+    if (!text.ok()) return report_error("run", text.status());
+    out.text = std::move(*text);
+    out.prompts = out.text->prompt_ids();
+  } else if (req.prompts_given) {
     for (const std::string& p : split_list(req.prompts_text, ';')) {
       auto ids = parse_id_list(p, "--prompts");
       if (!ids.ok()) return report_error("run", ids.status());
@@ -208,6 +232,9 @@ std::optional<int> generate(const RunRequest& req, const CheckedRequest& checked
   // --json lists each executable's measured time: the runs are profiled for it.
   so.profile = req.placing.profile() || (req.common.json && compile->enabled);
   so.compute_dtype = checked.dtype;
+  auto weights = weight_options(req.weight_cli, *run.model);
+  if (!weights.ok()) return report_error("run", weights.status());
+  so.weights = *weights;
   so.progress = [&progress = run.progress](std::string_view what, uint64_t done, uint64_t total) {
     progress.update(what, done, total);
   };
@@ -226,10 +253,13 @@ std::optional<int> generate(const RunRequest& req, const CheckedRequest& checked
   go.keep_logits = !req.dump_logits.empty();
   go.progress = so.progress;
   go.failover = req.failover;
+  if (checked.text)
+    checked.text->attach(go, /*stream=*/!req.common.json && checked.prompts.size() == 1);
   auto result = run.session->generate(checked.prompts, go);
   run.progress.finish();
   if (!result.ok()) return report_error("run", result.status());
   run.result = std::move(*result);
+  if (checked.text) checked.text->complete(run.result);
   return std::nullopt;
 }
 
@@ -273,7 +303,7 @@ int cmd_run(const Args& args) {
 
   const RunSummary summary{*run.model,   checked.dtype,     checked.prompts, run.devices,
                            *run.session, run.planner.get(), req.placing,     *profile,
-                           run.result,   req.failover,      req.dump_logits};
+                           run.result,   req.failover,      req.dump_logits, checked.text.get()};
   if (req.common.json)
     print_run_json(summary);
   else

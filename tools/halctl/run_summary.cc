@@ -9,6 +9,7 @@
 
 #include "hal/units.h"
 #include "run_executables.h"
+#include "weight_options.h"
 
 namespace halctl {
 
@@ -120,6 +121,7 @@ void print_run_json(const RunSummary& s) {
                         {"note", ev.note}});
     out["failovers"] = events;
   }
+  if (s.text) s.text->add_json(out);
   out["prefill_activation_bytes"] = r.prefill_activation_bytes;
   out["decode_activation_bytes"] = r.decode_activation_bytes;
   if (!s.dump_logits.empty()) out["dump_logits"] = s.dump_logits;
@@ -134,6 +136,7 @@ void print_run_text(const RunSummary& s) {
   fmt::print("model      {} ({}, {:.1f} M parameters, {})\n", s.model.name(), cfg.summary(),
              double(cfg.parameter_count()) / 1e6, hal::dtype_name(s.dtype));
   fmt::print("placement  {}\n", placement);
+  fmt::print("weights    {}\n", weight_summary(s.session.weight_formats()));
   if (s.planner)
     fmt::print("{}{}", placement_lines(*s.planner), executables_lines(*s.planner, s.result));
   auto ids_text = [](const std::vector<int32_t>& ids) {
@@ -144,7 +147,8 @@ void print_run_text(const RunSummary& s) {
     }
     return text;
   };
-  for (size_t b = 0; b < prompts.size(); ++b) {
+  if (s.text) s.text->print();
+  for (size_t b = 0; b < prompts.size() && !s.text; ++b) {
     const std::string tag = prompts.size() > 1 ? fmt::format("[{}] ", b) : "";
     fmt::print("prompt     {}{}\n", tag, ids_text(prompts[b]));
     fmt::print("generated  {}{}\n", tag, ids_text(r.tokens[b]));

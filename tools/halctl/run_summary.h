@@ -13,6 +13,7 @@
 
 #include "hal/runtime/session.h"
 #include "run_outputs.h"
+#include "run_text.h"
 
 namespace halctl {
 
@@ -27,8 +28,9 @@ struct RunSummary {
   const RunPlacementOptions& placing;
   const hal::runtime::RunReport& profile;  // what --report/--trace wrote (empty otherwise)
   const hal::runtime::GenerationResult& result;
-  bool failover = false;    // --failover: the JSON lists the recoveries
-  std::string dump_logits;  // --dump-logits path, or empty
+  bool failover = false;          // --failover: the JSON lists the recoveries
+  std::string dump_logits;        // --dump-logits path, or empty
+  const RunText* text = nullptr;  // text prompts (run_text.h): text instead of ids
 };
 
 // One stderr note per recovery: the fault, the devices lost and left, what was kept.

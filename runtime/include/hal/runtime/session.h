@@ -77,6 +77,7 @@
 #include "hal/runtime/executor.h"
 #include "hal/runtime/model.h"
 #include "hal/runtime/model_graph.h"
+#include "hal/runtime/quantize.h"
 
 namespace hal::runtime {
 
@@ -117,6 +118,10 @@ using Planner = std::function<Result<ExecutionPlan>(std::shared_ptr<const Graph>
 struct SessionOptions {
   std::vector<Device*> devices;  // at least one
   DType compute_dtype = DType::kF32;
+  // How weights are stored on the devices (quantize.h): as stored in the file (f16,
+  // quantized) or quantized on load; by default in the compute dtype, except weights the
+  // model holds quantized.
+  WeightOptions weights;
   ProgressFn progress;
   bool record_commands = false;  // executors keep CommandRecords (last_records())
   Planner planner;               // empty: the default placement (above)
@@ -158,13 +163,22 @@ struct ProfiledRun {
   Timeline timeline;
 };
 
+// Called with each token a row produces, in order, as soon as it is chosen (before the
+// next step runs): streaming output. Returning false ends that row after this token (a
+// stop string appeared in its text). Runs on the thread that called generate().
+using TokenFn = std::function<bool(int64_t row, int32_t token)>;
+
 struct GenerationOptions {
   int64_t max_new_tokens = 16;
   SamplingOptions sampling;
   int64_t eos_token_id = -1;  // a row stops after producing it (-1: never)
-  bool keep_logits = false;   // GenerationResult::logits
-  ProgressFn progress;        // called after each token step
-  bool failover = false;      // survive device faults (top of this file)
+  // More ids that end a row like eos_token_id (a model's generation_config.json may name
+  // several: Llama 3's <|end_of_text|> and <|eot_id|>).
+  std::vector<int32_t> stop_token_ids;
+  bool keep_logits = false;  // GenerationResult::logits
+  ProgressFn progress;       // called after each token step
+  TokenFn on_token;          // optional; see TokenFn
+  bool failover = false;     // survive device faults (top of this file)
 };
 
 // One recovery from a device fault during generate() with failover.
@@ -180,6 +194,9 @@ struct FailoverEvent {
 
 struct GenerationResult {
   std::vector<std::vector<int32_t>> tokens;  // per prompt: the generated ids
+  // Per prompt: 1 when the row ended before max_new_tokens (a stop id, or on_token said
+  // stop), 0 when it ran to the length limit.
+  std::vector<uint8_t> stopped;
   // keep_logits: per prompt, one row of vocab_size floats per generated token (the
   // logits the token was chosen from).
   std::vector<std::vector<float>> logits;
@@ -228,6 +245,8 @@ class Session {
   // cheap op of the block elsewhere).
   const std::vector<int32_t>& layer_devices() const { return layer_device_; }
   uint64_t weight_bytes() const { return weight_bytes_; }
+  // Each weight's stored dtype and orientation, and the fallbacks taken.
+  const WeightFormats& weight_formats() const { return *weight_formats_; }
 
   Result<GenerationResult> generate(const std::vector<std::vector<int32_t>>& prompts,
                                     const GenerationOptions& options);
@@ -275,6 +294,7 @@ class Session {
   // Weights by (name, device index).
   std::map<std::pair<std::string, int32_t>, Buffer> weights_;
   uint64_t weight_bytes_ = 0;
+  std::shared_ptr<const WeightFormats> weight_formats_;
   // States (KV caches) by (name, device), sized for the last graph shape that used them;
   // state_epoch_ counts reallocations so executors bound to older buffers rebind.
   std::map<std::pair<std::string, int32_t>, Buffer> states_;
