@@ -9,8 +9,8 @@ namespace hal {
 namespace {
 
 constexpr std::string_view kOpNames[kOpKindCount] = {
-    "invalid", "matmul", "add",  "mul",  "scale",     "layer_norm", "rms_norm",  "softmax",
-    "gelu",    "silu",   "rotary", "attention", "embedding", "transpose", "cast", "argmax"};
+    "invalid", "matmul", "add",    "mul",       "scale",     "layer_norm", "rms_norm", "softmax",
+    "gelu",    "silu",   "rotary", "attention", "embedding", "transpose",  "cast",     "argmax"};
 
 std::string name_of(OpKind k) { return std::string(op_kind_name(k)); }
 
@@ -39,7 +39,9 @@ Shape drop_last(const Shape& s, int n) {
   return r;
 }
 
-uint64_t nbytes(const TensorDesc& t) { return uint64_t(std::max<int64_t>(t.numel(), 0)) * dtype_size(t.dtype); }
+uint64_t nbytes(const TensorDesc& t) {
+  return uint64_t(std::max<int64_t>(t.numel(), 0)) * dtype_size(t.dtype);
+}
 
 }  // namespace
 
@@ -56,22 +58,31 @@ std::optional<OpKind> parse_op_kind(std::string_view name) {
 
 InputArity op_input_arity(OpKind kind) {
   switch (kind) {
-    case OpKind::kMatmul: return {2, 3};
+    case OpKind::kMatmul:
+      return {2, 3};
     case OpKind::kAdd:
-    case OpKind::kMul: return {2, 2};
-    case OpKind::kLayerNorm: return {2, 3};
-    case OpKind::kRmsNorm: return {2, 2};
-    case OpKind::kRotary: return {2, 3};
-    case OpKind::kAttention: return {3, 4};
-    case OpKind::kEmbedding: return {2, 2};
+    case OpKind::kMul:
+      return {2, 2};
+    case OpKind::kLayerNorm:
+      return {2, 3};
+    case OpKind::kRmsNorm:
+      return {2, 2};
+    case OpKind::kRotary:
+      return {2, 3};
+    case OpKind::kAttention:
+      return {3, 4};
+    case OpKind::kEmbedding:
+      return {2, 2};
     case OpKind::kScale:
     case OpKind::kSoftmax:
     case OpKind::kGelu:
     case OpKind::kSilu:
     case OpKind::kTranspose:
     case OpKind::kCast:
-    case OpKind::kArgmax: return {1, 1};
-    case OpKind::kInvalid: break;
+    case OpKind::kArgmax:
+      return {1, 1};
+    case OpKind::kInvalid:
+      break;
   }
   return {0, 0};
 }
@@ -79,11 +90,14 @@ InputArity op_input_arity(OpKind kind) {
 OpClass op_class(OpKind kind) {
   switch (kind) {
     case OpKind::kMatmul:
-    case OpKind::kAttention: return OpClass::kMatrix;
+    case OpKind::kAttention:
+      return OpClass::kMatrix;
     case OpKind::kEmbedding:
     case OpKind::kTranspose:
-    case OpKind::kCast: return OpClass::kData;
-    default: return OpClass::kVector;
+    case OpKind::kCast:
+      return OpClass::kData;
+    default:
+      return OpClass::kVector;
   }
 }
 
@@ -154,8 +168,8 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
                            std::to_string(in[i].shape.rank) + " outside [0, 8]");
     for (int d = 0; d < in[i].shape.rank; ++d)
       if (in[i].shape.dims[d] < 0)
-        return bad(kind, "input " + std::to_string(i) + " has a negative dim: " +
-                             in[i].shape.to_string());
+        return bad(
+            kind, "input " + std::to_string(i) + " has a negative dim: " + in[i].shape.to_string());
   }
   auto need_float = [&](int i) -> Status {
     if (!is_floating(in[i].dtype))
@@ -171,15 +185,16 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
       const Shape& a = in[0].shape;
       const Shape& b = in[1].shape;
       if (a.rank < 2 || b.rank < 2)
-        return bad(kind, "A and B need rank >= 2, got A " + a.to_string() + " and B " + b.to_string());
+        return bad(kind,
+                   "A and B need rank >= 2, got A " + a.to_string() + " and B " + b.to_string());
       const int64_t m = attrs.transpose_a ? a.back(1) : a.back(2);
       const int64_t ka = attrs.transpose_a ? a.back(2) : a.back(1);
       const int64_t kb = attrs.transpose_b ? b.back(1) : b.back(2);
       const int64_t nn = attrs.transpose_b ? b.back(2) : b.back(1);
       if (ka != kb)
         return bad(kind, "inner dims differ: A " + a.to_string() + (attrs.transpose_a ? "^T" : "") +
-                             " and B " + b.to_string() + (attrs.transpose_b ? "^T" : "") +
-                             " (K " + std::to_string(ka) + " vs " + std::to_string(kb) + ")");
+                             " and B " + b.to_string() + (attrs.transpose_b ? "^T" : "") + " (K " +
+                             std::to_string(ka) + " vs " + std::to_string(kb) + ")");
       Shape batch;
       if (!broadcast_shapes(drop_last(a, 2), drop_last(b, 2), &batch))
         return bad(kind, "batch dims of A " + a.to_string() + " and B " + b.to_string() +
@@ -188,7 +203,8 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
       if (n == 3) {
         HAL_RETURN_IF_ERROR(need_float(2));
         if (in[2].shape.rank != 1 || in[2].shape[0] != nn)
-          return bad(kind, "bias must be [" + std::to_string(nn) + "], got " + in[2].shape.to_string());
+          return bad(kind,
+                     "bias must be [" + std::to_string(nn) + "], got " + in[2].shape.to_string());
       }
       out.dtype = in[0].dtype;
       out.shape = batch;
@@ -213,8 +229,8 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
       HAL_RETURN_IF_ERROR(need_float(0));
       if (kind == OpKind::kGelu && attrs.gelu_approximation != GeluApproximation::kErf &&
           attrs.gelu_approximation != GeluApproximation::kTanh)
-        return bad(kind, "unknown gelu approximation " +
-                             std::to_string(int(attrs.gelu_approximation)));
+        return bad(kind,
+                   "unknown gelu approximation " + std::to_string(int(attrs.gelu_approximation)));
       out.dtype = in[0].dtype;
       out.shape = in[0].shape;
       break;
@@ -237,8 +253,8 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
       HAL_RETURN_IF_ERROR(need_float(0));
       if (in[0].shape.rank < 1) return bad(kind, "x needs rank >= 1");
       if (attrs.causal && in[0].shape.rank < 2)
-        return bad(kind, "causal softmax needs rank >= 2 ([.., Sq, Sk]), got " +
-                             in[0].shape.to_string());
+        return bad(kind,
+                   "causal softmax needs rank >= 2 ([.., Sq, Sk]), got " + in[0].shape.to_string());
       out.dtype = in[0].dtype;
       out.shape = in[0].shape;
       break;
@@ -249,7 +265,8 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
       const Shape& p = in[1].shape;
       if (x.rank < 3) return bad(kind, "x must be [.., S, H, D], got " + x.to_string());
       if (!is_index_type(in[1].dtype))
-        return bad(kind, "positions must be i32 or i64, got " + std::string(dtype_name(in[1].dtype)));
+        return bad(kind,
+                   "positions must be i32 or i64, got " + std::string(dtype_name(in[1].dtype)));
       const int64_t s = x.back(3);
       const bool per_batch = p.rank == 2;
       if (!((p.rank == 1 && p[0] == s) || (per_batch && x.rank == 4 && p[0] == x[0] && p[1] == s)))
@@ -298,15 +315,16 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
       if (attrs.q_offset < -1) return bad(kind, "q_offset must be >= -1");
       if (attrs.scale < 0.0f) return bad(kind, "scale must be >= 0 (0 = 1/sqrt(D))");
       if (n == 4 && (in[3].dtype != DType::kI32 || in[3].shape.rank != 1 || in[3].shape[0] != q[0]))
-        return bad(kind, "kv_lengths must be i32[" + std::to_string(q[0]) + "], got " +
-                             in[3].to_string());
+        return bad(
+            kind, "kv_lengths must be i32[" + std::to_string(q[0]) + "], got " + in[3].to_string());
       out.dtype = in[0].dtype;
       out.shape = Shape{q[0], q[1], q[2], v[3]};
       break;
     }
     case OpKind::kEmbedding: {
       HAL_RETURN_IF_ERROR(need_float(0));
-      if (in[0].shape.rank != 2) return bad(kind, "table must be [V, D], got " + in[0].shape.to_string());
+      if (in[0].shape.rank != 2)
+        return bad(kind, "table must be [V, D], got " + in[0].shape.to_string());
       if (!is_index_type(in[1].dtype))
         return bad(kind, "ids must be i32 or i64, got " + std::string(dtype_name(in[1].dtype)));
       if (in[1].shape.rank + 1 > kMaxRank) return bad(kind, "ids rank must be < 8");
@@ -360,14 +378,16 @@ Status validate_op(const OpSpec& spec) {
   const TensorDesc& o = spec.output;
   if (o.shape.rank < 0 || o.shape.rank > kMaxRank) return bad(k, "output rank outside [0, 8]");
   if (!(o.shape == expect.shape))
-    return bad(k, "output shape " + o.shape.to_string() + " should be " + expect.shape.to_string() +
-                      " for inputs " + [&] {
-                        std::string s;
-                        for (int i = 0; i < spec.num_inputs; ++i)
-                          s += (i ? ", " : "") + spec.inputs[i].to_string();
-                        return s;
-                      }());
-  if (o.dtype == DType::kInvalid || dtype_size(o.dtype) == 0) return bad(k, "output has no valid dtype");
+    return bad(
+        k, "output shape " + o.shape.to_string() + " should be " + expect.shape.to_string() +
+               " for inputs " + [&] {
+                 std::string s;
+                 for (int i = 0; i < spec.num_inputs; ++i)
+                   s += (i ? ", " : "") + spec.inputs[i].to_string();
+                 return s;
+               }());
+  if (o.dtype == DType::kInvalid || dtype_size(o.dtype) == 0)
+    return bad(k, "output has no valid dtype");
   switch (k) {
     case OpKind::kCast:
       break;
@@ -411,13 +431,27 @@ OpCost analytic_cost(const OpSpec& spec) {
       break;
     }
     case OpKind::kAdd:
-    case OpKind::kMul: c.flops = out_n; break;
-    case OpKind::kScale: c.flops = 2.0 * out_n; break;
-    case OpKind::kLayerNorm: c.flops = 8.0 * out_n; break;
-    case OpKind::kRmsNorm: c.flops = 4.0 * out_n; break;
-    case OpKind::kSoftmax: c.flops = 5.0 * out_n; break;
-    case OpKind::kGelu: c.flops = 8.0 * out_n; break;
-    case OpKind::kSilu: c.flops = 4.0 * out_n; break;
+    case OpKind::kMul:
+      c.flops = out_n;
+      break;
+    case OpKind::kScale:
+      c.flops = 2.0 * out_n;
+      break;
+    case OpKind::kLayerNorm:
+      c.flops = 8.0 * out_n;
+      break;
+    case OpKind::kRmsNorm:
+      c.flops = 4.0 * out_n;
+      break;
+    case OpKind::kSoftmax:
+      c.flops = 5.0 * out_n;
+      break;
+    case OpKind::kGelu:
+      c.flops = 8.0 * out_n;
+      break;
+    case OpKind::kSilu:
+      c.flops = 4.0 * out_n;
+      break;
     case OpKind::kRotary: {
       const Shape& x = spec.inputs[0].shape;
       const int64_t rd = a.rotary_dim == 0 ? x.back() : a.rotary_dim;
@@ -450,15 +484,42 @@ OpCost analytic_cost(const OpSpec& spec) {
     }
     case OpKind::kEmbedding:
       c.flops = 0;
-      c.bytes_read = nbytes(spec.inputs[1]) + nbytes(o) / dtype_size(o.dtype) *
-                                                  dtype_size(spec.inputs[0].dtype);
+      c.bytes_read = nbytes(spec.inputs[1]) +
+                     nbytes(o) / dtype_size(o.dtype) * dtype_size(spec.inputs[0].dtype);
       break;
     case OpKind::kTranspose:
-    case OpKind::kCast: c.flops = 0; break;
-    case OpKind::kArgmax: c.flops = double(std::max<int64_t>(spec.inputs[0].numel(), 0)); break;
-    case OpKind::kInvalid: break;
+    case OpKind::kCast:
+      c.flops = 0;
+      break;
+    case OpKind::kArgmax:
+      c.flops = double(std::max<int64_t>(spec.inputs[0].numel(), 0));
+      break;
+    case OpKind::kInvalid:
+      break;
   }
   return c;
+}
+
+std::string op_spec_key(const OpSpec& s) {
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on
+  // "literal" + std::string chains.
+  std::string k;
+  auto add = [&k](const std::string& piece) {
+    k.append(piece);
+    k.push_back('|');
+  };
+  add(std::to_string(int(s.kind)));
+  add(std::to_string(s.num_inputs));
+  for (int i = 0; i < s.num_inputs; ++i) add(s.inputs[i].to_string());
+  add(s.output.to_string());
+  const OpAttributes& a = s.attrs;
+  for (int64_t v :
+       {int64_t(a.transpose_a), int64_t(a.transpose_b), int64_t(a.causal), a.kv_length, a.q_offset,
+        int64_t(a.rotary_dim), int64_t(a.gelu_approximation), int64_t(a.rope_style)})
+    add(std::to_string(v));
+  for (float v : {a.alpha, a.beta, a.epsilon, a.scale, a.rope_theta}) add(std::to_string(v));
+  for (int32_t p : a.perm) add(std::to_string(p));
+  return k;
 }
 
 }  // namespace hal

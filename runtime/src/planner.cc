@@ -392,25 +392,6 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
   std::vector<std::map<std::string, std::optional<OpTiming>>> timed(devices.size());
   std::vector<int64_t> cost_model_fallbacks(devices.size(), 0);
   std::vector<std::set<std::string>> cost_model_fallback_ops(devices.size());
-  auto spec_key = [](const OpSpec& s) {
-    // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on
-    // "literal" + std::string chains here.
-    std::string k;
-    auto add = [&k](const std::string& piece) {
-      k.append(piece);
-      k.push_back('|');
-    };
-    add(std::to_string(int(s.kind)));
-    add(std::to_string(s.num_inputs));
-    for (int i = 0; i < s.num_inputs; ++i) add(s.inputs[i].to_string());
-    add(s.output.to_string());
-    const OpAttributes& a = s.attrs;
-    for (int64_t v :
-         {int64_t(a.transpose_a), int64_t(a.transpose_b), int64_t(a.causal), a.kv_length,
-          a.q_offset, int64_t(a.rotary_dim), int64_t(a.gelu_approximation)})
-      add(std::to_string(v));
-    return k;
-  };
 
   // Bytes kept free on every device while decode is placed (see below).
   uint64_t reserve = 0;
@@ -454,7 +435,7 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
           cost_model_fallback_ops[d].insert(std::string(op_kind_name(s.kind)));
           continue;
         }
-        const std::string key = spec_key(s);
+        const std::string key = op_spec_key(s);
         auto it = timed[d].find(key);
         if (it == timed[d].end()) {
           HAL_ASSIGN_OR_RETURN(std::optional<OpTiming> timing, devices[d].timer(s));
@@ -480,7 +461,7 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
       const sch::OpWork& work = r.converted.graph.task(sch::TaskId(t)).work;
       std::optional<OpTiming> sim;
       if (tasks[t].is_op && devices[size_t(d)].timer) {
-        auto it = timed[size_t(d)].find(spec_key(tasks[t].cost_spec));
+        auto it = timed[size_t(d)].find(op_spec_key(tasks[t].cost_spec));
         if (it != timed[size_t(d)].end()) sim = it->second;
       }
       if (sim) {

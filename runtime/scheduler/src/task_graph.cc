@@ -14,6 +14,7 @@ OpWork OpWork::from_spec(const hal::OpSpec& spec) {
   w.dtype = spec.num_inputs > 0 ? spec.inputs[0].dtype : spec.output.dtype;
   w.flops = c.flops;
   w.bytes = double(c.bytes_read) + double(c.bytes_written);
+  w.op = spec.kind;
   return w;
 }
 
