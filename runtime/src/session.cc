@@ -377,6 +377,7 @@ Status Session::generate_into(const std::vector<std::vector<int32_t>>& prompts,
       run.graph = ex.plan().graph;
       run.footprint = running ? running->footprint : nullptr;
       run.timeline = ex.last_timeline();
+      run.symbols = symbols;
       r.runs.push_back(std::move(run));
     }
     for (int64_t b = 0; b < batch; ++b) {

@@ -369,9 +369,11 @@ int cmd_run(const Args& args) {
   }
   if (placing.profile()) {
     for (const hal::runtime::PhaseReport& ph : outputs->phases)
-      fmt::print("makespan   {}: measured {} per run, predicted {}\n", ph.name,
+      fmt::print("makespan   {}: measured {} per run, predicted {}{}\n{}", ph.name,
                  hal::format_seconds(ph.measured_makespan_s),
-                 hal::format_seconds(ph.predicted_makespan_s));
+                 hal::format_seconds(ph.predicted_makespan_s),
+                 hal::runtime::signed_error(ph.predicted_makespan_s, ph.measured_makespan_s),
+                 hal::runtime::phase_prediction_text(ph));
     if (outputs->decode_tokens > 0)
       for (const hal::runtime::DeviceReport& d : outputs->devices)
         fmt::print("hbm        {}: {} per decode token (weights read in full there {}, held {})\n",

@@ -145,6 +145,7 @@ struct ProfiledRun {
   std::shared_ptr<const Graph> graph;  // the plan's graph (identifies the plan)
   std::shared_ptr<const PlanFootprint> footprint;
   Timeline timeline;
+  std::vector<int64_t> symbols;  // the run-time integers it ran with (Graph::symbols order)
 };
 
 struct GenerationOptions {
