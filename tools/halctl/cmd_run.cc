@@ -117,7 +117,7 @@ int cmd_run(const Args& args) {
   add_run_placement_options(desc, placing);
   desc.add_options()("model", po::value<std::string>(&model_name)->default_value(model_name),
                      "checkpoint directory (config.json + safetensors) or built-in name: "
-                     "gpt2-tiny, gpt2-small-random, llama-tiny")(
+                     "gpt2-tiny, gpt2-small-random, llama-tiny, llama-small-random")(
       "devices", po::value<std::string>(&devices_text)->default_value(devices_text),
       "devices to run on, e.g. cpu:0 or cpu:0,npu:0 (several: blocks split by layer ranges)")(
       "prompt-ids", po::value<std::string>(&prompt_ids),
