@@ -72,6 +72,7 @@ int calibrate_device(hal::Device& d, const CalibrateOptions& o) {
                           {"flops", w.flops},
                           {"bytes", w.bytes},
                           {"seconds", m.seconds},
+                          {"mean_seconds", m.mean_seconds},
                           {"gap_seconds", m.gap_seconds},
                           {"reps", m.reps}});
     }

@@ -13,9 +13,10 @@
 // `quick` keeps hidden 512 and 1024, fewer lengths.
 //
 // Timing (measure_calibration_ops): each op runs on one stream of the device that keeps
-// command records, as the executor issues it, and its time is the mean of its records'
-// durations (the device's own clock: measured on a CPU, simulated on the NPU simulator),
-// the same figure a run's timeline and report add up. Inputs that a model reads from its
+// command records, as the executor issues it, and its time is the median of its
+// records' durations (the device's own clock: measured on a CPU, simulated on the NPU
+// simulator; the median, so the odd repetition another process preempted does not
+// count), the figure a run's timeline and report add up. Inputs that a model reads from its
 // weights or KV caches rotate over copies in a pool of `cold_bytes`, larger than the
 // caches, so each repetition streams them from memory as a decode step does;
 // activations stay where the previous repetition left them (in cache), as they do
@@ -60,8 +61,9 @@ struct CalibrationMeasureOptions {
 
 struct MeasuredOp {
   const CalibrationOp* op = nullptr;
-  double seconds = 0;      // mean record duration
-  double gap_seconds = 0;  // per op, between back-to-back commands (>= 0)
+  double seconds = 0;       // median record duration (robust to the odd preempted rep)
+  double mean_seconds = 0;  // mean record duration
+  double gap_seconds = 0;   // per op, between back-to-back commands (>= 0)
   int reps = 0;
 };
 
