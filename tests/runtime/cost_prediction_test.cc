@@ -7,7 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 
+#include "hal/platform.h"
+#include "hal/runtime/calibration_sweep.h"
 #include "hal/runtime/model_graph.h"
 #include "hal/runtime/planner.h"
 #include "hal/runtime/scheduled_plan.h"
@@ -125,6 +128,82 @@ TEST(GoldenSteps, DecodeIsBoundByTheWeightsAndPrefillAmortisesThem) {
     const Step prefill = predict_step(model, 128, 128, roofline);
     EXPECT_LT(prefill.total, 128 * decode.total);
   }
+}
+
+// The sweep `halctl bench --calibrate` measures: the ops models dispatch, each once, every
+// kind a gpt2 or llama graph uses, weights and KV caches marked cold, activations not.
+TEST(CalibrationSweep, CoversEveryOpKindOfTheModelGraphsOnce) {
+  const std::vector<CalibrationOp> ops = calibration_ops(hal::DType::kF32, /*quick=*/true);
+  ASSERT_GT(ops.size(), 50u);
+  std::set<std::string> keys, kinds;
+  for (const CalibrationOp& op : ops) {
+    EXPECT_TRUE(keys.insert(hal::op_spec_key(op.spec)).second) << op.label;
+    kinds.insert(std::string(hal::op_kind_name(op.spec.kind)));
+    EXPECT_TRUE(hal::validate_op(op.spec).ok())
+        << op.label << ": " << hal::validate_op(op.spec).to_string();
+    if (op.spec.kind == hal::OpKind::kMatmul) {
+      EXPECT_FALSE(op.cold[0]) << op.label;  // activations
+      EXPECT_TRUE(op.cold[1]) << op.label;   // the weight
+    }
+    if (op.spec.kind == hal::OpKind::kAttention) {
+      EXPECT_TRUE(op.cold[1] && op.cold[2]) << op.label;  // the KV caches
+      EXPECT_GT(op.kv_length, 0) << op.label;
+      EXPECT_EQ(op.spec.attrs.kv_length, op.kv_length) << op.label;
+    }
+  }
+  for (const char* k : {"matmul", "attention", "layer_norm", "rms_norm", "gelu", "silu", "add",
+                        "mul", "rotary", "embedding", "transpose"})
+    EXPECT_TRUE(kinds.count(k)) << k;
+  // The full sweep adds sizes; bf16 compute gives bf16 ops.
+  EXPECT_GT(calibration_ops(hal::DType::kF32, false).size(), ops.size());
+  for (const CalibrationOp& op : calibration_ops(hal::DType::kBF16, true))
+    if (op.spec.kind == hal::OpKind::kMatmul) {
+      EXPECT_EQ(op.spec.inputs[0].dtype, hal::DType::kBF16);
+    }
+}
+
+// Measured through a recording stream: every op gets a time and repetitions, or a skip
+// with its reason; timing says nothing about speed here (a test asserts none).
+TEST(CalibrationSweep, MeasuresOpsThroughTheDevicesStream) {
+  auto platform = hal::Platform::create();
+  ASSERT_TRUE(platform.ok()) << platform.status().to_string();
+  auto cpu = (*platform)->device("cpu:0");
+  ASSERT_TRUE(cpu.ok());
+  std::vector<CalibrationOp> ops = calibration_ops(hal::DType::kF32, true);
+  // One op of each kind, the smallest, to keep the test short.
+  std::map<hal::OpKind, CalibrationOp> smallest;
+  for (const CalibrationOp& op : ops) {
+    auto it = smallest.find(op.spec.kind);
+    if (it == smallest.end() || op.spec.output.bytes() < it->second.spec.output.bytes())
+      smallest[op.spec.kind] = op;
+  }
+  std::vector<CalibrationOp> few;
+  for (const auto& [k, op] : smallest) few.push_back(op);
+  CalibrationMeasureOptions mo;
+  mo.min_time_s = 0;
+  mo.min_reps = 3;
+  mo.cold_bytes = 16ull << 20;
+  size_t progress_calls = 0;
+  mo.progress = [&](size_t done, size_t total) {
+    ++progress_calls;
+    EXPECT_LE(done, total);
+  };
+  std::vector<CalibrationSkip> skipped;
+  auto measured = measure_calibration_ops(**cpu, few, mo, &skipped);
+  ASSERT_TRUE(measured.ok()) << measured.status().to_string();
+  EXPECT_EQ(measured->size() + skipped.size(), few.size());
+  EXPECT_EQ(measured->size(), few.size()) << (skipped.empty() ? "" : skipped[0].why);
+  for (const MeasuredOp& m : *measured) {
+    EXPECT_GT(m.seconds, 0) << m.op->label;
+    EXPECT_GT(m.mean_seconds, 0) << m.op->label;
+    EXPECT_GE(m.gap_seconds, 0) << m.op->label;
+    EXPECT_GE(m.reps, 3) << m.op->label;
+  }
+  EXPECT_EQ(progress_calls, few.size() + 1);
+  // Nothing stays allocated.
+  auto stats = (*cpu)->memory_stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->bytes_in_use, 0u);
 }
 
 }  // namespace
