@@ -4,8 +4,8 @@
 //
 // Two probes over one buffer much larger than any cache the CPU may have (sizing rule:
 // bandwidth_buffer_bytes):
-// - read-only: every thread sums its contiguous part of the whole buffer (what a decode
-//   matmul does with its weights); counts the bytes read.
+// - read-only: every thread reads its contiguous part of the whole buffer, as four
+//   sequential streams (what streaming weights can reach); counts the bytes read.
 // - STREAM triad a[i] = b[i] + s * c[i] over the buffer's thirds; counts 2 reads + 1
 //   write per element, as STREAM does (the write-allocate read is not counted).
 // Each probe runs `passes` times after a first-touch pass from the threads that stream
