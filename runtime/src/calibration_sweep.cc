@@ -40,13 +40,13 @@ ModelConfig synthetic_config(bool llama, int64_t hidden) {
 
 std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
   std::vector<CalibrationOp> out;
-  std::set<std::string> seen;
   const std::vector<int64_t> hiddens =
       quick ? std::vector<int64_t>{512, 1024} : std::vector<int64_t>{512, 1024, 2048};
   const std::vector<int64_t> kv_lengths =
       quick ? std::vector<int64_t>{32, 512} : std::vector<int64_t>{32, 256, 1024};
   const std::vector<int64_t> prefills =
       quick ? std::vector<int64_t>{8, 64} : std::vector<int64_t>{4, 8, 16, 64, 256};
+  int32_t sequence = 0;
   for (bool llama : {false, true})
     for (int64_t hidden : hiddens) {
       const ModelConfig config = synthetic_config(llama, hidden);
@@ -68,18 +68,18 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
         where.append(std::to_string(hidden)).append(llama ? " llama " : " gpt2 ");
         where.append(sh.seq == 1 ? "decode kv" : "prefill ")
             .append(std::to_string(sh.seq == 1 ? sh.kv : sh.seq));
-        for (NodeId n = 0; n < NodeId(g.nodes().size()); ++n) {
+        auto order = g.topological_order();
+        if (!order.ok()) continue;
+        for (NodeId n : *order) {
           const Node& node = g.node(n);
           for (OpSpec spec : node_op_specs(g, n)) {
-            int64_t kv = 0;
-            if (node.kind == NodeKind::kOp && node.op == OpKind::kAttention) {
-              kv = sh.kv;
-              spec.attrs.kv_length = kv;
-            }
-            if (!seen.insert(op_spec_key(spec)).second) continue;
             CalibrationOp op;
+            op.sequence = sequence;
+            if (node.kind == NodeKind::kOp && node.op == OpKind::kAttention) {
+              op.kv_length = sh.kv;
+              spec.attrs.kv_length = sh.kv;
+            }
             op.spec = spec;
-            op.kv_length = kv;
             // Which inputs a model reads from weights or KV caches: a kOp node's inputs
             // by their storage; a copy's source is an activation.
             if (node.kind == NodeKind::kOp)
@@ -90,13 +90,14 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
             // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on
             // "literal" + std::string chains.
             op.label = where;
-            op.label.append(": ").append(op_kind_name(spec.kind));
+            op.label.append(": ").append(node.name).append(" ").append(op_kind_name(spec.kind));
             for (int i = 0; i < spec.num_inputs; ++i)
               op.label.append(" ").append(spec.inputs[i].shape.to_string());
             op.label.append(" -> ").append(spec.output.shape.to_string());
             out.push_back(std::move(op));
           }
         }
+        ++sequence;
       }
     }
   return out;
@@ -121,10 +122,10 @@ std::pair<uint64_t, uint32_t> one_pattern(DType t) {
 constexpr uint64_t kAlign = 4096;
 uint64_t aligned(uint64_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
 
-struct OpBuffers {
-  std::vector<Buffer> owned;
-  std::vector<OpDescriptor> reps;  // the descriptors to cycle through
-};
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
 
 }  // namespace
 
@@ -141,8 +142,9 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
   auto skip = [&](const std::string& what, const Status& why) {
     if (skipped) skipped->push_back({what, why.to_string()});
   };
-  // The pool cold inputs rotate over, filled once with ones (f32 1.0; read as 16-bit
-  // floats each word is 1.875 or 0: ordinary numbers too).
+  // The pool cold inputs are read from, filled once with ones (f32 1.0; read as 16-bit
+  // floats each word is 1.875 or 0: ordinary numbers too). Every dispatch takes the next
+  // region of it, so a region is read again only after the whole pool was.
   Buffer pool;
   uint64_t pool_bytes = std::min(options.cold_bytes, device.info().memory_bytes / 4);
   if (pool_bytes > 0) {
@@ -156,122 +158,139 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
       pool_bytes = 0;
     }
   }
+  uint64_t cursor = 0;
   std::vector<MeasuredOp> out;
-  for (size_t k = 0; k < ops.size(); ++k) {
-    if (options.progress) options.progress(k, ops.size());
-    const CalibrationOp& c = ops[k];
-    if (!device.supports(c.spec)) {
-      skip(c.label, unimplemented("not supported by the device"));
-      continue;
-    }
-    // Cold inputs: copies laid end to end in the pool (as many as fit, at least one; an
-    // input larger than the pool gets a buffer of its own, already larger than caches).
-    uint64_t cold_bytes = 0;
-    for (int i = 0; i < c.spec.num_inputs; ++i)
-      if (c.cold[size_t(i)]) cold_bytes += aligned(c.spec.inputs[i].extent_bytes());
-    const uint64_t copies = cold_bytes > 0 && cold_bytes <= pool_bytes
-                                ? std::min<uint64_t>(pool_bytes / cold_bytes, 4096)
-                                : 1;
-    OpBuffers b;
-    b.owned.reserve(size_t(c.spec.num_inputs) + 1);
+  size_t first = 0;
+  while (first < ops.size()) {
+    if (options.progress) options.progress(first, ops.size());
+    size_t last = first;
+    while (last < ops.size() && ops[last].sequence == ops[first].sequence) ++last;
+    // The sequence's ops this device runs, with their buffers; cold inputs larger than
+    // the pool get buffers of their own (already larger than any cache).
+    struct Prepared {
+      const CalibrationOp* op;
+      OpDescriptor desc;
+      std::array<bool, kMaxOpInputs> from_pool{};
+      uint64_t pool_bytes = 0;
+      std::vector<double> durations;
+    };
+    std::vector<Prepared> seq;
+    std::vector<Buffer> owned;
+    owned.reserve(4 * (last - first) + 4);
     Status st;
-    auto make = [&](const TensorDesc& desc, int64_t int_value) -> const Buffer* {
-      auto buf = device.allocate(std::max<uint64_t>(desc.extent_bytes(), 1), kind);
-      if (!buf.ok()) {
-        st = buf.status();
-        return nullptr;
+    for (size_t k = first; k < last && st.ok(); ++k) {
+      const CalibrationOp& c = ops[k];
+      if (!device.supports(c.spec)) {
+        skip(c.label, unimplemented("not supported by the device"));
+        continue;
       }
-      b.owned.push_back(std::move(*buf));
-      const Buffer& made = b.owned.back();
-      if (!options.timing_only && st.ok()) {
-        if (desc.dtype == DType::kI32 || desc.dtype == DType::kI64) {
-          st = stream.fill(made, 0, made.size(), uint64_t(int_value),
-                           desc.dtype == DType::kI32 ? 4 : 8);
-        } else {
-          const auto [pattern, width] = one_pattern(desc.dtype);
-          st = stream.fill(made, 0, made.size(), pattern, width);
+      Prepared p;
+      p.op = &c;
+      p.desc.kind = c.spec.kind;
+      p.desc.attrs = c.spec.attrs;
+      p.desc.num_inputs = c.spec.num_inputs;
+      auto make = [&](const TensorDesc& desc, int64_t int_value) -> const Buffer* {
+        auto buf = device.allocate(std::max<uint64_t>(desc.extent_bytes(), 1), kind);
+        if (!buf.ok()) {
+          st = buf.status();
+          return nullptr;
+        }
+        owned.push_back(std::move(*buf));
+        const Buffer& made = owned.back();
+        if (!options.timing_only && st.ok()) {
+          if (desc.dtype == DType::kI32 || desc.dtype == DType::kI64) {
+            st = stream.fill(made, 0, made.size(), uint64_t(int_value),
+                             desc.dtype == DType::kI32 ? 4 : 8);
+          } else {
+            const auto [pattern, width] = one_pattern(desc.dtype);
+            st = stream.fill(made, 0, made.size(), pattern, width);
+          }
+        }
+        return &made;
+      };
+      for (int i = 0; i < c.spec.num_inputs && st.ok(); ++i) {
+        const TensorDesc& d = c.spec.inputs[i];
+        if (c.cold[size_t(i)] && pool.valid() && aligned(d.extent_bytes()) <= pool_bytes / 2) {
+          p.from_pool[size_t(i)] = true;
+          p.pool_bytes += aligned(d.extent_bytes());
+          p.desc.inputs[size_t(i)] = TensorRef{&pool, 0, d};
+        } else if (const Buffer* made = make(d, c.kv_length)) {
+          p.desc.inputs[size_t(i)] = TensorRef{made, 0, d};
         }
       }
-      return &made;
-    };
-    OpDescriptor base;
-    base.kind = c.spec.kind;
-    base.attrs = c.spec.attrs;
-    base.num_inputs = c.spec.num_inputs;
-    std::array<uint64_t, kMaxOpInputs> pool_offset{};
-    uint64_t cursor = 0;
-    for (int i = 0; i < c.spec.num_inputs && st.ok(); ++i) {
-      const TensorDesc& desc = c.spec.inputs[i];
-      const bool from_pool = c.cold[size_t(i)] && cold_bytes <= pool_bytes && pool.valid();
-      if (from_pool) {
-        pool_offset[size_t(i)] = cursor;
-        cursor += aligned(desc.extent_bytes());
-        base.inputs[size_t(i)] = TensorRef{&pool, pool_offset[size_t(i)], desc};
-      } else if (const Buffer* made = make(desc, c.kv_length)) {
-        base.inputs[size_t(i)] = TensorRef{made, 0, desc};
+      if (st.ok())
+        if (const Buffer* o = make(c.spec.output, 0))
+          p.desc.output = TensorRef{o, 0, c.spec.output};
+      if (!st.ok()) {
+        skip(c.label, st);
+        st = ok_status();
+        continue;
       }
+      seq.push_back(std::move(p));
     }
-    if (st.ok())
-      if (const Buffer* o = make(c.spec.output, 0)) base.output = TensorRef{o, 0, c.spec.output};
     if (st.ok()) st = stream.synchronize();
-    if (!st.ok()) {
-      skip(c.label, st);
-      continue;
-    }
-    for (uint64_t r = 0; r < copies; ++r) {
-      OpDescriptor d = base;
-      for (int i = 0; i < c.spec.num_inputs; ++i)
-        if (c.cold[size_t(i)] && d.inputs[size_t(i)].buffer == &pool)
-          d.inputs[size_t(i)].offset_bytes = pool_offset[size_t(i)] + r * cold_bytes;
-      b.reps.push_back(d);
-    }
-    // Warm-up (first touch, lazy initialisation), then rounds until the records cover
-    // min_time_s.
-    size_t next = 0;
-    auto dispatch_n = [&](int n) -> Status {
-      for (int i = 0; i < n; ++i) {
-        HAL_RETURN_IF_ERROR(stream.dispatch(b.reps[next], 1));
-        next = (next + 1) % b.reps.size();
+    // One step: every op once, in order, each reading the next regions of the pool.
+    auto step = [&]() -> Status {
+      for (size_t i = 0; i < seq.size(); ++i) {
+        OpDescriptor d = seq[i].desc;
+        for (int in = 0; in < d.num_inputs; ++in) {
+          if (!seq[i].from_pool[size_t(in)]) continue;
+          const uint64_t bytes = aligned(d.inputs[size_t(in)].desc.extent_bytes());
+          if (cursor + bytes > pool_bytes) cursor = 0;
+          d.inputs[size_t(in)].offset_bytes = cursor;
+          cursor += bytes;
+        }
+        HAL_RETURN_IF_ERROR(stream.dispatch(d, uint64_t(i) + 1));
       }
       return ok_status();
     };
-    st = dispatch_n(1);
+    // A warm-up step (first touch, lazy initialisation), then steps until the records
+    // cover min_time_s and every op ran min_reps times.
+    if (st.ok() && !seq.empty()) st = step();
     if (st.ok()) st = stream.synchronize();
     stream.take_records();
     double busy = 0, wall = 0;
-    std::vector<double> durations;
-    int reps = 0, round = options.min_reps;
-    while (st.ok()) {
+    int reps = 0;
+    while (st.ok() && !seq.empty()) {
       st = stream.record(start);
-      if (st.ok()) st = dispatch_n(round);
+      if (st.ok()) st = step();
       if (st.ok()) st = stream.record(end);
       if (st.ok()) st = stream.synchronize();
       if (!st.ok()) break;
       auto elapsed = Event::elapsed_seconds(start, end);
       wall += elapsed.ok() ? *elapsed : 0.0;
       for (const CommandRecord& rec : stream.take_records())
-        if (rec.command == CommandKind::kOp) {
+        if (rec.command == CommandKind::kOp && rec.tag >= 1 && rec.tag <= seq.size()) {
           busy += rec.duration_s();
-          durations.push_back(rec.duration_s());
+          seq[size_t(rec.tag - 1)].durations.push_back(rec.duration_s());
         }
-      reps += round;
-      if (busy >= options.min_time_s || reps >= options.max_reps) break;
-      const double per_rep = std::max(busy / reps, 1e-9);
-      round = std::clamp(int(1.2 * (options.min_time_s - busy) / per_rep) + 1, 1,
-                         std::min(options.max_reps - reps, reps * 10));
+      ++reps;
+      if ((busy >= options.min_time_s && reps >= options.min_reps) || reps >= options.max_reps)
+        break;
     }
-    if (!st.ok() || reps == 0 || !(busy > 0)) {
-      skip(c.label, st.ok() ? internal_error("no command records") : st);
-      continue;
+    if (!st.ok()) {
+      for (const Prepared& p : seq) skip(p.op->label, st);
+    } else {
+      const double gap = reps > 0 && !seq.empty()
+                             ? std::max(0.0, (wall - busy) / double(reps) / double(seq.size()))
+                             : 0.0;
+      for (const Prepared& p : seq) {
+        if (p.durations.empty()) {
+          skip(p.op->label, internal_error("no command records"));
+          continue;
+        }
+        MeasuredOp m;
+        m.op = p.op;
+        m.seconds = median_of(p.durations);
+        double sum = 0;
+        for (double d : p.durations) sum += d;
+        m.mean_seconds = sum / double(p.durations.size());
+        m.gap_seconds = gap;
+        m.reps = int(p.durations.size());
+        out.push_back(m);
+      }
     }
-    MeasuredOp m;
-    m.op = &c;
-    std::sort(durations.begin(), durations.end());
-    m.seconds = durations[durations.size() / 2];
-    m.mean_seconds = busy / reps;
-    m.gap_seconds = std::max(0.0, (wall - busy) / reps);
-    m.reps = reps;
-    out.push_back(m);
+    first = last;
   }
   if (options.progress) options.progress(ops.size(), ops.size());
   return out;

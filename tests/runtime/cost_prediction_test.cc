@@ -130,14 +130,21 @@ TEST(GoldenSteps, DecodeIsBoundByTheWeightsAndPrefillAmortisesThem) {
   }
 }
 
-// The sweep `halctl bench --calibrate` measures: the ops models dispatch, each once, every
-// kind a gpt2 or llama graph uses, weights and KV caches marked cold, activations not.
-TEST(CalibrationSweep, CoversEveryOpKindOfTheModelGraphsOnce) {
+// The sweep `halctl bench --calibrate` measures: the ops of synthetic model graphs, each
+// graph's ops one sequence in the graph's order, every kind a gpt2 or llama graph uses,
+// weights and KV caches marked cold, activations not.
+TEST(CalibrationSweep, CoversEveryOpKindOfTheModelGraphsInSequences) {
   const std::vector<CalibrationOp> ops = calibration_ops(hal::DType::kF32, /*quick=*/true);
   ASSERT_GT(ops.size(), 50u);
-  std::set<std::string> keys, kinds;
-  for (const CalibrationOp& op : ops) {
-    EXPECT_TRUE(keys.insert(hal::op_spec_key(op.spec)).second) << op.label;
+  std::set<std::string> kinds;
+  std::set<int32_t> sequences;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const CalibrationOp& op = ops[i];
+    // A sequence's ops are consecutive.
+    if (i > 0 && op.sequence != ops[i - 1].sequence) {
+      EXPECT_FALSE(sequences.count(op.sequence)) << op.label;
+    }
+    sequences.insert(op.sequence);
     kinds.insert(std::string(hal::op_kind_name(op.spec.kind)));
     EXPECT_TRUE(hal::validate_op(op.spec).ok())
         << op.label << ": " << hal::validate_op(op.spec).to_string();
@@ -151,6 +158,11 @@ TEST(CalibrationSweep, CoversEveryOpKindOfTheModelGraphsOnce) {
       EXPECT_EQ(op.spec.attrs.kv_length, op.kv_length) << op.label;
     }
   }
+  // Two families x two sizes x (two decode + two prefill shapes).
+  EXPECT_EQ(sequences.size(), 16u);
+  // A sequence starts with the embedding gather and ends with the head.
+  EXPECT_EQ(ops.front().spec.kind, hal::OpKind::kEmbedding);
+  EXPECT_EQ(ops.back().spec.kind, hal::OpKind::kMatmul);
   for (const char* k : {"matmul", "attention", "layer_norm", "rms_norm", "gelu", "silu", "add",
                         "mul", "rotary", "embedding", "transpose"})
     EXPECT_TRUE(kinds.count(k)) << k;
@@ -169,16 +181,11 @@ TEST(CalibrationSweep, MeasuresOpsThroughTheDevicesStream) {
   ASSERT_TRUE(platform.ok()) << platform.status().to_string();
   auto cpu = (*platform)->device("cpu:0");
   ASSERT_TRUE(cpu.ok());
-  std::vector<CalibrationOp> ops = calibration_ops(hal::DType::kF32, true);
-  // One op of each kind, the smallest, to keep the test short.
-  std::map<hal::OpKind, CalibrationOp> smallest;
-  for (const CalibrationOp& op : ops) {
-    auto it = smallest.find(op.spec.kind);
-    if (it == smallest.end() || op.spec.output.bytes() < it->second.spec.output.bytes())
-      smallest[op.spec.kind] = op;
-  }
+  // The first sequence: the smallest gpt2-style decode step.
   std::vector<CalibrationOp> few;
-  for (const auto& [k, op] : smallest) few.push_back(op);
+  for (const CalibrationOp& op : calibration_ops(hal::DType::kF32, true))
+    if (op.sequence == 0) few.push_back(op);
+  ASSERT_GT(few.size(), 10u);
   CalibrationMeasureOptions mo;
   mo.min_time_s = 0;
   mo.min_reps = 3;
@@ -199,7 +206,7 @@ TEST(CalibrationSweep, MeasuresOpsThroughTheDevicesStream) {
     EXPECT_GE(m.gap_seconds, 0) << m.op->label;
     EXPECT_GE(m.reps, 3) << m.op->label;
   }
-  EXPECT_EQ(progress_calls, few.size() + 1);
+  EXPECT_EQ(progress_calls, 2u);  // before the sequence and at the end
   // Nothing stays allocated.
   auto stats = (*cpu)->memory_stats();
   ASSERT_TRUE(stats.ok());

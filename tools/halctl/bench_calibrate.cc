@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <tuple>
 
 #include "common.h"
 #include "hal/runtime/calibration_sweep.h"
@@ -63,10 +64,11 @@ int calibrate_device(hal::Device& d, const CalibrateOptions& o) {
     if (!times.ok()) return report_error("bench", times.status());
     for (const hal::runtime::MeasuredOp& m : *times) {
       const sch::OpWork w = sch::OpWork::from_spec(m.op->spec);
-      samples.push_back({w.op_class, w.dtype, w.flops, w.bytes, m.seconds, w.op});
+      samples.push_back({w.op_class, w.dtype, w.flops, w.bytes, m.seconds, w.op, w.layout});
       gaps.push_back(m.gap_seconds);
       measured.push_back({{"op", m.op->label},
                           {"kind", std::string(hal::op_kind_name(w.op))},
+                          {"layout", w.layout},
                           {"dtype", std::string(hal::dtype_name(w.dtype))},
                           {"class", std::string(sch::op_class_name(w.op_class))},
                           {"flops", w.flops},
@@ -101,7 +103,8 @@ int calibrate_device(hal::Device& d, const CalibrateOptions& o) {
                                             : found.status());
   // How far the calibrated model is from what was measured, per op kind.
   const sch::DeviceCostModel model(d.info(), **found);
-  std::map<std::pair<hal::OpKind, hal::DType>, OpFit> fits;
+  using Key = std::tuple<hal::OpKind, hal::DType, int32_t>;
+  std::map<Key, OpFit> fits;
   std::vector<double> all_errors;
   for (const sch::CalibrationSample& s : samples) {
     sch::OpWork w;
@@ -110,8 +113,9 @@ int calibrate_device(hal::Device& d, const CalibrateOptions& o) {
     w.flops = s.flops;
     w.bytes = s.bytes;
     w.op = s.op;
+    w.layout = s.layout;
     const double err = model.seconds(w) / s.seconds - 1;
-    OpFit& f = fits[{s.op, s.dtype}];
+    OpFit& f = fits[{s.op, s.dtype, s.layout}];
     ++f.samples;
     f.errors.push_back(std::abs(err));
     all_errors.push_back(std::abs(err));
@@ -126,8 +130,9 @@ int calibrate_device(hal::Device& d, const CalibrateOptions& o) {
   if (o.json) {
     nlohmann::json errors = nlohmann::json::array();
     for (const auto& [key, f] : fits)
-      errors.push_back({{"op", std::string(hal::op_kind_name(key.first))},
-                        {"dtype", std::string(hal::dtype_name(key.second))},
+      errors.push_back({{"op", std::string(hal::op_kind_name(std::get<0>(key)))},
+                        {"layout", std::get<2>(key)},
+                        {"dtype", std::string(hal::dtype_name(std::get<1>(key)))},
                         {"samples", f.samples},
                         {"median_abs_error", median(f.errors)},
                         {"max_abs_error", *std::max_element(f.errors.begin(), f.errors.end())}});
@@ -159,12 +164,12 @@ int calibrate_device(hal::Device& d, const CalibrateOptions& o) {
   fmt::print("device figures: memory bandwidth {} [{}]\n",
              hal::format_rate(d.info().memory_bandwidth_bytes_per_s),
              source_of(d.info(), "memory_bandwidth_bytes_per_s"));
-  fmt::print("\n{:<12} {:<5} {:>7} {:>10} {:>22} {:>20} {:>14}\n", "OP", "DTYPE", "SAMPLES",
+  fmt::print("\n{:<14} {:<5} {:>7} {:>10} {:>22} {:>20} {:>14}\n", "OP", "DTYPE", "SAMPLES",
              "OVERHEAD", "COMPUTE (of peak)", "MEMORY (of peak)", "ERROR med/max");
   for (const sch::OpCalibration& oc : cal->ops) {
-    const OpFit& f = fits[{oc.op, oc.dtype}];
-    fmt::print("{:<12} {:<5} {:>7} {:>10} {:>22} {:>20} {:>6.1f}%/{:.0f}%\n",
-               hal::op_kind_name(oc.op), hal::dtype_name(oc.dtype), oc.samples.size(),
+    const OpFit& f = fits[{oc.op, oc.dtype, oc.layout}];
+    fmt::print("{:<14} {:<5} {:>7} {:>10} {:>22} {:>20} {:>6.1f}%/{:.0f}%\n",
+               sch::op_layout_name(oc.op, oc.layout), hal::dtype_name(oc.dtype), oc.samples.size(),
                hal::format_seconds(oc.overhead_s),
                rate(oc.flops_per_s, d.info().peak_flops_for(oc.dtype), true),
                rate(oc.bytes_per_s, d.info().memory_bandwidth_bytes_per_s, false),

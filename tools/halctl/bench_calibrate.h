@@ -19,8 +19,8 @@ struct CalibrateOptions {
   bool quick = false;              // the small sweep, 10 ms per op, a 256 MiB cold pool
   bool timing_only = false;        // virtual buffers (simulated devices)
   std::string directory;           // "" = the default calibration directory
-  double min_time_s = 0.2;         // device seconds per op
-  int min_reps = 2;
+  double min_time_s = 0.2;         // device seconds of records per sequence
+  int min_reps = 3;                // steps per sequence at least
   bool json = false;
 };
 

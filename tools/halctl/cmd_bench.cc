@@ -385,7 +385,7 @@ int cmd_bench(const Args& args) {
     co.timing_only = timing_only;
     co.directory = calibration_dir;
     co.min_time_s = quick && vm["min-time"].defaulted() ? 0.01 : opt.min_time_s;
-    co.min_reps = opt.min_reps;
+    if (!vm["min-reps"].defaulted()) co.min_reps = opt.min_reps;
     co.json = common.json;
     return calibrate_device(d, co);
   }

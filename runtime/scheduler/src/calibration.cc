@@ -14,6 +14,7 @@
 #include <limits>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "hal/file_io.h"
 #include "hal/scheduler/cost_model.h"
@@ -34,6 +35,13 @@ std::string_view op_class_name(hal::OpClass c) {
       return "data";
   }
   return "vector";
+}
+
+std::string op_layout_name(hal::OpKind op, int32_t layout) {
+  std::string s(hal::op_kind_name(op));
+  if (layout & 1) s += " a^T";
+  if (layout & 2) s += " b^T";
+  return s;
 }
 
 std::optional<hal::OpClass> parse_op_class(std::string_view name) {
@@ -136,10 +144,12 @@ double log_error(const std::vector<OpSample>& samples, double overhead, double l
 
 }  // namespace
 
-OpCalibration fit_op_calibration(hal::OpKind op, hal::DType dtype, std::vector<OpSample> samples) {
+OpCalibration fit_op_calibration(hal::OpKind op, hal::DType dtype, std::vector<OpSample> samples,
+                                 int32_t layout) {
   OpCalibration out;
   out.op = op;
   out.dtype = dtype;
+  out.layout = layout;
   out.samples = std::move(samples);
   const std::vector<OpSample>& s = out.samples;
   if (s.empty()) return out;
@@ -283,18 +293,20 @@ Result<Calibration> fit_calibration(const hal::DeviceInfo& info,
     if (buckets.size() >= 2) cc.buckets = std::move(buckets);
     cal.op_classes[size_t(c)] = std::move(cc);
   }
-  // Per op kind and dtype, in the order the kinds first appear.
-  std::vector<std::pair<hal::OpKind, hal::DType>> keys;
-  std::map<std::pair<hal::OpKind, hal::DType>, std::vector<OpSample>> by_op;
+  // Per op kind, dtype and layout, in the order they first appear.
+  using Key = std::tuple<hal::OpKind, hal::DType, int32_t>;
+  std::vector<Key> keys;
+  std::map<Key, std::vector<OpSample>> by_op;
   for (const CalibrationSample& smp : samples) {
     if (smp.op == hal::OpKind::kInvalid) continue;
-    const auto key = std::make_pair(smp.op, smp.dtype);
+    const Key key{smp.op, smp.dtype, smp.layout};
     if (!by_op.count(key)) keys.push_back(key);
     by_op[key].push_back({smp.flops, smp.bytes, smp.seconds});
   }
-  for (const auto& key : keys)
+  for (const Key& key : keys)
     if (int32_t(by_op[key].size()) >= options.min_op_samples)
-      cal.ops.push_back(fit_op_calibration(key.first, key.second, std::move(by_op[key])));
+      cal.ops.push_back(fit_op_calibration(std::get<0>(key), std::get<1>(key),
+                                           std::move(by_op[key]), std::get<2>(key)));
   bool any = false;
   for (const auto& c : cal.op_classes) any = any || c.has_value();
   if (!any)
@@ -413,12 +425,14 @@ std::string calibration_to_json(const Calibration& cal) {
       json samples = json::array();
       for (const OpSample& x : o.samples)
         samples.push_back(json::array({x.flops, x.bytes, x.seconds}));
-      ops.push_back({{"op", std::string(hal::op_kind_name(o.op))},
-                     {"dtype", std::string(hal::dtype_name(o.dtype))},
-                     {"overhead_s", o.overhead_s},
-                     {"flops_per_s", o.flops_per_s},
-                     {"bytes_per_s", o.bytes_per_s},
-                     {"samples", std::move(samples)}});
+      json oj = {{"op", std::string(hal::op_kind_name(o.op))},
+                 {"dtype", std::string(hal::dtype_name(o.dtype))},
+                 {"overhead_s", o.overhead_s},
+                 {"flops_per_s", o.flops_per_s},
+                 {"bytes_per_s", o.bytes_per_s},
+                 {"samples", std::move(samples)}};
+      if (o.layout != 0) oj["layout"] = o.layout;
+      ops.push_back(std::move(oj));
     }
     j["ops"] = std::move(ops);
   }
@@ -526,6 +540,11 @@ Result<Calibration> parse_calibration(std::string_view text, std::string_view or
       if (!dtype) return r.error(path + ".dtype", "unknown dtype '" + dtype_name + "'");
       o.op = *kind;
       o.dtype = *dtype;
+      if (const auto lay = oj.find("layout"); lay != oj.end()) {
+        if (!lay->is_number_integer() || lay->get<int64_t>() < 0 || lay->get<int64_t>() > 3)
+          return r.error(path + ".layout", "must be an integer in [0, 3]");
+        o.layout = int32_t(lay->get<int64_t>());
+      }
       HAL_RETURN_IF_ERROR(r.non_negative(oj, path, "overhead_s", &o.overhead_s));
       HAL_RETURN_IF_ERROR(r.non_negative(oj, path, "flops_per_s", &o.flops_per_s));
       HAL_RETURN_IF_ERROR(r.non_negative(oj, path, "bytes_per_s", &o.bytes_per_s));
@@ -544,8 +563,9 @@ Result<Calibration> parse_calibration(std::string_view text, std::string_view or
           return r.error(spath, "must be [flops >= 0, bytes >= 0, seconds > 0]");
         o.samples.push_back({sj[0].get<double>(), sj[1].get<double>(), sj[2].get<double>()});
       }
-      if (cal.for_op(o.op, o.dtype))
-        return r.error(path, "a second calibration of " + op_name + " " + dtype_name);
+      if (cal.for_op(o.op, o.dtype, o.layout))
+        return r.error(
+            path, "a second calibration of " + op_layout_name(o.op, o.layout) + " " + dtype_name);
       cal.ops.push_back(std::move(o));
     }
   }

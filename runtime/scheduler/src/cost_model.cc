@@ -147,9 +147,8 @@ Efficiency DeviceCostModel::efficiency(hal::OpClass c, double ideal_seconds) con
 
 OpEstimate DeviceCostModel::estimate(const OpWork& work) const {
   if (calibration_ && work.op != hal::OpKind::kInvalid)
-    for (size_t i = 0; i < calibration_->ops.size(); ++i)
-      if (calibration_->ops[i].op == work.op && calibration_->ops[i].dtype == work.dtype)
-        return estimate_calibrated(work, i);
+    if (const OpCalibration* c = calibration_->for_op(work.op, work.dtype, work.layout, true))
+      return estimate_calibrated(work, size_t(c - calibration_->ops.data()));
   OpEstimate e;
   const double peak_f = peak_flops(work.op_class, work.dtype);
   const double peak_b = info_.memory_bandwidth_bytes_per_s;

@@ -5,8 +5,8 @@
 // - Per op kind and dtype (version 2; what `halctl bench --calibrate` now measures): the
 //   times of the ops models dispatch, at the shapes they dispatch them (cold weights,
 //   activations as a model leaves them), timed by the device's own command records.
-//   Each (op, dtype) gets a fitted baseline, its own per-op overhead plus a roofline of
-//   achieved rates,
+//   Each (op, dtype, layout) gets a fitted baseline, its own per-op overhead plus a
+//   roofline of achieved rates,
 //     baseline(F, B) = overhead_s + max(F / flops_per_s, B / bytes_per_s),
 //   (F FLOPs, B device-memory bytes; bytes_per_s may exceed the device's DRAM peak where
 //   the data stays in caches), and keeps its samples: the cost model corrects the
@@ -36,8 +36,10 @@
 //                              "buckets": [{"ideal_seconds": 1e-5, "compute_efficiency": 0.4,
 //                                           "memory_efficiency": 0.6, "samples": 3}]},
 //                   "vector": {...}, "data": {...}},                (any subset)
-//    "ops": [{"op": "matmul", "dtype": "f32", "overhead_s": 3e-6, "flops_per_s": 9e10,
-//             "bytes_per_s": 2.6e10, "samples": [[flops, bytes, seconds], ...]}, ...]}
+//    "ops": [{"op": "matmul", "dtype": "f32", "layout": 2, "overhead_s": 3e-6,
+//             "flops_per_s": 9e10, "bytes_per_s": 2.6e10,
+//             "samples": [[flops, bytes, seconds], ...]}, ...]}
+//    ("layout": OpWork::layout, left out when 0)
 //                                                                   (version 2, optional)
 // A bucket's `ideal_seconds` is the geometric mean of its samples' times at 100% of peak;
 // efficiencies between buckets are interpolated in log(ideal time), clamped at the ends.
@@ -98,6 +100,7 @@ struct OpSample {
 struct OpCalibration {
   hal::OpKind op = hal::OpKind::kInvalid;
   hal::DType dtype = hal::DType::kF32;
+  int32_t layout = 0;      // OpWork::layout (matmul operand transposes)
   double overhead_s = 0;   // fixed cost per op
   double flops_per_s = 0;  // achieved compute rate of the baseline (0: no FLOPs seen)
   double bytes_per_s = 0;  // achieved memory rate of the baseline
@@ -126,9 +129,15 @@ struct Calibration {
     const auto& v = op_classes[size_t(c)];
     return v ? &*v : nullptr;
   }
-  const OpCalibration* for_op(hal::OpKind op, hal::DType dtype) const {
+  // The calibration of (op, dtype, layout); with `any_layout`, else the first of (op,
+  // dtype) in another layout. Null when there is none.
+  const OpCalibration* for_op(hal::OpKind op, hal::DType dtype, int32_t layout = 0,
+                              bool any_layout = false) const {
     for (const OpCalibration& o : ops)
-      if (o.op == op && o.dtype == dtype) return &o;
+      if (o.op == op && o.dtype == dtype && o.layout == layout) return &o;
+    if (any_layout)
+      for (const OpCalibration& o : ops)
+        if (o.op == op && o.dtype == dtype) return &o;
     return nullptr;
   }
 };
@@ -141,7 +150,11 @@ struct CalibrationSample {
   double bytes = 0;  // device-memory bytes read + written
   double seconds = 0;
   hal::OpKind op = hal::OpKind::kInvalid;  // set: the sample also calibrates its op kind
+  int32_t layout = 0;                      // OpWork::layout
 };
+
+// "matmul", "matmul b^T", "matmul a^T b^T": an op kind with its layout, for people.
+std::string op_layout_name(hal::OpKind op, int32_t layout);
 
 struct CalibrationFitOptions {
   // Samples per size bucket needed to keep the bucket (else only the class value).
@@ -158,8 +171,8 @@ struct CalibrationFitOptions {
 // dominates); an efficiency is the median of the achieved fractions of the samples it
 // binds, iterated until the classification is stable, clamped to [0.001, 1]. A class
 // without samples is left out (the cost model then uses its defaults). Samples that name
-// their op kind also fit that (op, dtype)'s OpCalibration (fit_op_calibration) when it
-// has min_op_samples of them. Fails on no samples, negative or non-finite figures, zero
+// their op kind also fit that (op, dtype, layout)'s OpCalibration (fit_op_calibration)
+// when it has min_op_samples of them. Fails on no samples, negative or non-finite figures, zero
 // time, or a device without peaks.
 Result<Calibration> fit_calibration(const hal::DeviceInfo& info,
                                     std::span<const CalibrationSample> samples,
@@ -168,7 +181,8 @@ Result<Calibration> fit_calibration(const hal::DeviceInfo& info,
 // The baseline of one op kind from its samples: the overhead, compute rate and memory
 // rate that minimise the squared log error of the baseline against the samples (each
 // sample bound by the larger of its two terms). Samples keep their order.
-OpCalibration fit_op_calibration(hal::OpKind op, hal::DType dtype, std::vector<OpSample> samples);
+OpCalibration fit_op_calibration(hal::OpKind op, hal::DType dtype, std::vector<OpSample> samples,
+                                 int32_t layout = 0);
 
 // JSON text <-> Calibration. `origin` names the source in errors (a path).
 Result<Calibration> parse_calibration(std::string_view json_text, std::string_view origin);

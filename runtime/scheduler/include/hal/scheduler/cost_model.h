@@ -3,7 +3,8 @@
 // plugin that reports its figures honestly is scheduled without changes here.
 //
 // Op time, in the first of these that applies:
-// 1. The op's own calibration (OpWork::op and dtype have an OpCalibration): its baseline
+// 1. The op's own calibration (an OpCalibration of OpWork's op, dtype and layout; of
+//    another layout of the op and dtype when there is none): its baseline
 //      overhead_s + max(flops / flops_per_s, bytes / bytes_per_s)
 //    times a correction exp(r), r interpolated from the calibration samples' log ratios
 //    measured / baseline by inverse squared distance over their 4 nearest in
