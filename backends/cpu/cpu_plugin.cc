@@ -2,7 +2,6 @@
 // are real asynchronous queues (one worker thread each), and kernels parallel with
 // oneTBB and OpenBLAS. Exported through the C ABI with the plugin adapter, exactly as
 // an out-of-tree backend would be.
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -10,7 +9,7 @@
 
 #include "cpu_device_info.h"
 #include "cpu_kernels.h"
-#include "hal/plugin/host_queue.h"
+#include "hal/plugin/host_queue_stream.h"
 #include "hal/plugin/memory_accountant.h"
 #include "hal/plugin_adapter.h"
 
@@ -23,17 +22,11 @@ using plugin::DeviceImpl;
 using plugin::EventImpl;
 using plugin::FillCall;
 using plugin::HostEvent;
-using plugin::HostQueue;
+using plugin::HostQueueStream;
 using plugin::MemoryAccountant;
 using plugin::OpCall;
-using plugin::RecordLog;
+using plugin::steady_clock_ns;
 using plugin::StreamImpl;
-
-uint64_t now_ns() {
-  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      std::chrono::steady_clock::now().time_since_epoch())
-                      .count());
-}
 
 class CpuDevice;
 
@@ -60,16 +53,18 @@ class CpuBuffer : public BufferImpl {
 
 char* ptr_of(BufferImpl* b, uint64_t offset) { return static_cast<CpuBuffer*>(b)->data() + offset; }
 
-class CpuStream : public StreamImpl {
+// The kit's host-queue stream runs the work in order on one worker thread and handles
+// events, host functions and records; this class adds the CPU's copies, fills and ops.
+class CpuStream : public HostQueueStream {
  public:
-  explicit CpuStream(uint32_t flags) : records_(flags & HAL_STREAM_FLAG_RECORD_COMMANDS) {}
-  ~CpuStream() override { queue_.synchronize().ignore(); }
+  explicit CpuStream(uint32_t flags) : HostQueueStream(flags) {}
+  ~CpuStream() override { drain(); }  // the queued work may still call this class
 
   Status copy(const CopyCall& c) override {
     const bool virt = (c.src_buffer && c.src_buffer->kind() == MemoryKind::kVirtual) ||
                       (c.dst_buffer && c.dst_buffer->kind() == MemoryKind::kVirtual);
-    queue_.enqueue([this, c, virt]() -> Status {
-      const uint64_t t0 = now_ns();
+    enqueue([this, c, virt]() -> Status {
+      const uint64_t t0 = steady_clock_ns();
       if (!virt && c.size_bytes > 0) {
         const void* src = c.src_host ? c.src_host : ptr_of(c.src_buffer, c.src_offset);
         void* dst = c.dst_host ? c.dst_host : ptr_of(c.dst_buffer, c.dst_offset);
@@ -79,37 +74,30 @@ class CpuStream : public StreamImpl {
       r.tag = c.tag;
       r.command = c.direction;
       r.start_ns = t0;
-      r.end_ns = now_ns();
+      r.end_ns = steady_clock_ns();
       r.bytes_read = c.src_buffer ? c.size_bytes : 0;
       r.bytes_written = c.dst_buffer ? c.size_bytes : 0;
       r.link_bytes = (c.src_host || c.dst_host) ? c.size_bytes : 0;
       r.bound = BoundBy::kMemory;
-      records_.add(r);
+      records().add(r);
       return ok_status();
     });
     return ok_status();
   }
 
   Status fill(const FillCall& f) override {
-    queue_.enqueue([this, f]() -> Status {
-      const uint64_t t0 = now_ns();
-      if (f.buffer->kind() != MemoryKind::kVirtual) {
-        char* dst = ptr_of(f.buffer, f.offset);
-        if (f.pattern_size == 1) {
-          std::memset(dst, f.pattern[0], f.size_bytes);
-        } else {
-          for (uint64_t i = 0; i < f.size_bytes; i += f.pattern_size)
-            std::memcpy(dst + i, f.pattern.data(), f.pattern_size);
-        }
-      }
+    enqueue([this, f]() -> Status {
+      const uint64_t t0 = steady_clock_ns();
+      if (f.buffer->kind() != MemoryKind::kVirtual)
+        plugin::write_fill_pattern(ptr_of(f.buffer, f.offset), f);
       CommandRecord r;
       r.tag = f.tag;
       r.command = CommandKind::kFill;
       r.start_ns = t0;
-      r.end_ns = now_ns();
+      r.end_ns = steady_clock_ns();
       r.bytes_written = f.size_bytes;
       r.bound = BoundBy::kMemory;
-      records_.add(r);
+      records().add(r);
       return ok_status();
     });
     return ok_status();
@@ -119,76 +107,33 @@ class CpuStream : public StreamImpl {
     bool virt = op.output.buffer->kind() == MemoryKind::kVirtual;
     for (int i = 0; i < op.num_inputs; ++i)
       virt |= op.inputs[i].buffer->kind() == MemoryKind::kVirtual;
-    queue_.enqueue([this, op, tag, virt]() -> Status {
+    enqueue([this, op, tag, virt]() -> Status {
       const OpSpec spec = op.spec();
-      const uint64_t t0 = now_ns();
+      const uint64_t t0 = steady_clock_ns();
       if (!virt) {
         const void* inputs[kMaxOpInputs] = {};
         for (int i = 0; i < op.num_inputs; ++i)
           inputs[i] = ptr_of(op.inputs[i].buffer, op.inputs[i].offset_bytes);
         Status s = run_op(spec, inputs, ptr_of(op.output.buffer, op.output.offset_bytes));
-        if (!s.ok()) return s;
+        if (!s.ok()) return s.with_command_tag(tag);  // names the failed op to the host
       }
-      if (records_.enabled()) {
+      if (records().enabled()) {
         const OpCost cost = analytic_cost(spec);
         CommandRecord r;
         r.tag = tag;
         r.command = CommandKind::kOp;
         r.op = op.kind;
         r.start_ns = t0;
-        r.end_ns = now_ns();
+        r.end_ns = steady_clock_ns();
         r.flops = cost.flops;
         r.bytes_read = cost.bytes_read;
         r.bytes_written = cost.bytes_written;
-        records_.add(r);
+        records().add(r);
       }
       return ok_status();
     });
     return ok_status();
   }
-
-  Status record_event(EventImpl& e) override {
-    auto* ev = static_cast<HostEvent*>(&e);
-    const uint64_t gen = ev->begin_record();
-    queue_.enqueue(
-        [ev, gen]() -> Status {
-          ev->complete(gen, now_ns());
-          return ok_status();
-        },
-        HostQueue::Policy::kAlways);
-    return ok_status();
-  }
-
-  Status wait_event(EventImpl& e) override {
-    auto* ev = static_cast<HostEvent*>(&e);
-    const uint64_t gen = ev->current_generation();
-    queue_.enqueue(
-        [ev, gen]() -> Status {
-          ev->wait_for(gen);
-          return ok_status();
-        },
-        HostQueue::Policy::kAlways);
-    return ok_status();
-  }
-
-  Status enqueue_host_func(hal_host_func fn, void* user) override {
-    queue_.enqueue(
-        [fn, user]() -> Status {
-          fn(user);
-          return ok_status();
-        },
-        HostQueue::Policy::kAlways);
-    return ok_status();
-  }
-
-  Status synchronize() override { return queue_.synchronize(); }
-  size_t take_records(CommandRecord* out, size_t capacity) override {
-    return records_.take(out, capacity);
-  }
-
- private:
-  RecordLog records_;
-  HostQueue queue_;  // last: its worker stops first on destruction
 };
 
 class CpuDevice : public DeviceImpl {
@@ -198,10 +143,11 @@ class CpuDevice : public DeviceImpl {
   const DeviceInfo& info() const override { return info_; }
   bool supports(const OpSpec& spec) const override { return kernel_supports(spec); }
 
-  Result<BufferImpl*> allocate(uint64_t size, MemoryKind kind, uint64_t alignment) override {
+  Result<std::unique_ptr<BufferImpl>> allocate(uint64_t size, MemoryKind kind,
+                                               uint64_t alignment) override {
     if (kind == MemoryKind::kVirtual) {
       HAL_RETURN_IF_ERROR(memory_.reserve(size));
-      return static_cast<BufferImpl*>(new CpuBuffer(this, size, kind, nullptr, &memory_));
+      return std::unique_ptr<BufferImpl>(new CpuBuffer(this, size, kind, nullptr, &memory_));
     }
     const uint64_t align = alignment > 64 ? alignment : 64;
     const uint64_t rounded = (size + align - 1) / align * align;
@@ -212,13 +158,15 @@ class CpuDevice : public DeviceImpl {
       memory_.release(size);
       return out_of_memory("the OS refused " + std::to_string(size) + " bytes");
     }
-    return static_cast<BufferImpl*>(new CpuBuffer(this, size, kind, data, &memory_));
+    return std::unique_ptr<BufferImpl>(new CpuBuffer(this, size, kind, data, &memory_));
   }
 
-  Result<StreamImpl*> create_stream(uint32_t flags) override {
-    return static_cast<StreamImpl*>(new CpuStream(flags));
+  Result<std::unique_ptr<StreamImpl>> create_stream(uint32_t flags) override {
+    return std::unique_ptr<StreamImpl>(new CpuStream(flags));
   }
-  Result<EventImpl*> create_event() override { return static_cast<EventImpl*>(new HostEvent()); }
+  Result<std::unique_ptr<EventImpl>> create_event() override {
+    return std::unique_ptr<EventImpl>(new HostEvent());
+  }
   MemoryStats memory_stats() const override { return memory_.stats(); }
 
  private:

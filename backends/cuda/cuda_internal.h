@@ -171,7 +171,7 @@ struct MatmulPlanCache {
 
 class CudaStream : public plugin::StreamImpl {
  public:
-  static Result<CudaStream*> create(CudaDevice* device, uint32_t flags);
+  static Result<std::unique_ptr<CudaStream>> create(CudaDevice* device, uint32_t flags);
   ~CudaStream() override;
 
   Status copy(const plugin::CopyCall& call) override;
@@ -274,9 +274,10 @@ class CudaDevice : public plugin::DeviceImpl {
 
   const DeviceInfo& info() const override { return info_; }
   bool supports(const OpSpec& spec) const override;
-  Result<plugin::BufferImpl*> allocate(uint64_t size, MemoryKind kind, uint64_t alignment) override;
-  Result<plugin::StreamImpl*> create_stream(uint32_t flags) override;
-  Result<plugin::EventImpl*> create_event() override;
+  Result<std::unique_ptr<plugin::BufferImpl>> allocate(uint64_t size, MemoryKind kind,
+                                                       uint64_t alignment) override;
+  Result<std::unique_ptr<plugin::StreamImpl>> create_stream(uint32_t flags) override;
+  Result<std::unique_ptr<plugin::EventImpl>> create_event() override;
   MemoryStats memory_stats() const override { return memory_->stats(); }
   Result<Telemetry> telemetry() const override;
 

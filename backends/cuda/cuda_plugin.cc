@@ -316,12 +316,12 @@ Status CudaDevice::check(cudaError_t e, const std::string& what) {
   return cuda_status(e, what);
 }
 
-Result<plugin::BufferImpl*> CudaDevice::allocate(uint64_t size, MemoryKind kind,
-                                                 uint64_t alignment) {
+Result<std::unique_ptr<plugin::BufferImpl>> CudaDevice::allocate(uint64_t size, MemoryKind kind,
+                                                                 uint64_t alignment) {
   if (lost()) return lost_status();
   if (kind == MemoryKind::kVirtual) {
     HAL_RETURN_IF_ERROR(memory_->reserve(size, "device memory"));
-    return static_cast<plugin::BufferImpl*>(
+    return std::unique_ptr<plugin::BufferImpl>(
         new CudaBuffer(this, size, kind, nullptr, nullptr, false));
   }
   DeviceScope scope(ordinal_);
@@ -343,13 +343,14 @@ Result<plugin::BufferImpl*> CudaDevice::allocate(uint64_t size, MemoryKind kind,
     }
     uintptr_t p = reinterpret_cast<uintptr_t>(base);
     if (extra) p = (p + alignment - 1) / alignment * alignment;
-    return static_cast<plugin::BufferImpl*>(
+    return std::unique_ptr<plugin::BufferImpl>(
         new CudaBuffer(this, size, kind, reinterpret_cast<void*>(p), base, false));
   }
 
   HAL_RETURN_IF_ERROR(memory_->reserve(size, "device memory"));
   if (size == 0)
-    return static_cast<plugin::BufferImpl*>(new CudaBuffer(this, 0, kind, nullptr, nullptr, false));
+    return std::unique_ptr<plugin::BufferImpl>(
+        new CudaBuffer(this, 0, kind, nullptr, nullptr, false));
   const uint64_t extra = alignment > 256 ? alignment : 0;
   if (size > UINT64_MAX - extra) {
     memory_->release(size);
@@ -388,7 +389,7 @@ Result<plugin::BufferImpl*> CudaDevice::allocate(uint64_t size, MemoryKind kind,
   }
   uintptr_t p = reinterpret_cast<uintptr_t>(base);
   if (extra) p = (p + alignment - 1) / alignment * alignment;
-  return static_cast<plugin::BufferImpl*>(
+  return std::unique_ptr<plugin::BufferImpl>(
       new CudaBuffer(this, size, kind, reinterpret_cast<void*>(p), base, pool_ != nullptr));
 }
 
@@ -432,15 +433,15 @@ void CudaDevice::free_scratch(void* p, cudaStream_t stream) {
   if (p && cudaFreeAsync(p, stream) != cudaSuccess) cudaGetLastError();
 }
 
-Result<plugin::StreamImpl*> CudaDevice::create_stream(uint32_t flags) {
+Result<std::unique_ptr<plugin::StreamImpl>> CudaDevice::create_stream(uint32_t flags) {
   if (lost()) return lost_status();
-  HAL_ASSIGN_OR_RETURN(CudaStream * s, CudaStream::create(this, flags));
-  return static_cast<plugin::StreamImpl*>(s);
+  HAL_ASSIGN_OR_RETURN(std::unique_ptr<CudaStream> s, CudaStream::create(this, flags));
+  return std::unique_ptr<plugin::StreamImpl>(std::move(s));
 }
 
-Result<plugin::EventImpl*> CudaDevice::create_event() {
+Result<std::unique_ptr<plugin::EventImpl>> CudaDevice::create_event() {
   if (lost()) return lost_status();
-  return static_cast<plugin::EventImpl*>(new CudaEvent(this));
+  return std::unique_ptr<plugin::EventImpl>(new CudaEvent(this));
 }
 
 Result<uint64_t> CudaDevice::event_time_ns(cudaEvent_t event) {

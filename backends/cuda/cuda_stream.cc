@@ -186,10 +186,10 @@ void HostTaskRunner::run() {
 CudaStream::CudaStream(CudaDevice* device, uint32_t flags)
     : device_(device), record_((flags & HAL_STREAM_FLAG_RECORD_COMMANDS) != 0) {}
 
-Result<CudaStream*> CudaStream::create(CudaDevice* device, uint32_t flags) {
+Result<std::unique_ptr<CudaStream>> CudaStream::create(CudaDevice* device, uint32_t flags) {
   std::unique_ptr<CudaStream> s(new CudaStream(device, flags));
   HAL_RETURN_IF_ERROR(s->init());
-  return s.release();
+  return s;
 }
 
 Status CudaStream::init() {

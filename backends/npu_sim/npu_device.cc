@@ -284,8 +284,8 @@ void NpuDevice::finish_info(const std::vector<NpuDevice*>& all) {
 
 bool NpuDevice::supports(const OpSpec& spec) const { return supports_op(spec, spec_); }
 
-Result<plugin::BufferImpl*> NpuDevice::allocate(uint64_t size, MemoryKind kind,
-                                                uint64_t alignment) {
+Result<std::unique_ptr<plugin::BufferImpl>> NpuDevice::allocate(uint64_t size, MemoryKind kind,
+                                                                uint64_t alignment) {
   const bool host_kind = kind == MemoryKind::kHostPinned || kind == MemoryKind::kHostVisible;
   if (host_kind) {
     HAL_RETURN_IF_ERROR(host_memory_.reserve(size, "host memory"));
@@ -310,7 +310,7 @@ Result<plugin::BufferImpl*> NpuDevice::allocate(uint64_t size, MemoryKind kind,
     ++stats_.allocation_count;
     ++stats_.total_allocations;
   }
-  return static_cast<plugin::BufferImpl*>(new NpuBuffer(this, size, kind, std::move(storage)));
+  return std::unique_ptr<plugin::BufferImpl>(new NpuBuffer(this, size, kind, std::move(storage)));
 }
 
 void NpuDevice::release(MemoryKind kind, uint64_t size) {
@@ -326,12 +326,12 @@ MemoryStats NpuDevice::memory_stats() const {
   return stats_;
 }
 
-Result<plugin::StreamImpl*> NpuDevice::create_stream(uint32_t flags) {
-  return static_cast<plugin::StreamImpl*>(new NpuStream(this, flags));
+Result<std::unique_ptr<plugin::StreamImpl>> NpuDevice::create_stream(uint32_t flags) {
+  return std::unique_ptr<plugin::StreamImpl>(new NpuStream(this, flags));
 }
 
-Result<plugin::EventImpl*> NpuDevice::create_event() {
-  return static_cast<plugin::EventImpl*>(new NpuEvent(system_));
+Result<std::unique_ptr<plugin::EventImpl>> NpuDevice::create_event() {
+  return std::unique_ptr<plugin::EventImpl>(new NpuEvent(system_));
 }
 
 Result<Telemetry> NpuDevice::telemetry() const {

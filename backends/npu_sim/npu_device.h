@@ -31,7 +31,7 @@
 #include <string>
 #include <vector>
 
-#include "hal/plugin/host_queue.h"
+#include "hal/plugin/host_queue_stream.h"
 #include "hal/plugin/memory_accountant.h"
 #include "hal/plugin_adapter.h"
 #include "npu_command_gate.h"
@@ -92,9 +92,10 @@ class NpuDevice : public plugin::DeviceImpl {
   // DeviceImpl
   const DeviceInfo& info() const override { return info_; }
   bool supports(const OpSpec& spec) const override;
-  Result<plugin::BufferImpl*> allocate(uint64_t size, MemoryKind kind, uint64_t alignment) override;
-  Result<plugin::StreamImpl*> create_stream(uint32_t flags) override;
-  Result<plugin::EventImpl*> create_event() override;
+  Result<std::unique_ptr<plugin::BufferImpl>> allocate(uint64_t size, MemoryKind kind,
+                                                       uint64_t alignment) override;
+  Result<std::unique_ptr<plugin::StreamImpl>> create_stream(uint32_t flags) override;
+  Result<std::unique_ptr<plugin::EventImpl>> create_event() override;
   MemoryStats memory_stats() const override;
   Result<Telemetry> telemetry() const override;
 
@@ -171,7 +172,9 @@ class NpuEvent : public plugin::HostEvent {
   NpuSystem* system_;
 };
 
-class NpuStream : public plugin::StreamImpl {
+// A stream: the kit's host-queue stream (in-order worker, events, host functions,
+// records) with simulated time: events complete at the stream's clock, waits advance it.
+class NpuStream : public plugin::HostQueueStream {
  public:
   NpuStream(NpuDevice* device, uint32_t flags);
   ~NpuStream() override;
@@ -179,11 +182,7 @@ class NpuStream : public plugin::StreamImpl {
   Status copy(const plugin::CopyCall& call) override;
   Status fill(const plugin::FillCall& call) override;
   Status dispatch(const plugin::OpCall& op, uint64_t tag) override;
-  Status record_event(plugin::EventImpl& event) override;
-  Status wait_event(plugin::EventImpl& event) override;
-  Status enqueue_host_func(hal_host_func fn, void* user_data) override;
-  Status synchronize() override;
-  size_t take_records(CommandRecord* out, size_t capacity) override;
+  Status synchronize() override;  // also tells the system the host observed the clock
 
   NpuDevice& device() const { return *device_; }
   uint64_t clock_ns() const { return clock_ns_.load(); }
@@ -207,11 +206,14 @@ class NpuStream : public plugin::StreamImpl {
                      const std::function<Status()>& work);
   uint64_t ready_time(uint64_t not_before);
 
+  // HostQueueStream's clock hooks: the host fence, the stream clock.
+  uint64_t enqueue_fence_ns() override;
+  uint64_t event_time_ns(uint64_t fence_ns) override;
+  void on_event_waited(uint64_t event_time_ns) override;
+
   NpuDevice* device_;
-  plugin::RecordLog records_;
   std::atomic<uint64_t> clock_ns_;
   WorkCounters counters_;
-  plugin::HostQueue queue_;  // last: its worker stops first on destruction
 };
 
 class NpuSystem : public plugin::PluginImpl {
@@ -221,6 +223,9 @@ class NpuSystem : public plugin::PluginImpl {
 
   uint32_t device_count() const override { return uint32_t(devices_.size()); }
   plugin::DeviceImpl* device(uint32_t index) override { return devices_[index].get(); }
+  // HAL_EXTENSION_TYPE_NPU_SIM_COUNTERS (hal_npu_sim/npu_sim_ext.h, npu_counters_ext.cc);
+  // no other extension.
+  const hal_extension_header* extension(uint32_t type) const override;
   NpuDevice* npu(uint32_t index) const { return devices_[index].get(); }
   const SimConfig& config() const { return config_; }
 

@@ -22,9 +22,10 @@
 //
 // Contract: parse_faults() never throws; every malformed entry is INVALID_ARGUMENT
 // quoting the entry and saying what is wrong. Failures a FaultGate reports name the op
-// or command number, the command (op kind or copy kind), its tag ("tag 17": the
-// runtime maps it back to the graph node) and the configured entry (which names the
-// device; the HAL prefixes every plugin error with the device's id as well).
+// or command number, the command (op kind or copy kind), its tag ("tag 17", for people;
+// the stream also attaches the tag as the status's structured detail, which the runtime
+// maps back to the graph node) and the configured entry (which names the device; the HAL
+// prefixes every plugin error with the device's id as well).
 //
 // Threading: FaultGate::admit is thread-safe (one mutex per gate).
 #pragma once

@@ -10,22 +10,18 @@ namespace hal::npu_sim {
 
 namespace {
 
-using plugin::HostQueue;
-
 char* data_of(plugin::BufferImpl* b) { return b ? static_cast<NpuBuffer*>(b)->data() : nullptr; }
 
 }  // namespace
 
 NpuStream::NpuStream(NpuDevice* device, uint32_t flags)
-    : device_(device),
-      records_(flags & HAL_STREAM_FLAG_RECORD_COMMANDS),
-      clock_ns_(device->system().host_fence()) {
+    : HostQueueStream(flags), device_(device), clock_ns_(device->system().host_fence()) {
   set_stream_live(static_cast<const plugin::StreamImpl*>(this), true);
 }
 
 NpuStream::~NpuStream() {
   set_stream_live(static_cast<const plugin::StreamImpl*>(this), false);
-  queue_.synchronize().ignore();
+  drain();  // the queued work uses this stream's clock and counters
 }
 
 uint64_t NpuStream::ready_time(uint64_t not_before) {
@@ -43,8 +39,10 @@ Status NpuStream::run_command(CommandTicket ticket, const CommandCost& cost, Boo
                               Attribution who, uint64_t not_before,
                               const std::function<Status()>& work) {
   ticket.modeled_duration_s = cost.duration_s;
-  HAL_RETURN_IF_ERROR(device_->admit(ticket));
-  if (work) HAL_RETURN_IF_ERROR(work());
+  // A failure names its command by tag (StatusDetail), so the host can tell which failed.
+  if (Status s = device_->admit(ticket); !s.ok()) return s.with_command_tag(ticket.tag);
+  if (work)
+    if (Status s = work(); !s.ok()) return s.with_command_tag(ticket.tag);
 
   const uint64_t ready = ready_time(not_before);
   const uint64_t duration = to_sim_ns(cost.duration_s * ticket.duration_scale);
@@ -78,7 +76,7 @@ Status NpuStream::run_command(CommandTicket ticket, const CommandCost& cost, Boo
   }
   clock_ns_.store(end);
 
-  if (records_.enabled()) {
+  if (records().enabled()) {
     CommandRecord r;
     r.tag = ticket.tag;
     r.command = ticket.kind;
@@ -92,14 +90,14 @@ Status NpuStream::run_command(CommandTicket ticket, const CommandCost& cost, Boo
     r.sram_bytes_written = cost.sram_bytes_written;
     r.link_bytes = cost.link_bytes;
     r.bound = cost.bound;
-    records_.add(r);
+    records().add(r);
   }
   return ok_status();
 }
 
 Status NpuStream::copy(const plugin::CopyCall& c) {
-  const uint64_t not_before = device_->system().host_fence();
-  queue_.enqueue([this, c, not_before]() -> Status {
+  const uint64_t not_before = enqueue_fence_ns();
+  enqueue([this, c, not_before]() -> Status {
     CommandTicket ticket;
     ticket.kind = c.direction;
     ticket.tag = c.tag;
@@ -159,8 +157,8 @@ Status NpuStream::copy(const plugin::CopyCall& c) {
 }
 
 Status NpuStream::fill(const plugin::FillCall& f) {
-  const uint64_t not_before = device_->system().host_fence();
-  queue_.enqueue([this, f, not_before]() -> Status {
+  const uint64_t not_before = enqueue_fence_ns();
+  enqueue([this, f, not_before]() -> Status {
     CommandTicket ticket;
     ticket.kind = CommandKind::kFill;
     ticket.tag = f.tag;
@@ -169,13 +167,7 @@ Status NpuStream::fill(const plugin::FillCall& f) {
     auto work = [&]() -> Status {
       char* base = data_of(f.buffer);
       if (!base || f.size_bytes == 0) return ok_status();
-      char* dst = base + f.offset;
-      if (f.pattern_size == 1) {
-        std::memset(dst, f.pattern[0], f.size_bytes);
-      } else {
-        for (uint64_t i = 0; i < f.size_bytes; i += f.pattern_size)
-          std::memcpy(dst + i, f.pattern.data(), f.pattern_size);
-      }
+      plugin::write_fill_pattern(base + f.offset, f);
       return ok_status();
     };
     return run_command(ticket, cost, Booking{&device_->lane(Lane::kCompute), nullptr}, {},
@@ -185,8 +177,8 @@ Status NpuStream::fill(const plugin::FillCall& f) {
 }
 
 Status NpuStream::dispatch(const plugin::OpCall& op, uint64_t tag) {
-  const uint64_t not_before = device_->system().host_fence();
-  queue_.enqueue([this, op, tag, not_before]() -> Status {
+  const uint64_t not_before = enqueue_fence_ns();
+  enqueue([this, op, tag, not_before]() -> Status {
     const OpSpec spec = op.spec();
     CommandTicket ticket;
     ticket.kind = CommandKind::kOp;
@@ -214,50 +206,18 @@ Status NpuStream::dispatch(const plugin::OpCall& op, uint64_t tag) {
   return ok_status();
 }
 
-Status NpuStream::record_event(plugin::EventImpl& e) {
-  auto* ev = static_cast<NpuEvent*>(&e);
-  const uint64_t gen = ev->begin_record();
-  const uint64_t not_before = device_->system().host_fence();
-  queue_.enqueue(
-      [this, ev, gen, not_before]() -> Status {
-        ev->complete(gen, ready_time(not_before));
-        return ok_status();
-      },
-      HostQueue::Policy::kAlways);
-  return ok_status();
-}
+uint64_t NpuStream::enqueue_fence_ns() { return device_->system().host_fence(); }
 
-Status NpuStream::wait_event(plugin::EventImpl& e) {
-  auto* ev = static_cast<NpuEvent*>(&e);
-  const uint64_t gen = ev->current_generation();
-  queue_.enqueue(
-      [this, ev, gen]() -> Status {
-        const uint64_t ts = gen > 0 ? ev->wait_for(gen) : 0;
-        if (ts > clock_ns_.load()) clock_ns_.store(ts);
-        return ok_status();
-      },
-      HostQueue::Policy::kAlways);
-  return ok_status();
-}
+uint64_t NpuStream::event_time_ns(uint64_t fence_ns) { return ready_time(fence_ns); }
 
-Status NpuStream::enqueue_host_func(hal_host_func fn, void* user) {
-  queue_.enqueue(
-      [fn, user]() -> Status {
-        fn(user);
-        return ok_status();
-      },
-      HostQueue::Policy::kAlways);
-  return ok_status();
+void NpuStream::on_event_waited(uint64_t event_time_ns) {
+  if (event_time_ns > clock_ns_.load()) clock_ns_.store(event_time_ns);
 }
 
 Status NpuStream::synchronize() {
-  Status s = queue_.synchronize();
+  Status s = HostQueueStream::synchronize();
   device_->system().observe(clock_ns_.load());
   return s;
-}
-
-size_t NpuStream::take_records(CommandRecord* out, size_t capacity) {
-  return records_.take(out, capacity);
 }
 
 }  // namespace hal::npu_sim

@@ -4,23 +4,23 @@
 // in f32: add, mul, scale and matmul. It is written the way a real backend is: through
 // the C++ plugin adapter (hal/plugin_adapter.h), which turns these classes into the C
 // table of hal/plugin_abi.h, and with the plugin kit's helpers for the parts every
-// host-driven backend shares (hal/plugin/host_queue.h, hal/plugin/memory_accountant.h).
+// host-driven backend shares (hal/plugin/host_queue_stream.h,
+// hal/plugin/memory_accountant.h).
 // It passes the conformance suite for what it declares: `halctl cts --plugin
 // <this library>`. README.md walks through adapting it.
 //
 // Where to put your device's code is marked "YOUR DEVICE:".
 //
 // Threading: the host may call any entry from any thread (plugin_abi.h, THREADING).
-// Streams serialise their own work on a HostQueue worker; the memory accountant is
-// thread-safe; device info is immutable after construction.
+// Streams serialise their own work on a HostQueueStream's worker; the memory accountant
+// is thread-safe; device info is immutable after construction.
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
 
-#include "hal/plugin/host_queue.h"
+#include "hal/plugin/host_queue_stream.h"
 #include "hal/plugin/memory_accountant.h"
 #include "hal/plugin_adapter.h"
 
@@ -42,19 +42,14 @@ using hal::plugin::DeviceImpl;
 using hal::plugin::EventImpl;
 using hal::plugin::FillCall;
 using hal::plugin::HostEvent;
-using hal::plugin::HostQueue;
+using hal::plugin::HostQueueStream;
 using hal::plugin::MemoryAccountant;
 using hal::plugin::OpCall;
-using hal::plugin::RecordLog;
 using hal::plugin::StreamImpl;
 
 // The device clock. Timestamps of events and command records are in this clock (ns).
 // YOUR DEVICE: read the device's own timer (or a simulated clock) here.
-uint64_t device_time_ns() {
-  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      std::chrono::steady_clock::now().time_since_epoch())
-                      .count());
-}
+uint64_t device_time_ns() { return hal::plugin::steady_clock_ns(); }
 
 // ---- memory ------------------------------------------------------------------------
 
@@ -180,17 +175,20 @@ void matmul(const OpCall& op) {
 
 // ---- streams -----------------------------------------------------------------------
 
-// An in-order queue: every enqueue returns at once and the HostQueue worker runs the
-// work in order. A failed command makes later ones skip until synchronize() (the
-// HostQueue does that bookkeeping). YOUR DEVICE: submit to your hardware queue instead,
-// and complete events from its completion interrupts or polling.
-class TemplateStream : public StreamImpl {
+// An in-order queue: the kit's HostQueueStream runs every command on a worker thread in
+// enqueue order (each enqueue returns at once), skips the commands after a failed one
+// until synchronize() reports it, and implements event records and waits, host functions
+// (the HAL orders work across plugins with them) and the record log. Events are stamped
+// with device_time_ns() (override event_time_ns to change that). YOUR DEVICE: submit to
+// your hardware queue instead, and complete events from its completion interrupts or
+// polling.
+class TemplateStream : public HostQueueStream {
  public:
-  explicit TemplateStream(uint32_t flags) : records_(flags & HAL_STREAM_FLAG_RECORD_COMMANDS) {}
-  ~TemplateStream() override { queue_.synchronize().ignore(); }  // destruction waits for work
+  explicit TemplateStream(uint32_t flags) : HostQueueStream(flags) {}
+  ~TemplateStream() override { drain(); }  // destruction waits for the work using `this`
 
   Status copy(const CopyCall& c) override {
-    queue_.enqueue([this, c]() -> Status {
+    enqueue([this, c]() -> Status {
       const uint64_t start = device_time_ns();
       const void* src = c.src_host ? c.src_host : address(c.src_buffer, c.src_offset);
       void* dst = c.dst_host ? c.dst_host : address(c.dst_buffer, c.dst_offset);
@@ -203,10 +201,9 @@ class TemplateStream : public StreamImpl {
   }
 
   Status fill(const FillCall& f) override {
-    queue_.enqueue([this, f]() -> Status {
+    enqueue([this, f]() -> Status {
       const uint64_t start = device_time_ns();
-      char* dst = address(f.buffer, f.offset);
-      for (uint64_t i = 0; i < f.size_bytes; ++i) dst[i] = char(f.pattern[i % f.pattern_size]);
+      hal::plugin::write_fill_pattern(address(f.buffer, f.offset), f);
       record(f.tag, CommandKind::kFill, OpKind::kInvalid, start, 0, 0, f.size_bytes);
       return hal::ok_status();
     });
@@ -214,7 +211,7 @@ class TemplateStream : public StreamImpl {
   }
 
   Status dispatch(const OpCall& op, uint64_t tag) override {
-    queue_.enqueue([this, op, tag]() -> Status {
+    enqueue([this, op, tag]() -> Status {
       const uint64_t start = device_time_ns();
       if (op.kind == OpKind::kMatmul) {
         matmul(op);
@@ -230,53 +227,10 @@ class TemplateStream : public StreamImpl {
     return hal::ok_status();
   }
 
-  // Events complete when the queue reaches them; kAlways: even after a failed command,
-  // so nobody waits forever on a failed stream.
-  Status record_event(EventImpl& e) override {
-    auto* event = static_cast<HostEvent*>(&e);
-    const uint64_t generation = event->begin_record();
-    queue_.enqueue(
-        [event, generation]() -> Status {
-          event->complete(generation, device_time_ns());
-          return hal::ok_status();
-        },
-        HostQueue::Policy::kAlways);
-    return hal::ok_status();
-  }
-
-  Status wait_event(EventImpl& e) override {
-    auto* event = static_cast<HostEvent*>(&e);
-    const uint64_t generation = event->current_generation();
-    queue_.enqueue(
-        [event, generation]() -> Status {
-          event->wait_for(generation);
-          return hal::ok_status();
-        },
-        HostQueue::Policy::kAlways);
-    return hal::ok_status();
-  }
-
-  // Host functions let the HAL order work across plugins (staged copies, waits on
-  // another plugin's events). Optional in the ABI, but without them those fail.
-  Status enqueue_host_func(hal_host_func fn, void* user_data) override {
-    queue_.enqueue(
-        [fn, user_data]() -> Status {
-          fn(user_data);
-          return hal::ok_status();
-        },
-        HostQueue::Policy::kAlways);
-    return hal::ok_status();
-  }
-
-  Status synchronize() override { return queue_.synchronize(); }
-  size_t take_records(CommandRecord* out, size_t capacity) override {
-    return records_.take(out, capacity);
-  }
-
  private:
   void record(uint64_t tag, CommandKind kind, OpKind op, uint64_t start, double flops,
               uint64_t bytes_read, uint64_t bytes_written) {
-    if (!records_.enabled()) return;
+    if (!records().enabled()) return;
     CommandRecord r;
     r.tag = tag;
     r.command = kind;
@@ -286,11 +240,8 @@ class TemplateStream : public StreamImpl {
     r.flops = flops;
     r.bytes_read = bytes_read;
     r.bytes_written = bytes_written;
-    records_.add(r);
+    records().add(r);
   }
-
-  RecordLog records_;
-  HostQueue queue_;  // last member: its worker stops before the others go away
 };
 
 // ---- the device --------------------------------------------------------------------
@@ -342,7 +293,8 @@ class TemplateDevice : public DeviceImpl {
     return spec.output.dtype == DType::kF32;
   }
 
-  Result<BufferImpl*> allocate(uint64_t size, MemoryKind kind, uint64_t alignment) override {
+  Result<std::unique_ptr<BufferImpl>> allocate(uint64_t size, MemoryKind kind,
+                                               uint64_t alignment) override {
     // Virtual buffers (sizes without storage, for planning) are optional; say so.
     if (kind == MemoryKind::kVirtual)
       return hal::unimplemented("the template device has no virtual (timing-only) memory");
@@ -355,13 +307,16 @@ class TemplateDevice : public DeviceImpl {
       memory_.release(size);
       return hal::out_of_memory("the host refused " + std::to_string(size) + " bytes");
     }
-    return static_cast<BufferImpl*>(new TemplateBuffer(this, size, kind, data, &memory_));
+    return std::unique_ptr<BufferImpl>(new TemplateBuffer(this, size, kind, data, &memory_));
   }
 
-  Result<StreamImpl*> create_stream(uint32_t flags) override {
-    return static_cast<StreamImpl*>(new TemplateStream(flags));
+  // New objects go to the adapter as unique_ptrs: it owns them behind the C handles.
+  Result<std::unique_ptr<StreamImpl>> create_stream(uint32_t flags) override {
+    return std::unique_ptr<StreamImpl>(new TemplateStream(flags));
   }
-  Result<EventImpl*> create_event() override { return static_cast<EventImpl*>(new HostEvent()); }
+  Result<std::unique_ptr<EventImpl>> create_event() override {
+    return std::unique_ptr<EventImpl>(new HostEvent());
+  }
   hal::MemoryStats memory_stats() const override { return memory_.stats(); }
   // telemetry() is optional: the default reports none.
 

@@ -600,11 +600,16 @@ Verdict error_failed_command_recovery(Context& ctx) {
   std::vector<uint8_t> after(16, 0xAA);
   std::vector<float> result(24, 0.0f);
   Drain drain{{&s}, nullptr};
-  CTS_OK(s.dispatch(op), "dispatch (the ids are only known to be bad when it runs)");
+  constexpr uint64_t kFailingTag = 41;
+  CTS_OK(s.dispatch(op, kFailingTag), "dispatch (the ids are only known to be bad when it runs)");
   CTS_OK(s.copy_to_host(table, 0, after.data(), 16), "enqueue a copy behind the failing op");
   Status st = s.synchronize();
   CTS_EXPECT_CODE(st, StatusCode::kInvalidArgument,
                   "synchronize after an embedding id out of range");
+  // The failed command's tag is an optional detail (ABI 1.2); when given it must be right.
+  CTS_EXPECT(!st.detail().command_tag || *st.detail().command_tag == kFailingTag,
+             "the error names command tag " + std::to_string(st.detail().command_tag.value_or(0)) +
+                 " as the failed one; the failing dispatch had tag " + std::to_string(kFailingTag));
   CTS_EXPECT(after[0] == 0xAA,
              "the copy enqueued after the failed command ran; it must be skipped");
   // synchronize() cleared the error: the stream works again.

@@ -78,4 +78,11 @@ Result<Telemetry> Device::telemetry() const {
   return r;
 }
 
+const hal_extension_header* Device::extension(uint32_t type) const {
+  if (!HAL_PLUGIN_HAS(*plugin_, get_extension)) return nullptr;
+  const hal_extension_header* h = plugin_->api->get_extension(plugin_->plugin, type);
+  if (!h || h->struct_size < sizeof(hal_extension_header) || h->type != type) return nullptr;
+  return h;
+}
+
 }  // namespace hal

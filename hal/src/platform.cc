@@ -79,6 +79,20 @@ std::string c_str_or(const char* s, const char* fallback = "") { return s ? s : 
 
 }  // namespace
 
+std::string_view plugin_state_name(PluginState state) {
+  switch (state) {
+    case PluginState::kLoaded:
+      return "loaded";
+    case PluginState::kRefused:
+      return "refused";
+    case PluginState::kShadowed:
+      return "shadowed";
+    case PluginState::kNotSelected:
+      return "not selected";
+  }
+  return "unknown";
+}
+
 std::string Platform::default_plugin_dir() {
   Dl_info info;
   if (::dladdr(reinterpret_cast<void*>(&split_path_list), &info) && info.dli_fname) {
@@ -113,6 +127,7 @@ Result<std::unique_ptr<Platform>> Platform::create(PlatformOptions options) {
       PluginReport r;
       r.path = path;
       r.origin = origin;
+      r.state = PluginState::kRefused;
       r.reason = "no such file or directory";
       platform->reports_.push_back(r);
     }
@@ -145,7 +160,8 @@ void Platform::load_candidate(const std::string& path, const std::string& origin
   PluginReport report;
   report.path = path;
   report.origin = origin;
-  auto reject = [&](const std::string& why) {
+  auto reject = [&](const std::string& why, PluginState state = PluginState::kRefused) {
+    report.state = state;
     report.loaded = false;
     report.reason = why;
     reports_.push_back(report);
@@ -187,17 +203,16 @@ void Platform::load_candidate(const std::string& path, const std::string& origin
       std::find(options.only_plugins.begin(), options.only_plugins.end(), report.name) ==
           options.only_plugins.end()) {
     close();
-    return reject("not selected (only " + [&] {
-      std::string s;
-      for (const auto& n : options.only_plugins) s += (s.empty() ? "" : ", ") + n;
-      return s;
-    }() + " requested)");
+    std::string requested;
+    for (const auto& n : options.only_plugins) requested += (requested.empty() ? "" : ", ") + n;
+    return reject("not selected (only " + requested + " requested)", PluginState::kNotSelected);
   }
   for (const auto& p : plugins_) {
     if (p->name == report.name) {
       close();
-      return reject("shadowed: a plugin named '" + report.name + "' was already loaded from " +
-                    p->path);
+      return reject(
+          "shadowed: a plugin named '" + report.name + "' was already loaded from " + p->path,
+          PluginState::kShadowed);
     }
   }
 
@@ -288,6 +303,7 @@ void Platform::load_candidate(const std::string& path, const std::string& origin
         std::unique_ptr<Device>(new Device(this, loaded.get(), p.handle, std::move(p.info))));
     device_ptrs_.push_back(devices_.back().get());
   }
+  report.state = PluginState::kLoaded;
   report.loaded = true;
   if (report.abi_minor != HAL_ABI_VERSION_MINOR)
     report.reason =
@@ -312,8 +328,7 @@ Result<Device*> Platform::device(std::string_view id) const {
   // ABI): name those plugins and why, so the user need not run 'halctl plugins'.
   std::string refused;
   for (const PluginReport& r : reports_) {
-    if (r.loaded || r.reason.rfind("shadowed", 0) == 0 || r.reason.rfind("not selected", 0) == 0)
-      continue;
+    if (!r.refused()) continue;
     refused += "; plugin " + (r.name.empty() ? r.path : r.name) + " was refused: " + r.reason;
   }
   return not_found("unknown device '" + std::string(id) +

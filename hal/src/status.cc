@@ -30,7 +30,14 @@ std::string Status::to_string() const {
 
 Status Status::with_context(std::string_view context) const {
   if (ok()) return *this;
-  return Status(code_, std::string(context) + ": " + message_);
+  return Status(code_, std::string(context) + ": " + message_, detail_);
+}
+
+Status Status::with_command_tag(uint64_t tag) const {
+  if (ok()) return *this;
+  Status s = *this;
+  s.detail_.command_tag = tag;
+  return s;
 }
 
 }  // namespace hal

@@ -12,13 +12,6 @@ namespace {
 
 constexpr int32_t kUnplaced = -2;
 
-std::string label(const Node& node) {
-  return "node '" + node.name + "' (" +
-         std::string(node.kind == NodeKind::kOp ? op_kind_name(node.op)
-                                                : node_kind_name(node.kind)) +
-         ")";
-}
-
 }  // namespace
 
 uint64_t ExecutionPlan::peak_activation_bytes() const {
@@ -171,7 +164,7 @@ Result<ExecutionPlan> make_layer_split_plan(std::shared_ptr<const Graph> graph,
       dev = where >= 0 ? where : (node.layer >= 0 ? layer_device[size_t(node.layer)] : 0);
     } else if (node.layer >= 0) {
       if (size_t(node.layer) >= layer_device.size())
-        return invalid_argument("make_layer_split_plan: " + label(node) + " is in layer " +
+        return invalid_argument("make_layer_split_plan: " + node_label(node) + " is in layer " +
                                 std::to_string(node.layer) + " but only " +
                                 std::to_string(layer_device.size()) + " layers are placed");
       dev = layer_device[size_t(node.layer)];
@@ -260,18 +253,19 @@ Status finalize_plan(ExecutionPlan& plan) {
                               std::to_string(step.node) + ", which does not exist");
     const Node& node = g.node(step.node);
     if (plan.step_of_node[size_t(step.node)] >= 0)
-      return invalid_argument("execution plan: " + label(node) + " is scheduled twice");
+      return invalid_argument("execution plan: " + node_label(node) + " is scheduled twice");
     if (step.device < 0 || step.device >= device_count)
-      return invalid_argument("execution plan: " + label(node) + " is placed on device index " +
-                              std::to_string(step.device) + " of " + std::to_string(device_count));
+      return invalid_argument("execution plan: " + node_label(node) +
+                              " is placed on device index " + std::to_string(step.device) + " of " +
+                              std::to_string(device_count));
     if (step.issue_device >= 0 &&
         (node.kind != NodeKind::kTransfer || step.issue_device >= device_count))
-      return invalid_argument("execution plan: " + label(node) + " has an issue device (" +
+      return invalid_argument("execution plan: " + node_label(node) + " has an issue device (" +
                               std::to_string(step.issue_device) +
                               "); only transfers may, and it must be in range");
     const int32_t sd = step.stream_device();
     if (step.stream < 0 || step.stream >= plan.streams_per_device[size_t(sd)])
-      return invalid_argument("execution plan: " + label(node) + " uses stream " +
+      return invalid_argument("execution plan: " + node_label(node) + " uses stream " +
                               std::to_string(step.stream) + " of " +
                               plan.devices[size_t(sd)]->id() + ", which has " +
                               std::to_string(plan.streams_per_device[size_t(sd)]));
@@ -279,11 +273,12 @@ Status finalize_plan(ExecutionPlan& plan) {
   }
   for (size_t n = 0; n < node_count; ++n)
     if (plan.step_of_node[n] < 0)
-      return invalid_argument("execution plan: " + label(g.node(NodeId(n))) + " is not scheduled");
+      return invalid_argument("execution plan: " + node_label(g.node(NodeId(n))) +
+                              " is not scheduled");
   for (auto [from, to] : g.dependencies())
     if (plan.step_of_node[size_t(from)] > plan.step_of_node[size_t(to)])
-      return invalid_argument("execution plan: " + label(g.node(to)) + " is issued before " +
-                              label(g.node(from)) + ", which it depends on");
+      return invalid_argument("execution plan: " + node_label(g.node(to)) + " is issued before " +
+                              node_label(g.node(from)) + ", which it depends on");
 
   // Events: recorded by the step that owns them, before any step waiting on them.
   const int32_t event_count = int32_t(plan.event_producer.size());
@@ -296,13 +291,14 @@ Status finalize_plan(ExecutionPlan& plan) {
   for (size_t s = 0; s < plan.steps.size(); ++s) {
     const PlannedStep& step = plan.steps[s];
     if (step.record_event >= event_count)
-      return invalid_argument("execution plan: " + label(g.node(step.node)) + " records event " +
-                              std::to_string(step.record_event) + " of " +
+      return invalid_argument("execution plan: " + node_label(g.node(step.node)) +
+                              " records event " + std::to_string(step.record_event) + " of " +
                               std::to_string(event_count));
     for (int32_t e : step.wait_events)
       if (e < 0 || e >= event_count || plan.event_producer[size_t(e)] >= int32_t(s))
-        return invalid_argument("execution plan: " + label(g.node(step.node)) + " waits on event " +
-                                std::to_string(e) + ", which is not recorded before it");
+        return invalid_argument("execution plan: " + node_label(g.node(step.node)) +
+                                " waits on event " + std::to_string(e) +
+                                ", which is not recorded before it");
   }
 
   // Where each value lives, and which constants/states each device needs.
@@ -332,7 +328,7 @@ Status finalize_plan(ExecutionPlan& plan) {
       const bool bound = root_kind == ValueKind::kConstant || root_kind == ValueKind::kState;
       if (node.kind == NodeKind::kTransfer) {
         if (bound)
-          return invalid_argument("execution plan: " + label(node) + " moves " +
+          return invalid_argument("execution plan: " + node_label(node) + " moves " +
                                   std::string(value_kind_name(root_kind)) + " '" +
                                   values[size_t(root)].name +
                                   "': bind it on the destination device instead");
@@ -343,7 +339,7 @@ Status finalize_plan(ExecutionPlan& plan) {
         continue;
       }
       if (where != step.device)
-        return invalid_argument("execution plan: " + label(node) + " runs on " + dev->id() +
+        return invalid_argument("execution plan: " + node_label(node) + " runs on " + dev->id() +
                                 " but its input '" + values[size_t(v)].name + "' lives on " +
                                 plan.devices[size_t(where)]->id() +
                                 " (a transfer node must move it)");

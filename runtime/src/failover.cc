@@ -57,6 +57,7 @@ Result<GenerationResult> Session::resume_after_fault(
   const size_t batch = prompts.size();
   const int64_t n_new = opt.max_new_tokens;
   r.tokens.resize(batch);
+  r.stopped.resize(batch, 0);
   if (opt.keep_logits) r.logits.resize(batch);
   int32_t transient = 0;
   std::vector<std::string> lost_so_far;  // in this generate() call
@@ -120,8 +121,7 @@ Result<GenerationResult> Session::resume_after_fault(
     for (size_t b = 0; b < batch; ++b) {
       const auto& t = r.tokens[b];
       ev.tokens_kept += int64_t(t.size());
-      const bool done = int64_t(t.size()) >= n_new ||
-                        (opt.eos_token_id >= 0 && !t.empty() && t.back() == opt.eos_token_id);
+      const bool done = int64_t(t.size()) >= n_new || r.stopped[b];
       if (done) continue;
       produced = std::max<int64_t>(produced, int64_t(t.size()));
       rows.push_back(b);
@@ -145,6 +145,11 @@ Result<GenerationResult> Session::resume_after_fault(
       o.progress = [&opt, produced, n_new](std::string_view what, uint64_t done, uint64_t) {
         opt.progress(what, done + uint64_t(produced), uint64_t(n_new));
       };
+    // The resumed rows are a subset: the callback hears each under its own row number.
+    if (opt.on_token)
+      o.on_token = [&opt, &rows](int64_t row, int32_t token) {
+        return opt.on_token(int64_t(rows[size_t(row)]), token);
+      };
     GenerationResult r2;
     const Status s2 = generate_into(seqs, o, r2, row_rngs);
 
@@ -154,6 +159,7 @@ Result<GenerationResult> Session::resume_after_fault(
       const size_t b = rows[i];
       if (!r2.tokens[i].empty()) ++from_prefill;
       r.tokens[b].insert(r.tokens[b].end(), r2.tokens[i].begin(), r2.tokens[i].end());
+      if (i < r2.stopped.size()) r.stopped[b] = r2.stopped[i];
       if (opt.keep_logits && i < r2.logits.size())
         r.logits[b].insert(r.logits[b].end(), r2.logits[i].begin(), r2.logits[i].end());
       rngs[b] = row_rngs[i];

@@ -2,6 +2,7 @@
 #include "hal/runtime/graph.h"
 
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <queue>
 
@@ -18,12 +19,6 @@ std::string descs_string(std::span<const TensorDesc> descs) {
   return s;
 }
 
-std::string node_label(const Node& node) {
-  std::string kind = node.kind == NodeKind::kOp ? std::string(op_kind_name(node.op))
-                                                : std::string(node_kind_name(node.kind));
-  return "node '" + node.name + "' (" + kind + ")";
-}
-
 Status node_error(const Node& node, std::span<const TensorDesc> inputs, const std::string& msg) {
   std::string text = node_label(node) + ": " + msg;
   if (!inputs.empty()) text += "; inputs " + descs_string(inputs);
@@ -38,6 +33,21 @@ bool same_desc(const TensorDesc& a, const TensorDesc& b) {
 }
 
 }  // namespace
+
+std::string node_label(const Node& node) {
+  std::string kind = node.kind == NodeKind::kOp ? std::string(op_kind_name(node.op))
+                                                : std::string(node_kind_name(node.kind));
+  return "node '" + node.name + "' (" + kind + ")";
+}
+
+OpSpec node_op_spec(const Graph& graph, NodeId id) {
+  const Node& node = graph.node(id);
+  std::array<TensorDesc, kMaxOpInputs> inputs{};
+  const size_t n = std::min(node.inputs.size(), size_t(kMaxOpInputs));
+  for (size_t i = 0; i < n; ++i) inputs[i] = graph.value(node.inputs[i]).desc;
+  return node_op<OpSpec, TensorDesc>(node, std::span(inputs.data(), n),
+                                     graph.value(node.outputs[0]).desc);
+}
 
 std::string_view value_kind_name(ValueKind kind) {
   switch (kind) {
@@ -151,12 +161,7 @@ Result<std::vector<TensorDesc>> infer_node(const Node& node, std::span<const Ten
         if (node.op != OpKind::kMatmul) return err("only cast and matmul take an output dtype");
         o.dtype = node.output_dtype;
       }
-      OpSpec spec;
-      spec.kind = node.op;
-      spec.attrs = node.attrs;
-      spec.num_inputs = int32_t(in.size());
-      for (size_t i = 0; i < in.size(); ++i) spec.inputs[i] = in[i];
-      spec.output = o;
+      const OpSpec spec = node_op<OpSpec>(node, in, o);
       if (Status s = validate_op(spec); !s.ok()) {
         std::string msg = s.message();
         const std::string prefix = std::string(op_kind_name(node.op)) + ": ";

@@ -265,13 +265,8 @@ Result<Converted> to_task_graph(const Graph& g, std::span<const int64_t> symbols
     const ValueKind out_root_kind = g.value(g.storage_root(n.outputs[0])).kind;
     if (n.kind == NodeKind::kOp) {
       info.is_op = true;
-      OpSpec s;
-      s.kind = n.op;
-      s.attrs = n.attrs;
+      OpSpec s = node_op_spec(g, id);
       if (n.kv_length) s.attrs.kv_length = n.kv_length->eval(symbols);
-      s.num_inputs = int32_t(n.inputs.size());
-      for (size_t i = 0; i < n.inputs.size(); ++i) s.inputs[i] = g.value(n.inputs[i]).desc;
-      s.output = outv.desc;
       info.spec = s;
       info.cost_spec = s;
       bool reads_quantised = false;

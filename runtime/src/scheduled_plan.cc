@@ -13,13 +13,6 @@ namespace {
 
 constexpr int32_t kUnplaced = -2;
 
-std::string label(const Node& node) {
-  return "node '" + node.name + "' (" +
-         std::string(node.kind == NodeKind::kOp ? op_kind_name(node.op)
-                                                : node_kind_name(node.kind)) +
-         ")";
-}
-
 OpSpec copy_spec(const TensorDesc& from, const TensorDesc& to) {
   OpSpec s;
   s.kind = OpKind::kTranspose;
@@ -51,17 +44,9 @@ std::vector<OpSpec> node_op_specs(const Graph& g, NodeId n) {
   const Node& node = g.node(n);
   std::vector<OpSpec> out;
   switch (node.kind) {
-    case NodeKind::kOp: {
-      OpSpec s;
-      s.kind = node.op;
-      s.attrs = node.attrs;
-      s.num_inputs = int32_t(node.inputs.size());
-      for (size_t i = 0; i < node.inputs.size() && i < size_t(kMaxOpInputs); ++i)
-        s.inputs[i] = g.value(node.inputs[i]).desc;
-      s.output = g.value(node.outputs[0]).desc;
-      out.push_back(s);
+    case NodeKind::kOp:
+      out.push_back(node_op_spec(g, n));
       break;
-    }
     case NodeKind::kConcat: {
       const TensorDesc& o = g.value(node.outputs[0]).desc;
       for (ValueId in : node.inputs) {
@@ -332,7 +317,7 @@ Result<ExecutionPlan> plan_from_assignment(
       }
       default:
         return internal_error("plan_from_assignment: '" + g->value(v).name +
-                              "' aliases storage through " + label(view) + ", not a view");
+                              "' aliases storage through " + node_label(view) + ", not a view");
     }
     if (made == kNoValue) return g->status();
     place_new(dst, -1.0);

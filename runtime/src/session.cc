@@ -342,6 +342,7 @@ Status Session::generate_into(const std::vector<std::vector<int32_t>>& prompts,
     r.prompt_tokens += int64_t(p.size());
   }
   r.tokens.assign(size_t(batch), {});
+  r.stopped.assign(size_t(batch), 0);
   if (opt.keep_logits) r.logits.assign(size_t(batch), {});
   records_.clear();
   if (n_new == 0) return ok_status();
@@ -387,7 +388,13 @@ Status Session::generate_into(const std::vector<std::vector<int32_t>>& prompts,
       r.tokens[size_t(b)].push_back(tok);
       if (opt.keep_logits)
         r.logits[size_t(b)].insert(r.logits[size_t(b)].end(), row.begin(), row.end());
-      if (opt.eos_token_id >= 0 && tok == opt.eos_token_id) finished[size_t(b)] = 1;
+      const bool stop_id = (opt.eos_token_id >= 0 && tok == opt.eos_token_id) ||
+                           std::find(opt.stop_token_ids.begin(), opt.stop_token_ids.end(), tok) !=
+                               opt.stop_token_ids.end();
+      // The callback sees every token, the stopping one too (its text may complete a
+      // character the stream holds).
+      const bool go_on = !opt.on_token || opt.on_token(b, tok);
+      if (stop_id || !go_on) finished[size_t(b)] = r.stopped[size_t(b)] = 1;
     }
     return ok_status();
   };

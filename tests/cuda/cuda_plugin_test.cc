@@ -10,6 +10,7 @@
 
 #include "cuda_test_support.h"
 #include "hal/plugin_abi.h"
+#include "support/cli_run.h"
 
 namespace hal::cuda_test {
 namespace {
@@ -165,13 +166,10 @@ TEST(CudaDevice, DeviceMemoryIsNotMappableHostMemoryIs) {
 TEST(CudaPlugin, HalctlPluginsShowsIt) {
   if (::access(HAL_HALCTL_PATH, X_OK) != 0)
     GTEST_SKIP() << HAL_HALCTL_PATH << " has not been built";
-  const std::string cmd = std::string("HAL_PLUGIN_PATH= ") + HAL_HALCTL_PATH + " plugins 2>&1";
-  FILE* f = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(f, nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
-  ASSERT_EQ(::pclose(f), 0) << out;
+  const hal::test::CliRun r =
+      hal::test::run_program(HAL_HALCTL_PATH, {"plugins"}, "HAL_PLUGIN_PATH=");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string& out = r.out;
   const size_t at = out.find("libhal_plugin_cuda.so");
   ASSERT_NE(at, std::string::npos) << out;
   const std::string block =

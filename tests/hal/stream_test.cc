@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -335,6 +336,8 @@ TEST_F(StreamTest, FailedCommandAbortsLaterOnesUntilSynchronize) {
   EXPECT_NE(st.message().find("embedding: id 7"), std::string::npos) << st.message();
   EXPECT_NE(st.message().find("2 later command(s) of the stream were skipped"), std::string::npos)
       << st.message();
+  // The failed command is named by its tag in the structured detail (ABI 1.2).
+  EXPECT_EQ(st.detail().command_tag, std::optional<uint64_t>(10));
   EXPECT_TRUE(host_func_ran);
   EXPECT_TRUE(s.take_records().empty());  // neither the failed nor the skipped ran to completion
   uint8_t m[4];

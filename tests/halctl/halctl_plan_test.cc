@@ -12,23 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "halctl_invocation.h"
+
 namespace {
 
 using nlohmann::json;
-
-struct Invocation {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-  json parsed() const {
-    try {
-      return json::parse(out);
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "stdout is not JSON (" << e.what() << "):\n" << out << "\nstderr:\n" << err;
-      return json();
-    }
-  }
-};
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path);
@@ -49,20 +37,8 @@ struct TempDir {
   }
 };
 
-// Runs halctl with `args` (each one shell word) and `env` assignments before it.
-Invocation halctl(const std::vector<std::string>& args, const std::string& env = "") {
-  TempDir dir;
-  std::string cmd = env.empty() ? "" : env + " ";
-  cmd += "'" + std::string(HALCTL_PATH) + "'";
-  for (const std::string& a : args) cmd.append(" '").append(a).append("'");
-  cmd += " >" + dir.path + "/out 2>" + dir.path + "/err";
-  const int status = std::system(cmd.c_str());
-  Invocation r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(dir.path + "/out");
-  r.err = slurp(dir.path + "/err");
-  return r;
-}
+using halctl_test::halctl;
+using halctl_test::Invocation;
 
 // Plans read no stored calibration unless a test asks (the user's cache must not change
 // what the tests see).

@@ -1,8 +1,6 @@
 // halctl as a user runs it: the built binary (HALCTL_PATH), its JSON output and its exit
 // codes (0 ok, 1 the work failed, 2 bad usage or input).
 #include <gtest/gtest.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -11,48 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "halctl_invocation.h"
+
 namespace {
 
 using nlohmann::json;
 
-struct Invocation {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-  json parsed() const {
-    try {
-      return json::parse(out);
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "stdout is not JSON (" << e.what() << "):\n" << out << "\nstderr:\n" << err;
-      return json();
-    }
-  }
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// Runs halctl with `args` (each passed as one shell word), capturing stdout and stderr.
-Invocation halctl(const std::vector<std::string>& args) {
-  char dir_template[] = "/tmp/halctl_test_XXXXXX";
-  const std::string dir = ::mkdtemp(dir_template);
-  std::string cmd = "'";
-  cmd += HALCTL_PATH;
-  cmd += "'";
-  for (const std::string& a : args) cmd.append(" '").append(a).append("'");
-  cmd += " >" + dir + "/out 2>" + dir + "/err";
-  const int status = std::system(cmd.c_str());
-  Invocation r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(dir + "/out");
-  r.err = slurp(dir + "/err");
-  (void)std::system(("rm -rf '" + dir + "'").c_str());
-  return r;
-}
+using halctl_test::halctl;
+using halctl_test::Invocation;
 
 #ifdef HAL_FIXTURE_DIR
 std::string fixture(const std::string& name) {
@@ -225,22 +189,24 @@ TEST(HalctlPlugins, ShowsAWrongAbiPluginRejectedWithItsReasonNextToTheLoadedOnes
                                "--plugin-path", fixture("fixture_old_minor")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json out = r.parsed();
-  EXPECT_EQ(out["host_abi"], "1.1");
+  EXPECT_EQ(out["host_abi"], "1.2");
   ASSERT_TRUE(out["search_order"].is_array());
   EXPECT_EQ(out["search_order"][0]["origin"], "explicit");
   const json& plugins = out["plugins"];
   const json* wrong = find_by(plugins, "path", fixture("fixture_wrong_major"));
   ASSERT_NE(wrong, nullptr) << r.out;
   EXPECT_EQ((*wrong)["loaded"], false);
+  EXPECT_EQ((*wrong)["state"], "refused");
   EXPECT_EQ((*wrong)["abi_version"], "2.0");
   EXPECT_EQ((*wrong)["origin"], "explicit");
   const std::string reason = (*wrong)["reason"];
   EXPECT_NE(reason.find("ABI mismatch"), std::string::npos) << reason;
-  EXPECT_NE(reason.find("plugin ABI 2.0, host ABI 1.1"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("plugin ABI 2.0, host ABI 1.2"), std::string::npos) << reason;
   EXPECT_TRUE((*wrong)["devices"].empty());
   const json* old = find_by(plugins, "path", fixture("fixture_old_minor"));
   ASSERT_NE(old, nullptr);
   EXPECT_EQ((*old)["loaded"], true);
+  EXPECT_EQ((*old)["state"], "loaded");
   EXPECT_EQ((*old)["abi_version"], "1.0");
   EXPECT_EQ((*old)["devices"], json::array({"fx:0"}));
   const json* cpu = find_by(plugins, "name", "cpu");

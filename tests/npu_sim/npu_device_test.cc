@@ -57,10 +57,10 @@ TEST(NpuCommandGate, EveryCommandPassesTheGateInOrder) {
   dev->set_command_gate(gate);
   auto buf = dev->allocate(4096, MemoryKind::kDevice, 0);
   ASSERT_TRUE(buf.ok());
-  std::unique_ptr<plugin::BufferImpl> b(*buf);
+  std::unique_ptr<plugin::BufferImpl> b = std::move(*buf);
   auto st = dev->create_stream(HAL_STREAM_FLAG_RECORD_COMMANDS);
   ASSERT_TRUE(st.ok());
-  std::unique_ptr<plugin::StreamImpl> s(*st);
+  std::unique_ptr<plugin::StreamImpl> s = std::move(*st);
   for (uint64_t i = 0; i < 4; ++i) ASSERT_TRUE(s->fill(fill_call(b.get(), 4096, i)).ok());
   const Status r = s->synchronize();
   EXPECT_EQ(r.code(), StatusCode::kDeviceLost);
@@ -90,8 +90,9 @@ TEST(NpuClock, HostFenceOrdersWorkEnqueuedAfterASynchronize) {
   NpuDevice* dev = sys->npu(0);
   auto buf = dev->allocate(uint64_t(1) << 30, MemoryKind::kDevice, 0);
   ASSERT_TRUE(buf.ok());
-  std::unique_ptr<plugin::BufferImpl> b(*buf);
-  std::unique_ptr<plugin::StreamImpl> s1(*dev->create_stream(HAL_STREAM_FLAG_RECORD_COMMANDS));
+  std::unique_ptr<plugin::BufferImpl> b = std::move(*buf);
+  std::unique_ptr<plugin::StreamImpl> s1 =
+      dev->create_stream(HAL_STREAM_FLAG_RECORD_COMMANDS).value();
   ASSERT_TRUE(s1->fill(fill_call(b.get(), uint64_t(1) << 30, 1)).ok());
   ASSERT_TRUE(s1->synchronize().ok());
   const uint64_t t1 = static_cast<NpuStream*>(s1.get())->clock_ns();
@@ -99,7 +100,8 @@ TEST(NpuClock, HostFenceOrdersWorkEnqueuedAfterASynchronize) {
   EXPECT_EQ(sys->host_fence(), t1);
   // A stream created afterwards starts at the host's view of time, and a new copy on
   // the host link (an idle engine) cannot start before it either.
-  std::unique_ptr<plugin::StreamImpl> s2(*dev->create_stream(HAL_STREAM_FLAG_RECORD_COMMANDS));
+  std::unique_ptr<plugin::StreamImpl> s2 =
+      dev->create_stream(HAL_STREAM_FLAG_RECORD_COMMANDS).value();
   std::vector<char> host(4096);
   plugin::CopyCall c;
   c.src_host = host.data();

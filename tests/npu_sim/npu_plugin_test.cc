@@ -431,6 +431,22 @@ TEST(NpuPlugin, CountersAndTelemetrySumTheRecords) {
   EXPECT_EQ(t->core_clock_hz, 1.5e9);
 }
 
+// The counters are an ABI 1.2 typed extension: found by type id, with its type, version
+// and size in the header; other type ids and other plugins give nothing.
+TEST(NpuPlugin, CountersExtensionIsFoundByTypeId) {
+  auto p = open_platform({{"devices", "atom"}}, /*npu_only=*/false);
+  Device* npu = dev(*p, "npu:0");
+  const hal_extension_header* h = npu->extension(HAL_EXTENSION_TYPE_NPU_SIM_COUNTERS);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->type, HAL_EXTENSION_TYPE_NPU_SIM_COUNTERS);
+  EXPECT_EQ(h->version, HAL_NPU_SIM_COUNTERS_EXT_VERSION);
+  EXPECT_GE(h->struct_size, sizeof(hal_npu_sim_counters_ext));
+  EXPECT_EQ(npu->extension(HAL_EXTENSION_TYPE_PRIVATE_FIRST + 7), nullptr);
+  EXPECT_EQ(npu->extension(0), nullptr);
+  Device* cpu = dev(*p, "cpu:0");
+  EXPECT_EQ(cpu->extension(HAL_EXTENSION_TYPE_NPU_SIM_COUNTERS), nullptr);
+}
+
 // Runs a few ops on the simulated NPU and on cpu:0 with the same inputs.
 std::vector<float> run_chain(Device* d, const std::vector<float>& x, const std::vector<float>& w,
                              const std::vector<float>& gamma) {

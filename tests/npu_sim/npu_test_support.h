@@ -1,10 +1,9 @@
 // tests/npu_sim/npu_test_support.h: opening platforms with chosen simulated NPUs, and
-// reading the plugin's counter extension, for the plugin-level tests.
+// reading the plugin's counters extension, for the plugin-level tests.
 //
 // Threading: test helpers; ScopedEnv is not thread-safe (setenv).
 #pragma once
 
-#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -75,22 +74,26 @@ inline const PluginReport* report_of(const Platform& p, const std::string& name)
   return nullptr;
 }
 
-// The counter extension of the loaded npu_sim plugin.
+// The counters extension of the loaded npu_sim plugin, found through the ABI's typed
+// extension lookup (hal::Device::extension_as).
 struct Counters {
   hal_npu_sim_device_counters_fn device = nullptr;
   hal_npu_sim_stream_counters_fn stream = nullptr;
 
   static Counters find(const Platform& p) {
     Counters c;
-    const PluginReport* r = report_of(p, "npu_sim");
-    if (!r || !r->loaded) return c;
-    void* h = ::dlopen(r->path.c_str(), RTLD_NOLOAD | RTLD_LAZY);
-    if (!h) return c;
-    c.device =
-        reinterpret_cast<hal_npu_sim_device_counters_fn>(::dlsym(h, HAL_NPU_SIM_DEVICE_COUNTERS));
-    c.stream =
-        reinterpret_cast<hal_npu_sim_stream_counters_fn>(::dlsym(h, HAL_NPU_SIM_STREAM_COUNTERS));
-    ::dlclose(h);  // drops only the reference RTLD_NOLOAD took
+    for (const Device* d : p.devices()) {
+      if (d->info().backend != "npu_sim") continue;
+      const auto* ext =
+          d->extension_as<hal_npu_sim_counters_ext>(HAL_EXTENSION_TYPE_NPU_SIM_COUNTERS);
+      if (!ext) return c;
+      const size_t size = ext->header.struct_size;
+      if (HAL_ABI_HAS_FIELD(hal_npu_sim_counters_ext, device_counters, size))
+        c.device = ext->device_counters;
+      if (HAL_ABI_HAS_FIELD(hal_npu_sim_counters_ext, stream_counters, size))
+        c.stream = ext->stream_counters;
+      return c;
+    }
     return c;
   }
   hal_npu_sim_counters of(const Device& d) const {

@@ -108,6 +108,26 @@ TEST_F(PluginAsSeenByOtherHosts, MemoryStatsAndTelemetryRespectTheHostsSize) {
   EXPECT_EQ(t.memory_used_bytes, -7) << "written beyond the host's struct_size";
 }
 
+TEST_F(PluginAsSeenByOtherHosts, ErrorDetailsRespectTheHostsSize) {
+  hal_device* none = nullptr;
+  hal_error* e = api_->device_get(plugin_, 99, &none);  // an error without details
+  ASSERT_NE(e, nullptr);
+  ASSERT_NE(api_->error_get_detail, nullptr);
+  // A host that knows only `fields`: nothing beyond it is written.
+  std::vector<uint8_t> storage(sizeof(hal_error_detail) + 16, kGuard);
+  auto* d = reinterpret_cast<hal_error_detail*>(storage.data());
+  d->struct_size = offsetof(hal_error_detail, command_tag);
+  api_->error_get_detail(e, d);
+  EXPECT_EQ(d->struct_size, offsetof(hal_error_detail, command_tag));
+  EXPECT_EQ(d->fields, 0u);
+  for (size_t i = offsetof(hal_error_detail, command_tag); i < storage.size(); ++i)
+    ASSERT_EQ(storage[i], kGuard) << "byte " << i << " beyond the host's struct_size was written";
+  api_->error_destroy(e);
+  // No extension of an unassigned type.
+  ASSERT_NE(api_->get_extension, nullptr);
+  EXPECT_EQ(api_->get_extension(plugin_, HAL_EXTENSION_TYPE_PRIVATE_FIRST), nullptr);
+}
+
 TEST_F(PluginAsSeenByOtherHosts, NewerHostArgumentStructsAndWiderTensorsWork) {
   // buffer_allocate and stream_create with trailing fields the plugin does not know.
   struct NewerAllocate {

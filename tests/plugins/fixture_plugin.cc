@@ -6,10 +6,12 @@
 //
 // The device every loadable fixture presents ("fx" prefix) computes on the host with the
 // reference kernels, accepts every memory kind, and keeps real asynchronous streams
-// (hal::plugin::HostQueue), so it is a conforming device: the old- and new-minor
+// (hal::plugin::HostQueueStream), so it is a conforming device: the old- and new-minor
 // fixtures pass the CTS. The variants then break one thing each:
 //   OLD_MINOR          presents ABI 1.0: the 1.0-sized table, no device_get_telemetry
-//   NEW_MINOR          presents ABI 1.2: a longer table whose extra entry aborts if called
+//   MINOR_1_1          presents ABI 1.1: telemetry, but no error details or extensions
+//   NEW_MINOR          presents the host's minor + 1: a longer table whose extra entry
+//                      aborts if called
 //   WRONG_MAJOR        says ABI 2.0
 //   MISSING_REQUIRED   leaves the required stream_fill entry NULL
 //   SHORT_TABLE        a table shorter than ABI 1.0's
@@ -29,7 +31,6 @@
 //                      leak, write_outside, ignore_wait, drop_record, lost_event): the
 //                      CTS must catch each one
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -37,7 +38,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "hal/plugin/host_queue.h"
+#include "hal/plugin/host_queue_stream.h"
 #include "hal/plugin/memory_accountant.h"
 #include "hal/plugin_adapter.h"
 #include "hal/reference_ops.h"
@@ -63,17 +64,11 @@ using plugin::DeviceImpl;
 using plugin::EventImpl;
 using plugin::FillCall;
 using plugin::HostEvent;
-using plugin::HostQueue;
+using plugin::HostQueueStream;
 using plugin::MemoryAccountant;
 using plugin::OpCall;
-using plugin::RecordLog;
+using plugin::steady_clock_ns;
 using plugin::StreamImpl;
-
-uint64_t now_ns() {
-  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      std::chrono::steady_clock::now().time_since_epoch())
-                      .count());
-}
 
 // The bugs the BUGGY fixture can have (option "bug").
 enum class Bug { kNone, kWrongAdd, kLeak, kWriteOutside, kIgnoreWait, kDropRecord, kLostEvent };
@@ -102,15 +97,15 @@ class FxBuffer : public BufferImpl {
 char* at(BufferImpl* b, uint64_t offset) { return static_cast<FxBuffer*>(b)->data() + offset; }
 bool is_virtual(const BufferImpl* b) { return b && b->kind() == MemoryKind::kVirtual; }
 
-class FxStream : public StreamImpl {
+// The kit's host-queue stream, with the BUGGY fixture's stream bugs.
+class FxStream : public HostQueueStream {
  public:
-  FxStream(uint32_t flags, Bug bug)
-      : records_(flags & HAL_STREAM_FLAG_RECORD_COMMANDS), bug_(bug) {}
-  ~FxStream() override { queue_.synchronize().ignore(); }
+  FxStream(uint32_t flags, Bug bug) : HostQueueStream(flags), bug_(bug) {}
+  ~FxStream() override { drain(); }
 
   Status copy(const CopyCall& c) override {
-    queue_.enqueue([this, c]() -> Status {
-      const uint64_t t0 = now_ns();
+    enqueue([this, c]() -> Status {
+      const uint64_t t0 = steady_clock_ns();
       if (c.size_bytes > 0 && !is_virtual(c.src_buffer) && !is_virtual(c.dst_buffer)) {
         const void* src = c.src_host ? c.src_host : at(c.src_buffer, c.src_offset);
         void* dst = c.dst_host ? c.dst_host : at(c.dst_buffer, c.dst_offset);
@@ -122,19 +117,17 @@ class FxStream : public StreamImpl {
     return ok_status();
   }
   Status fill(const FillCall& f) override {
-    queue_.enqueue([this, f]() -> Status {
-      const uint64_t t0 = now_ns();
-      if (!is_virtual(f.buffer))
-        for (uint64_t i = 0; i < f.size_bytes; ++i)
-          at(f.buffer, f.offset)[i] = char(f.pattern[i % f.pattern_size]);
+    enqueue([this, f]() -> Status {
+      const uint64_t t0 = steady_clock_ns();
+      if (!is_virtual(f.buffer)) plugin::write_fill_pattern(at(f.buffer, f.offset), f);
       log(f.tag, CommandKind::kFill, OpKind::kInvalid, t0, 0);
       return ok_status();
     });
     return ok_status();
   }
   Status dispatch(const OpCall& op, uint64_t tag) override {
-    queue_.enqueue([this, op, tag]() -> Status {
-      const uint64_t t0 = now_ns();
+    enqueue([this, op, tag]() -> Status {
+      const uint64_t t0 = steady_clock_ns();
       const OpSpec spec = op.spec();
       bool virt = is_virtual(op.output.buffer);
       for (int i = 0; i < op.num_inputs; ++i) virt |= is_virtual(op.inputs[i].buffer);
@@ -143,7 +136,7 @@ class FxStream : public StreamImpl {
         for (int i = 0; i < op.num_inputs; ++i)
           in[i] = at(op.inputs[i].buffer, op.inputs[i].offset_bytes);
         char* out = at(op.output.buffer, op.output.offset_bytes);
-        HAL_RETURN_IF_ERROR(reference::execute(spec, in, out));
+        if (Status s = reference::execute(spec, in, out); !s.ok()) return s.with_command_tag(tag);
         if (bug_ == Bug::kWrongAdd && op.kind == OpKind::kAdd && spec.output.numel() > 0) {
           const int64_t first[kMaxRank] = {};
           reference::store(out, spec.output, first, reference::load(out, spec.output, first) + 0.5);
@@ -156,41 +149,13 @@ class FxStream : public StreamImpl {
     return ok_status();
   }
   Status record_event(EventImpl& e) override {
-    auto* ev = static_cast<HostEvent*>(&e);
-    const uint64_t gen = ev->begin_record();
-    if (bug_ == Bug::kLostEvent) return ok_status();  // never completes
-    queue_.enqueue(
-        [ev, gen]() -> Status {
-          ev->complete(gen, now_ns());
-          return ok_status();
-        },
-        HostQueue::Policy::kAlways);
+    if (bug_ != Bug::kLostEvent) return HostQueueStream::record_event(e);
+    static_cast<HostEvent&>(e).begin_record();  // a new generation that never completes
     return ok_status();
   }
   Status wait_event(EventImpl& e) override {
     if (bug_ == Bug::kIgnoreWait) return ok_status();
-    auto* ev = static_cast<HostEvent*>(&e);
-    const uint64_t gen = ev->current_generation();
-    queue_.enqueue(
-        [ev, gen]() -> Status {
-          ev->wait_for(gen);
-          return ok_status();
-        },
-        HostQueue::Policy::kAlways);
-    return ok_status();
-  }
-  Status enqueue_host_func(hal_host_func fn, void* user) override {
-    queue_.enqueue(
-        [fn, user]() -> Status {
-          fn(user);
-          return ok_status();
-        },
-        HostQueue::Policy::kAlways);
-    return ok_status();
-  }
-  Status synchronize() override { return queue_.synchronize(); }
-  size_t take_records(CommandRecord* out, size_t capacity) override {
-    return records_.take(out, capacity);
+    return HostQueueStream::wait_event(e);
   }
 
  private:
@@ -201,14 +166,12 @@ class FxStream : public StreamImpl {
     r.command = kind;
     r.op = op;
     r.start_ns = t0;
-    r.end_ns = now_ns();
+    r.end_ns = steady_clock_ns();
     r.flops = flops;
-    records_.add(r);
+    records().add(r);
   }
 
-  RecordLog records_;
   Bug bug_;
-  HostQueue queue_;  // last: its worker stops first
 };
 
 DeviceInfo describe() {
@@ -255,7 +218,8 @@ class FxDevice : public DeviceImpl {
         return false;
     return spec.output.dtype != DType::kFP8E4M3 && spec.output.dtype != DType::kFP8E5M2;
   }
-  Result<BufferImpl*> allocate(uint64_t size, MemoryKind kind, uint64_t alignment) override {
+  Result<std::unique_ptr<BufferImpl>> allocate(uint64_t size, MemoryKind kind,
+                                               uint64_t alignment) override {
     const uint64_t align = std::max<uint64_t>(alignment, 64);
     HAL_RETURN_IF_ERROR(memory_.reserve(size));
     void* data = nullptr;
@@ -266,13 +230,15 @@ class FxDevice : public DeviceImpl {
         return out_of_memory("host allocation failed");
       }
     }
-    return static_cast<BufferImpl*>(
+    return std::unique_ptr<BufferImpl>(
         new FxBuffer(this, size, kind, data, &memory_, bug_ == Bug::kLeak));
   }
-  Result<StreamImpl*> create_stream(uint32_t flags) override {
-    return static_cast<StreamImpl*>(new FxStream(flags, bug_));
+  Result<std::unique_ptr<StreamImpl>> create_stream(uint32_t flags) override {
+    return std::unique_ptr<StreamImpl>(new FxStream(flags, bug_));
   }
-  Result<EventImpl*> create_event() override { return static_cast<EventImpl*>(new HostEvent()); }
+  Result<std::unique_ptr<EventImpl>> create_event() override {
+    return std::unique_ptr<EventImpl>(new HostEvent());
+  }
   MemoryStats memory_stats() const override { return memory_.stats(); }
   Result<Telemetry> telemetry() const override {
     Telemetry t;
@@ -337,22 +303,24 @@ class FxPlugin : public plugin::PluginImpl {
 const hal_plugin_api* table() {
 #if defined(HAL_FIXTURE_OLD_MINOR)
   return plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.0.0", /*abi_minor=*/0);
+#elif defined(HAL_FIXTURE_MINOR_1_1)
+  return plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.1.0", /*abi_minor=*/1);
 #elif defined(HAL_FIXTURE_NEW_MINOR)
-  // ABI 1.2 as a future header might define it: one more entry after 1.1's. A 1.1 host
-  // must not touch it (calling it aborts the test).
-  struct ApiV1_2 {
-    hal_plugin_api v1_1;
+  // The next minor as a future header might define it: one more entry after the current
+  // table. This host must not touch it (calling it aborts the test).
+  struct ApiNextMinor {
+    hal_plugin_api current;
     void (*future_entry)(void);
   };
-  static ApiV1_2 api = [] {
-    ApiV1_2 a{};
-    a.v1_1 = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.2.0");
-    a.v1_1.struct_size = sizeof(ApiV1_2);
-    a.v1_1.abi_minor = HAL_ABI_VERSION_MINOR + 1;
+  static ApiNextMinor api = [] {
+    ApiNextMinor a{};
+    a.current = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.3.0");
+    a.current.struct_size = sizeof(ApiNextMinor);
+    a.current.abi_minor = HAL_ABI_VERSION_MINOR + 1;
     a.future_entry = [] { std::abort(); };
     return a;
   }();
-  return &api.v1_1;
+  return &api.current;
 #elif defined(HAL_FIXTURE_WRONG_MAJOR)
   static hal_plugin_api api = [] {
     hal_plugin_api a = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "2.0.0");
@@ -363,7 +331,7 @@ const hal_plugin_api* table() {
   return &api;
 #elif defined(HAL_FIXTURE_MISSING_REQUIRED)
   static hal_plugin_api api = [] {
-    hal_plugin_api a = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.1.0");
+    hal_plugin_api a = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.2.0");
     a.stream_fill = nullptr;
     return a;
   }();
@@ -379,13 +347,13 @@ const hal_plugin_api* table() {
   return nullptr;
 #elif defined(HAL_FIXTURE_CREATE_NO_PLUGIN)
   static hal_plugin_api api = [] {
-    hal_plugin_api a = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.1.0");
+    hal_plugin_api a = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.2.0");
     a.plugin_create = [](hal_plugin_create_args*) -> hal_error* { return nullptr; };
     return a;
   }();
   return &api;
 #else
-  return plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.1.0");
+  return plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.2.0");
 #endif
 }
 

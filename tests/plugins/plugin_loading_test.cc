@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -67,6 +68,24 @@ void expect_scale_works(Device& device) {
 
 // ---- older and newer minors -------------------------------------------------------
 
+// Runs an embedding whose ids are out of range (found only when it runs) as the command
+// with tag `tag`; returns what synchronize() reports.
+Status failing_gather(Device& device, uint64_t tag) {
+  auto table = device.allocate(4 * 2 * 4);
+  auto ids = device.allocate(8);
+  auto out = device.allocate(2 * 2 * 4);
+  auto s = device.create_stream();
+  if (!table.ok() || !ids.ok() || !out.ok() || !s.ok()) return internal_error("setup failed");
+  const int32_t bad_ids[2] = {1, 9};  // 9 is outside the table's 4 rows
+  const OpDescriptor gather(OpKind::kEmbedding,
+                            {TensorRef::contiguous(*table, DType::kF32, {4, 2}),
+                             TensorRef::contiguous(*ids, DType::kI32, {2})},
+                            TensorRef::contiguous(*out, DType::kF32, {2, 2}));
+  if (Status st = s->copy_from_host(bad_ids, *ids, 0, 8); !st.ok()) return st;
+  if (Status st = s->dispatch(gather, tag); !st.ok()) return st;
+  return s->synchronize();
+}
+
 TEST(AbiPolicy, PluginOfThePreviousMinorLoadsWithoutTheNewerEntries) {
   auto p = load_only({fixture("fixture_old_minor")});
   ASSERT_NE(p, nullptr);
@@ -75,7 +94,7 @@ TEST(AbiPolicy, PluginOfThePreviousMinorLoadsWithoutTheNewerEntries) {
   EXPECT_TRUE(r->loaded) << r->reason;
   EXPECT_EQ(r->abi_major, 1u);
   EXPECT_EQ(r->abi_minor, 0u);
-  EXPECT_NE(r->reason.find("plugin ABI 1.0, host ABI 1.1"), std::string::npos) << r->reason;
+  EXPECT_NE(r->reason.find("plugin ABI 1.0, host ABI 1.2"), std::string::npos) << r->reason;
   EXPECT_NE(r->reason.find("older plugin"), std::string::npos) << r->reason;
   ASSERT_EQ(r->device_ids, std::vector<std::string>{"fx:0"});
   Device* d = *p->device("fx:0");
@@ -94,8 +113,8 @@ TEST(AbiPolicy, PluginOfANewerMinorLoadsAndItsExtraEntryIsIgnored) {
   const PluginReport* r = report_for(*p, fixture("fixture_new_minor"));
   ASSERT_NE(r, nullptr);
   EXPECT_TRUE(r->loaded) << r->reason;
-  EXPECT_EQ(r->abi_minor, 2u);
-  EXPECT_NE(r->reason.find("plugin ABI 1.2, host ABI 1.1"), std::string::npos) << r->reason;
+  EXPECT_EQ(r->abi_minor, 3u);
+  EXPECT_NE(r->reason.find("plugin ABI 1.3, host ABI 1.2"), std::string::npos) << r->reason;
   EXPECT_NE(r->reason.find("newer plugin"), std::string::npos) << r->reason;
   Device* d = *p->device("fx:0");
   auto t = d->telemetry();  // a 1.1 entry: present and used
@@ -105,9 +124,35 @@ TEST(AbiPolicy, PluginOfANewerMinorLoadsAndItsExtraEntryIsIgnored) {
   expect_scale_works(*d);
 }
 
+// ABI 1.2 added error details and extensions: a 1.2 plugin names the failed command by
+// tag; a 1.1 plugin loads and works, and its errors simply carry no detail.
+TEST(AbiPolicy, ErrorDetailsComeFromPluginsOf1_2AndAreAbsentBefore) {
+  auto current = load_only({fixture("fixture_good")});
+  ASSERT_NE(current, nullptr);
+  const Status with_detail = failing_gather(**current->device("fx:0"), 27);
+  EXPECT_EQ(with_detail.code(), StatusCode::kInvalidArgument) << with_detail.to_string();
+  EXPECT_EQ(with_detail.detail().command_tag, std::optional<uint64_t>(27));
+
+  auto p = load_only({fixture("fixture_minor_1_1")});
+  ASSERT_NE(p, nullptr);
+  const PluginReport* r = report_for(*p, fixture("fixture_minor_1_1"));
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->loaded) << r->reason;
+  EXPECT_EQ(r->abi_minor, 1u);
+  EXPECT_NE(r->reason.find("plugin ABI 1.1, host ABI 1.2"), std::string::npos) << r->reason;
+  Device* d = *p->device("fx:0");
+  EXPECT_TRUE(d->telemetry().ok());  // 1.1's entry is there
+  const Status without = failing_gather(*d, 27);
+  EXPECT_EQ(without.code(), StatusCode::kInvalidArgument) << without.to_string();
+  EXPECT_NE(without.message().find("embedding"), std::string::npos) << without.message();
+  EXPECT_FALSE(without.detail().command_tag.has_value());
+  EXPECT_EQ(d->extension(1), nullptr);  // no get_extension entry before 1.2
+  expect_scale_works(*d);
+}
+
 // The old and new fixtures are complete devices: the whole conformance suite passes.
 TEST(AbiPolicy, OlderAndNewerMinorPluginsPassTheConformanceSuite) {
-  for (const char* name : {"fixture_old_minor", "fixture_new_minor"}) {
+  for (const char* name : {"fixture_old_minor", "fixture_minor_1_1", "fixture_new_minor"}) {
     auto p = load_only({fixture(name)});
     ASSERT_NE(p, nullptr);
     Device* d = *p->device("fx:0");
@@ -137,6 +182,8 @@ TEST_P(RefusedPlugin, IsRejectedWithAReasonAndPresentsNoDevice) {
   const PluginReport* r = report_for(*p, path);
   ASSERT_NE(r, nullptr);
   EXPECT_FALSE(r->loaded);
+  EXPECT_EQ(r->state, PluginState::kRefused);
+  EXPECT_TRUE(r->refused());
   for (const char* needle : c.reason_contains)
     EXPECT_NE(r->reason.find(needle), std::string::npos) << "reason: " << r->reason;
   EXPECT_TRUE(r->device_ids.empty());
@@ -153,7 +200,7 @@ INSTANTIATE_TEST_SUITE_P(
     Fixtures, RefusedPlugin,
     ::testing::Values(
         Refusal{"fixture_wrong_major",
-                {"ABI mismatch", "plugin ABI 2.0, host ABI 1.1", "major versions must match"}},
+                {"ABI mismatch", "plugin ABI 2.0, host ABI 1.2", "major versions must match"}},
         Refusal{"fixture_missing_required", {"required entries missing", "stream_fill"}},
         Refusal{"fixture_short_table", {"shorter than ABI 1.0"}},
         Refusal{"fixture_no_entry_point", {"no entry point 'hal_plugin_get_api'"}},
@@ -192,14 +239,15 @@ TEST(PluginLoading, BrokenPluginsDoNotDisturbTheHostOrTheOthers) {
     EXPECT_FALSE(r.reason.empty()) << r.path;
     (r.loaded ? loaded : refused)++;
   }
-  EXPECT_EQ(loaded, 4);  // good, old_minor, new_minor, buggy (no bug chosen)
+  EXPECT_EQ(loaded, 5);  // good, old_minor, minor_1_1, new_minor, buggy (no bug chosen)
   EXPECT_EQ(refused, 16);
   // Fixture devices are numbered in load order (directory order: sorted by file name).
   std::vector<std::string> fx;
   for (Device* d : p.devices())
     if (d->info().id_prefix == "fx") fx.push_back(d->id() + "=" + d->info().backend);
   EXPECT_EQ(fx, (std::vector<std::string>{"fx:0=fixture_buggy", "fx:1=fixture_good",
-                                          "fx:2=fixture_new_minor", "fx:3=fixture_old_minor"}));
+                                          "fx:2=fixture_minor_1_1", "fx:3=fixture_new_minor",
+                                          "fx:4=fixture_old_minor"}));
   for (Device* d : p.devices()) expect_scale_works(*d);
   if (auto cpu = p.device("cpu:0"); cpu.ok()) {
     EXPECT_EQ((*cpu)->info().backend, "cpu");
@@ -279,15 +327,19 @@ TEST(PluginSearch, ExplicitPathsComeBeforeHalPluginPathAndShadowIt) {
   EXPECT_EQ(reports[0].origin, "explicit");
   EXPECT_EQ(reports[0].path, fixture("fixture_good"));
   EXPECT_TRUE(reports[0].loaded) << reports[0].reason;
+  EXPECT_EQ(reports[0].state, PluginState::kLoaded);
   // 2. HAL_PLUGIN_PATH, in its order: a missing directory, then the temp dir's files.
   EXPECT_EQ(reports[1].origin, "HAL_PLUGIN_PATH");
   EXPECT_EQ(reports[1].path, "/no/such/dir");
   EXPECT_NE(reports[1].reason.find("no such file or directory"), std::string::npos);
+  EXPECT_EQ(reports[1].state, PluginState::kRefused);
   bool saw_shadowed = false, saw_old = false, saw_dangling = false;
   for (const PluginReport& r : reports) {
     if (r.path == (dir.path / "libhal_plugin_fixture_good.so").string()) {
       saw_shadowed = true;
       EXPECT_FALSE(r.loaded);
+      EXPECT_EQ(r.state, PluginState::kShadowed);
+      EXPECT_FALSE(r.refused());  // not a problem worth telling a user about
       EXPECT_NE(r.reason.find("shadowed"), std::string::npos) << r.reason;
       EXPECT_NE(r.reason.find(fixture("fixture_good")), std::string::npos) << r.reason;
     }
@@ -306,6 +358,28 @@ TEST(PluginSearch, ExplicitPathsComeBeforeHalPluginPathAndShadowIt) {
   EXPECT_TRUE(saw_old);
   EXPECT_TRUE(saw_dangling);
   EXPECT_EQ((*created)->devices().size(), 2u);
+}
+
+// A plugin left out by only_plugins is reported as not selected, by state, and an
+// unknown device's error lists refused plugins only.
+TEST(PluginSearch, DeselectedPluginsAreNotRefusals) {
+  PlatformOptions options;
+  options.plugin_paths = {fixture("fixture_good"), fixture("fixture_wrong_major")};
+  options.use_env_plugin_path = false;
+  options.use_default_plugin_dir = false;
+  options.only_plugins = {"fixture_wrong_major"};
+  auto p = Platform::create(options);
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  const PluginReport* good = report_for(**p, fixture("fixture_good"));
+  ASSERT_NE(good, nullptr);
+  EXPECT_EQ(good->state, PluginState::kNotSelected);
+  EXPECT_EQ(plugin_state_name(good->state), "not selected");
+  const PluginReport* wrong = report_for(**p, fixture("fixture_wrong_major"));
+  ASSERT_NE(wrong, nullptr);
+  EXPECT_EQ(wrong->state, PluginState::kRefused);
+  const std::string message = (*p)->device("fx:0").status().message();
+  EXPECT_NE(message.find("plugin fixture_wrong_major was refused"), std::string::npos) << message;
+  EXPECT_EQ(message.find("fixture_good"), std::string::npos) << message;
 }
 
 TEST(PluginSearch, TheDefaultDirectoryIsNextToLibhal) {

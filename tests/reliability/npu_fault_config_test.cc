@@ -135,8 +135,8 @@ struct Rig {
     EXPECT_TRUE(s.ok()) << s.status().to_string();
     sys = std::move(*s);
     NpuDevice* dev = sys->npu(device);
-    buf.reset(*dev->allocate(1 << 16, MemoryKind::kDevice, 0));
-    stream.reset(*dev->create_stream(HAL_STREAM_FLAG_RECORD_COMMANDS));
+    buf = dev->allocate(1 << 16, MemoryKind::kDevice, 0).value();
+    stream = dev->create_stream(HAL_STREAM_FLAG_RECORD_COMMANDS).value();
   }
   ~Rig() {
     stream.reset();

@@ -104,6 +104,8 @@ TEST(Executor, DeviceErrorsNameTheNode) {
   hal::Status s = (*ex)->run({{}, in, o});
   EXPECT_FALSE(s.ok());
   EXPECT_THAT(s.message(), HasSubstr("id 7"));
+  // The CPU names the failed command by tag (a structured detail): the node is named.
+  EXPECT_THAT(s.message(), HasSubstr("executor: node 'lookup' (embedding) on cpu:0"));
   // The executor recovers: a good run afterwards works.
   const int32_t good_ids[3] = {0, 3, 1};
   const HostInput in2[] = {{ids, good_ids, sizeof good_ids}};

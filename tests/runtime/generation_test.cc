@@ -141,6 +141,40 @@ TEST(Generation, EosStopsARow) {
   EXPECT_EQ(stopped->tokens[0], std::vector<int32_t>(all.begin(), all.begin() + first + 1));
 }
 
+TEST(Generation, StopIdsAndTheTokenCallbackEndRows) {
+  auto session = cpu_session(test_model(true));
+  ASSERT_TRUE(session);
+  GenerationOptions go;
+  go.max_new_tokens = 12;
+  const std::vector<std::vector<int32_t>> prompts = {{4, 4, 4}, {9, 8}};
+  auto free_run = session->generate(prompts, go);
+  ASSERT_TRUE(free_run.ok());
+  EXPECT_EQ(free_run->stopped, (std::vector<uint8_t>{0, 0}));
+  // Several stop ids: each row ends at the first of them it produces.
+  go.stop_token_ids = {free_run->tokens[0][3], free_run->tokens[1][5]};
+  // The callback hears every token of every row in order, and can end a row itself.
+  std::vector<std::vector<int32_t>> heard(2);
+  go.on_token = [&](int64_t row, int32_t token) {
+    heard[size_t(row)].push_back(token);
+    return !(row == 1 && heard[1].size() == 2);  // row 1: stop after its second token
+  };
+  auto r = session->generate(prompts, go);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  auto upto_first = [&](const std::vector<int32_t>& all, size_t limit) {
+    size_t n = 0;
+    while (n < all.size() && n < limit) {
+      ++n;
+      if (std::count(go.stop_token_ids.begin(), go.stop_token_ids.end(), all[n - 1])) break;
+    }
+    return std::vector<int32_t>(all.begin(), all.begin() + int64_t(n));
+  };
+  EXPECT_EQ(r->tokens[0], upto_first(free_run->tokens[0], 12));
+  EXPECT_EQ(r->tokens[1], upto_first(free_run->tokens[1], 2));
+  EXPECT_EQ(heard[0], r->tokens[0]);
+  EXPECT_EQ(heard[1], r->tokens[1]);
+  EXPECT_EQ(r->stopped, (std::vector<uint8_t>{1, 1}));
+}
+
 TEST(Generation, BadRequestsFailClearly) {
   auto session = cpu_session(test_model(false));
   ASSERT_TRUE(session);

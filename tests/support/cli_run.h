@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 namespace hal::test {
 
@@ -38,6 +39,31 @@ inline CliRun run_command_line(const std::string& command_line) {
   r.err.assign(std::istreambuf_iterator<char>(e), {});
   fs::remove(err_file);
   return r;
+}
+
+// `word` as one shell word (single-quoted, quotes inside escaped).
+inline std::string shell_quote(const std::string& word) {
+  std::string q = "'";
+  for (char c : word) {
+    if (c == '\'')
+      q += "'\\''";
+    else
+      q += c;
+  }
+  return q + "'";
+}
+
+// Runs `program` with `args`, each passed as one word, after the environment assignments
+// in `env` ("NAME=value ...", or empty).
+inline CliRun run_program(const std::string& program, const std::vector<std::string>& args,
+                          const std::string& env = "") {
+  std::string line = env.empty() ? "" : env + " ";
+  line += shell_quote(program);
+  for (const std::string& a : args) {
+    line += ' ';
+    line += shell_quote(a);
+  }
+  return run_command_line(line);
 }
 
 }  // namespace hal::test

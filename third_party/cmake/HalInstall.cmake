@@ -1,6 +1,6 @@
 # Installation and the CMake package config, so out-of-tree code can use
 #   find_package(hal)  ->  hal::hal, hal::core, hal::plugin_kit, hal::reference, hal::cts,
-#                          hal::runtime (when the runtime is built)
+#                          hal::runtime, hal::text (when the runtime is built)
 # `cmake --install` lays out:
 #   include/hal/...              public headers (HAL, plugin ABI/adapter/kit, reference,
 #                                CTS, runtime)
@@ -20,7 +20,7 @@ include(CMakePackageConfigHelpers)
 set(HAL_INSTALL_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/hal)
 
 # The targets users name; the ones that do not exist in this build are skipped.
-set(_hal_roots hal hal_core hal_plugin_kit hal_reference hal_cts hal_runtime)
+set(_hal_roots hal hal_core hal_plugin_kit hal_reference hal_cts hal_runtime hal_text)
 
 # The real name of `item` when it is a target of this project (aliases resolved), else "".
 function(_hal_project_target item out)

@@ -47,8 +47,7 @@ int cmd_list(const Args& args) {
   // Refused plugins are easy to miss when their devices are simply absent: say so.
   int refused = 0;
   for (const hal::PluginReport& r : (*platform)->plugin_reports())
-    if (!r.loaded && r.reason.rfind("shadowed", 0) != 0 && r.reason.rfind("not selected", 0) != 0)
-      ++refused;
+    if (r.refused()) ++refused;
   if (refused > 0)
     fmt::print(stderr, "note: {} plugin candidate(s) were refused; 'halctl plugins' says why\n",
                refused);

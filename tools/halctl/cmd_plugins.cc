@@ -42,9 +42,11 @@ int cmd_plugins(const Args& args) {
     out["plugins"] = nlohmann::json::array();
     for (const hal::PluginReport& r : reports) {
       nlohmann::json j = {
-          {"path", r.path},       {"origin", r.origin},       {"name", r.name},
-          {"version", r.version}, {"abi_major", r.abi_major}, {"abi_minor", r.abi_minor},
-          {"loaded", r.loaded},   {"reason", r.reason},       {"devices", r.device_ids}};
+          {"path", r.path},           {"origin", r.origin},
+          {"name", r.name},           {"version", r.version},
+          {"abi_major", r.abi_major}, {"abi_minor", r.abi_minor},
+          {"loaded", r.loaded},       {"reason", r.reason},
+          {"devices", r.device_ids},  {"state", std::string(hal::plugin_state_name(r.state))}};
       // An ABI version is only known once the entry point returned a table.
       j["abi_version"] = r.name.empty() && r.abi_major == 0
                              ? nlohmann::json()

@@ -20,5 +20,7 @@ int cmd_cts(const Args& args);
 int cmd_run(const Args& args);
 int cmd_plan(const Args& args);
 int cmd_report(const Args& args);
+int cmd_tokenize(const Args& args);
+int cmd_detokenize(const Args& args);
 
 }  // namespace halctl

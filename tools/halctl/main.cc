@@ -18,16 +18,19 @@ const Command kCommands[] = {
     {"info", halctl::cmd_info, "describe one device: figures, their sources, telemetry (--json)"},
     {"topo", halctl::cmd_topo, "link matrix between the host and every device (--json)"},
     {"bench", halctl::cmd_bench, "measure copy bandwidth and matmul FLOP/s of a device (--json)"},
-    {"plugins", halctl::cmd_plugins, "every plugin candidate: path, ABI, devices, loaded or why not"},
+    {"plugins", halctl::cmd_plugins,
+     "every plugin candidate: path, ABI, devices, loaded or why not"},
     {"cts", halctl::cmd_cts, "run the conformance test suite on a device or plugin"},
     {"run", halctl::cmd_run, "run a model: prefill + decode on chosen devices"},
     {"plan", halctl::cmd_plan, "predict how a model would run on (simulated) devices"},
     {"report", halctl::cmd_report, "render a run report (roofline SVG)"},
+    {"tokenize", halctl::cmd_tokenize, "text to token ids with a model's tokenizer (--json)"},
+    {"detokenize", halctl::cmd_detokenize, "token ids to text with a model's tokenizer"},
 };
 
 void usage(FILE* out) {
   std::fprintf(out, "usage: halctl <command> [options]\n\ncommands:\n");
-  for (const Command& c : kCommands) std::fprintf(out, "  %-9s %s\n", c.name, c.summary);
+  for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
   std::fprintf(out, "\n'halctl <command> --help' describes a command's options.\n");
 }
 

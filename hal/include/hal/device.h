@@ -23,6 +23,7 @@
 #include "hal/stream.h"
 
 struct hal_device;
+struct hal_extension_header;
 
 namespace hal {
 
@@ -48,6 +49,17 @@ class Device {
   bool supports(const OpSpec& spec) const;
   Result<MemoryStats> memory_stats() const;
   Result<Telemetry> telemetry() const;
+
+  // The extension of type id `type` of the plugin behind this device (plugin_abi.h,
+  // EXTENSIONS), or nullptr when the plugin (or its ABI, before 1.2) has none. The
+  // header's type is checked; read fields only within header.struct_size
+  // (HAL_ABI_HAS_FIELD). Valid as long as the Platform.
+  const hal_extension_header* extension(uint32_t type) const;
+  // The same, viewed as the extension's struct `Ext` (which starts with the header).
+  template <typename Ext>
+  const Ext* extension_as(uint32_t type) const {
+    return reinterpret_cast<const Ext*>(extension(type));
+  }
 
   // For the HAL's own use.
   hal_device* handle() const { return handle_; }

@@ -49,6 +49,17 @@ struct PlatformOptions {
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> plugin_options;
 };
 
+// What became of a plugin candidate (the reason text says why, for people).
+enum class PluginState : uint8_t {
+  kLoaded = 0,       // loaded; its devices are listed
+  kRefused = 1,      // not loadable: a missing path, a file that is no plugin, an ABI
+                     // mismatch, a bad table, a failing plugin_create or device report
+  kShadowed = 2,     // a plugin of the same name was already loaded from another path
+  kNotSelected = 3,  // left out by PlatformOptions::only_plugins
+};
+// "loaded", "refused", "shadowed", "not selected".
+std::string_view plugin_state_name(PluginState state);
+
 // What happened to one plugin candidate.
 struct PluginReport {
   std::string path;
@@ -57,9 +68,14 @@ struct PluginReport {
   std::string version;
   uint32_t abi_major = 0;
   uint32_t abi_minor = 0;
-  bool loaded = false;
-  std::string reason;  // why rejected (or notes for a loaded plugin)
+  PluginState state = PluginState::kRefused;
+  bool loaded = false;  // state == kLoaded
+  std::string reason;   // why not loaded (or notes for a loaded plugin)
   std::vector<std::string> device_ids;
+
+  // Refused for a problem of its own (not shadowed or deselected): worth telling a user
+  // whose device is missing.
+  bool refused() const { return state == PluginState::kRefused; }
 };
 
 class Platform {

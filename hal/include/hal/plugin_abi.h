@@ -27,8 +27,16 @@
  * - Arrays of structs passed across the boundary carry their element size next to
  *   the pointer (e.g. hal_op_desc.tensor_size) so elements may also grow.
  *
- * History: 1.0 initial. 1.1 appended hal_plugin_api.device_get_telemetry.
- * (Keep this list when appending.)
+ * History (one line per addition, under the minor that added it; append, never edit):
+ *   1.0  the initial table and structs.
+ *   1.1  hal_plugin_api.device_get_telemetry (OPTIONAL) and hal_telemetry.
+ *   1.2  hal_plugin_api.error_get_detail (OPTIONAL) and hal_error_detail: structured facts
+ *        about an error, first the tag of the stream command that failed.
+ *   1.2  hal_plugin_api.get_extension (OPTIONAL) and hal_extension_header: typed,
+ *        versioned extensions looked up by type id (EXTENSIONS below).
+ * A table's size for each minor is HAL_PLUGIN_API_SIZE_1_<minor> (the offset of the first
+ * entry the next minor appended); a new minor adds its entries at the end of the table,
+ * its line(s) above, and the size macro of the minor before it.
  *
  * ---------------------------------------------------------------------------------
  * OWNERSHIP AND LIFETIME
@@ -53,6 +61,18 @@
  * serialised by the plugin in some order; each call's work runs in the order its
  * call returned. Host functions (stream_enqueue_host_func) run on a plugin thread and
  * may block; they must not call back into the same stream.
+ *
+ * ---------------------------------------------------------------------------------
+ * EXTENSIONS (1.2)
+ * ---------------------------------------------------------------------------------
+ * Entry points beyond this table (a simulator's counters, a vendor's profiler) are
+ * extensions, found as PJRT finds its extensions: get_extension(plugin, type id) returns
+ * a struct of static storage that starts with a hal_extension_header naming its type id,
+ * its own version and its size, followed by the extension's function pointers. Each
+ * extension grows append-only like this table (readers check HAL_ABI_HAS_FIELD against
+ * header.struct_size). Type ids below 0x80000000 are assigned here
+ * (HAL_EXTENSION_TYPE_*); ids from 0x80000000 up are free for private use. Handles
+ * passed to an extension's functions must belong to the plugin that returned it.
  */
 #ifndef HAL_PLUGIN_ABI_H_
 #define HAL_PLUGIN_ABI_H_
@@ -65,7 +85,7 @@ extern "C" {
 #endif
 
 #define HAL_ABI_VERSION_MAJOR 1u
-#define HAL_ABI_VERSION_MINOR 1u
+#define HAL_ABI_VERSION_MINOR 2u
 #define HAL_PLUGIN_ENTRY_POINT "hal_plugin_get_api"
 
 #define HAL_MAX_RANK 8
@@ -385,6 +405,31 @@ typedef struct hal_dispatch_args {
 
 typedef void (*hal_host_func)(void* user_data);
 
+/* ---- error details (1.2) -------------------------------------------------------- */
+/* Bits of hal_error_detail.fields: which facts an error carries. */
+#define HAL_ERROR_DETAIL_COMMAND_TAG 1u /* command_tag is set */
+
+/* Structured facts about an error, for programs to act on (the message is for people).
+ * Filled by error_get_detail; each fact is valid only when its bit is in `fields`. */
+typedef struct hal_error_detail {
+  size_t struct_size;
+  uint32_t fields;      /* HAL_ERROR_DETAIL_* bits */
+  uint64_t command_tag; /* the tag of the stream command that failed (from its enqueue
+                           call), e.g. for an error stream_synchronize returns */
+} hal_error_detail;
+
+/* ---- extensions (1.2; see EXTENSIONS above) ------------------------------------- */
+/* Type ids of the extensions defined in this repository. */
+#define HAL_EXTENSION_TYPE_NPU_SIM_COUNTERS 1u /* hal_npu_sim/npu_sim_ext.h */
+#define HAL_EXTENSION_TYPE_PRIVATE_FIRST 0x80000000u
+
+/* The first member of every extension struct. */
+typedef struct hal_extension_header {
+  size_t struct_size; /* of the whole extension struct, as its plugin knows it */
+  uint32_t type;      /* a HAL_EXTENSION_TYPE_* id */
+  uint32_t version;   /* the extension's own version, starting at 1 */
+} hal_extension_header;
+
 /* ---- the table ------------------------------------------------------------------ */
 typedef struct hal_plugin_api {
   size_t struct_size;
@@ -465,10 +510,22 @@ typedef struct hal_plugin_api {
   /* ---- appended in 1.1 ---- */
   /* OPTIONAL: live readings. Default when NULL: all readings unknown (-1). */
   hal_error* (*device_get_telemetry)(hal_device* device, hal_telemetry* telemetry);
+
+  /* ---- appended in 1.2 ---- */
+  /* OPTIONAL: fills the facts `error` carries into *detail (the caller sets struct_size;
+   * nothing beyond it is written; fields = 0 when it carries none). Errors of stream
+   * work found while running (returned by stream_synchronize) should carry the failed
+   * command's tag. Default when NULL: no details (the host has the code and message). */
+  void (*error_get_detail)(const hal_error* error, hal_error_detail* detail);
+  /* OPTIONAL: the extension of type id `type`, or NULL when the plugin has none; see
+   * EXTENSIONS. The struct starts with a hal_extension_header whose type is `type` and
+   * stays valid until plugin_destroy. Default when NULL: the plugin has no extensions. */
+  const hal_extension_header* (*get_extension)(hal_plugin* plugin, uint32_t type);
 } hal_plugin_api;
 
-/* The size of the 1.0 table: a host refuses any table shorter than this. */
+/* The size of each minor's table. A host refuses any table shorter than 1.0's. */
 #define HAL_PLUGIN_API_SIZE_1_0 offsetof(hal_plugin_api, device_get_telemetry)
+#define HAL_PLUGIN_API_SIZE_1_1 offsetof(hal_plugin_api, error_get_detail)
 
 /* The one exported entry point. Returns a table with static storage duration (never
  * NULL in a working plugin). `host_abi_major/minor` are the host's version, so a plugin

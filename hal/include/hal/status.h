@@ -7,6 +7,8 @@
 //   device (e.g. "cpu:0") and the request that failed, so a user can act on it.
 // - Codes mirror the C ABI's `hal_status_code` one to one (plugin_abi.h), so a
 //   plugin's error travels to the user unchanged.
+// - Facts a program acts on travel beside the message as a StatusDetail (through the
+//   plugin ABI as hal_error_detail): code never parses a message.
 //
 // Threading: value types; safe to copy and move between threads.
 #pragma once
@@ -40,22 +42,34 @@ enum class StatusCode : int32_t {
 // Short stable name of a code ("invalid argument", "out of memory", ...).
 std::string_view status_code_name(StatusCode code);
 
+// Structured facts about a failure, beside its message (which is for people).
+struct StatusDetail {
+  // The stream command that failed, by the tag its enqueue call gave: set by devices on
+  // failures found while running their work (reported by a stream's synchronize()).
+  std::optional<uint64_t> command_tag;
+};
+
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  Status(StatusCode code, std::string message, StatusDetail detail = {})
+      : code_(code), message_(std::move(message)), detail_(detail) {}
 
   static Status ok_status() { return Status(); }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
+  const StatusDetail& detail() const { return detail_; }
 
   // "out of memory: npu:0: cannot allocate 20.0 GiB (15.7 GiB free of 15.7 GiB)".
   std::string to_string() const;
 
-  // Returns a copy whose message is prefixed by `context` and ": ".
+  // Returns a copy whose message is prefixed by `context` and ": " (detail kept).
   Status with_context(std::string_view context) const;
+
+  // Returns a copy naming the failed stream command by its tag (an ok status stays ok).
+  Status with_command_tag(uint64_t tag) const;
 
   // Explicitly discards a status whose failure the caller can ignore.
   void ignore() const {}
@@ -63,6 +77,7 @@ class [[nodiscard]] Status {
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  StatusDetail detail_;
 };
 
 inline Status ok_status() { return Status(); }

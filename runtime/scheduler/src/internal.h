@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "hal/scheduler/scheduler.h"
@@ -15,7 +16,7 @@ struct Assignment {
 };
 
 // Times `assignment` with the list scheduler (append policy when !options.insertion)
-// and assembles the full schedule, labelled `label`.
+// and assembles the full schedule, labelled `label` (algorithms.cc).
 Result<Schedule> replay(const Problem& problem, const Options& options,
                         const std::vector<int32_t>& pins, const Assignment& assignment,
                         Algorithm label);
@@ -33,10 +34,38 @@ Result<Assignment> exhaustive_search(const Problem& problem, const Options& opti
 std::vector<uint64_t> activation_peaks(const Problem& problem, const Schedule& schedule);
 
 // Options::placement and Options::task_pins resolved to one device index per task (-1:
-// free), or empty when nothing is pinned.
+// free), or empty when nothing is pinned (placement.cc).
 Result<std::vector<int32_t>> resolve_pins(const Problem& problem, const Options& options);
 
-// Mean-cost upward ranks (HEFT).
+// How messages name a task: 'name' in quotes, or #id when it has none.
+std::string task_label(const TaskGraph& graph, TaskId task);
+
+// Mean-cost upward ranks (HEFT) (ranks.cc).
 std::vector<double> upward_ranks(const Problem& problem);
+
+// PEFT's optimistic cost table, tasks x devices: OCT(t, p) = max over children c of
+// min over q of OCT(c, q) + w(c, q) + (q != p ? mean comm : 0); and the ranks from it
+// (mean OCT over the devices that can run the task) (ranks.cc).
+std::vector<double> optimistic_cost_table(const Problem& problem);
+std::vector<double> oct_ranks(const Problem& problem, const std::vector<double>& oct);
+
+// Layer partition: contiguous ranges of layers per device, chosen by dynamic programming
+// over (next layer, devices used, last device) to minimise total compute plus the
+// transfers at range boundaries, each range's resident bytes within its device's
+// capacity. Tasks outside the blocks join the layer they feed or follow. Returns the
+// preferred device per task, or an error when the graph has no layers or no partition
+// fits (layer_partition.cc).
+Result<std::vector<int32_t>> layer_partition(const Problem& problem);
+
+// Runs one algorithm (not kAuto) with ranks from upward_ranks (algorithms.cc).
+Result<Schedule> run_algorithm(const Problem& problem, const Options& options,
+                               const std::vector<int32_t>& pins, Algorithm algorithm,
+                               const std::vector<double>& ranks);
+
+// Local search over units of placement starting from `best`; returns the better of the
+// two (refine.cc).
+Schedule refine_by_units(const Problem& problem, const Options& options,
+                         const std::vector<int32_t>& pins, const std::vector<double>& ranks,
+                         Schedule best);
 
 }  // namespace hal::scheduler::detail

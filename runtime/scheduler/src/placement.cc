@@ -1,7 +1,12 @@
+// Placement specs (placement.h): parsing the --placement text, resolving it against a
+// task graph's layers and devices, and (resolve_pins) combining it with Options'
+// per-task pins into one device per task for the schedulers.
 #include "hal/scheduler/placement.h"
 
 #include <algorithm>
 #include <cctype>
+
+#include "internal.h"
 
 namespace hal::scheduler {
 
@@ -227,5 +232,30 @@ Result<std::vector<int32_t>> resolve_placement(const PlacementSpec& spec, const 
   }
   return pinned;
 }
+
+namespace detail {
+
+Result<std::vector<int32_t>> resolve_pins(const Problem& pb, const Options& options) {
+  std::vector<int32_t> pins;
+  if (!options.placement.empty()) {
+    HAL_ASSIGN_OR_RETURN(pins, resolve_placement(options.placement, pb.graph(), pb.device_ids()));
+  }
+  if (options.task_pins.empty()) return pins;
+  if (options.task_pins.size() != size_t(pb.task_count()))
+    return invalid_argument("task pins: " + std::to_string(options.task_pins.size()) +
+                            " given for " + std::to_string(pb.task_count()) + " tasks");
+  if (pins.empty()) pins.assign(size_t(pb.task_count()), -1);
+  for (TaskId t = 0; t < pb.task_count(); ++t) {
+    const int32_t d = options.task_pins[size_t(t)];
+    if (d < -1 || d >= pb.device_count())
+      return invalid_argument("task pins: task " + task_label(pb.graph(), t) +
+                              " pinned to device " + std::to_string(d) + " of " +
+                              std::to_string(pb.device_count()));
+    if (d >= 0) pins[size_t(t)] = d;
+  }
+  return pins;
+}
+
+}  // namespace detail
 
 }  // namespace hal::scheduler

@@ -5,7 +5,11 @@
 #include <queue>
 #include <string>
 
+#include "internal.h"
+
 namespace hal::scheduler {
+
+using detail::task_label;
 
 OpWork OpWork::from_spec(const hal::OpSpec& spec) {
   const hal::OpCost c = hal::analytic_cost(spec);
@@ -69,12 +73,6 @@ uint64_t TaskGraph::total_resident_bytes() const {
 
 namespace {
 
-std::string task_label(const std::vector<Task>& tasks, TaskId t) {
-  const std::string& n = tasks[size_t(t)].name;
-  if (n.empty()) return std::string("#").append(std::to_string(t));
-  return std::string("'").append(n).append("'");
-}
-
 // Builds CSR offsets/items from (key, item) pairs with keys in [0, n).
 template <typename Key>
 void build_csr(size_t n, size_t count, Key key_of, std::vector<int32_t>& offsets,
@@ -97,10 +95,10 @@ Status TaskGraph::finalize() {
   for (size_t i = 0; i < n; ++i) {
     const OpWork& w = tasks_[i].work;
     if (!(w.flops >= 0) || !(w.bytes >= 0) || !std::isfinite(w.flops) || !std::isfinite(w.bytes))
-      return invalid_argument("task graph: task " + task_label(tasks_, TaskId(i)) +
+      return invalid_argument("task graph: task " + task_label(*this, TaskId(i)) +
                               " has negative or non-finite FLOPs or bytes");
     if (tasks_[i].layer < -1)
-      return invalid_argument("task graph: task " + task_label(tasks_, TaskId(i)) + " has layer " +
+      return invalid_argument("task graph: task " + task_label(*this, TaskId(i)) + " has layer " +
                               std::to_string(tasks_[i].layer) +
                               " (layers are >= 0, or -1 outside the blocks)");
   }
@@ -111,21 +109,21 @@ Status TaskGraph::finalize() {
                               std::to_string(ed.from) + " -> " + std::to_string(ed.to) +
                               ") names a task outside 0.." + std::to_string(int64_t(n) - 1));
     if (ed.from == ed.to)
-      return invalid_argument("task graph: task " + task_label(tasks_, ed.from) +
+      return invalid_argument("task graph: task " + task_label(*this, ed.from) +
                               " has an edge to itself");
     if (!(ed.bytes >= 0) || !std::isfinite(ed.bytes))
-      return invalid_argument("task graph: edge " + task_label(tasks_, ed.from) + " -> " +
-                              task_label(tasks_, ed.to) + " has negative or non-finite bytes");
+      return invalid_argument("task graph: edge " + task_label(*this, ed.from) + " -> " +
+                              task_label(*this, ed.to) + " has negative or non-finite bytes");
     if (ed.data < 0)
-      return invalid_argument("task graph: edge " + task_label(tasks_, ed.from) + " -> " +
-                              task_label(tasks_, ed.to) + " has a negative data index");
+      return invalid_argument("task graph: edge " + task_label(*this, ed.from) + " -> " +
+                              task_label(*this, ed.to) + " has a negative data index");
   }
   for (const auto& [t, r] : uses_) {
     if (t < 0 || size_t(t) >= n)
       return invalid_argument("task graph: a resident-tensor use names task " + std::to_string(t) +
                               ", outside 0.." + std::to_string(int64_t(n) - 1));
     if (r < 0 || size_t(r) >= residents_.size())
-      return invalid_argument("task graph: task " + task_label(tasks_, t) +
+      return invalid_argument("task graph: task " + task_label(*this, t) +
                               " uses resident tensor " + std::to_string(r) +
                               ", which does not exist");
   }
@@ -182,8 +180,8 @@ Status TaskGraph::finalize() {
     }
     // path[k + 1] feeds path[k]; the cycle runs cur -> path.back() -> ... -> cur.
     const size_t first = size_t(seen_at[size_t(cur)]);
-    std::string cycle = task_label(tasks_, cur);
-    for (size_t i = path.size(); i-- > first;) cycle += " -> " + task_label(tasks_, path[i]);
+    std::string cycle = task_label(*this, cur);
+    for (size_t i = path.size(); i-- > first;) cycle += " -> " + task_label(*this, path[i]);
     return invalid_argument("task graph: the edges form a cycle: " + cycle);
   }
   topo_pos_.assign(n, 0);
@@ -192,6 +190,12 @@ Status TaskGraph::finalize() {
   for (const Task& t : tasks_) layer_count_ = std::max(layer_count_, t.layer + 1);
   finalized_ = true;
   return ok_status();
+}
+
+std::string detail::task_label(const TaskGraph& graph, TaskId t) {
+  const std::string& n = graph.task(t).name;
+  if (n.empty()) return std::string("#").append(std::to_string(t));
+  return std::string("'").append(n).append("'");
 }
 
 }  // namespace hal::scheduler

@@ -1,22 +1,25 @@
-/* hal_npu_sim/npu_sim_ext.h: extension entry points of the npu_sim plugin, beyond the
- * HAL ABI: per-device and per-stream totals of simulated work.
+/* hal_npu_sim/npu_sim_ext.h: the counters extension of the npu_sim plugin, beyond the HAL
+ * ABI: per-device and per-stream totals of simulated work.
  *
- * The plugin library (libhal_plugin_npu_sim.so) exports these plain-C symbols. A tool
- * finds them with dlopen(path of the loaded plugin, RTLD_NOLOAD | RTLD_LAZY) and dlsym
- * (the path is in hal::Platform::plugin_reports()); the handles are the HAL's own
- * (hal::Device::handle(), hal::Stream::handle()).
+ * A typed extension (plugin_abi.h, EXTENSIONS): the plugin's get_extension entry returns it
+ * for HAL_EXTENSION_TYPE_NPU_SIM_COUNTERS; in C++, hal::Device::extension_as<
+ * hal_npu_sim_counters_ext>(HAL_EXTENSION_TYPE_NPU_SIM_COUNTERS) on an npu device. The
+ * handles passed are the HAL's own (hal::Device::handle(), hal::Stream::handle()) of this
+ * plugin's devices and streams.
  *
  * Contract
  * - Both functions fill *out (struct_size set by the caller; fields beyond it are not
  *   written) and return 0, or return -1 when the handle is not a live npu_sim device or
- *   stream. A device handle is checked before anything is dereferenced. A stream handle
- *   must be a live HAL stream of some plugin built with the HAL's plugin adapter (its
- *   stream box is read to find the implementation, which is then checked).
+ *   stream (checked before the object is used).
  * - Totals count completed device commands (copies, fills, ops): the sum of their
  *   command records. Device totals attribute peer copies to both ends (bytes read to the
  *   source, bytes written to the destination).
  * - Busy times are engine occupancy in simulated time; now_ns is the latest simulated
  *   completion time on the device (or the stream's clock).
+ *
+ * Versions: 1 has device_counters and stream_counters. The struct grows append-only;
+ * read an entry only when HAL_ABI_HAS_FIELD(hal_npu_sim_counters_ext, entry,
+ * header.struct_size) holds.
  *
  * Threading: callable from any thread at any time; values are a consistent snapshot. */
 #ifndef HAL_NPU_SIM_EXT_H_
@@ -47,11 +50,16 @@ typedef struct hal_npu_sim_counters {
   uint64_t now_ns;
 } hal_npu_sim_counters;
 
-#define HAL_NPU_SIM_DEVICE_COUNTERS "hal_npu_sim_device_counters"
-#define HAL_NPU_SIM_STREAM_COUNTERS "hal_npu_sim_stream_counters"
+#define HAL_NPU_SIM_COUNTERS_EXT_VERSION 1u
 
 typedef int (*hal_npu_sim_device_counters_fn)(hal_device* device, hal_npu_sim_counters* out);
 typedef int (*hal_npu_sim_stream_counters_fn)(hal_stream* stream, hal_npu_sim_counters* out);
+
+typedef struct hal_npu_sim_counters_ext {
+  hal_extension_header header; /* type HAL_EXTENSION_TYPE_NPU_SIM_COUNTERS */
+  hal_npu_sim_device_counters_fn device_counters;
+  hal_npu_sim_stream_counters_fn stream_counters;
+} hal_npu_sim_counters_ext;
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -160,8 +160,10 @@ class HostQueue {
     failed_.store(false, std::memory_order_release);
     const uint64_t aborted = aborted_.exchange(0, std::memory_order_relaxed);
     if (!s.ok() && aborted > 0) {
-      s = Status(s.code(), s.message() + " (" + std::to_string(aborted) +
-                               " later command(s) of the stream were skipped)");
+      s = Status(s.code(),
+                 s.message() + " (" + std::to_string(aborted) +
+                     " later command(s) of the stream were skipped)",
+                 s.detail());
     }
     return s;
   }

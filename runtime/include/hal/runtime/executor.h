@@ -15,8 +15,9 @@
 //   the outputs it wants back; host memory must stay valid until run() returns. It
 //   blocks until all work is done and returns the first failure, naming the node
 //   ("node 'h.2.attn' (attention) on cpu:0: ..."). A failure a device reports only at
-//   synchronize() names the node when the device's message carries the command's tag
-//   ("tag N", N = node id + 1: the simulated NPU's injected faults do), else the device.
+//   synchronize() names the node when the device's status names the failed command's
+//   tag (StatusDetail::command_tag, N = node id + 1: the CPU backend and the simulated
+//   NPU do, through ABI 1.2's error details), else the device.
 // - Run-time checks: a write_slice offset that would run past its destination ("...
 //   runs past the N rows of 'h.0.k_cache' (cache full?)"), an attention kv_length
 //   outside its cache, missing or mis-sized inputs and missing symbols fail before

@@ -215,6 +215,29 @@ class Graph {
 Result<std::vector<TensorDesc>> infer_node(const Node& node, std::span<const TensorDesc> inputs,
                                            std::vector<uint64_t>* offsets_bytes = nullptr);
 
+// How messages name a node: "node 'h.0.attn.qkv' (matmul)" (its op for kOp nodes, else
+// its kind).
+std::string node_label(const Node& node);
+
+// The HAL op a kOp node runs on the given operand tensors: TensorDesc operands make an
+// OpSpec (validation, support queries, costs), TensorRef operands an OpDescriptor
+// (dispatch). The one place a node's op kind, attributes and operands become an op.
+// Precondition: inputs.size() <= kMaxOpInputs.
+template <typename Op, typename Tensor>
+Op node_op(const Node& node, std::span<const Tensor> inputs, const Tensor& output) {
+  Op op;
+  op.kind = node.op;
+  op.attrs = node.attrs;
+  op.num_inputs = int32_t(inputs.size());
+  for (size_t i = 0; i < inputs.size() && i < size_t(kMaxOpInputs); ++i) op.inputs[i] = inputs[i];
+  op.output = output;
+  return op;
+}
+
+// The OpSpec of kOp node `node` over the graph's value descriptors (attrs.kv_length as
+// built: a run-time kv_length is the caller's to evaluate).
+OpSpec node_op_spec(const Graph& graph, NodeId node);
+
 // Strides viewing `desc`'s elements with `shape` (same numel) without copying, when the
 // layout allows it (the rule torch's view() follows); nullopt when it needs a copy.
 std::optional<std::array<int64_t, kMaxRank>> view_strides(const TensorDesc& desc,

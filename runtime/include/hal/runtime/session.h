@@ -148,13 +148,22 @@ struct ProfiledRun {
   std::vector<int64_t> symbols;  // the run-time integers it ran with (Graph::symbols order)
 };
 
+// Called with each token a row produces, in order, as soon as it is chosen (before the
+// next step runs): streaming output. Returning false ends that row after this token (a
+// stop string appeared in its text). Runs on the thread that called generate().
+using TokenFn = std::function<bool(int64_t row, int32_t token)>;
+
 struct GenerationOptions {
   int64_t max_new_tokens = 16;
   SamplingOptions sampling;
   int64_t eos_token_id = -1;  // a row stops after producing it (-1: never)
-  bool keep_logits = false;   // GenerationResult::logits
-  ProgressFn progress;        // called after each token step
-  bool failover = false;      // survive device faults (top of this file)
+  // More ids that end a row like eos_token_id (a model's generation_config.json may name
+  // several: Llama 3's <|end_of_text|> and <|eot_id|>).
+  std::vector<int32_t> stop_token_ids;
+  bool keep_logits = false;  // GenerationResult::logits
+  ProgressFn progress;       // called after each token step
+  TokenFn on_token;          // optional; see TokenFn
+  bool failover = false;     // survive device faults (top of this file)
 };
 
 // One recovery from a device fault during generate() with failover.
@@ -170,6 +179,9 @@ struct FailoverEvent {
 
 struct GenerationResult {
   std::vector<std::vector<int32_t>> tokens;  // per prompt: the generated ids
+  // Per prompt: 1 when the row ended before max_new_tokens (a stop id, or on_token said
+  // stop), 0 when it ran to the length limit.
+  std::vector<uint8_t> stopped;
   // keep_logits: per prompt, one row of vocab_size floats per generated token (the
   // logits the token was chosen from).
   std::vector<std::vector<float>> logits;

@@ -1,0 +1,415 @@
+// hal/plugin/c_entries.h (the plugin kit's internals, namespace detail): the entry points
+// of the C table (hal/plugin_abi.h) for a plugin made with the adapter
+// (hal/plugin_adapter.h): each converts its C arguments (c_conversions.h), checks them,
+// calls the plugin's C++ classes and converts the result back, catching every exception.
+//
+// Threading: adds no locks (the plugin's classes are thread-safe).
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hal/plugin/c_conversions.h"
+
+namespace hal::plugin::detail {
+
+template <PluginFactory Factory>
+struct Entries {
+  static hal_status_code error_code(const hal_error* e) {
+    return e ? reinterpret_cast<const Error*>(e)->code : HAL_STATUS_OK;
+  }
+  static const char* error_message(const hal_error* e) {
+    return e ? reinterpret_cast<const Error*>(e)->message.c_str() : "";
+  }
+  static void error_destroy(hal_error* e) {
+    auto* err = reinterpret_cast<Error*>(e);
+    if (err && err->owned) delete err;
+  }
+  static void error_get_detail(const hal_error* e, hal_error_detail* out) {
+    if (!out || out->struct_size < sizeof(size_t)) return;
+    hal_error_detail d{};
+    d.struct_size = sizeof(d);
+    if (e) {
+      const StatusDetail& detail = reinterpret_cast<const Error*>(e)->detail;
+      if (detail.command_tag) {
+        d.fields |= HAL_ERROR_DETAIL_COMMAND_TAG;
+        d.command_tag = *detail.command_tag;
+      }
+    }
+    const size_t n = std::min(out->struct_size, sizeof(d));
+    d.struct_size = n;
+    std::memcpy(static_cast<void*>(out), &d, n);
+  }
+  static const hal_extension_header* get_extension(hal_plugin* p, uint32_t type) {
+    if (!p) return nullptr;
+    try {
+      return reinterpret_cast<AdaptedPlugin*>(p)->impl->extension(type);
+    } catch (...) {
+      return nullptr;
+    }
+  }
+
+  static inline const char* name_ = "";
+
+  static hal_error* plugin_create(hal_plugin_create_args* args) {
+    return guard([&]() -> Status {
+      if (!args) return invalid_argument("plugin_create args are null");
+      const hal_plugin_create_args a = read_args(args);
+      auto adapted = std::make_unique<AdaptedPlugin>();
+      adapted->context.host = a.host;
+      adapted->context.plugin_name = name_;
+      for (size_t i = 0; i < a.num_options; ++i) {
+        if (!a.options[i].key)
+          return invalid_argument("plugin option " + std::to_string(i) + " has no key");
+        adapted->context.options[a.options[i].key] = a.options[i].value ? a.options[i].value : "";
+      }
+      Result<std::unique_ptr<PluginImpl>> impl = Factory(adapted->context);
+      if (!impl.ok()) return impl.status();
+      adapted->impl = std::move(impl).value();
+      args->plugin = reinterpret_cast<hal_plugin*>(adapted.release());
+      return ok_status();
+    });
+  }
+  static void plugin_destroy(hal_plugin* p) {
+    try {
+      delete reinterpret_cast<AdaptedPlugin*>(p);
+    } catch (...) {
+    }
+  }
+  static hal_error* device_count(hal_plugin* p, uint32_t* count) {
+    return guard([&]() -> Status {
+      if (!p || !count) return invalid_argument("device_count: null argument");
+      *count = reinterpret_cast<AdaptedPlugin*>(p)->impl->device_count();
+      return ok_status();
+    });
+  }
+  static hal_error* device_get(hal_plugin* p, uint32_t index, hal_device** out) {
+    return guard([&]() -> Status {
+      if (!p || !out) return invalid_argument("device_get: null argument");
+      auto* ap = reinterpret_cast<AdaptedPlugin*>(p);
+      if (index >= ap->impl->device_count())
+        return not_found("device index " + std::to_string(index) + " out of range");
+      *out = reinterpret_cast<hal_device*>(ap->impl->device(index));
+      return ok_status();
+    });
+  }
+  static hal_error* device_get_info(hal_device* d, hal_device_info* info) {
+    return guard([&]() -> Status {
+      if (!d || !info) return invalid_argument("device_get_info: null argument");
+      const size_t host_size = info->struct_size;
+      const hal_device_info& mine = dev(d)->exported_info();
+      std::memcpy(info, &mine, std::min(host_size, sizeof(hal_device_info)));
+      info->struct_size = std::min(host_size, sizeof(hal_device_info));
+      return ok_status();
+    });
+  }
+  static hal_error* device_supports_op(hal_device* d, const hal_op_desc* op, int32_t* supported) {
+    return guard([&]() -> Status {
+      if (!d || !supported) return invalid_argument("device_supports_op: null argument");
+      OpSpec spec;
+      Status s = to_op(op, &spec, nullptr);
+      if (!s.ok()) {
+        *supported = 0;
+        return s;
+      }
+      *supported = dev(d)->supports(spec) ? 1 : 0;
+      return ok_status();
+    });
+  }
+  static hal_error* device_get_memory_stats(hal_device* d, hal_memory_stats* out) {
+    return guard([&]() -> Status {
+      if (!d || !out) return invalid_argument("device_get_memory_stats: null argument");
+      const MemoryStats m = dev(d)->memory_stats();
+      hal_memory_stats s{};
+      s.struct_size = sizeof(s);
+      s.bytes_in_use = m.bytes_in_use;
+      s.peak_bytes_in_use = m.peak_bytes_in_use;
+      s.allocation_count = m.allocation_count;
+      s.total_allocations = m.total_allocations;
+      s.capacity_bytes = m.capacity_bytes;
+      const size_t n = std::min(out->struct_size, sizeof(s));
+      std::memcpy(out, &s, n);
+      out->struct_size = n;
+      return ok_status();
+    });
+  }
+  static hal_error* device_get_telemetry(hal_device* d, hal_telemetry* out) {
+    return guard([&]() -> Status {
+      if (!d || !out) return invalid_argument("device_get_telemetry: null argument");
+      Result<Telemetry> t = dev(d)->telemetry();
+      if (!t.ok()) return t.status();
+      hal_telemetry s{};
+      s.struct_size = sizeof(s);
+      s.utilization_percent = t->utilization_percent;
+      s.memory_used_bytes = t->memory_used_bytes;
+      s.power_watts = t->power_watts;
+      s.temperature_celsius = t->temperature_celsius;
+      s.core_clock_hz = t->core_clock_hz;
+      s.memory_clock_hz = t->memory_clock_hz;
+      const size_t n = std::min(out->struct_size, sizeof(s));
+      std::memcpy(out, &s, n);
+      out->struct_size = n;
+      return ok_status();
+    });
+  }
+  static hal_error* buffer_allocate(hal_buffer_allocate_args* args) {
+    return guard([&]() -> Status {
+      if (!args) return invalid_argument("buffer_allocate args are null");
+      const hal_buffer_allocate_args a = read_args(args);
+      if (!a.device) return invalid_argument("buffer_allocate: no device");
+      const int32_t memory_kind = c_enum_value(a.memory_kind);
+      if (memory_kind < HAL_MEMORY_DEVICE || memory_kind > HAL_MEMORY_VIRTUAL)
+        return invalid_argument("buffer_allocate: unknown memory kind " +
+                                std::to_string(memory_kind));
+      if (a.alignment & (a.alignment - 1))
+        return invalid_argument("buffer_allocate: alignment " + std::to_string(a.alignment) +
+                                " is not a power of two");
+      Result<std::unique_ptr<BufferImpl>> b =
+          dev(a.device)->allocate(a.size_bytes, MemoryKind(memory_kind), a.alignment);
+      if (!b.ok()) return b.status();
+      if (!*b) return internal_error("buffer_allocate: the device returned no buffer");
+      args->buffer = reinterpret_cast<hal_buffer*>(b->release());
+      return ok_status();
+    });
+  }
+  static void buffer_free(hal_buffer* b) {
+    try {
+      delete buf(b);
+    } catch (...) {
+    }
+  }
+  static hal_error* buffer_map(hal_buffer* b, void** ptr) {
+    return guard([&]() -> Status {
+      if (!b || !ptr) return invalid_argument("buffer_map: null argument");
+      Result<void*> p = buf(b)->map();
+      if (!p.ok()) return p.status();
+      *ptr = *p;
+      return ok_status();
+    });
+  }
+  static hal_error* stream_create(hal_stream_create_args* args) {
+    return guard([&]() -> Status {
+      if (!args) return invalid_argument("stream_create args are null");
+      const hal_stream_create_args a = read_args(args);
+      if (!a.device) return invalid_argument("stream_create: no device");
+      Result<std::unique_ptr<StreamImpl>> s = dev(a.device)->create_stream(a.flags);
+      if (!s.ok()) return s.status();
+      if (!*s) return internal_error("stream_create: the device returned no stream");
+      auto b = std::make_unique<StreamBox>();
+      b->impl = std::move(*s);
+      b->device = dev(a.device);
+      args->stream = reinterpret_cast<hal_stream*>(b.release());
+      return ok_status();
+    });
+  }
+  static void stream_destroy(hal_stream* s) {
+    try {
+      delete box(s);
+    } catch (...) {
+    }
+  }
+  static hal_error* stream_copy(const hal_copy_args* args) {
+    return guard([&]() -> Status {
+      if (!args) return invalid_argument("stream_copy args are null");
+      const hal_copy_args a = read_args(args);
+      if (!a.stream) return invalid_argument("copy: no stream");
+      if ((a.src_buffer == nullptr) == (a.src_host == nullptr))
+        return invalid_argument("copy: exactly one of a source buffer or host pointer is needed");
+      if ((a.dst_buffer == nullptr) == (a.dst_host == nullptr))
+        return invalid_argument(
+            "copy: exactly one of a destination buffer or host pointer is needed");
+      CopyCall c;
+      c.src_buffer = buf(a.src_buffer);
+      c.src_offset = a.src_offset;
+      c.src_host = a.src_host;
+      c.dst_buffer = buf(a.dst_buffer);
+      c.dst_offset = a.dst_offset;
+      c.dst_host = a.dst_host;
+      c.size_bytes = a.size_bytes;
+      c.tag = a.tag;
+      auto in_bounds = [](BufferImpl* b, uint64_t off, uint64_t n) {
+        return off <= b->size() && n <= b->size() - off;
+      };
+      if (c.src_buffer && !in_bounds(c.src_buffer, c.src_offset, c.size_bytes))
+        return invalid_argument("copy of " + std::to_string(c.size_bytes) + " bytes from offset " +
+                                std::to_string(c.src_offset) + " overruns the " +
+                                std::to_string(c.src_buffer->size()) + "-byte source buffer");
+      if (c.dst_buffer && !in_bounds(c.dst_buffer, c.dst_offset, c.size_bytes))
+        return invalid_argument("copy of " + std::to_string(c.size_bytes) + " bytes to offset " +
+                                std::to_string(c.dst_offset) + " overruns the " +
+                                std::to_string(c.dst_buffer->size()) + "-byte destination buffer");
+      if (c.src_host && c.dst_host)
+        return invalid_argument("copy: host-to-host copies are not a device command");
+      DeviceImpl* sd = box(a.stream)->device;
+      if (c.src_host) {
+        c.direction = CommandKind::kCopyHostToDevice;
+      } else if (c.dst_host) {
+        c.direction = CommandKind::kCopyDeviceToHost;
+      } else if (c.src_buffer->device() == c.dst_buffer->device()) {
+        c.direction = CommandKind::kCopyDeviceToDevice;
+      } else {
+        c.direction = CommandKind::kCopyPeer;
+      }
+      if (c.direction != CommandKind::kCopyPeer) {
+        BufferImpl* b = c.src_buffer ? c.src_buffer : c.dst_buffer;
+        if (b->device() != sd && !(c.src_buffer && c.dst_buffer))
+          return invalid_argument("copy: the buffer belongs to another device than the stream");
+      }
+      return box(a.stream)->impl->copy(c);
+    });
+  }
+  static hal_error* stream_fill(const hal_fill_args* args) {
+    return guard([&]() -> Status {
+      if (!args) return invalid_argument("stream_fill args are null");
+      const hal_fill_args a = read_args(args);
+      if (!a.stream || !a.buffer) return invalid_argument("fill: no stream or buffer");
+      if (a.pattern_size != 1 && a.pattern_size != 2 && a.pattern_size != 4 && a.pattern_size != 8)
+        return invalid_argument("fill: pattern size " + std::to_string(a.pattern_size) +
+                                " is not 1, 2, 4 or 8");
+      if (a.size_bytes % a.pattern_size != 0)
+        return invalid_argument("fill: size " + std::to_string(a.size_bytes) +
+                                " is not a multiple of the pattern size " +
+                                std::to_string(a.pattern_size));
+      BufferImpl* b = buf(a.buffer);
+      if (a.offset > b->size() || a.size_bytes > b->size() - a.offset)
+        return invalid_argument("fill of " + std::to_string(a.size_bytes) + " bytes at offset " +
+                                std::to_string(a.offset) + " overruns the " +
+                                std::to_string(b->size()) + "-byte buffer");
+      if (b->device() != box(a.stream)->device)
+        return invalid_argument("fill: the buffer belongs to another device than the stream");
+      FillCall f;
+      f.buffer = b;
+      f.offset = a.offset;
+      f.size_bytes = a.size_bytes;
+      std::memcpy(f.pattern.data(), a.pattern, 8);
+      f.pattern_size = a.pattern_size;
+      f.tag = a.tag;
+      return box(a.stream)->impl->fill(f);
+    });
+  }
+  static hal_error* stream_dispatch(const hal_dispatch_args* args) {
+    return guard([&]() -> Status {
+      if (!args) return invalid_argument("stream_dispatch args are null");
+      const hal_dispatch_args a = read_args(args);
+      if (!a.stream) return invalid_argument("dispatch: no stream");
+      OpSpec spec;
+      OpCall call;
+      HAL_RETURN_IF_ERROR(to_op(a.op, &spec, &call));
+      DeviceImpl* d = box(a.stream)->device;
+      for (int i = 0; i < call.num_inputs; ++i)
+        if (call.inputs[i].buffer->device() != d)
+          return invalid_argument(std::string(op_kind_name(call.kind)) + ": input " +
+                                  std::to_string(i) + " lives on another device");
+      if (call.output.buffer->device() != d)
+        return invalid_argument(std::string(op_kind_name(call.kind)) +
+                                ": output lives on another device");
+      if (!d->supports(spec))
+        return unimplemented(std::string(op_kind_name(call.kind)) + " with inputs " +
+                             spec.inputs[0].to_string() + " is not supported by this device");
+      return box(a.stream)->impl->dispatch(call, a.tag);
+    });
+  }
+  static hal_error* stream_synchronize(hal_stream* s) {
+    return guard([&]() -> Status {
+      if (!s) return invalid_argument("stream_synchronize: null stream");
+      return box(s)->impl->synchronize();
+    });
+  }
+  static hal_error* stream_take_records(hal_stream* s, hal_command_record* out, size_t record_size,
+                                        size_t capacity, size_t* count) {
+    return guard([&]() -> Status {
+      if (!s || !count || (capacity > 0 && !out))
+        return invalid_argument("stream_take_records: null argument");
+      if (record_size < offsetof(hal_command_record, bound) + sizeof(hal_bound_by))
+        return invalid_argument("stream_take_records: record_size " + std::to_string(record_size) +
+                                " is smaller than a hal 1.0 record");
+      std::vector<CommandRecord> tmp(std::min<size_t>(capacity, 4096));
+      const size_t n = box(s)->impl->take_records(tmp.data(), tmp.size());
+      for (size_t i = 0; i < n; ++i) {
+        hal_command_record r{};
+        r.struct_size = sizeof(r);
+        const CommandRecord& c = tmp[i];
+        r.tag = c.tag;
+        r.command = hal_command_kind(c.command);
+        r.op = hal_op_kind(c.op);
+        r.start_ns = c.start_ns;
+        r.end_ns = c.end_ns;
+        r.flops = c.flops;
+        r.bytes_read = c.bytes_read;
+        r.bytes_written = c.bytes_written;
+        r.sram_bytes_read = c.sram_bytes_read;
+        r.sram_bytes_written = c.sram_bytes_written;
+        r.link_bytes = c.link_bytes;
+        r.bound = hal_bound_by(c.bound);
+        const size_t copy = std::min(record_size, sizeof(r));
+        r.struct_size = copy;
+        std::memcpy(reinterpret_cast<char*>(out) + i * record_size, &r, copy);
+      }
+      *count = n;
+      return ok_status();
+    });
+  }
+  static hal_error* event_create(hal_device* d, hal_event** out) {
+    return guard([&]() -> Status {
+      if (!d || !out) return invalid_argument("event_create: null argument");
+      Result<std::unique_ptr<EventImpl>> e = dev(d)->create_event();
+      if (!e.ok()) return e.status();
+      if (!*e) return internal_error("event_create: the device returned no event");
+      *out = reinterpret_cast<hal_event*>(e->release());
+      return ok_status();
+    });
+  }
+  static void event_destroy(hal_event* e) {
+    try {
+      delete evt(e);
+    } catch (...) {
+    }
+  }
+  static hal_error* stream_record_event(hal_stream* s, hal_event* e) {
+    return guard([&]() -> Status {
+      if (!s || !e) return invalid_argument("stream_record_event: null argument");
+      return box(s)->impl->record_event(*evt(e));
+    });
+  }
+  static hal_error* stream_wait_event(hal_stream* s, hal_event* e) {
+    return guard([&]() -> Status {
+      if (!s || !e) return invalid_argument("stream_wait_event: null argument");
+      return box(s)->impl->wait_event(*evt(e));
+    });
+  }
+  static hal_error* stream_enqueue_host_func(hal_stream* s, hal_host_func fn, void* user) {
+    return guard([&]() -> Status {
+      if (!s || !fn) return invalid_argument("stream_enqueue_host_func: null argument");
+      return box(s)->impl->enqueue_host_func(fn, user);
+    });
+  }
+  static hal_error* event_synchronize(hal_event* e) {
+    return guard([&]() -> Status {
+      if (!e) return invalid_argument("event_synchronize: null event");
+      return evt(e)->synchronize();
+    });
+  }
+  static hal_error* event_query(hal_event* e, int32_t* done) {
+    return guard([&]() -> Status {
+      if (!e || !done) return invalid_argument("event_query: null argument");
+      Result<bool> r = evt(e)->query();
+      if (!r.ok()) return r.status();
+      *done = *r ? 1 : 0;
+      return ok_status();
+    });
+  }
+  static hal_error* event_timestamp_ns(hal_event* e, uint64_t* ts) {
+    return guard([&]() -> Status {
+      if (!e || !ts) return invalid_argument("event_timestamp_ns: null argument");
+      Result<uint64_t> r = evt(e)->timestamp_ns();
+      if (!r.ok()) return r.status();
+      *ts = *r;
+      return ok_status();
+    });
+  }
+};
+
+}  // namespace hal::plugin::detail

@@ -1,0 +1,226 @@
+// hal/plugin/plugin_interfaces.h: the C++ classes a backend plugin implements (part of
+// the plugin kit; hal/plugin_adapter.h turns them into the C table of hal/plugin_abi.h
+// and states the adapter's contract).
+//
+// - PluginImpl owns the devices; the factory a plugin exports (PluginFactory) makes it
+//   from the host's options (PluginContext).
+// - DeviceImpl describes a device (info, supported ops, memory statistics, telemetry)
+//   and makes BufferImpl/StreamImpl/EventImpl objects, handing each to the caller as a
+//   std::unique_ptr.
+// - StreamImpl receives validated calls only (OpCall, CopyCall, FillCall: in-bounds
+//   buffers of the stream's device, well-formed ops).
+//
+// Threading: every method may be called from any thread (plugin_abi.h, THREADING); the
+// classes must be thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "hal/buffer.h"
+#include "hal/command_record.h"
+#include "hal/device_info.h"
+#include "hal/op.h"
+#include "hal/plugin_abi.h"
+#include "hal/status.h"
+
+namespace hal::plugin {
+
+class DeviceImpl;
+
+// ---- what the factory receives -----------------------------------------------------
+struct PluginContext {
+  std::map<std::string, std::string> options;  // from the host's plugin_create call
+  const hal_host_api* host = nullptr;
+  std::string plugin_name;
+
+  // The option's value, or `fallback` when not given.
+  std::string option(const std::string& key, const std::string& fallback = "") const {
+    auto it = options.find(key);
+    return it == options.end() ? fallback : it->second;
+  }
+  void log(hal_log_level level, const std::string& message) const {
+    if (host && HAL_ABI_HAS_FIELD(hal_host_api, log, host->struct_size) && host->log)
+      host->log(level, plugin_name.c_str(), message.c_str());
+  }
+};
+
+// ---- the classes a plugin implements ----------------------------------------------
+class BufferImpl {
+ public:
+  BufferImpl(DeviceImpl* device, uint64_t size, MemoryKind kind)
+      : device_(device), size_(size), kind_(kind) {}
+  virtual ~BufferImpl() = default;  // frees the memory
+  DeviceImpl* device() const { return device_; }
+  uint64_t size() const { return size_; }
+  MemoryKind kind() const { return kind_; }
+  // Host address of the contents, or kFailedPrecondition when not host-addressable.
+  virtual Result<void*> map() = 0;
+
+ private:
+  DeviceImpl* device_;
+  uint64_t size_;
+  MemoryKind kind_;
+};
+
+class EventImpl {
+ public:
+  virtual ~EventImpl() = default;
+  virtual Status synchronize() = 0;
+  virtual Result<bool> query() = 0;
+  virtual Result<uint64_t> timestamp_ns() = 0;
+};
+
+struct TensorArg {
+  BufferImpl* buffer = nullptr;
+  uint64_t offset_bytes = 0;
+  TensorDesc desc;
+};
+
+// A validated op: every tensor lies within its buffer, which belongs to the
+// dispatching stream's device.
+struct OpCall {
+  OpKind kind = OpKind::kInvalid;
+  OpAttributes attrs;
+  int32_t num_inputs = 0;
+  std::array<TensorArg, kMaxOpInputs> inputs{};
+  TensorArg output;
+
+  OpSpec spec() const {
+    OpSpec s;
+    s.kind = kind;
+    s.attrs = attrs;
+    s.num_inputs = num_inputs;
+    for (int i = 0; i < num_inputs; ++i) s.inputs[i] = inputs[i].desc;
+    s.output = output.desc;
+    return s;
+  }
+};
+
+// A validated copy: exactly one of src_buffer/src_host and of dst_buffer/dst_host is
+// set and buffer ranges are in bounds.
+struct CopyCall {
+  BufferImpl* src_buffer = nullptr;
+  uint64_t src_offset = 0;
+  const void* src_host = nullptr;
+  BufferImpl* dst_buffer = nullptr;
+  uint64_t dst_offset = 0;
+  void* dst_host = nullptr;
+  uint64_t size_bytes = 0;
+  uint64_t tag = 0;
+  CommandKind direction = CommandKind::kCopyDeviceToDevice;
+};
+
+struct FillCall {
+  BufferImpl* buffer = nullptr;
+  uint64_t offset = 0;
+  uint64_t size_bytes = 0;
+  std::array<uint8_t, 8> pattern{};
+  uint32_t pattern_size = 1;
+  uint64_t tag = 0;
+};
+
+class StreamImpl {
+ public:
+  virtual ~StreamImpl() = default;  // waits for the stream's work
+  virtual Status copy(const CopyCall& call) = 0;
+  virtual Status fill(const FillCall& call) = 0;
+  virtual Status dispatch(const OpCall& op, uint64_t tag) = 0;
+  virtual Status record_event(EventImpl& event) = 0;
+  // Optional: return kUnimplemented to let the host wait through a host function.
+  virtual Status wait_event(EventImpl& event) = 0;
+  virtual Status enqueue_host_func(hal_host_func fn, void* user_data) = 0;
+  virtual Status synchronize() = 0;
+  // Moves up to `capacity` completed records into `out`; returns how many.
+  virtual size_t take_records(CommandRecord* out, size_t capacity) = 0;
+};
+
+namespace detail {
+struct ExportedInfo {
+  std::vector<hal_dtype_flops> flops;
+  std::vector<hal_link_info> links;
+  std::vector<hal_property> properties;
+  hal_device_info info{};
+};
+}  // namespace detail
+
+class DeviceImpl {
+ public:
+  virtual ~DeviceImpl() = default;
+  // Figures of the device. `id_prefix` must be set ("npu"); `id` is ignored (the host
+  // assigns it); links use peer_index. Must stay unchanged for the plugin's lifetime.
+  virtual const DeviceInfo& info() const = 0;
+  // Whether dispatch would accept this (already validated) op.
+  virtual bool supports(const OpSpec& spec) const = 0;
+  // New objects, owned by the caller (the adapter, which deletes each when the host frees
+  // its handle).
+  virtual Result<std::unique_ptr<BufferImpl>> allocate(uint64_t size, MemoryKind kind,
+                                                       uint64_t alignment) = 0;
+  virtual Result<std::unique_ptr<StreamImpl>> create_stream(uint32_t flags) = 0;
+  virtual Result<std::unique_ptr<EventImpl>> create_event() = 0;
+  virtual MemoryStats memory_stats() const = 0;
+  // Optional: live readings.
+  virtual Result<Telemetry> telemetry() const {
+    return unimplemented("this device reports no telemetry");
+  }
+
+  // Used by the adapter: the C view of info(), built once.
+  const hal_device_info& exported_info() {
+    std::call_once(export_once_, [this] { export_info(); });
+    return exported_.info;
+  }
+
+ private:
+  void export_info() {
+    const DeviceInfo& d = info();
+    for (const auto& [t, f] : d.peak_flops) exported_.flops.push_back({hal_dtype(t), f});
+    for (const LinkInfo& l : d.links)
+      exported_.links.push_back(
+          {l.peer_index, l.kind.c_str(), l.bandwidth_bytes_per_s, l.latency_s});
+    for (const auto& [k, v] : d.properties) exported_.properties.push_back({k.c_str(), v.c_str()});
+    hal_device_info& i = exported_.info;
+    i.struct_size = sizeof(hal_device_info);
+    i.id_prefix = d.id_prefix.c_str();
+    i.kind = hal_device_kind(d.kind);
+    i.vendor = d.vendor.c_str();
+    i.name = d.name.c_str();
+    i.memory_kind = d.memory_kind.c_str();
+    i.memory_bytes = d.memory_bytes;
+    i.memory_bandwidth_bytes_per_s = d.memory_bandwidth_bytes_per_s;
+    i.peak_flops = exported_.flops.data();
+    i.num_peak_flops = exported_.flops.size();
+    i.sram_bytes = d.sram_bytes;
+    i.compute_units = d.compute_units;
+    i.clock_hz = d.clock_hz;
+    i.launch_overhead_s = d.launch_overhead_s;
+    i.links = exported_.links.data();
+    i.num_links = exported_.links.size();
+    i.properties = exported_.properties.data();
+    i.num_properties = exported_.properties.size();
+  }
+
+  std::once_flag export_once_;
+  detail::ExportedInfo exported_;
+};
+
+class PluginImpl {
+ public:
+  virtual ~PluginImpl() = default;
+  virtual uint32_t device_count() const = 0;
+  virtual DeviceImpl* device(uint32_t index) = 0;
+  // Optional: the extension of type id `type` (plugin_abi.h, EXTENSIONS), a struct that
+  // starts with a hal_extension_header and lives as long as the plugin; nullptr for none.
+  virtual const hal_extension_header* extension(uint32_t type) const {
+    (void)type;
+    return nullptr;
+  }
+};
+
+using PluginFactory = Result<std::unique_ptr<PluginImpl>> (*)(const PluginContext& context);
+
+}  // namespace hal::plugin

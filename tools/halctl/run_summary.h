@@ -1,0 +1,41 @@
+// tools/halctl/run_summary.h: what `halctl run` prints once generation is done: the model
+// and where each layer ran, prompts and generated ids, throughput on the host's clock and
+// (for one simulated device) the device's, memory, failovers, and the profiling results;
+// as aligned text or, with --json, one JSON object (its keys are listed in cmd_run.cc's
+// help). Kept apart from cmd_run.cc so the command reads as parse, check, run, print.
+//
+// Threading: single-threaded; prints to stdout (failovers to stderr).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hal/runtime/session.h"
+#include "run_outputs.h"
+#include "run_text.h"
+
+namespace halctl {
+
+// Everything a finished run reports. References stay valid while printing.
+struct RunSummary {
+  const hal::runtime::Model& model;
+  hal::DType dtype;
+  const std::vector<std::vector<int32_t>>& prompts;
+  const std::vector<hal::Device*>& requested_devices;  // --devices
+  const hal::runtime::Session& session;                // its devices: those left after any failover
+  const hal::runtime::SchedulingPlanner* planner;      // null: the plain layer split placed it
+  const RunPlacementOptions& placing;
+  const hal::runtime::RunReport& profile;  // what --report/--trace wrote (empty otherwise)
+  const hal::runtime::GenerationResult& result;
+  bool failover = false;          // --failover: the JSON lists the recoveries
+  std::string dump_logits;        // --dump-logits path, or empty
+  const RunText* text = nullptr;  // text prompts (run_text.h): text instead of ids
+};
+
+// One stderr note per recovery: the fault, the devices lost and left, what was kept.
+void print_failovers(const hal::runtime::GenerationResult& result);
+void print_run_text(const RunSummary& summary);
+void print_run_json(const RunSummary& summary);
+
+}  // namespace halctl
