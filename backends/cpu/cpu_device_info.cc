@@ -393,6 +393,38 @@ DeviceInfo describe_cpu() {
                                "computed through f32 (converted on load): the f32 figure");
   info.properties.emplace_back("source.peak_flops.bf16",
                                "computed through f32 (converted on load): the f32 figure");
+  // Quantized weights (cpu_quant.h): int8 dot products of 32-byte (AVX2 maddubs, 2 per
+  // cycle) or 64-byte (AVX-512 VNNI dpbusd; two units on Xeon server cores) vectors,
+  // 2 ops per multiply-accumulate; fp8 weights go through f32 FMA.
+  {
+    double int8_per_cycle = 16;  // SSE2 pmaddwd on 16-bit lanes
+    std::string how = "sse2 pmaddwd (scalar kernels)";
+    if (has_flag(cpu, "avx512_vnni") && has_flag(cpu, "avx512f")) {
+      const double units =
+          (info.vendor == "Intel" && info.name.find("Xeon") != std::string::npos) ? 2 : 1;
+      int8_per_cycle = 64 * 2 * units;
+      how = "avx512-vnni dpbusd, " + format_g(units) + " x 64 int8 MAC/cycle";
+    } else if (has_flag(cpu, "avx2")) {
+      int8_per_cycle = 32 * 2 * 2;
+      how = "avx2 maddubs, 2 x 32 int8 MAC/cycle";
+    }
+    const double int8_peak = double(threads) * info.clock_hz * int8_per_cycle;
+    for (int f = int(DType::kQ8_0); f < kDTypeCount; ++f) {
+      const DType t = DType(f);
+      const bool fp8 = t == DType::kFP8E4M3Channel;
+      info.peak_flops[t] = fp8 ? peak : int8_peak;
+      // Decode products round A to int8 blocks (cpu_quant.h): |error| about sqrt(K) x
+      // max|w| x max|a| / 440, 0.1 at 5 sigma for the suite's K = 256 (|ref| ~ 5).
+      if (!fp8)
+        info.properties.emplace_back("cts.tolerance.matmul." + std::string(dtype_name(t)),
+                                     "0.1,1e-2");
+      info.properties.emplace_back("source.peak_flops." + std::string(dtype_name(t)),
+                                   fp8 ? "fp8 weights decoded by table, f32 FMA: the f32 figure"
+                                       : "int8 activations x unpacked weights: " + how + ", " +
+                                             std::to_string(threads) + " cores x " +
+                                             format_g(info.clock_hz * 1e-9) + " GHz");
+    }
+  }
 
   const Cache llc = last_level_cache();
   info.sram_bytes = llc.bytes;

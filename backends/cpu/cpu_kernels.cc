@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cpu_ops.h"
+#include "cpu_quant.h"
 #include "cpu_simd.h"
 #include "cpu_threading.h"
 
@@ -55,6 +56,26 @@ Status embedding(const OpSpec& spec, const void* const* in, void* out) {
   // Output rows: o is [ids..., D]; its row n starts at the unravelled offset.
   const int r = o.shape.rank;
   const int64_t esz = dtype_size(o.dtype);
+  if (is_quantized(table.dtype)) {
+    // Whole rows dequantized (the validated view steps whole rows).
+    const uint64_t row_bytes = dtype_row_bytes(table.dtype, dim);
+    const int64_t row_step = table.strides[0] / dim;
+    parallel_for(count, std::max<int64_t>(1, 4096 / dim), [&](int64_t n0, int64_t n1) {
+      float* row = scratch_floats(Scratch::kLeaf0, size_t(dim));
+      for (int64_t n = n0; n < n1; ++n) {
+        int64_t oo = 0, rem = n;
+        for (int d = r - 2; d >= 0; --d) {
+          oo += (rem % o.shape.dims[d]) * o.strides[d];
+          rem /= o.shape.dims[d];
+        }
+        dequantize_row_fast(table.dtype,
+                            static_cast<const uint8_t*>(in[0]) + uint64_t(id_at(n) * row_step) * row_bytes,
+                            row, dim);
+        store_f32(static_cast<char*>(out) + oo * esz, o.dtype, o.strides[r - 1], dim, row);
+      }
+    });
+    return ok_status();
+  }
   const bool dense = table.strides[1] == 1 && o.strides[r - 1] == 1;
   parallel_for(count, std::max<int64_t>(1, 16384 / dim), [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {

@@ -12,7 +12,8 @@
 // awkward strides packed into f32 panels first), except decode-shaped products (up to 8
 // rows of A), which the backend's own streaming kernels run at memory bandwidth, reading
 // weights in their stored dtype ([K, N] or [N, K]). Attention is flash-style (key blocks
-// with an online softmax). kernel_supports() is false only for fp8, which exists for
+// with an online softmax). Quantized weights (matmul's B, embedding tables) run through
+// cpu_quant.h. kernel_supports() is false only for plain fp8 tensors, which exist for
 // planning.
 //
 // Threading: run_op may be called concurrently (from several streams) on distinct outputs.

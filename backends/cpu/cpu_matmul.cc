@@ -12,7 +12,9 @@
 #include <string>
 
 #include "cpu_blas.h"
+#include "cpu_isa.h"
 #include "cpu_ops.h"
+#include "cpu_quant.h"
 #include "cpu_simd.h"
 #include "cpu_threading.h"
 
@@ -88,21 +90,16 @@ struct StreamKernels {
   decltype(&isa_base::cols_kernel) cols = &isa_base::cols_kernel;
 };
 
-// The widest copy the running CPU supports, chosen once. HAL_CPU_ISA ("x86-64",
-// "x86-64-v3") caps the choice, so tests can run every copy on an AVX-512 machine.
+// The widest copy the running CPU supports (cpu_isa.h), chosen once.
 const StreamKernels& stream_kernels() {
   static const StreamKernels k = [] {
     StreamKernels s;
 #if defined(__x86_64__) && !defined(HAL_CPU_NO_MULTIVERSION)
-    __builtin_cpu_init();
-    const char* cap_env = std::getenv("HAL_CPU_ISA");
-    const std::string cap = cap_env ? cap_env : "";
-    const bool allow_v4 = cap.empty() || cap == "x86-64-v4";
-    const bool allow_v3 = allow_v4 || cap == "x86-64-v3";
-    if (allow_v4 && __builtin_cpu_supports("x86-64-v4")) {
+    const IsaLevel level = cpu_isa_level();
+    if (level >= IsaLevel::kV4) {
       s.rows = &isa_v4::rows_kernel;
       s.cols = &isa_v4::cols_kernel;
-    } else if (allow_v3 && __builtin_cpu_supports("x86-64-v3")) {
+    } else if (level == IsaLevel::kV3) {
       s.rows = &isa_v3::rows_kernel;
       s.cols = &isa_v3::cols_kernel;
     }
@@ -337,6 +334,7 @@ void run_gemm(const Gemm& g, bool parallel) {
 }  // namespace
 
 Status matmul(const OpSpec& spec, const void* const* in, void* out) {
+  if (is_quantized(spec.inputs[1].dtype)) return quant_matmul(spec, in, out);
   const TensorDesc& ad = spec.inputs[0];
   const TensorDesc& bd = spec.inputs[1];
   const TensorDesc& od = spec.output;

@@ -148,6 +148,8 @@ DeviceInfo describe_device(int ordinal, const cudaDeviceProp& p, const std::vect
   set_peak(DType::kFP8E4M3, r.fp8, tensor_clock);
   set_peak(DType::kFP8E5M2, r.fp8, tensor_clock);
   set_peak(DType::kI8, r.int8, tensor_clock);
+  // Quantized weights (cuda_quant.cc) are dequantized and multiplied on the FP32 FMA units.
+  for (int f = int(DType::kQ8_0); f < kDTypeCount; ++f) set_peak(DType(f), r.fp32, simt_clock);
   // A kernel launch through the HAL: ~2 us of driver submission plus the dispatch path.
   info.launch_overhead_s = 5e-6;
 
@@ -229,6 +231,9 @@ DeviceInfo describe_device(int ordinal, const cudaDeviceProp& p, const std::vect
   prop("nvml", nvml.status());
   prop("compute_precision", tf32 ? "tf32" : "fp32");
   if (tf32) prop("cts.tolerance.matmul.f32", "2e-2,2e-2");
+  // Quantized prefill products read an f16 copy of the weights (cuda_quant.cc).
+  for (int f = int(DType::kQ8_0); f < kDTypeCount; ++f)
+    prop("cts.tolerance.matmul." + std::string(dtype_name(DType(f))), "1e-2,1e-2");
   prop("source.name", nv ? "NVML" : "cudaGetDeviceProperties");
   prop("source.memory_bytes", "cudaGetDeviceProperties totalGlobalMem");
   prop("source.memory_bandwidth",
@@ -254,6 +259,10 @@ DeviceInfo describe_device(int ordinal, const cudaDeviceProp& p, const std::vect
     prop("source.peak_flops.bf16", flops_source(r.bf16, tensor_clock, "tensor cores"));
   if (r.fp16 > 0) prop("source.peak_flops.f16", flops_source(r.fp16, tensor_clock, "tensor cores"));
   if (r.fp8 > 0) prop("source.peak_flops.fp8", flops_source(r.fp8, tensor_clock, "tensor cores"));
+  if (r.fp32 > 0)
+    for (int f = int(DType::kQ8_0); f < kDTypeCount; ++f)
+      prop("source.peak_flops." + std::string(dtype_name(DType(f))),
+           flops_source(r.fp32, simt_clock, "FP32 FMA units on dequantized weights"));
   if (r.tensor_clock_ratio != 1.0)
     prop("source.tensor_clock",
          "tensor rates at " + fixed(r.tensor_clock_ratio, 4) +

@@ -149,6 +149,9 @@ struct EmbeddingArgs {
   int64_t out_strides[kKernelMaxRank] = {};  // rank ids_rank + 1
   int32_t op_kind = 12;                      // reported in the error slot
   ErrorRef err;
+  // A quantized table (table_dtype a hal/op.h quantized format): the bytes of one row;
+  // table_strides[0] then counts whole rows. 0 for float tables.
+  uint64_t table_row_bytes = 0;
 };
 cudaError_t launch_embedding(const EmbeddingArgs& args, cudaStream_t stream);
 
@@ -208,6 +211,42 @@ struct GemmArgs {
   ErrorRef err;
 };
 cudaError_t launch_gemm(const GemmArgs& args, cudaStream_t stream);
+
+// ---- quantized weights (hal/op.h formats; decoding in kernels/quant_blocks.h) ----------
+// Decode products: out[m, n] = alpha * sum_k A[m, k] * W[n, k] + bias[n] for m < rows
+// (at most kQuantGemvMaxRows), W quantized [N, K] (row n at w + n * w_row_bytes), A and
+// out strided float views. One warp per weight row, dequantizing in registers.
+inline constexpr int kQuantGemvMaxRows = 8;
+struct QuantGemvArgs {
+  int32_t format = 0;
+  const void* w = nullptr;
+  uint64_t w_row_bytes = 0;
+  int64_t n = 0, k = 0, rows = 0;
+  const void* a = nullptr;
+  int32_t a_dtype = 0;
+  int64_t a_sm = 0, a_sk = 1;
+  const void* bias = nullptr;
+  int32_t bias_dtype = 0;
+  int64_t bias_stride = 1;
+  void* out = nullptr;
+  int32_t out_dtype = 0;
+  int64_t o_sm = 0, o_sn = 1;
+  float alpha = 1.0f;
+  ErrorRef err;
+};
+cudaError_t launch_quant_gemv(const QuantGemvArgs& args, cudaStream_t stream);
+
+// Rows [0, n) of a quantized [N, K] matrix into a dense f16 [N, K] (prefill: the fallback
+// GEMM then reads it). Values rounded once to f16.
+struct QuantDequantArgs {
+  int32_t format = 0;
+  const void* w = nullptr;
+  uint64_t w_row_bytes = 0;
+  int64_t n = 0, k = 0;
+  void* out = nullptr;  // f16
+  ErrorRef err;
+};
+cudaError_t launch_quant_dequant(const QuantDequantArgs& args, cudaStream_t stream);
 
 // ---- byte movers that honour the error slot (used while a stream may have failed) ---------
 cudaError_t launch_fill(void* dst, uint64_t bytes, const uint8_t pattern[8], uint32_t pattern_size,

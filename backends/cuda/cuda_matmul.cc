@@ -30,6 +30,7 @@
 #include <string>
 
 #include "cuda_ops.h"
+#include "cuda_quant.h"
 
 namespace hal::cuda {
 
@@ -332,6 +333,7 @@ Status run_fallback(CudaStream& s, const plugin::OpCall& op, const Geometry& g) 
 }  // namespace
 
 Status run_matmul(CudaStream& s, const plugin::OpCall& op) {
+  if (is_quantized(op.inputs[1].desc.dtype)) return run_quant_matmul(s, op);
   const Geometry g = geometry_of(op);
   if (g.m == 0 || g.n == 0 || g.batch.count() == 0) return ok_status();
 

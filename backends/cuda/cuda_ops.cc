@@ -2,6 +2,8 @@
 // argument structs (cuda_kernels.h). Matmul lives in cuda_matmul.cc.
 #include "cuda_ops.h"
 
+#include "cuda_quant.h"
+
 #include <algorithm>
 
 namespace hal::cuda {
@@ -214,6 +216,7 @@ Status run_embedding(CudaStream& s, const plugin::OpCall& op) {
   a.out_dtype = int32_t(out.dtype);
   for (int d = 0; d < out.shape.rank; ++d) a.out_strides[d] = out.strides[d];
   a.op_kind = int32_t(OpKind::kEmbedding);
+  if (is_quantized(table.dtype)) quant_embedding_args(op, a);
   HAL_RETURN_IF_ERROR(launched(s, launch_embedding(a, s.handle()), op.kind));
   if (a.num_ids > 0) s.mark_fallible();
   return ok_status();
@@ -282,6 +285,15 @@ Status run_bias_add(CudaStream& s, const plugin::TensorArg& out, const plugin::T
 }
 
 bool op_supported(const OpSpec& spec) {
+  // Quantized weights (matmul's B, embedding's table): cuda_quant.cc.
+  for (int i = 0; i < spec.num_inputs; ++i)
+    if (is_quantized(spec.inputs[i].dtype)) {
+      if (!quant_op_supported(spec)) return false;
+      for (int j = 0; j < spec.num_inputs; ++j)
+        if (j != i && !(is_kernel_float(spec.inputs[j].dtype) || (spec.kind == OpKind::kEmbedding && j == 1)))
+          return false;
+      return is_kernel_float(spec.output.dtype);
+    }
   // Dtypes: floats everywhere but where an op takes indices, and casts.
   for (int i = 0; i < spec.num_inputs; ++i) {
     const DType t = spec.inputs[i].dtype;

@@ -208,6 +208,15 @@ void NpuDevice::finish_info(const std::vector<NpuDevice*>& all) {
   i.memory_bytes = s.usable_memory_bytes();
   i.memory_bandwidth_bytes_per_s = s.memory_bandwidth_bytes_per_s;
   i.peak_flops = s.peak_flops;
+  i.peak_flops.erase(DType::kI4G128);  // the int4 engine's entry: listed per format below
+  for (int f = int(DType::kQ8_0); f < kDTypeCount; ++f) {
+    std::string why;
+    const double peak = s.weight_format_peak(DType(f), &why);
+    if (peak <= 0) continue;
+    i.peak_flops[DType(f)] = peak;
+    i.properties.emplace_back("source.peak_flops." + std::string(dtype_name(DType(f))),
+                              "weights in " + std::string(dtype_name(DType(f))) + " run on " + why);
+  }
   i.sram_bytes = s.sram_bytes();
   i.compute_units = uint32_t(s.neural_engines);
   i.clock_hz = s.clock_hz;

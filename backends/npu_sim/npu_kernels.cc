@@ -2,6 +2,8 @@
 // Numerics rules: npu_kernels.h.
 #include "npu_kernels.h"
 
+#include "hal/quant_reference.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -246,18 +248,39 @@ Status embedding(const OpSpec& s, const void* const* in, void* out) {
       return invalid_argument("embedding: id " + std::to_string(id) + " outside [0, " +
                               std::to_string(V) + ")");
   }
+  // Output row offset of id number i: ids' index over the leading output dims.
+  auto out_row = [&](int64_t i) {
+    int64_t rem = i, off = 0;
+    for (int dd = orank - 2; dd >= 0; --dd) {
+      off += (rem % o.shape.dims[dd]) * o.strides[dd];
+      rem /= o.shape.dims[dd];
+    }
+    return off;
+  };
+  if (is_quantized(table.dtype)) {
+    // Rows dequantized as the device's DMA engine would, into the output's dtype.
+    const uint64_t row_bytes = dtype_row_bytes(table.dtype, D);
+    parallel_for(count, 16, [&](int64_t b, int64_t e) {
+      std::vector<float> row(static_cast<size_t>(D));
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t id = load_index(in[1], ids, i);
+        const int64_t off = out_row(i);
+        reference::dequantize_row(
+            table.dtype,
+            static_cast<const uint8_t*>(in[0]) + uint64_t(id * table.strides[0] / D) * row_bytes,
+            row.data(), D);
+        for (int64_t j = 0; j < D; ++j)
+          store_element(out, o.dtype, off + j * o.strides[orank - 1], row[size_t(j)]);
+      }
+    });
+    return ok_status();
+  }
   const size_t esz = dtype_size(o.dtype);
   const bool same = table.dtype == o.dtype && table.strides[1] == 1 && o.strides[orank - 1] == 1;
   parallel_for(count, 64, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t id = load_index(in[1], ids, i);
-      // Output row offset: ids' index over the leading output dims.
-      int64_t rem = i, off = 0;
-      for (int dd = orank - 2; dd >= 0; --dd) {
-        const int64_t idx = rem % o.shape.dims[dd];
-        rem /= o.shape.dims[dd];
-        off += idx * o.strides[dd];
-      }
+      const int64_t off = out_row(i);
       const int64_t toff = id * table.strides[0];
       if (same) {
         std::memcpy(static_cast<char*>(out) + off * int64_t(esz),
@@ -342,14 +365,18 @@ bool supports_op(const OpSpec& s, const DeviceSpec& device) {
   };
   switch (s.kind) {
     case OpKind::kMatmul:
-      if (!float_ok(s.inputs[0].dtype, true) || !float_ok(s.inputs[1].dtype, true)) return false;
+      // Quantized weights (every format of hal/op.h) run on the engine of their width.
+      if (!float_ok(s.inputs[0].dtype, true) ||
+          !(float_ok(s.inputs[1].dtype, true) || is_quantized(s.inputs[1].dtype)))
+        return false;
       if (s.num_inputs == 3 && !float_ok(s.inputs[2].dtype, false)) return false;
       return float_ok(s.output.dtype, false);
     case OpKind::kAttention:
       return float_ok(s.inputs[0].dtype, false) && float_ok(s.inputs[1].dtype, true) &&
              float_ok(s.inputs[2].dtype, true) && float_ok(s.output.dtype, false);
     case OpKind::kEmbedding:
-      return float_ok(s.inputs[0].dtype, true) && float_ok(s.output.dtype, true);
+      return (float_ok(s.inputs[0].dtype, true) || is_quantized(s.inputs[0].dtype)) &&
+             float_ok(s.output.dtype, true);
     case OpKind::kTranspose:
       return !is_fp8(s.inputs[0].dtype) || has_fp8(s.inputs[0].dtype);
     case OpKind::kCast: {

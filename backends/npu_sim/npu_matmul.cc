@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "npu_kernels.h"
+
+#include "hal/quant_reference.h"
 #include "npu_numerics.h"
 #include "npu_parallel.h"
 #include "npu_simd.h"
@@ -173,6 +175,35 @@ void gemm_packed(const float* ap, const float* bp, int64_t m, int64_t n, int64_t
 
 Status execute_matmul(const OpSpec& s, const void* const* in, void* out,
                       ComputePrecision precision) {
+  if (is_quantized(s.inputs[1].dtype)) {
+    // The engines take the weights dequantized (then rounded like any f32 operand in
+    // bf16 mode), as the device's weight decompression would feed them.
+    const TensorDesc& b = s.inputs[1];
+    const int64_t k = b.shape.back();
+    const uint64_t row_bytes = dtype_row_bytes(b.dtype, k);
+    Shape rows = b.shape;
+    rows.rank -= 1;
+    const int64_t n_rows = rows.numel();
+    std::vector<float> dense(size_t(b.numel()));
+    parallel_for(
+        n_rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(k, 1)), [&](int64_t r0, int64_t r1) {
+          for (int64_t r = r0; r < r1; ++r) {
+            int64_t rem = r, off = 0;
+            for (int d = rows.rank - 1; d >= 0; --d) {
+              off += (rem % rows.dims[d]) * b.strides[d];
+              rem /= rows.dims[d];
+            }
+            reference::dequantize_row(
+                b.dtype, static_cast<const uint8_t*>(in[1]) + uint64_t(off / k) * row_bytes,
+                dense.data() + r * k, k);
+          }
+        });
+    OpSpec f = s;
+    f.inputs[1] = TensorDesc::contiguous(DType::kF32, b.shape);
+    const void* fin[kMaxOpInputs] = {in[0], dense.data(), s.num_inputs > 2 ? in[2] : nullptr,
+                                     nullptr};
+    return execute_matmul(f, fin, out, precision);
+  }
   const TensorDesc& a = s.inputs[0];
   const TensorDesc& b = s.inputs[1];
   const TensorDesc& o = s.output;

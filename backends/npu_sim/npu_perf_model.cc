@@ -22,8 +22,13 @@ double engine_util(double tiles, double engines) {
   return tiles / (ceil_div(tiles, engines) * engines);
 }
 
-double nbytes(const TensorDesc& t) {
-  return double(std::max<int64_t>(t.numel(), 0)) * double(dtype_size(t.dtype));
+double nbytes(const TensorDesc& t) { return double(t.bytes()); }
+
+// Bytes per element, fractional for quantized formats (a row's bytes / its length).
+double element_bytes(const TensorDesc& t) {
+  if (!is_quantized(t.dtype)) return double(dtype_size(t.dtype));
+  const int64_t k = std::max<int64_t>(t.shape.back(), 1);
+  return double(dtype_row_bytes(t.dtype, k)) / double(k);
 }
 
 uint64_t to_bytes(double v) { return v <= 0 ? 0 : uint64_t(std::llround(v)); }
@@ -92,7 +97,7 @@ CommandCost PerfModel::matmul(const OpSpec& s) const {
   const double batch = out_n / (m * n);
   const double a_batch = k > 0 ? double(a.numel()) / (m * k) : batch;
   const double b_batch = k > 0 ? double(b.numel()) / (k * n) : batch;
-  const double ea = dtype_size(a.dtype), eb = dtype_size(b.dtype), eo = dtype_size(o.dtype);
+  const double ea = dtype_size(a.dtype), eb = element_bytes(b), eo = dtype_size(o.dtype);
 
   // A weight shared by a whole batch is one big product (rows of every batch stacked);
   // likewise a shared A (columns stacked). Otherwise each batch is its own product.
@@ -160,7 +165,11 @@ CommandCost PerfModel::matmul(const OpSpec& s) const {
   c.dram_bytes_written = to_bytes(dram_written);
 
   // Matrix engines: the slower operand's rate, derated by array and engine utilisation.
-  const double peak = std::min(spec_.matrix_peak(a.dtype), spec_.matrix_peak(b.dtype));
+  // Quantized weights run on their format's engine (activations converted as they
+  // stream in: W8A8 / W4A8 / fp8); float operands at the slower operand's rate.
+  const double peak = is_quantized(b.dtype)
+                          ? spec_.weight_format_peak(b.dtype)
+                          : std::min(spec_.matrix_peak(a.dtype), spec_.matrix_peak(b.dtype));
   const double tiles = products * ceil_div(mf, rows) * ceil_div(nf, cols);
   c.utilization = granule_util(mf, rows) * granule_util(nf, cols) *
                   engine_util(tiles, double(spec_.neural_engines));

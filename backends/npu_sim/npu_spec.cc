@@ -35,8 +35,13 @@ constexpr uint64_t kMaxMemoryBytes = uint64_t(1) << 50;  // 1 PiB
 constexpr int kMaxExtendsDepth = 8;
 
 // Operand dtypes a matrix engine may list a peak for.
-constexpr DType kPeakDTypes[] = {DType::kF32,     DType::kF16,     DType::kBF16,
-                                 DType::kFP8E4M3, DType::kFP8E5M2, DType::kI8};
+// kI4G128 stands for the int4 engine (spec key "peak_flops.i4").
+constexpr DType kPeakDTypes[] = {DType::kF32,     DType::kF16, DType::kBF16,  DType::kFP8E4M3,
+                                 DType::kFP8E5M2, DType::kI8,  DType::kI4G128};
+
+std::string peak_key_name(DType t) {
+  return t == DType::kI4G128 ? "i4" : std::string(dtype_name(t));
+}
 
 const char* const kLinkNames[] = {"host_link", "peer_link", "die_to_die_link"};
 const char* const kLinkFields[] = {"kind", "bandwidth_bytes_per_s", "latency_s"};
@@ -254,13 +259,14 @@ class SpecReader {
           "peak_flops",
           "expected an object of dtype -> FLOP/s, e.g. {\"f16\": 32e12}, got " + json_type(v));
     for (const auto& [k, val] : v.items()) {
-      const auto t = parse_dtype(k);
+      const auto t = k == "i4" ? std::optional<DType>(DType::kI4G128) : parse_dtype(k);
       const bool allowed = t && std::find(std::begin(kPeakDTypes), std::end(kPeakDTypes), *t) !=
                                     std::end(kPeakDTypes);
       if (!allowed)
-        return error("peak_flops." + k,
-                     "is not a matrix-engine dtype (one of f32, f16, bf16, fp8e4m3, fp8e5m2, i8)");
-      const std::string key = "peak_flops." + std::string(dtype_name(*t));
+        return error(
+            "peak_flops." + k,
+            "is not a matrix-engine dtype (one of f32, f16, bf16, fp8e4m3, fp8e5m2, i8, i4)");
+      const std::string key = "peak_flops." + peak_key_name(*t);
       HAL_ASSIGN_OR_RETURN(double f, number(key, val, 0, 1e21, false));
       spec_.peak_flops[*t] = f;
       set_.insert(key);
@@ -495,8 +501,40 @@ std::optional<ComputePrecision> parse_compute_precision(std::string_view text) {
 }
 
 double DeviceSpec::matrix_peak(DType t) const {
+  if (is_quantized(t)) return weight_format_peak(t);
   auto it = peak_flops.find(t);
   return it == peak_flops.end() ? 0.0 : it->second;
+}
+
+double DeviceSpec::weight_format_peak(DType t, std::string* source) const {
+  DType engine = DType::kI8;
+  switch (t) {
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+    case DType::kQ4_K:
+    case DType::kI4G32:
+    case DType::kI4G64:
+    case DType::kI4G128:
+      engine = DType::kI4G128;
+      break;
+    case DType::kFP8E4M3Channel:
+      engine = DType::kFP8E4M3;
+      break;
+    default:
+      break;
+  }
+  for (DType e : {engine, engine == DType::kI4G128 ? DType::kI8 : engine, DType::kF16}) {
+    auto it = peak_flops.find(e);
+    if (it == peak_flops.end() || it->second <= 0) continue;
+    if (source) {
+      const std::string key = "peak_flops." + peak_key_name(e);
+      *source = "the " + peak_key_name(e) + " engine" +
+                (e != engine ? " (the preset lists no " + peak_key_name(engine) + " rate)" : "") +
+                ": " + key + " = " + this->source(key);
+    }
+    return it->second;
+  }
+  return 0.0;
 }
 
 std::string DeviceSpec::source(const std::string& key) const {
@@ -513,7 +551,7 @@ std::vector<std::string> DeviceSpec::tunable_keys() const {
 
 std::vector<std::string> spec_keys() {
   std::vector<std::string> keys(std::begin(kScalarKeys), std::end(kScalarKeys));
-  for (DType t : kPeakDTypes) keys.push_back("peak_flops." + std::string(dtype_name(t)));
+  for (DType t : kPeakDTypes) keys.push_back("peak_flops." + peak_key_name(t));
   for (const char* l : kLinkNames)
     for (const char* f : kLinkFields) keys.push_back(std::string(l) + "." + f);
   return keys;

@@ -112,6 +112,12 @@ struct DeviceSpec {
   // the f32 entry, which presets set to the bf16 rate (the compiler downcasts f32 to
   // bf16 [R32]). 0 when the device cannot compute in `t`.
   double matrix_peak(DType t) const;
+  // The rate of a product whose weights are in quantized format `t` (ABI 1.2): the
+  // engine of the format's width, i.e. the "i4" peak for 4-bit formats (listed in
+  // peak_flops under kI4G128, spec key "peak_flops.i4"), the i8 peak for 5- to 8-bit
+  // integer formats, the fp8e4m3 peak for fp8 weights; the f16 rate where the preset
+  // lists no such engine. `source` says which.
+  double weight_format_peak(DType t, std::string* source = nullptr) const;
   // The source of a figure ("" when none).
   std::string source(const std::string& key) const;
   // Keys whose source is marked unverified ("[U]") or a default: the tunables.

@@ -1,12 +1,14 @@
 // CTS op cases: every op of hal/op.h on a set of shapes and layouts (dense, padded
 // strides, transposed storage, offsets inside the buffer) in f32, f16 and bf16 (and the
-// casts between types), compared with hal::reference::execute.
+// casts between types, and products and gathers with quantized weights in every format),
+// compared with hal::reference::execute.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 
 #include "cts_internal.h"
+#include "hal/quant_reference.h"
 #include "hal/reference_ops.h"
 
 namespace hal::cts::detail {
@@ -132,7 +134,15 @@ std::optional<Tolerance> parse_tolerance(const std::string& text) {
 Result<Tolerance> tolerance_for(const Device& device, const OpSpec& spec) {
   const std::string op(op_kind_name(spec.kind));
   const std::string dt(dtype_name(spec.output.dtype));
-  for (const std::string& key : {"cts.tolerance." + op + "." + dt, "cts.tolerance." + op}) {
+  // A product with quantized weights may round its activations (hal/op.h): the device
+  // declares that under the weight format ("cts.tolerance.matmul.q4_0").
+  std::vector<std::string> keys;
+  for (int i = 0; i < spec.num_inputs; ++i)
+    if (is_quantized(spec.inputs[i].dtype))
+      keys.push_back("cts.tolerance." + op + "." + std::string(dtype_name(spec.inputs[i].dtype)));
+  keys.push_back("cts.tolerance." + op + "." + dt);
+  keys.push_back("cts.tolerance." + op);
+  for (const std::string& key : keys) {
     const std::string value = device.info().property(key);
     if (value.empty()) continue;
     auto t = parse_tolerance(value);
@@ -170,6 +180,15 @@ Image make_image(const TensorDesc& desc, uint64_t offset, uint8_t sentinel) {
 
 void fill_values(Image& im, const InputDef& def, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> dist(def.lo, def.hi);
+  if (is_quantized(def.dtype)) {
+    // Dense rows of random values, quantized by the reference (hal/quant_reference.h).
+    const int64_t k = im.desc.shape.back(), rows = im.desc.shape.numel() / std::max<int64_t>(k, 1);
+    std::vector<float> v(size_t(rows * k));
+    for (float& x : v) x = float(dist(rng));
+    const std::vector<uint8_t> q = reference::quantize_rows(def.dtype, v.data(), rows, k);
+    std::memcpy(im.data(), q.data(), q.size());
+    return;
+  }
   const bool integer = is_integer(def.dtype);
   for_each_index(im.desc.shape, [&](const int64_t* idx) {
     double v = dist(rng);
@@ -422,6 +441,33 @@ std::vector<OpCaseDef> op_case_defs() {
     add(OpKind::kArgmax, t, "4x9", {in({4, 9})});
     add(OpKind::kArgmax, t, "strided.2x3x17", {in({2, 3, 17}, L::kPadded)}, {}, L::kPadded);
     add(OpKind::kArgmax, t, "ties.3x8", {in({3, 8}, L::kDense, -1, -0.99)});
+  }
+
+  // Quantized weights (ABI 1.2 formats of hal/op.h): a decode and a prefill product with
+  // B [N, K] quantized, and a gather from a quantized table; a device runs each format it
+  // says it supports.
+  for (int f = int(DType::kQ8_0); f < kDTypeCount; ++f) {
+    const DType q = DType(f);
+    OpAttributes tb;
+    tb.transpose_b = true;
+    auto qcase = [&](OpKind kind, std::string variant, std::vector<InputDef> inputs, OpAttributes a,
+                     DType out) {
+      OpCaseDef d;
+      d.name = "op." + std::string(op_kind_name(kind)) + "." + std::string(dtype_name(q)) + "." +
+               variant;
+      d.kind = kind;
+      d.attrs = a;
+      d.inputs = std::move(inputs);
+      d.out_dtype = out;
+      defs.push_back(std::move(d));
+    };
+    const InputDef w{q, {33, 256}, L::kDense, -1, 1};
+    qcase(OpKind::kMatmul, "decode.bias.m1k256n33",
+          {InputDef{DType::kF32, {1, 256}}, w, InputDef{DType::kF32, {33}}}, tb, DType::kInvalid);
+    qcase(OpKind::kMatmul, "prefill.bf16.m12k256n33", {InputDef{DType::kBF16, {12, 256}}, w}, tb,
+          DType::kInvalid);
+    qcase(OpKind::kEmbedding, "v33d256.ids_i32_5",
+          {w, InputDef{DType::kI32, {5}, L::kDense, 0, 33}}, {}, DType::kF32);
   }
 
   // casts: every pair the model runtime uses, plus integer conversions.

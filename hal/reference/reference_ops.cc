@@ -1,6 +1,8 @@
 // Reference kernels: clarity over speed. Semantics are specified in hal/op.h.
 #include "hal/reference_ops.h"
 
+#include "hal/quant_reference.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -450,7 +452,45 @@ void store(void* base, const TensorDesc& t, const int64_t* index, double v) {
   }
 }
 
+namespace {
+
+// A quantized operand as a dense f32 tensor of the same shape (rows dequantized by
+// quant_reference.h), so the float reference computes with exactly the stored values.
+std::vector<float> dequantize_view(const TensorDesc& t, const void* data) {
+  const int64_t k = t.shape.back();
+  const uint64_t row_bytes = dtype_row_bytes(t.dtype, k);
+  Shape rows = t.shape;
+  rows.rank = t.shape.rank - 1;
+  std::vector<float> out(size_t(t.numel()));
+  int64_t r = 0;
+  for_each_index(rows, [&](const int64_t* idx) {
+    int64_t off = 0;
+    for (int i = 0; i < rows.rank; ++i) off += idx[i] * t.strides[i];
+    dequantize_row(t.dtype, static_cast<const char*>(data) + uint64_t(off / k) * row_bytes,
+                   out.data() + r * k, k);
+    ++r;
+  });
+  return out;
+}
+
+}  // namespace
+
 Status execute(const OpSpec& spec, const void* const* inputs, void* output) {
+  bool quantized = false;
+  for (int i = 0; i < spec.num_inputs; ++i) quantized |= is_quantized(spec.inputs[i].dtype);
+  if (quantized) {
+    OpSpec dense = spec;
+    const void* dense_inputs[kMaxOpInputs] = {};
+    std::vector<float> storage[kMaxOpInputs];
+    for (int i = 0; i < spec.num_inputs; ++i) {
+      dense_inputs[i] = inputs[i];
+      if (!is_quantized(spec.inputs[i].dtype)) continue;
+      storage[i] = dequantize_view(spec.inputs[i], inputs[i]);
+      dense.inputs[i] = TensorDesc::contiguous(DType::kF32, spec.inputs[i].shape);
+      dense_inputs[i] = storage[i].data();
+    }
+    return execute(dense, dense_inputs, output);
+  }
   const Ctx c{spec, inputs, output};
   switch (spec.kind) {
     case OpKind::kMatmul: return matmul(c);

@@ -9,8 +9,8 @@ namespace hal {
 namespace {
 
 constexpr std::string_view kOpNames[kOpKindCount] = {
-    "invalid", "matmul", "add",    "mul",       "scale",     "layer_norm", "rms_norm", "softmax",
-    "gelu",    "silu",   "rotary", "attention", "embedding", "transpose",  "cast",     "argmax"};
+    "invalid", "matmul", "add",  "mul",  "scale",     "layer_norm", "rms_norm",  "softmax",
+    "gelu",    "silu",   "rotary", "attention", "embedding", "transpose", "cast", "argmax"};
 
 std::string name_of(OpKind k) { return std::string(op_kind_name(k)); }
 
@@ -39,9 +39,7 @@ Shape drop_last(const Shape& s, int n) {
   return r;
 }
 
-uint64_t nbytes(const TensorDesc& t) {
-  return uint64_t(std::max<int64_t>(t.numel(), 0)) * dtype_size(t.dtype);
-}
+uint64_t nbytes(const TensorDesc& t) { return t.bytes(); }
 
 }  // namespace
 
@@ -58,31 +56,22 @@ std::optional<OpKind> parse_op_kind(std::string_view name) {
 
 InputArity op_input_arity(OpKind kind) {
   switch (kind) {
-    case OpKind::kMatmul:
-      return {2, 3};
+    case OpKind::kMatmul: return {2, 3};
     case OpKind::kAdd:
-    case OpKind::kMul:
-      return {2, 2};
-    case OpKind::kLayerNorm:
-      return {2, 3};
-    case OpKind::kRmsNorm:
-      return {2, 2};
-    case OpKind::kRotary:
-      return {2, 3};
-    case OpKind::kAttention:
-      return {3, 4};
-    case OpKind::kEmbedding:
-      return {2, 2};
+    case OpKind::kMul: return {2, 2};
+    case OpKind::kLayerNorm: return {2, 3};
+    case OpKind::kRmsNorm: return {2, 2};
+    case OpKind::kRotary: return {2, 3};
+    case OpKind::kAttention: return {3, 4};
+    case OpKind::kEmbedding: return {2, 2};
     case OpKind::kScale:
     case OpKind::kSoftmax:
     case OpKind::kGelu:
     case OpKind::kSilu:
     case OpKind::kTranspose:
     case OpKind::kCast:
-    case OpKind::kArgmax:
-      return {1, 1};
-    case OpKind::kInvalid:
-      break;
+    case OpKind::kArgmax: return {1, 1};
+    case OpKind::kInvalid: break;
   }
   return {0, 0};
 }
@@ -90,14 +79,11 @@ InputArity op_input_arity(OpKind kind) {
 OpClass op_class(OpKind kind) {
   switch (kind) {
     case OpKind::kMatmul:
-    case OpKind::kAttention:
-      return OpClass::kMatrix;
+    case OpKind::kAttention: return OpClass::kMatrix;
     case OpKind::kEmbedding:
     case OpKind::kTranspose:
-    case OpKind::kCast:
-      return OpClass::kData;
-    default:
-      return OpClass::kVector;
+    case OpKind::kCast: return OpClass::kData;
+    default: return OpClass::kVector;
   }
 }
 
@@ -135,7 +121,38 @@ uint64_t TensorDesc::extent_bytes() const {
   if (numel() <= 0) return 0;
   uint64_t last = 0;
   for (int i = 0; i < shape.rank; ++i) last += uint64_t(shape.dims[i] - 1) * uint64_t(strides[i]);
+  if (is_quantized(dtype)) {
+    const int64_t k = shape.rank > 0 ? shape.back() : 1;
+    return (last / uint64_t(k) + 1) * dtype_row_bytes(dtype, k);
+  }
   return (last + 1) * dtype_size(dtype);
+}
+
+uint64_t TensorDesc::offset_bytes_of(int64_t element_offset) const {
+  if (element_offset <= 0) return 0;
+  if (is_quantized(dtype)) {
+    const int64_t k = shape.rank > 0 ? std::max<int64_t>(shape.back(), 1) : 1;
+    return uint64_t(element_offset / k) * dtype_row_bytes(dtype, k);
+  }
+  return uint64_t(element_offset) * dtype_size(dtype);
+}
+
+std::string quantized_view_error(const TensorDesc& t) {
+  if (!is_quantized(t.dtype)) return "";
+  const std::string name(dtype_name(t.dtype));
+  if (t.shape.rank < 1) return name + " tensor needs rank >= 1";
+  const int64_t k = t.shape.back();
+  const int64_t block = dtype_block(t.dtype);
+  if (k <= 0 || k % block != 0)
+    return name + " rows hold blocks of " + std::to_string(block) + " elements; the last dim of " +
+           t.shape.to_string() + " is not a multiple";
+  if (t.shape.back() > 1 && t.strides[t.shape.rank - 1] != 1)
+    return name + " " + t.to_string() + " must be contiguous along its last dim";
+  for (int d = 0; d + 1 < t.shape.rank; ++d)
+    if (t.shape.dims[d] > 1 && t.strides[d] % k != 0)
+      return name + " " + t.to_string() + " must step whole rows (strides multiples of " +
+             std::to_string(k) + ")";
+  return "";
 }
 
 std::string TensorDesc::to_string() const {
@@ -161,15 +178,20 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
     return bad(kind, "takes " + range + " inputs, got " + std::to_string(n));
   }
   for (int i = 0; i < n; ++i) {
-    if (in[i].dtype == DType::kInvalid || dtype_size(in[i].dtype) == 0)
+    if (!is_valid_dtype(in[i].dtype) || (dtype_size(in[i].dtype) == 0 && !is_quantized(in[i].dtype)))
       return bad(kind, "input " + std::to_string(i) + " has no valid dtype");
+    // Quantized weights: matmul's B (transposed) and embedding's table only.
+    const bool weight_slot = (kind == OpKind::kMatmul && i == 1) || (kind == OpKind::kEmbedding && i == 0);
+    if (is_quantized(in[i].dtype) && !weight_slot)
+      return bad(kind, "input " + std::to_string(i) + " is " + std::string(dtype_name(in[i].dtype)) +
+                           "; a quantized tensor may only be matmul's B or embedding's table");
     if (in[i].shape.rank < 0 || in[i].shape.rank > kMaxRank)
       return bad(kind, "input " + std::to_string(i) + " has rank " +
                            std::to_string(in[i].shape.rank) + " outside [0, 8]");
     for (int d = 0; d < in[i].shape.rank; ++d)
       if (in[i].shape.dims[d] < 0)
-        return bad(
-            kind, "input " + std::to_string(i) + " has a negative dim: " + in[i].shape.to_string());
+        return bad(kind, "input " + std::to_string(i) + " has a negative dim: " +
+                             in[i].shape.to_string());
   }
   auto need_float = [&](int i) -> Status {
     if (!is_floating(in[i].dtype))
@@ -181,20 +203,25 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
   switch (kind) {
     case OpKind::kMatmul: {
       HAL_RETURN_IF_ERROR(need_float(0));
-      HAL_RETURN_IF_ERROR(need_float(1));
+      if (is_quantized(in[1].dtype)) {
+        if (!attrs.transpose_b)
+          return bad(kind, "a quantized B (" + std::string(dtype_name(in[1].dtype)) +
+                               ") is stored [.., N, K] and needs transpose_b");
+      } else {
+        HAL_RETURN_IF_ERROR(need_float(1));
+      }
       const Shape& a = in[0].shape;
       const Shape& b = in[1].shape;
       if (a.rank < 2 || b.rank < 2)
-        return bad(kind,
-                   "A and B need rank >= 2, got A " + a.to_string() + " and B " + b.to_string());
+        return bad(kind, "A and B need rank >= 2, got A " + a.to_string() + " and B " + b.to_string());
       const int64_t m = attrs.transpose_a ? a.back(1) : a.back(2);
       const int64_t ka = attrs.transpose_a ? a.back(2) : a.back(1);
       const int64_t kb = attrs.transpose_b ? b.back(1) : b.back(2);
       const int64_t nn = attrs.transpose_b ? b.back(2) : b.back(1);
       if (ka != kb)
         return bad(kind, "inner dims differ: A " + a.to_string() + (attrs.transpose_a ? "^T" : "") +
-                             " and B " + b.to_string() + (attrs.transpose_b ? "^T" : "") + " (K " +
-                             std::to_string(ka) + " vs " + std::to_string(kb) + ")");
+                             " and B " + b.to_string() + (attrs.transpose_b ? "^T" : "") +
+                             " (K " + std::to_string(ka) + " vs " + std::to_string(kb) + ")");
       Shape batch;
       if (!broadcast_shapes(drop_last(a, 2), drop_last(b, 2), &batch))
         return bad(kind, "batch dims of A " + a.to_string() + " and B " + b.to_string() +
@@ -203,8 +230,7 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
       if (n == 3) {
         HAL_RETURN_IF_ERROR(need_float(2));
         if (in[2].shape.rank != 1 || in[2].shape[0] != nn)
-          return bad(kind,
-                     "bias must be [" + std::to_string(nn) + "], got " + in[2].shape.to_string());
+          return bad(kind, "bias must be [" + std::to_string(nn) + "], got " + in[2].shape.to_string());
       }
       out.dtype = in[0].dtype;
       out.shape = batch;
@@ -229,8 +255,8 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
       HAL_RETURN_IF_ERROR(need_float(0));
       if (kind == OpKind::kGelu && attrs.gelu_approximation != GeluApproximation::kErf &&
           attrs.gelu_approximation != GeluApproximation::kTanh)
-        return bad(kind,
-                   "unknown gelu approximation " + std::to_string(int(attrs.gelu_approximation)));
+        return bad(kind, "unknown gelu approximation " +
+                             std::to_string(int(attrs.gelu_approximation)));
       out.dtype = in[0].dtype;
       out.shape = in[0].shape;
       break;
@@ -253,8 +279,8 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
       HAL_RETURN_IF_ERROR(need_float(0));
       if (in[0].shape.rank < 1) return bad(kind, "x needs rank >= 1");
       if (attrs.causal && in[0].shape.rank < 2)
-        return bad(kind,
-                   "causal softmax needs rank >= 2 ([.., Sq, Sk]), got " + in[0].shape.to_string());
+        return bad(kind, "causal softmax needs rank >= 2 ([.., Sq, Sk]), got " +
+                             in[0].shape.to_string());
       out.dtype = in[0].dtype;
       out.shape = in[0].shape;
       break;
@@ -265,8 +291,7 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
       const Shape& p = in[1].shape;
       if (x.rank < 3) return bad(kind, "x must be [.., S, H, D], got " + x.to_string());
       if (!is_index_type(in[1].dtype))
-        return bad(kind,
-                   "positions must be i32 or i64, got " + std::string(dtype_name(in[1].dtype)));
+        return bad(kind, "positions must be i32 or i64, got " + std::string(dtype_name(in[1].dtype)));
       const int64_t s = x.back(3);
       const bool per_batch = p.rank == 2;
       if (!((p.rank == 1 && p[0] == s) || (per_batch && x.rank == 4 && p[0] == x[0] && p[1] == s)))
@@ -315,20 +340,19 @@ Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const Te
       if (attrs.q_offset < -1) return bad(kind, "q_offset must be >= -1");
       if (attrs.scale < 0.0f) return bad(kind, "scale must be >= 0 (0 = 1/sqrt(D))");
       if (n == 4 && (in[3].dtype != DType::kI32 || in[3].shape.rank != 1 || in[3].shape[0] != q[0]))
-        return bad(
-            kind, "kv_lengths must be i32[" + std::to_string(q[0]) + "], got " + in[3].to_string());
+        return bad(kind, "kv_lengths must be i32[" + std::to_string(q[0]) + "], got " +
+                             in[3].to_string());
       out.dtype = in[0].dtype;
       out.shape = Shape{q[0], q[1], q[2], v[3]};
       break;
     }
     case OpKind::kEmbedding: {
-      HAL_RETURN_IF_ERROR(need_float(0));
-      if (in[0].shape.rank != 2)
-        return bad(kind, "table must be [V, D], got " + in[0].shape.to_string());
+      if (!is_quantized(in[0].dtype)) HAL_RETURN_IF_ERROR(need_float(0));
+      if (in[0].shape.rank != 2) return bad(kind, "table must be [V, D], got " + in[0].shape.to_string());
       if (!is_index_type(in[1].dtype))
         return bad(kind, "ids must be i32 or i64, got " + std::string(dtype_name(in[1].dtype)));
       if (in[1].shape.rank + 1 > kMaxRank) return bad(kind, "ids rank must be < 8");
-      out.dtype = in[0].dtype;
+      out.dtype = is_quantized(in[0].dtype) ? DType::kF32 : in[0].dtype;
       out.shape = in[1].shape;
       out.shape.dims[out.shape.rank++] = in[0].shape[1];
       break;
@@ -378,18 +402,27 @@ Status validate_op(const OpSpec& spec) {
   const TensorDesc& o = spec.output;
   if (o.shape.rank < 0 || o.shape.rank > kMaxRank) return bad(k, "output rank outside [0, 8]");
   if (!(o.shape == expect.shape))
-    return bad(
-        k, "output shape " + o.shape.to_string() + " should be " + expect.shape.to_string() +
-               " for inputs " + [&] {
-                 std::string s;
-                 for (int i = 0; i < spec.num_inputs; ++i)
-                   s += (i ? ", " : "") + spec.inputs[i].to_string();
-                 return s;
-               }());
-  if (o.dtype == DType::kInvalid || dtype_size(o.dtype) == 0)
-    return bad(k, "output has no valid dtype");
+    return bad(k, "output shape " + o.shape.to_string() + " should be " + expect.shape.to_string() +
+                      " for inputs " + [&] {
+                        std::string s;
+                        for (int i = 0; i < spec.num_inputs; ++i)
+                          s += (i ? ", " : "") + spec.inputs[i].to_string();
+                        return s;
+                      }());
+  if (!is_valid_dtype(o.dtype) || dtype_size(o.dtype) == 0) return bad(k, "output has no valid dtype");
+  for (int i = 0; i < spec.num_inputs; ++i) {
+    const std::string err = quantized_view_error(spec.inputs[i]);
+    if (!err.empty()) return bad(k, "input " + std::to_string(i) + ": " + err);
+  }
   switch (k) {
     case OpKind::kCast:
+      break;
+    case OpKind::kEmbedding:
+      if (is_quantized(spec.inputs[0].dtype) ? !is_floating(o.dtype) || dtype_size(o.dtype) < 2
+                                             : o.dtype != expect.dtype)
+        return bad(k, "output dtype " + std::string(dtype_name(o.dtype)) + " should be " +
+                          (is_quantized(spec.inputs[0].dtype) ? std::string("f32, f16 or bf16")
+                                                              : std::string(dtype_name(expect.dtype))));
       break;
     case OpKind::kMatmul:
       if (!is_floating(o.dtype)) return bad(k, "output must be a float tensor");
@@ -431,27 +464,13 @@ OpCost analytic_cost(const OpSpec& spec) {
       break;
     }
     case OpKind::kAdd:
-    case OpKind::kMul:
-      c.flops = out_n;
-      break;
-    case OpKind::kScale:
-      c.flops = 2.0 * out_n;
-      break;
-    case OpKind::kLayerNorm:
-      c.flops = 8.0 * out_n;
-      break;
-    case OpKind::kRmsNorm:
-      c.flops = 4.0 * out_n;
-      break;
-    case OpKind::kSoftmax:
-      c.flops = 5.0 * out_n;
-      break;
-    case OpKind::kGelu:
-      c.flops = 8.0 * out_n;
-      break;
-    case OpKind::kSilu:
-      c.flops = 4.0 * out_n;
-      break;
+    case OpKind::kMul: c.flops = out_n; break;
+    case OpKind::kScale: c.flops = 2.0 * out_n; break;
+    case OpKind::kLayerNorm: c.flops = 8.0 * out_n; break;
+    case OpKind::kRmsNorm: c.flops = 4.0 * out_n; break;
+    case OpKind::kSoftmax: c.flops = 5.0 * out_n; break;
+    case OpKind::kGelu: c.flops = 8.0 * out_n; break;
+    case OpKind::kSilu: c.flops = 4.0 * out_n; break;
     case OpKind::kRotary: {
       const Shape& x = spec.inputs[0].shape;
       const int64_t rd = a.rotary_dim == 0 ? x.back() : a.rotary_dim;
@@ -482,20 +501,18 @@ OpCost analytic_cost(const OpSpec& spec) {
       if (spec.num_inputs == 4) c.bytes_read += nbytes(spec.inputs[3]);
       break;
     }
-    case OpKind::kEmbedding:
+    case OpKind::kEmbedding: {
       c.flops = 0;
+      const TensorDesc& table = spec.inputs[0];
+      const int64_t rows = spec.inputs[1].numel();
       c.bytes_read = nbytes(spec.inputs[1]) +
-                     nbytes(o) / dtype_size(o.dtype) * dtype_size(spec.inputs[0].dtype);
+                     uint64_t(std::max<int64_t>(rows, 0)) * dtype_row_bytes(table.dtype, table.shape.back());
       break;
+    }
     case OpKind::kTranspose:
-    case OpKind::kCast:
-      c.flops = 0;
-      break;
-    case OpKind::kArgmax:
-      c.flops = double(std::max<int64_t>(spec.inputs[0].numel(), 0));
-      break;
-    case OpKind::kInvalid:
-      break;
+    case OpKind::kCast: c.flops = 0; break;
+    case OpKind::kArgmax: c.flops = double(std::max<int64_t>(spec.inputs[0].numel(), 0)); break;
+    case OpKind::kInvalid: break;
   }
   return c;
 }

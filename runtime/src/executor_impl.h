@@ -105,7 +105,7 @@ struct Executor::Impl {
 
 // Narrows `ref` to [start, start + length) along `axis`.
 inline TensorRef narrow(TensorRef ref, int32_t axis, int64_t start, int64_t length) {
-  ref.offset_bytes += uint64_t(start * ref.desc.strides[axis]) * dtype_size(ref.desc.dtype);
+  ref.offset_bytes += ref.desc.offset_bytes_of(start * ref.desc.strides[axis]);
   ref.desc.shape.dims[axis] = length;
   return ref;
 }

@@ -158,7 +158,10 @@ Result<std::vector<TensorDesc>> infer_node(const Node& node, std::span<const Ten
         if (node.output_dtype == DType::kInvalid) return err("cast needs an output dtype");
         o.dtype = node.output_dtype;
       } else if (node.output_dtype != DType::kInvalid) {
-        if (node.op != OpKind::kMatmul) return err("only cast and matmul take an output dtype");
+        const bool quantized_gather =
+            node.op == OpKind::kEmbedding && !in.empty() && is_quantized(in[0].dtype);
+        if (node.op != OpKind::kMatmul && !quantized_gather)
+          return err("only cast, matmul and gathers from quantized tables take an output dtype");
         o.dtype = node.output_dtype;
       }
       const OpSpec spec = node_op<OpSpec>(node, in, o);
@@ -241,7 +244,7 @@ Result<std::vector<TensorDesc>> infer_node(const Node& node, std::span<const Ten
         TensorDesc o = x;
         o.shape.dims[node.axis] = length;
         out.push_back(o);
-        offsets.push_back(uint64_t(start * x.strides[node.axis]) * dtype_size(x.dtype));
+        offsets.push_back(x.offset_bytes_of(start * x.strides[node.axis]));
       }
       break;
     }

@@ -2,6 +2,10 @@
 // built-in generated models, and writing a model back out as a checkpoint.
 #include "hal/runtime/model.h"
 
+#include "awq_gptq.h"
+
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -72,6 +76,26 @@ Result<HostTensor> Model::weight(std::string_view name) const {
   if (it == weights_.end() || it->first != name)
     return not_found(name_ + ": no weight '" + std::string(name) + "'");
   return it->second;
+}
+
+void Model::add_owned(std::string name, DType dtype, Shape shape, std::vector<uint8_t> bytes,
+                      bool transposed, std::string source) {
+  HostTensor t;
+  t.name = name;
+  t.dtype = dtype;
+  t.shape = shape;
+  t.bytes = bytes.size();
+  t.transposed = transposed;
+  t.source = std::move(source);
+  owned_.push_back(std::move(bytes));
+  t.data = owned_.back().data();
+  weights_.emplace_back(std::move(name), t);
+}
+
+void Model::add_owned_f32(std::string name, Shape shape, const std::vector<float>& values) {
+  std::vector<uint8_t> bytes(values.size() * sizeof(float));
+  std::memcpy(bytes.data(), values.data(), bytes.size());
+  add_owned(std::move(name), DType::kF32, shape, std::move(bytes));
 }
 
 std::vector<std::string> Model::weight_names() const {
@@ -147,31 +171,69 @@ Result<std::unique_ptr<Model>> open_checkpoint(const std::string& dir) {
   const std::vector<std::string> prefixes = config.family == ModelFamily::kGpt2
                                                 ? std::vector<std::string>{"", "transformer."}
                                                 : std::vector<std::string>{""};
-  for (const WeightSpec& spec : expected_weights(config)) {
-    const SafetensorsFile* holder = nullptr;
-    std::string stored;
-    std::string looked;
+  // The file holding tensor `name` (under any prefix) and its stored name; null when absent.
+  auto locate = [&](const std::string& name, std::string* stored,
+                    std::string* looked) -> Result<const SafetensorsFile*> {
     for (const std::string& p : prefixes) {
-      const std::string candidate = p + spec.name;
-      looked += (looked.empty() ? "'" : ", '") + candidate + "'";
+      const std::string candidate = p + name;
+      if (looked) *looked += (looked->empty() ? "'" : ", '") + candidate + "'";
       if (!weight_map.empty()) {
         auto it = weight_map.find(candidate);
         if (it == weight_map.end()) continue;
-        holder = m->files_[file_index[it->second]].get();
+        const SafetensorsFile* holder = m->files_[file_index[it->second]].get();
         if (!holder->header().find(candidate))
           return invalid_argument(index_path + " puts tensor '" + candidate + "' in '" +
                                   it->second + "', which does not hold it");
-        stored = candidate;
-        break;
+        *stored = candidate;
+        return holder;
       }
       for (const auto& f : m->files_)
         if (f->header().find(candidate)) {
-          holder = f.get();
-          stored = candidate;
-          break;
+          *stored = candidate;
+          return static_cast<const SafetensorsFile*>(f.get());
         }
-      if (holder) break;
     }
+    return static_cast<const SafetensorsFile*>(nullptr);
+  };
+  for (const WeightSpec& spec : expected_weights(config)) {
+    std::string stored, looked;
+    // AWQ/GPTQ projections: qweight/qzeros/scales (and g_idx) repacked into group-wise int4.
+    const std::string base = spec.name.substr(0, spec.name.rfind('.'));
+    std::string qstored;
+    const SafetensorsFile* qholder = nullptr;
+    if (config.quantization && spec.name.ends_with(".weight")) {
+      HAL_ASSIGN_OR_RETURN(qholder, locate(base + ".qweight", &qstored, nullptr));
+    }
+    if (qholder) {
+      auto part = [&](const std::string& suffix,
+                      bool required) -> Result<std::optional<HostTensor>> {
+        std::string at;
+        HAL_ASSIGN_OR_RETURN(const SafetensorsFile* f, locate(base + suffix, &at, nullptr));
+        if (!f) {
+          if (required)
+            return not_found(dir + ": tensor '" + base + suffix + "' is missing beside '" +
+                             qstored + "'");
+          return std::optional<HostTensor>();
+        }
+        HAL_ASSIGN_OR_RETURN(HostTensor t, f->tensor(at));
+        return std::optional<HostTensor>(t);
+      };
+      HAL_ASSIGN_OR_RETURN(HostTensor qweight, qholder->tensor(qstored));
+      HAL_ASSIGN_OR_RETURN(std::optional<HostTensor> qzeros, part(".qzeros", true));
+      HAL_ASSIGN_OR_RETURN(std::optional<HostTensor> scales, part(".scales", true));
+      HAL_ASSIGN_OR_RETURN(std::optional<HostTensor> g_idx, part(".g_idx", false));
+      // Canonical [in, out] (gpt2 Conv1D) or [out, in] (llama Linear).
+      const bool in_out = config.family == ModelFamily::kGpt2;
+      const int64_t in = in_out ? spec.shape[0] : spec.shape[1];
+      const int64_t out = in_out ? spec.shape[1] : spec.shape[0];
+      HAL_ASSIGN_OR_RETURN(std::vector<uint8_t> packed,
+                           repack_awq_gptq(*config.quantization, qweight, *qzeros, *scales,
+                                           g_idx ? &*g_idx : nullptr, in, out));
+      m->add_owned(spec.name, awq_gptq_dtype(*config.quantization), Shape{out, in},
+                   std::move(packed), in_out, qweight.source);
+      continue;
+    }
+    HAL_ASSIGN_OR_RETURN(const SafetensorsFile* holder, locate(spec.name, &stored, &looked));
     if (!holder)
       return not_found(
           dir + ": tensor '" + spec.name + "' is missing (looked for " + looked +
@@ -190,16 +252,7 @@ Result<std::unique_ptr<Model>> open_checkpoint(const std::string& dir) {
   }
   if (config.family == ModelFamily::kLlama) {
     const std::vector<float> inv = rope_inv_freq(config);
-    std::vector<uint8_t> bytes(inv.size() * sizeof(float));
-    std::memcpy(bytes.data(), inv.data(), bytes.size());
-    HostTensor t;
-    t.name = "rope.inv_freq";
-    t.dtype = DType::kF32;
-    t.shape = Shape{int64_t(inv.size())};
-    t.bytes = bytes.size();
-    m->owned_.push_back(std::move(bytes));
-    t.data = m->owned_.back().data();
-    m->weights_.emplace_back(t.name, t);
+    m->add_owned_f32("rope.inv_freq", Shape{int64_t(inv.size())}, inv);
   }
   std::sort(m->weights_.begin(), m->weights_.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -326,29 +379,11 @@ Result<std::unique_ptr<Model>> make_builtin_model(std::string_view name) {
         stddev /= std::sqrt(2.0 * double(c.num_layers));
       for (float& x : w) x = float(stddev * rng.normal());
     }
-    HostTensor t;
-    t.name = spec.name;
-    t.dtype = DType::kF32;
-    t.shape = spec.shape;
-    t.bytes = uint64_t(n) * 4;
-    std::vector<uint8_t> bytes(t.bytes);
-    std::memcpy(bytes.data(), w.data(), t.bytes);
-    m->owned_.push_back(std::move(bytes));
-    t.data = m->owned_.back().data();
-    m->weights_.emplace_back(spec.name, t);
+    m->add_owned_f32(spec.name, spec.shape, w);
   }
   if (c.family == ModelFamily::kLlama) {
     const std::vector<float> inv = rope_inv_freq(c);
-    HostTensor t;
-    t.name = "rope.inv_freq";
-    t.dtype = DType::kF32;
-    t.shape = Shape{int64_t(inv.size())};
-    t.bytes = inv.size() * 4;
-    std::vector<uint8_t> bytes(t.bytes);
-    std::memcpy(bytes.data(), inv.data(), t.bytes);
-    m->owned_.push_back(std::move(bytes));
-    t.data = m->owned_.back().data();
-    m->weights_.emplace_back(t.name, t);
+    m->add_owned_f32("rope.inv_freq", Shape{int64_t(inv.size())}, inv);
   }
   std::sort(m->weights_.begin(), m->weights_.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -363,8 +398,18 @@ Result<std::unique_ptr<Model>> load_model(std::string_view name_or_dir) {
   if (!fs::exists(s, ec)) {
     std::string known;
     for (const std::string& n : builtin_model_names()) known += (known.empty() ? "" : ", ") + n;
-    return not_found("model '" + s + "' is neither a directory nor a built-in model (" + known +
-                     ")");
+    return not_found("model '" + s +
+                     "' is neither a directory, a GGUF file nor a built-in model (" + known + ")");
+  }
+  if (!fs::is_directory(s, ec)) {
+    // A file: GGUF by its magic (a FIFO or device is refused, not waited on: file_io.h).
+    HAL_ASSIGN_OR_RETURN(OpenedFile file, open_regular_file(s, "model"));
+    char magic[4] = {};
+    const ssize_t got = ::read(file.fd.get(), magic, 4);
+    if (got == 4 && std::memcmp(magic, "GGUF", 4) == 0) return open_gguf_model(s);
+    return invalid_argument("model '" + s +
+                            "' is a file but not a GGUF file (no \"GGUF\" magic); a Hugging Face "
+                            "checkpoint is a directory");
   }
   return open_checkpoint(s);
 }

@@ -183,6 +183,37 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
     return invalid_argument(src + ": model_type '" + c.model_type +
                             "' is not supported (supported: gpt2, llama)");
   }
+  if (auto q = j.find("quantization_config"); q != j.end() && !q->is_null()) {
+    if (!q->is_object()) return invalid_argument(src + ": 'quantization_config' must be an object");
+    Reader qr{*q, src + ": quantization_config", {}};
+    QuantizationConfig qc;
+    qc.method = qr.string("quant_method", "");
+    qc.bits = qr.integer("bits", 4);
+    qc.group_size = qr.integer("group_size", 128, -1);
+    qc.zero_point = qr.boolean("zero_point", true);
+    qc.sym = qr.boolean("sym", false);
+    qc.desc_act = qr.boolean("desc_act", false);
+    qc.version =
+        qc.method == "awq" ? qr.string("version", "gemm") : qr.string("checkpoint_format", "gptq");
+    if (!qr.status.ok()) return qr.status;
+    const std::string where = src + ": quantization_config: ";
+    if (qc.method != "awq" && qc.method != "gptq")
+      return invalid_argument(where + "quant_method '" + qc.method +
+                              "' is not supported (awq, gptq)");
+    if (qc.bits != 4)
+      return invalid_argument(where + "bits " + std::to_string(qc.bits) + " is not supported (4)");
+    if (qc.group_size != 32 && qc.group_size != 64 && qc.group_size != 128)
+      return invalid_argument(where + "group_size " + std::to_string(qc.group_size) +
+                              " is not supported (32, 64, 128)");
+    if (qc.method == "awq" && qc.version != "gemm")
+      return invalid_argument(where + "AWQ version '" + qc.version + "' is not supported (gemm)");
+    if (qc.method == "awq" && !qc.zero_point)
+      return invalid_argument(where + "AWQ without zero points is not supported");
+    if (qc.method == "gptq" && qc.version != "gptq" && qc.version != "gptq_v2")
+      return invalid_argument(where + "checkpoint_format '" + qc.version +
+                              "' is not supported (gptq, gptq_v2)");
+    c.quantization = qc;
+  }
   if (!r.status.ok()) return r.status;
   if (c.hidden_size % c.num_heads != 0 && c.family == ModelFamily::kGpt2)
     return invalid_argument(src + ": n_head " + std::to_string(c.num_heads) +

@@ -2,6 +2,8 @@
 // modeling_llama.py semantics), reading and extending per-layer KV caches.
 #include "hal/runtime/model_graph.h"
 
+#include "hal/runtime/quantize.h"
+
 #include <cmath>
 
 namespace hal::runtime {
@@ -21,25 +23,48 @@ struct Builder {
   }
 
   DType dt() const { return s.compute_dtype; }
+  const WeightFormat* format(const std::string& name) const {
+    return s.weights ? s.weights->find(name) : nullptr;
+  }
+  bool stored_transposed(const std::string& name) const {
+    const WeightFormat* f = format(name);
+    return f && f->transposed;
+  }
+  // `shape` is the canonical shape; a weight stored transposed gets the swapped one.
   ValueId weight(const std::string& name, Shape shape) {
     if (auto v = g.find_value(name)) return *v;
-    return g.add_constant(name, name == "rope.inv_freq" ? DType::kF32 : dt(), shape);
+    const WeightFormat* f = format(name);
+    const DType t = name == "rope.inv_freq" ? DType::kF32 : f ? f->dtype : dt();
+    return g.add_constant(name, t, stored_shape(shape, f && f->transposed));
   }
   ValueId linear_in_out(const std::string& node, int32_t layer, ValueId x, const std::string& w,
                         Shape wshape, const std::string& bias) {
-    // Conv1D (gpt2): weight stored [in, out]: x @ W + b.
+    // Conv1D (gpt2): weight [in, out]: x @ W + b; stored [out, in] (GGUF, quantized):
+    // x @ W^T + b.
+    OpAttributes a;
+    a.transpose_b = stored_transposed(w);
     std::vector<ValueId> in = {x, weight(w, wshape)};
     if (!bias.empty()) in.push_back(weight(bias, Shape{wshape[1]}));
-    return g.op(node, layer, OpKind::kMatmul, in);
+    return g.op(node, layer, OpKind::kMatmul, in, a);
   }
   ValueId linear_out_in(const std::string& node, int32_t layer, ValueId x, const std::string& w,
                         Shape wshape, bool has_bias, const std::string& bias) {
-    // nn.Linear (llama): weight stored [out, in]: x @ W^T + b.
+    // nn.Linear (llama): weight [out, in]: x @ W^T + b.
     OpAttributes a;
-    a.transpose_b = true;
+    a.transpose_b = !stored_transposed(w);
     std::vector<ValueId> in = {x, weight(w, wshape)};
     if (has_bias) in.push_back(weight(bias, Shape{wshape[0]}));
     return g.op(node, layer, OpKind::kMatmul, in, a);
+  }
+  // An embedding gather in the compute dtype: a quantized table dequantizes into it; a
+  // float table stored in another dtype (an f16 table tied to the head, with f32
+  // activations) is cast after the gather.
+  ValueId gather(const std::string& node, ValueId table, ValueId ids) {
+    const DType t = g.value(table).desc.dtype;
+    if (is_quantized(t)) return g.op(node, -1, OpKind::kEmbedding, {table, ids}, {}, dt());
+    ValueId rows = g.op(node, -1, OpKind::kEmbedding, {table, ids});
+    if (t == dt()) return rows;
+    return g.op(node + ".cast", -1, OpKind::kCast, {rows}, {}, dt());
   }
 
   void inputs() {
@@ -106,10 +131,8 @@ struct Builder {
 
   void gpt2() {
     const int64_t d = c.hidden_size, f = c.intermediate_size, h = c.num_heads, hd = c.head_dim;
-    ValueId tok =
-        g.op("wte", -1, OpKind::kEmbedding, {weight("wte.weight", {c.vocab_size, d}), out.ids});
-    ValueId pos = g.op("wpe", -1, OpKind::kEmbedding,
-                       {weight("wpe.weight", {c.max_positions, d}), out.positions});
+    ValueId tok = gather("wte", weight("wte.weight", {c.vocab_size, d}), out.ids);
+    ValueId pos = gather("wpe", weight("wpe.weight", {c.max_positions, d}), out.positions);
     ValueId x = g.op("embed", -1, OpKind::kAdd, {tok, pos});
     for (int32_t l = 0; l < int32_t(c.num_layers); ++l) {
       const std::string p = "h." + std::to_string(l) + ".";
@@ -148,8 +171,8 @@ struct Builder {
   void llama() {
     const int64_t d = c.hidden_size, f = c.intermediate_size, hd = c.head_dim;
     const int64_t hq = c.num_heads, hkv = c.num_kv_heads;
-    ValueId x = g.op("model.embed_tokens", -1, OpKind::kEmbedding,
-                     {weight("model.embed_tokens.weight", {c.vocab_size, d}), out.ids});
+    ValueId x = gather("model.embed_tokens", weight("model.embed_tokens.weight", {c.vocab_size, d}),
+                       out.ids);
     ValueId inv_freq = weight("rope.inv_freq", {hd / 2});
     OpAttributes rms;
     rms.epsilon = c.norm_eps;
@@ -168,7 +191,7 @@ struct Builder {
       k = g.reshape(p + "self_attn.k_heads", l, k, {s.batch, s.seq, hkv, hd});
       v = g.reshape(p + "self_attn.v_heads", l, v, {s.batch, s.seq, hkv, hd});
       OpAttributes ra;
-      ra.rope_style = RopeStyle::kRotateHalf;
+      ra.rope_style = c.rope_style;
       ra.rope_theta = float(c.rope_theta);
       q = g.op(p + "self_attn.q_rotary", l, OpKind::kRotary, {q, out.positions, inv_freq}, ra);
       k = g.op(p + "self_attn.k_rotary", l, OpKind::kRotary, {k, out.positions, inv_freq}, ra);

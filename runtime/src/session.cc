@@ -2,6 +2,8 @@
 // generation loop with sampling.
 #include "hal/runtime/session.h"
 
+#include "hal/runtime/quantize.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -19,7 +21,7 @@ double seconds_since(Clock::time_point t0) {
 
 bool same_shape(const ModelGraphShape& a, const ModelGraphShape& b) {
   return a.batch == b.batch && a.seq == b.seq && a.cache_len == b.cache_len &&
-         a.logits_at == b.logits_at && a.compute_dtype == b.compute_dtype;
+         a.logits_at == b.logits_at && a.compute_dtype == b.compute_dtype && a.weights == b.weights;
 }
 
 }  // namespace
@@ -140,8 +142,12 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   // Upload every weight the decode graph reads, where it reads it.
   // The prototype: one decode step over the planned context, so the placement counts
   // the KV caches a long generation needs against each device's capacity.
+  HAL_ASSIGN_OR_RETURN(WeightFormats formats,
+                       plan_weight_formats(*s->model_, dt, s->options_.weights));
+  s->weight_formats_ = std::make_shared<const WeightFormats>(std::move(formats));
   ModelGraphShape proto;
   proto.compute_dtype = dt;
+  proto.weights = s->weight_formats_;
   const int64_t positions = s->config().max_positions;
   proto.cache_len = s->options_.planned_context > 0 ? s->options_.planned_context
                     : positions > 0                 ? std::min<int64_t>(positions, 4096)
@@ -172,7 +178,6 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
     HAL_ASSIGN_OR_RETURN(Stream st, d->create_stream());
     upload_streams.push_back(std::move(st));
   }
-  std::vector<uint8_t> staging;
   for (const auto& [name, dev] : wanted) {
     const Value& v = plan.graph->value(*plan.graph->find_value(name));
     HAL_ASSIGN_OR_RETURN(HostTensor t, s->model_->weight(name));
@@ -181,14 +186,15 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
     auto buf = device->allocate(bytes);
     if (!buf.ok())
       return buf.status().with_context("session: weight '" + name + "' on " + device->id());
-    const void* src = t.data;
-    if (t.dtype != v.desc.dtype) {
-      const int64_t n = t.shape.numel();
-      staging.resize(bytes);
-      for (int64_t i = 0; i < n; ++i)
-        store_from_float(staging.data(), v.desc.dtype, i, load_as_float(t.data, t.dtype, i));
-      src = staging.data();
-    }
+    WeightFormat format{v.desc.dtype, false};
+    if (const WeightFormat* f = s->weight_formats_->find(name)) format = *f;
+    auto converted = convert_weight(t, format);
+    if (!converted.ok()) return converted.status().with_context("session: weight '" + name + "'");
+    if (converted->bytes != bytes)
+      return internal_error("session: weight '" + name + "' converts to " +
+                            std::to_string(converted->bytes) + " bytes; its graph value needs " +
+                            std::to_string(bytes));
+    const void* src = converted->data;
     Stream& st = upload_streams[size_t(dev)];
     HAL_RETURN_IF_ERROR(st.copy_from_host(src, *buf, 0, bytes));
     HAL_RETURN_IF_ERROR(st.synchronize().with_context("session: uploading '" + name + "'"));
@@ -258,7 +264,9 @@ uint64_t Session::state_bytes(const Prepared& p) const {
   return total;
 }
 
-Result<Session::Prepared*> Session::prepare(const ModelGraphShape& shape) {
+Result<Session::Prepared*> Session::prepare(const ModelGraphShape& requested) {
+  ModelGraphShape shape = requested;
+  shape.weights = weight_formats_;
   Prepared* p = nullptr;
   for (auto& e : prepared_)
     if (same_shape(e->shape, shape)) p = e.get();

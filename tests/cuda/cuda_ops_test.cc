@@ -8,10 +8,13 @@
 // 2e-2 + 2e-2 |ref| (10-bit mantissa inputs); data movement, casts and argmax exact.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "cuda_test_support.h"
+#include "hal/quant_reference.h"
 
 namespace hal::cuda_test {
 namespace {
@@ -92,6 +95,45 @@ TEST(CudaOps, MatmulBatchBiasAlphaAndLayouts) {
     expect_matches(
         *d, make_spec(OpKind::kMatmul, at, {dense(t, {4, 0}), dense(t, {0, 6}), dense(t, {6})}), {},
         tol, 8);
+  }
+}
+
+// Quantized weights (hal/op.h formats): decode-sized products dequantize in registers
+// and use A in f32 (matmul tolerance); prefill-sized ones go through an f16 copy of the
+// weights (one f16 rounding of each weight: 1e-2 + 1e-2 |ref| over K = 256).
+TEST(CudaOps, MatmulWithQuantizedWeights) {
+  HAL_CUDA_GPU_OR_SKIP(d);
+  for (int f = int(DType::kQ8_0); f < kDTypeCount; ++f) {
+    const DType w = DType(f);
+    const int64_t k = 256, n = 70;
+    auto fill = [&](int i, const TensorDesc& t, void* base) {
+      if (i != 1) return false;
+      std::mt19937 rng(static_cast<uint32_t>(f));
+      std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+      std::vector<float> v(size_t(t.shape.numel()));
+      for (float& x : v) x = dist(rng);
+      const std::vector<uint8_t> q = reference::quantize_rows(w, v.data(), n, k);
+      std::memcpy(base, q.data(), q.size());
+      return true;
+    };
+    OpAttributes at;
+    at.transpose_b = true;
+    for (int64_t m : {1, 5, 40})
+      for (DType a : kFloats) {
+        const OpSpec spec = make_spec(OpKind::kMatmul, at, {dense(a, {m, k}), dense(w, {n, k}), dense(a, {n})});
+        const Tol tol = m <= 8 ? tol_for(a, {2e-4, 1e-4}) : tol_for(a, {1e-2, 1e-2});
+        const std::string err = run_and_compare(*d, spec, {}, tol, 3, fill);
+        EXPECT_TRUE(err.empty()) << shape_text(spec) << ": " << err;
+      }
+    // The embedding gather from a quantized table: exact values, then one output rounding.
+    OpAttributes none;
+    const OpSpec gather = make_spec(OpKind::kEmbedding, none, {dense(w, {n, k}), dense(DType::kI32, {2, 3})},
+                                    DType::kF32);
+    const std::string err = run_and_compare(*d, gather, {{}, {0, double(n)}}, Tol{0, 0}, 4,
+                                            [&](int i, const TensorDesc& t, void* base) {
+                                              return i == 0 ? fill(1, t, base) : false;
+                                            });
+    EXPECT_TRUE(err.empty()) << shape_text(gather) << ": " << err;
   }
 }
 

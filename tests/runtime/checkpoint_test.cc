@@ -77,7 +77,8 @@ TEST_F(CheckpointTest, LoadsShardedLlamaAndDerivesInvFreq) {
 TEST_F(CheckpointTest, MissingDirectoryConfigOrWeights) {
   auto r = load_model((dir_ / "nope").string());
   EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
-  EXPECT_THAT(r.status().message(), HasSubstr("neither a directory nor a built-in model"));
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("neither a directory, a GGUF file nor a built-in model"));
   EXPECT_THAT(r.status().message(), HasSubstr("gpt2-tiny"));
   fs::create_directories(dir_);
   r = load_model(dir_.string());

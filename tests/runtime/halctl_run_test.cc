@@ -135,7 +135,8 @@ TEST(HalctlRun, BadInputExitsTwoWithAClearMessage) {
   fs::create_directories(bad_config);
   testmodels::write_text(bad_config / "config.json", "{\"model_type\": \"gpt2\", \"n_embd\": 64}");
   const Case cases[] = {
-      {"--model /nonexistent/model/dir --prompt-ids 1", "neither a directory nor a built-in model"},
+      {"--model /nonexistent/model/dir --prompt-ids 1",
+       "neither a directory, a GGUF file nor a built-in model"},
       {"--model " + bad_config.string() + " --prompt-ids 1", "missing 'vocab_size'"},
       {"--model gpt2-tiny --prompt-ids 1,512",
        "token id 512 at position 1 is outside the vocabulary"},
@@ -144,6 +145,10 @@ TEST(HalctlRun, BadInputExitsTwoWithAClearMessage) {
       {"--model gpt2-tiny --dtype int8 --prompt-ids 1", "--dtype must be f32, f16 or bf16"},
       {"--model gpt2-tiny --prompt-ids 1 --max-new-tokens 0", "--max-new-tokens must be >= 1"},
       {"--model gpt2-tiny --prompt-ids 1 --bogus", "bogus"},
+      {"--model gpt2-tiny --prompt-ids 1 --quantize q9_9",
+       "--quantize 'q9_9' is not a weight format"},
+      {"--model gpt2-tiny --prompt-ids 1 --weights some",
+       "--weights must be 'stored' or 'compute'"},
       {"--model gpt2-tiny --prompt-ids 1 --max-new-tokens 300", "exceed the model's 256 positions"},
   };
   for (const Case& c : cases) {

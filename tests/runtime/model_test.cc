@@ -54,18 +54,6 @@ Checkpoint make_checkpoint(const std::string& name, Spec spec, testmodels::Write
   return c;
 }
 
-// Relative max error of `got` (rows of length*vocab) against the reference.
-double relative_error(const testmodels::Matrix& ref, const std::vector<float>& got) {
-  double max_ref = 0, max_diff = 0;
-  const size_t vocab = ref[0].size();
-  for (size_t t = 0; t < ref.size(); ++t)
-    for (size_t v = 0; v < vocab; ++v) {
-      max_ref = std::max(max_ref, std::abs(ref[t][v]));
-      max_diff = std::max(max_diff, std::abs(ref[t][v] - double(got[t * vocab + v])));
-    }
-  return max_diff / std::max(1.0, max_ref);
-}
-
 void expect_logits_match(const Checkpoint& c) {
   const std::vector<std::vector<int32_t>> seqs = {{3, 17, 42, 5, 88, 1, 9}, {60, 2, 33, 71}};
   std::vector<testmodels::Matrix> refs;
@@ -94,7 +82,7 @@ void expect_logits_match(const Checkpoint& c) {
     auto logits = (*session)->forward_all(seqs);
     ASSERT_TRUE(logits.ok()) << logits.status().to_string();
     for (size_t b = 0; b < seqs.size(); ++b) {
-      const double err = relative_error(refs[b], (*logits)[b]);
+      const double err = testmodels::relative_logit_error(refs[b], (*logits)[b]);
       const double tolerance = run.dtype == hal::DType::kF16  ? kF16Tolerance
                                : run.device.reduced_precision ? kBf16Tolerance
                                                               : kExactTolerance;
@@ -186,7 +174,7 @@ void expect_generation_matches(const Checkpoint& c) {
     EXPECT_EQ(r->tokens[0], greedy);
     // Row t of the dumped logits is position prompt.size() - 1 + t.
     testmodels::Matrix tail(ref.end() - n, ref.end());
-    const double err = relative_error(tail, r->logits[0]);
+    const double err = testmodels::relative_logit_error(tail, r->logits[0]);
     EXPECT_LT(err, td.reduced_precision ? kBf16Tolerance : kExactTolerance);
   }
 }

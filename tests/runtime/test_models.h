@@ -6,6 +6,7 @@
 // ops cannot hide in a shared code path.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -521,6 +522,19 @@ inline Matrix llama_reference(const Spec& s, const Tensors& w, const std::vector
 
 inline Matrix reference_logits(const Spec& s, const Tensors& w, const std::vector<int32_t>& ids) {
   return s.llama ? llama_reference(s, w, ids) : gpt2_reference(s, w, ids);
+}
+
+// Max |got - ref| over all logits (rows of `got` back to back), divided by
+// max(1, max |ref|): the tolerance measure of the model tests.
+inline double relative_logit_error(const Matrix& ref, const std::vector<float>& got) {
+  double max_ref = 0, max_diff = 0;
+  const size_t vocab = ref[0].size();
+  for (size_t t = 0; t < ref.size(); ++t)
+    for (size_t v = 0; v < vocab; ++v) {
+      max_ref = std::max(max_ref, std::abs(ref[t][v]));
+      max_diff = std::max(max_diff, std::abs(ref[t][v] - double(got[t * vocab + v])));
+    }
+  return max_diff / std::max(1.0, max_ref);
 }
 
 // Greedy continuation by full recomputation with the reference.

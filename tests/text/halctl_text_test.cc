@@ -204,6 +204,65 @@ TEST(HalctlRunText, SeveralPromptsRunAsOneBatch) {
   EXPECT_EQ(j["finish_reason"], nlohmann::json::array({"length", "length"}));
 }
 
+// A GGUF file carries its vocabulary in tokenizer.ggml.* metadata: gpt2-tiny written as
+// GGUF (q8_0 weights) with its tokenizer.json turned into that metadata, as a GGUF
+// converter does, tokenizes like the checkpoint and runs from text.
+TEST(HalctlRunText, GgufFileCarriesItsVocabulary) {
+  Checkpoint ckpt("gpt2-tiny");
+  auto text = hal::text::load_model_text(ckpt.dir.string());
+  ASSERT_TRUE(text.ok()) << text.status().to_string();
+  const nlohmann::json j = nlohmann::json::parse(std::ifstream(ckpt.dir / "tokenizer.json"));
+  using hal::runtime::GgufType;
+  using hal::runtime::GgufValue;
+  GgufValue tokens{.type = GgufType::kArray, .elem = GgufType::kString};
+  GgufValue types{.type = GgufType::kArray, .elem = GgufType::kI32};
+  for (auto it = j["model"]["vocab"].begin(); it != j["model"]["vocab"].end(); ++it) {
+    const size_t id = it.value().get<size_t>();
+    if (tokens.strings.size() <= id) tokens.strings.resize(id + 1), types.ints.resize(id + 1, 1);
+    tokens.strings[id] = it.key();
+  }
+  for (const auto& t : j["added_tokens"]) {
+    const size_t id = t["id"].get<size_t>();
+    if (tokens.strings.size() <= id) tokens.strings.resize(id + 1), types.ints.resize(id + 1, 1);
+    tokens.strings[id] = t["content"];
+    types.ints[id] = t["special"].get<bool>() ? 3 : 4;  // control, user-defined
+  }
+  tokens.count = types.count = tokens.strings.size();
+  GgufValue merges{.type = GgufType::kArray, .elem = GgufType::kString};
+  for (const auto& m : j["model"]["merges"])
+    merges.strings.push_back(m.is_string()
+                                 ? m.get<std::string>()
+                                 : m[0].get<std::string>() + " " + m[1].get<std::string>());
+  merges.count = merges.strings.size();
+  hal::runtime::GgufExportOptions opts;
+  opts.format = hal::DType::kQ8_0;
+  opts.extra = {{"tokenizer.ggml.model", GgufValue{.type = GgufType::kString, .s = "gpt2"}},
+                {"tokenizer.ggml.pre", GgufValue{.type = GgufType::kString, .s = "gpt-2"}},
+                {"tokenizer.ggml.tokens", tokens},
+                {"tokenizer.ggml.token_type", types},
+                {"tokenizer.ggml.merges", merges}};
+  const auto file = std::filesystem::temp_directory_path() /
+                    ("halctl_text_gguf_" + std::to_string(::getpid()) + ".gguf");
+  auto m = hal::runtime::make_builtin_model("gpt2-tiny");
+  ASSERT_TRUE(m.ok());
+  ASSERT_TRUE(hal::runtime::save_gguf(**m, file.string(), opts).ok());
+
+  CliRun tok = halctl("tokenize --ids-only --model " + file.string() + " --text 'Hello, world'");
+  EXPECT_EQ(tok.exit_code, 0) << tok.err;
+  CliRun want =
+      halctl("tokenize --ids-only --model " + ckpt.dir.string() + " --text 'Hello, world'");
+  EXPECT_EQ(tok.out, want.out);
+  const auto run = run_json("--model " + file.string() +
+                            " --prompt 'Hello, world' --max-new-tokens 4 --ignore-eos");
+  std::filesystem::remove(file);
+  EXPECT_EQ(run["prompt_ids"], *text->encode_prompt("Hello, world"));
+  const auto generated = run["generated_ids"].get<std::vector<int32_t>>();
+  ASSERT_EQ(generated.size(), 4u);
+  auto decoded = text->tokenizer().decode(generated, {.skip_special_tokens = true});
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(run["generated_text"], *decoded);
+}
+
 TEST(HalctlRunText, BadTextInputIsExitTwo) {
   CliRun r = halctl("run --model gpt2-tiny --prompt \"$(printf 'bad\\377')\"");
   EXPECT_EQ(r.exit_code, 2);

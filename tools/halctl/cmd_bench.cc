@@ -1,4 +1,5 @@
 // halctl bench DEVICE: what a device achieves against its own peak figures: copy
+// (halctl bench --model: the llama-bench-style model benchmark, cmd_bench_model.cc)
 // bandwidth host<->device, within the device and to every other device, and matmul
 // FLOP/s over a sweep of sizes and dtypes.
 //
@@ -313,6 +314,9 @@ void bench_matmul(hal::Device& d, const std::vector<uint64_t>& sizes,
 }  // namespace
 
 int cmd_bench(const Args& args) {
+  // --model: the model benchmark (cmd_bench_model.cc).
+  for (const std::string& a : args)
+    if (a == "--model" || a.rfind("--model=", 0) == 0) return cmd_bench_model(args);
   CommonOptions common;
   std::string device_id, sizes_text = "256..4096", dtypes_text = "f32,bf16";
   std::string copy_sizes_text = "1M,16M,64M", peers_text, timing_only_text = "auto";

@@ -1,4 +1,5 @@
-// halctl run: load a model (a Hugging Face checkpoint directory or a built-in name), put
+// halctl run: load a model (a Hugging Face checkpoint directory, a GGUF file or a built-in
+// name; weights stored or quantized on load as weight_options.h says), put
 // it on the chosen devices, prefill the prompt(s) and decode new tokens; print the
 // tokens and prefill/decode throughput (--json for machines), optionally dump the logits
 // each token was chosen from.
@@ -40,6 +41,7 @@
 #include "run_summary.h"
 #include "run_text.h"
 #include "terminal_progress.h"
+#include "weight_options.h"
 
 namespace halctl {
 
@@ -50,6 +52,7 @@ struct RunRequest {
   CommonOptions common;
   RunPlacementOptions placing;
   RunTextOptions text;
+  WeightCliOptions weight_cli;
   std::string model_name = "gpt2-tiny", devices_text = "cpu:0", prompt_ids, prompts_text;
   std::string dtype_text = "f32", dump_logits;
   int64_t max_new_tokens = 16, batch = 1, eos_id = -1;
@@ -67,10 +70,11 @@ std::optional<int> parse_request(const Args& args, RunRequest& req) {
   add_common_options(desc, req.common);
   add_run_placement_options(desc, req.placing);
   add_run_text_options(desc, req.text);
+  add_weight_options(desc, req.weight_cli);
   desc.add_options()("model",
                      po::value<std::string>(&req.model_name)->default_value(req.model_name),
-                     "checkpoint directory (config.json + safetensors) or built-in name: "
-                     "gpt2-tiny, gpt2-small-random, llama-tiny, llama-small-random")(
+                     "checkpoint directory (config.json + safetensors), GGUF file or built-in "
+                     "name: gpt2-tiny, gpt2-small-random, llama-tiny, llama-small-random")(
       "devices", po::value<std::string>(&req.devices_text)->default_value(req.devices_text),
       "devices to run on, e.g. cpu:0 or cpu:0,npu:0 (several: blocks split by layer ranges)")(
       "prompt-ids", po::value<std::string>(&req.prompt_ids),
@@ -202,6 +206,9 @@ std::optional<int> generate(const RunRequest& req, const CheckedRequest& checked
   }
   so.profile = req.placing.profile();
   so.compute_dtype = checked.dtype;
+  auto weights = weight_options(req.weight_cli, *run.model);
+  if (!weights.ok()) return report_error("run", weights.status());
+  so.weights = *weights;
   so.progress = [&progress = run.progress](std::string_view what, uint64_t done, uint64_t total) {
     progress.update(what, done, total);
   };

@@ -15,6 +15,7 @@ int cmd_list(const Args& args);
 int cmd_info(const Args& args);
 int cmd_topo(const Args& args);
 int cmd_bench(const Args& args);
+int cmd_bench_model(const Args& args);  // halctl bench --model
 int cmd_plugins(const Args& args);
 int cmd_cts(const Args& args);
 int cmd_run(const Args& args);
@@ -22,5 +23,6 @@ int cmd_plan(const Args& args);
 int cmd_report(const Args& args);
 int cmd_tokenize(const Args& args);
 int cmd_detokenize(const Args& args);
+int cmd_export(const Args& args);
 
 }  // namespace halctl

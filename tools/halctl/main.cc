@@ -26,6 +26,7 @@ const Command kCommands[] = {
     {"report", halctl::cmd_report, "render a run report (roofline SVG)"},
     {"tokenize", halctl::cmd_tokenize, "text to token ids with a model's tokenizer (--json)"},
     {"detokenize", halctl::cmd_detokenize, "token ids to text with a model's tokenizer"},
+    {"export", halctl::cmd_export, "write a model as a GGUF file (any GGUF weight type)"},
 };
 
 void usage(FILE* out) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "hal/units.h"
+#include "weight_options.h"
 
 namespace halctl {
 
@@ -131,6 +132,7 @@ void print_run_text(const RunSummary& s) {
   fmt::print("model      {} ({}, {:.1f} M parameters, {})\n", s.model.name(), cfg.summary(),
              double(cfg.parameter_count()) / 1e6, hal::dtype_name(s.dtype));
   fmt::print("placement  {}\n", placement);
+  fmt::print("weights    {}\n", weight_summary(s.session.weight_formats()));
   if (s.planner) fmt::print("{}", placement_lines(*s.planner));
   auto ids_text = [](const std::vector<int32_t>& ids) {
     std::string text;

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
+#include "hal/runtime/gguf.h"
 #include "hal/text/utf8.h"
 
 namespace halctl {
@@ -23,6 +25,38 @@ std::string shown(const std::string& s) {
   std::string out;
   for (char c : s) out += c == '\n' ? "\\n" : c == '\t' ? "\\t" : std::string(1, c);
   return out;
+}
+
+// A GGUF file's tokenizer.* metadata as the text library takes it (gguf_vocab.h): integers
+// widened to int64_t (a u64 beyond that range is an error naming the key), floats to double.
+hal::Result<hal::text::GgufMetadata> gguf_text_metadata(const hal::runtime::GgufHeader& h) {
+  hal::text::GgufMetadata md;
+  using hal::runtime::GgufType;
+  for (const auto& [key, v] : h.metadata) {
+    if (key.rfind("tokenizer.", 0) != 0) continue;
+    if (v.type == GgufType::kArray) {
+      if (v.elem == GgufType::kString) {
+        md.values[key] = v.strings;
+      } else if (v.elem == GgufType::kF32 || v.elem == GgufType::kF64) {
+        md.values[key] = v.floats;
+      } else if (v.elem == GgufType::kBool) {
+        md.values[key] = v.ints;  // 0/1
+      } else if (v.elem != GgufType::kArray) {
+        HAL_ASSIGN_OR_RETURN(std::vector<int64_t> ints, h.get_int_array(key));
+        md.values[key] = std::move(ints);
+      }
+    } else if (v.type == GgufType::kString) {
+      md.values[key] = v.s;
+    } else if (v.type == GgufType::kBool) {
+      md.values[key] = v.b;
+    } else if (v.is_float()) {
+      md.values[key] = v.f;
+    } else {
+      HAL_ASSIGN_OR_RETURN(int64_t i, h.get_int(key));
+      md.values[key] = i;
+    }
+  }
+  return md;
 }
 
 }  // namespace
@@ -55,6 +89,13 @@ void add_run_text_options(po::options_description& desc, RunTextOptions& o) {
 }
 
 hal::Result<hal::text::ModelText> load_model_text_for(const std::string& model) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(model, ec)) {
+    // A GGUF file carries its vocabulary in its metadata.
+    HAL_ASSIGN_OR_RETURN(auto file, hal::runtime::GgufFile::open(model));
+    HAL_ASSIGN_OR_RETURN(hal::text::GgufMetadata md, gguf_text_metadata(file->header()));
+    return hal::text::model_text_from_gguf(md, model);
+  }
   auto loaded = hal::text::load_model_text(model);
   if (!loaded.ok()) {
     const auto builtins = hal::runtime::builtin_model_names();

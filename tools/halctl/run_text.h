@@ -57,9 +57,9 @@ struct RunTextOptions {
 
 void add_run_text_options(po::options_description& desc, RunTextOptions& options);
 
-// The text side of `model` (a checkpoint directory or a built-in name) for every halctl
-// command that takes text (run, tokenize, detokenize): hal::text::load_model_text, with a
-// clear error for built-in models that have no vocabulary. GGUF files join here:
+// The text side of `model` (a checkpoint directory, a GGUF file or a built-in name) for
+// every halctl command that takes text (run, tokenize, detokenize): hal::text::load_model_text,
+// with a clear error for built-in models that have no vocabulary; for a GGUF file,
 // hal::text::model_text_from_gguf on the file's tokenizer.* metadata.
 hal::Result<hal::text::ModelText> load_model_text_for(const std::string& model);
 

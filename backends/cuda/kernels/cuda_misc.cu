@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernel_common.cuh"
+#include "quant_blocks.h"
 
 namespace hal::cuda::kernels {
 namespace {
@@ -77,8 +78,18 @@ __global__ void embedding_kernel(EmbeddingArgs a) {
       if (threadIdx.x == 0) record_failure(a.err, a.op_kind, id, flat, a.vocab);
       continue;
     }
-    const int64_t to = id * a.table_strides[0];
     const int64_t ostride = a.out_strides[a.ids_rank];
+    if (a.table_row_bytes > 0) {
+      // Quantized table: threads over the row's 32-element blocks, decoded exactly.
+      const uint8_t* row = static_cast<const uint8_t*>(a.table) + uint64_t(id * a.table_strides[0]) * a.table_row_bytes;
+      for (int64_t b = threadIdx.x; b < a.dim / 32; b += blockDim.x) {
+        float w[32];
+        quant::dequant_block32(a.table_dtype, row, b, w);
+        for (int j = 0; j < 32; ++j) store_f(a.out, a.out_dtype, oo + (32 * b + j) * ostride, w[j]);
+      }
+      continue;
+    }
+    const int64_t to = id * a.table_strides[0];
     for (int64_t e = threadIdx.x; e < a.dim; e += blockDim.x) {
       const int64_t src = to + e * a.table_strides[1];
       const int64_t dst = oo + e * ostride;

@@ -7,6 +7,9 @@
 //   from float round to nearest even and keep NaN/Inf; they are the reference every
 //   backend is compared against.
 // - fp8 (e4m3fn, e5m2) exists for planning and accounting; kernels need not support it.
+// - Quantized weight formats (ABI 1.2; exact layouts in hal/op.h, "Quantized weight
+//   formats") have no per-element size: dtype_size() is 0 for them. Their elements come
+//   in blocks along a tensor's last dim; dtype_row_bytes() gives the bytes of a row.
 //
 // Threading: pure functions.
 #pragma once
@@ -30,8 +33,22 @@ enum class DType : int32_t {
   kU8 = 7,
   kFP8E4M3 = 8,
   kFP8E5M2 = 9,
+  // ---- appended in ABI 1.2: quantized weight formats (layouts in hal/op.h) ----
+  kQ8_0 = 10,  // GGUF block formats, bit-exact with the GGUF specification
+  kQ4_0 = 11,
+  kQ4_1 = 12,
+  kQ5_0 = 13,
+  kQ5_1 = 14,
+  kQ4_K = 15,
+  kQ5_K = 16,
+  kQ6_K = 17,
+  kI8Channel = 18,       // int8, one f32 scale per row (output channel)
+  kI4G32 = 19,           // int4, f16 scale and u8 zero point per group of 32 (AWQ/GPTQ)
+  kI4G64 = 20,           //   ... per group of 64
+  kI4G128 = 21,          //   ... per group of 128
+  kFP8E4M3Channel = 22,  // fp8 e4m3fn, one f32 scale per row
 };
-inline constexpr int kDTypeCount = 10;  // one past the largest value
+inline constexpr int kDTypeCount = 23;  // one past the largest value
 
 // Bytes per element; 0 for kInvalid.
 constexpr uint32_t dtype_size(DType t) {
@@ -49,10 +66,62 @@ constexpr uint32_t dtype_size(DType t) {
     case DType::kFP8E4M3:
     case DType::kFP8E5M2:
       return 1;
-    case DType::kInvalid:
+    default:  // kInvalid and the quantized formats
       break;
   }
   return 0;
+}
+
+// ---- quantized formats ---------------------------------------------------------------
+
+constexpr bool is_quantized(DType t) { return int(t) >= 10 && int(t) < kDTypeCount; }
+// A known dtype other than kInvalid.
+constexpr bool is_valid_dtype(DType t) { return int(t) > 0 && int(t) < kDTypeCount; }
+
+// How a quantized format packs a row: `block` elements per block of `block_bytes`
+// bytes, after a `row_header_bytes` header (the per-row scale of the per-channel
+// formats). A row's length must be a multiple of `block`.
+struct QuantLayout {
+  int32_t block = 1;
+  int32_t block_bytes = 0;
+  int32_t row_header_bytes = 0;
+};
+constexpr QuantLayout quant_layout(DType t) {
+  switch (t) {
+    case DType::kQ8_0: return {32, 34, 0};
+    case DType::kQ4_0: return {32, 18, 0};
+    case DType::kQ4_1: return {32, 20, 0};
+    case DType::kQ5_0: return {32, 22, 0};
+    case DType::kQ5_1: return {32, 24, 0};
+    case DType::kQ4_K: return {256, 144, 0};
+    case DType::kQ5_K: return {256, 176, 0};
+    case DType::kQ6_K: return {256, 210, 0};
+    case DType::kI8Channel: return {32, 32, 4};
+    case DType::kI4G32: return {32, 20, 0};
+    case DType::kI4G64: return {64, 36, 0};
+    case DType::kI4G128: return {128, 68, 0};
+    case DType::kFP8E4M3Channel: return {32, 32, 4};
+    default: break;
+  }
+  return {1, int32_t(dtype_size(t)), 0};
+}
+
+// Elements per block (1 for unquantized dtypes): a row's length must be a multiple.
+constexpr int64_t dtype_block(DType t) { return quant_layout(t).block; }
+
+// Bytes of one row of `n` elements (n a multiple of dtype_block(t)).
+constexpr uint64_t dtype_row_bytes(DType t, int64_t n) {
+  const QuantLayout l = quant_layout(t);
+  if (n <= 0) return 0;
+  return uint64_t(l.row_header_bytes) + uint64_t(n / l.block) * uint64_t(l.block_bytes);
+}
+
+// Bytes of a dense tensor of `numel` elements in rows of `row` elements.
+constexpr uint64_t dtype_dense_bytes(DType t, int64_t numel, int64_t row) {
+  if (numel <= 0) return 0;
+  if (!is_quantized(t)) return uint64_t(numel) * dtype_size(t);
+  if (row <= 0) return 0;
+  return uint64_t(numel / row) * dtype_row_bytes(t, row);
 }
 
 constexpr bool is_floating(DType t) {
@@ -64,10 +133,12 @@ constexpr bool is_integer(DType t) {
 }
 
 // Canonical lower-case names: "f32", "f16", "bf16", "i32", "i64", "i8", "u8",
-// "fp8e4m3", "fp8e5m2".
+// "fp8e4m3", "fp8e5m2", and for the quantized formats "q8_0", "q4_0", "q4_1", "q5_0",
+// "q5_1", "q4_k", "q5_k", "q6_k", "i8_channel", "i4_g32", "i4_g64", "i4_g128",
+// "fp8e4m3_channel".
 std::string_view dtype_name(DType t);
 // Accepts the canonical names and common aliases ("float32", "fp32", "float16",
-// "fp16", "half", "bfloat16", "int32", "int8", "fp8"). Case-insensitive.
+// "fp16", "half", "bfloat16", "int32", "int8", "fp8"; "int4" is i4_g128). Case-insensitive.
 std::optional<DType> parse_dtype(std::string_view name);
 
 // ---- scalar conversions -------------------------------------------------------

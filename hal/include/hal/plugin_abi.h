@@ -34,6 +34,11 @@
  *        about an error, first the tag of the stream command that failed.
  *   1.2  hal_plugin_api.get_extension (OPTIONAL) and hal_extension_header: typed,
  *        versioned extensions looked up by type id (EXTENSIONS below).
+ *   1.2  the quantized weight dtypes HAL_DTYPE_Q8_0 .. HAL_DTYPE_FP8E4M3_CHANNEL (layouts
+ *        in hal/op.h), OPTIONAL for plugins: one that does not know them answers
+ *        device_supports_op "unsupported" (an error reads the same) and never receives
+ *        them; a device that runs a format says so there and lists its peak in
+ *        hal_device_info.peak_flops under that dtype (weight MACs counted as 2 FLOPs).
  * A table's size for each minor is HAL_PLUGIN_API_SIZE_1_<minor> (the offset of the first
  * entry the next minor appended); a new minor adds its entries at the end of the table,
  * its line(s) above, and the size macro of the minor before it.
@@ -135,7 +140,21 @@ typedef enum hal_dtype {
   HAL_DTYPE_I8 = 6,
   HAL_DTYPE_U8 = 7,
   HAL_DTYPE_FP8E4M3 = 8,
-  HAL_DTYPE_FP8E5M2 = 9
+  HAL_DTYPE_FP8E5M2 = 9,
+  /* appended in 1.2: quantized weight formats (block layouts in hal/op.h) */
+  HAL_DTYPE_Q8_0 = 10,
+  HAL_DTYPE_Q4_0 = 11,
+  HAL_DTYPE_Q4_1 = 12,
+  HAL_DTYPE_Q5_0 = 13,
+  HAL_DTYPE_Q5_1 = 14,
+  HAL_DTYPE_Q4_K = 15,
+  HAL_DTYPE_Q5_K = 16,
+  HAL_DTYPE_Q6_K = 17,
+  HAL_DTYPE_I8_CHANNEL = 18,
+  HAL_DTYPE_I4_G32 = 19,
+  HAL_DTYPE_I4_G64 = 20,
+  HAL_DTYPE_I4_G128 = 21,
+  HAL_DTYPE_FP8E4M3_CHANNEL = 22
 } hal_dtype;
 
 /* ---- device kinds --------------------------------------------------------------- */

@@ -14,6 +14,11 @@
 //   via num_key_value_heads, optional head_dim, SwiGLU MLP (gate/up/down), optional
 //   attention_bias / mlp_bias, lm_head untied unless tie_word_embeddings.
 //
+// quantization_config (AWQ: quant_method "awq", version "gemm"; GPTQ: quant_method
+// "gptq", checkpoint_format "gptq" or "gptq_v2"): 4 bits, group_size 32, 64 or 128 are
+// read; other settings are INVALID_ARGUMENT naming the key (model.h says how the tensors
+// load).
+//
 // Contract: parse_model_config() checks types and ranges and fails with
 // INVALID_ARGUMENT naming the source and the key ("config.json: num_attention_heads 12
 // does not divide hidden_size 770"); an unsupported model_type, activation or
@@ -44,6 +49,18 @@ struct RopeScaling {
   int64_t original_max_position_embeddings = 8192;
 };
 
+// A checkpoint's "quantization_config" (AWQ and GPTQ 4-bit checkpoints): which method
+// packed the projections' qweight/qzeros/scales, and how.
+struct QuantizationConfig {
+  std::string method;  // "awq" or "gptq"
+  int64_t bits = 4;
+  int64_t group_size = 128;
+  std::string version;     // awq: "gemm" (the only packing read); gptq: checkpoint_format
+  bool zero_point = true;  // awq
+  bool sym = false;        // gptq
+  bool desc_act = false;   // gptq: act-order (g_idx); read when g_idx is in order
+};
+
 struct ModelConfig {
   ModelFamily family = ModelFamily::kGpt2;
   std::string model_type;
@@ -60,12 +77,16 @@ struct ModelConfig {
   bool scale_attn_weights = true;                     // gpt2: scores / sqrt(head_dim)
   bool scale_attn_by_inverse_layer_idx = false;       // gpt2: and / (layer + 1)
   double rope_theta = 10000.0;                        // llama
-  std::optional<RopeScaling> rope_scaling;            // llama
-  bool attention_bias = false;                        // llama (gpt2 always has biases)
-  bool mlp_bias = false;                              // llama
+  // llama: how q/k features pair up in the rotary embedding. Hugging Face checkpoints
+  // rotate halves; GGUF files store q/k rows permuted for interleaved pairs.
+  RopeStyle rope_style = RopeStyle::kRotateHalf;
+  std::optional<RopeScaling> rope_scaling;  // llama
+  bool attention_bias = false;              // llama (gpt2 always has biases)
+  bool mlp_bias = false;                    // llama
   bool tie_word_embeddings = true;
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;
+  std::optional<QuantizationConfig> quantization;  // AWQ / GPTQ checkpoints
 
   // Parameters (elements) and the bytes one forward pass must read at `bytes_per_weight`
   // per element: every layer weight once, the lm_head matrix, and the embedding rows

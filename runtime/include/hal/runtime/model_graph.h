@@ -35,12 +35,18 @@ namespace hal::runtime {
 
 enum class LogitsAt : int32_t { kLast = 0, kAll = 1 };
 
+struct WeightFormats;  // hal/runtime/quantize.h
+
 struct ModelGraphShape {
   int64_t batch = 1;
   int64_t seq = 1;
   int64_t cache_len = 1;
   LogitsAt logits_at = LogitsAt::kLast;
   DType compute_dtype = DType::kF32;
+  // How each weight is stored (dtype, [out, in] or not); null: every weight in the
+  // compute dtype, canonically oriented. A quantized or transposed projection becomes a
+  // matmul with transpose_b; embeddings gather from quantized tables in the compute dtype.
+  std::shared_ptr<const WeightFormats> weights;
 };
 
 struct ModelGraph {

@@ -100,6 +100,10 @@ struct HostTensor {
   const void* data = nullptr;
   uint64_t bytes = 0;
   std::string source;  // file it came from ("" for generated tensors)
+  // A 2-D weight stored as the transpose of its canonical shape (model_config.h):
+  // e.g. a GGUF gpt2 projection, [out, in] where Hugging Face's Conv1D is [in, out].
+  // `shape` is then the stored (transposed) shape.
+  bool transposed = false;
 };
 
 class SafetensorsFile {

@@ -76,6 +76,7 @@
 #include "hal/runtime/executor.h"
 #include "hal/runtime/model.h"
 #include "hal/runtime/model_graph.h"
+#include "hal/runtime/quantize.h"
 
 namespace hal::runtime {
 
@@ -116,6 +117,10 @@ using Planner = std::function<Result<ExecutionPlan>(std::shared_ptr<const Graph>
 struct SessionOptions {
   std::vector<Device*> devices;  // at least one
   DType compute_dtype = DType::kF32;
+  // How weights are stored on the devices (quantize.h): as stored in the file (f16,
+  // quantized) or quantized on load; by default in the compute dtype, except weights the
+  // model holds quantized.
+  WeightOptions weights;
   ProgressFn progress;
   bool record_commands = false;  // executors keep CommandRecords (last_records())
   Planner planner;               // empty: the default placement (above)
@@ -229,6 +234,8 @@ class Session {
   // of the block's first op in the prototype plan.
   const std::vector<int32_t>& layer_devices() const { return layer_device_; }
   uint64_t weight_bytes() const { return weight_bytes_; }
+  // Each weight's stored dtype and orientation, and the fallbacks taken.
+  const WeightFormats& weight_formats() const { return *weight_formats_; }
 
   Result<GenerationResult> generate(const std::vector<std::vector<int32_t>>& prompts,
                                     const GenerationOptions& options);
@@ -268,6 +275,7 @@ class Session {
   // Weights by (name, device index).
   std::map<std::pair<std::string, int32_t>, Buffer> weights_;
   uint64_t weight_bytes_ = 0;
+  std::shared_ptr<const WeightFormats> weight_formats_;
   // States (KV caches) by (name, device), sized for the last graph shape that used them;
   // state_epoch_ counts reallocations so executors bound to older buffers rebind.
   std::map<std::pair<std::string, int32_t>, Buffer> states_;

@@ -1,0 +1,336 @@
+// Matmul with a quantized B (cpu_quant.h): A's rows quantized to int8 blocks, the
+// per-ISA kernels of cpu_quant_kernels.inc over column ranges, one contiguous range of
+// weight rows per core (decode reads each weight once, at memory bandwidth).
+#include <algorithm>
+#include <array>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "cpu_blas.h"
+#include "cpu_isa.h"
+#include "cpu_ops.h"
+#include "cpu_quant.h"
+#include "cpu_simd.h"
+#include "cpu_threading.h"
+#include "hal/quant_reference.h"
+
+namespace hal::cpu {
+
+namespace {
+
+namespace isa_base {
+#define HAL_QUANT_ISA 0
+#include "cpu_quant_kernels.inc"
+#undef HAL_QUANT_ISA
+}  // namespace isa_base
+
+#if defined(__x86_64__) && !defined(HAL_CPU_NO_MULTIVERSION)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v3")
+namespace isa_v3 {
+#define HAL_QUANT_ISA 3
+#include "cpu_quant_kernels.inc"
+#undef HAL_QUANT_ISA
+}  // namespace isa_v3
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v4,avx512vnni")
+namespace isa_vnni {
+#define HAL_QUANT_ISA 5
+#include "cpu_quant_kernels.inc"
+#undef HAL_QUANT_ISA
+}  // namespace isa_vnni
+#pragma GCC pop_options
+#pragma GCC diagnostic pop
+#endif
+
+struct QuantKernels {
+  decltype(&isa_base::qgemm) qgemm = &isa_base::qgemm;
+  decltype(&isa_base::int_offset) int_offset = &isa_base::int_offset;
+  decltype(&isa_base::dequant) dequant = &isa_base::dequant;
+  std::string isa = "scalar";
+};
+
+// The widest version the running CPU supports (cpu_isa.h), chosen once.
+const QuantKernels& kernels() {
+  static const QuantKernels k = [] {
+    QuantKernels s;
+#if defined(__x86_64__) && !defined(HAL_CPU_NO_MULTIVERSION)
+    const IsaLevel level = cpu_isa_level();
+    if (level == IsaLevel::kV4Vnni) {
+      s.qgemm = &isa_vnni::qgemm;
+      s.int_offset = &isa_vnni::int_offset;
+      s.dequant = &isa_vnni::dequant;
+      s.isa = "avx512-vnni";
+    } else if (level >= IsaLevel::kV3) {
+      s.qgemm = &isa_v3::qgemm;
+      s.int_offset = &isa_v3::int_offset;
+      s.dequant = &isa_v3::dequant;
+      s.isa = "avx2";
+    }
+#endif
+    return s;
+  }();
+  return k;
+}
+
+// fp8 e4m3 byte -> float, for the fp8 kernels' table lookups.
+const float* fp8_table() {
+  static const auto table = [] {
+    std::array<float, 256> t{};
+    for (int i = 0; i < 256; ++i) t[size_t(i)] = reference::fp8_e4m3_to_float(uint8_t(i));
+    return t;
+  }();
+  return table.data();
+}
+
+// Quantizes `rows` rows of f32 (row stride k) into `acts` storage; `lanes` (may be null)
+// gets each block's partial sums over 4 elements times `offset`.
+void quantize_acts(const float* x, int64_t rows, int64_t k, int8_t* q, float* d, float* ds,
+                   float* dsum, int32_t* lanes, int offset) {
+  const int64_t blocks = k / 32;
+  auto body = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t b = 0; b < blocks; ++b) {
+        const float* v = x + r * k + 32 * b;
+        float amax = 0;
+        for (int i = 0; i < 32; ++i) amax = std::max(amax, v[i] < 0 ? -v[i] : v[i]);
+        const float scale = amax / 127.0f;
+        const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+        int8_t* o = q + r * k + 32 * b;
+        int32_t sum_lo = 0, sum_hi = 0;
+        for (int i = 0; i < 32; ++i) {
+          // Round to nearest even through the float mantissa (|v * inv| <= 127).
+          const float rounded = (v[i] * inv + 12582912.0f) - 12582912.0f;
+          // Clamped so a NaN or infinity in A converts to a defined int8 (fmin drops NaN).
+          o[i] = int8_t(std::fmax(-127.0f, std::fmin(127.0f, rounded)));
+          (i < 16 ? sum_lo : sum_hi) += o[i];
+        }
+        d[r * blocks + b] = scale;
+        ds[2 * (r * blocks + b)] = scale * float(sum_lo);
+        ds[2 * (r * blocks + b) + 1] = scale * float(sum_hi);
+        dsum[r * blocks + b] = scale * float(sum_lo + sum_hi);
+        if (lanes)
+          for (int i = 0; i < 8; ++i)
+            lanes[8 * (r * blocks + b) + i] =
+                offset * (int32_t(o[4 * i]) + o[4 * i + 1] + o[4 * i + 2] + o[4 * i + 3]);
+      }
+  };
+  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1)), body);
+}
+
+struct Product {
+  int64_t m = 0, n = 0, k = 0;
+  const char* a = nullptr;  // A[m, k] at a + (r * a_rs + c * a_cs) * esz
+  DType a_t = DType::kF32;
+  int64_t a_rs = 0, a_cs = 1;
+  const uint8_t* w = nullptr;  // N rows of row_bytes
+  DType w_t = DType::kQ8_0;
+  uint64_t w_rs = 0;  // bytes between weight rows
+  char* c = nullptr;
+  DType c_t = DType::kF32;
+  int64_t c_rs = 0, c_cs = 1;
+  const float* bias = nullptr;  // dense f32 [N] or null
+  float alpha = 1.0f;
+};
+
+// Rows of A from which a product dequantizes B into f32 panels and runs OpenBLAS sgemm
+// (prefill): the integer kernels re-unpack each weight block for every 4 rows of A, while
+// sgemm's register-blocked f32 FMA does more multiply-adds per instruction on AVX2 once
+// the unpacking is paid once per panel. Decode-sized products stay integer (they are
+// bound by reading the weights, which the compact formats minimise).
+constexpr int64_t kPanelMinRows = 9;
+
+// C = alpha * A @ dequant(B)^T + bias through f32 panels of B and sgemm.
+void run_product_sgemm(const Product& p) {
+  const QuantKernels& kern = kernels();
+  const BlasLibrary& lib = blas();
+  const int64_t asz = dtype_size(p.a_t);
+  float* af = scratch_floats(Scratch::kOuter0, size_t(p.m * p.k));
+  parallel_for(p.m, std::max<int64_t>(1, 16384 / std::max<int64_t>(p.k, 1)),
+               [&](int64_t r0, int64_t r1) {
+                 for (int64_t r = r0; r < r1; ++r)
+                   load_f32(p.a + r * p.a_rs * asz, p.a_t, p.a_cs, p.k, af + r * p.k);
+               });
+  // Panels of up to 16 MiB of f32 weights.
+  const int64_t panel =
+      std::clamp<int64_t>((int64_t(16) << 20) / (4 * std::max<int64_t>(p.k, 1)), 64, p.n);
+  float* wf = scratch_floats(Scratch::kOuter1, size_t(panel * p.k));
+  const bool direct = p.c_t == DType::kF32 && p.c_cs == 1;
+  float* res =
+      direct ? reinterpret_cast<float*>(p.c) : scratch_floats(Scratch::kOuter2, size_t(p.m * p.n));
+  const int64_t ldr = direct ? p.c_rs : p.n;
+  const float* lut = fp8_table();
+  for (int64_t n0 = 0; n0 < p.n; n0 += panel) {
+    const int64_t nb = std::min(panel, p.n - n0);
+    parallel_for(
+        nb, std::max<int64_t>(1, 8192 / std::max<int64_t>(p.k, 1)), [&](int64_t r0, int64_t r1) {
+          kern.dequant(p.w_t, p.w + uint64_t(n0) * p.w_rs, p.w_rs, r0, r1, p.k, wf + r0 * p.k, lut);
+        });
+    float* c = res + n0;
+    float beta = 0.0f;
+    if (p.bias) {
+      for (int64_t r = 0; r < p.m; ++r)
+        std::memcpy(c + r * ldr, p.bias + n0, size_t(nb) * sizeof(float));
+      beta = 1.0f;
+    }
+    lib.sgemm(false, true, p.m, nb, p.k, p.alpha, af, p.k, wf, p.k, beta, c, ldr);
+  }
+  if (direct) return;
+  for (int64_t r = 0; r < p.m; ++r)
+    store_f32(p.c + r * p.c_rs * int64_t(dtype_size(p.c_t)), p.c_t, p.c_cs, p.n, res + r * p.n);
+}
+
+void run_product(const Product& p) {
+  if (p.m == 0 || p.n == 0) return;
+  const bool fits = p.m <= INT_MAX && p.n <= INT_MAX && p.k <= INT_MAX && p.c_rs <= INT_MAX;
+  if (p.m >= kPanelMinRows && blas().available && fits) return run_product_sgemm(p);
+  const int64_t blocks = p.k / 32;
+  const int64_t asz = dtype_size(p.a_t);
+  // A as dense f32, then int8 blocks.
+  float* af = scratch_floats(Scratch::kOuter0, size_t(p.m * p.k));
+  for (int64_t r = 0; r < p.m; ++r)
+    load_f32(p.a + r * p.a_rs * asz, p.a_t, p.a_cs, p.k, af + r * p.k);
+  QuantActs acts;
+  acts.k = p.k;
+  acts.blocks = blocks;
+  acts.f = af;
+  if (p.w_t != DType::kFP8E4M3Channel) {
+    // One scratch block: q (m*k bytes), then d and ds (3 floats per block), then the
+    // lanes (8 ints per block) when the format takes them.
+    const int offset = kernels().int_offset(p.w_t);
+    const size_t q_floats = size_t((p.m * p.k + 3) / 4);
+    float* mem = scratch_floats(Scratch::kOuter1, q_floats + size_t(4 * p.m * blocks) +
+                                                      (offset ? size_t(8 * p.m * blocks) : 0));
+    int8_t* q = reinterpret_cast<int8_t*>(mem);
+    float* d = mem + q_floats;
+    float* ds = d + p.m * blocks;
+    float* dsum = ds + 2 * p.m * blocks;
+    int32_t* lanes = offset ? reinterpret_cast<int32_t*>(dsum + p.m * blocks) : nullptr;
+    quantize_acts(af, p.m, p.k, q, d, ds, dsum, lanes, offset);
+    acts.q = q;
+    acts.d = d;
+    acts.ds = ds;
+    acts.dsum = dsum;
+    acts.lanes = lanes;
+  }
+  // Results as dense f32 [m, n], then alpha, bias and the output dtype.
+  const bool direct = p.c_t == DType::kF32 && p.c_cs == 1 && p.alpha == 1.0f && !p.bias;
+  float* res =
+      direct ? reinterpret_cast<float*>(p.c) : scratch_floats(Scratch::kOuter2, size_t(p.m * p.n));
+  const int64_t ldr = direct ? p.c_rs : p.n;
+  const QuantKernels& kern = kernels();
+  const float* lut = fp8_table();
+  // One contiguous range of weight rows per task; several per core when the product is
+  // large enough that load balance matters more than one stream per core.
+  const int64_t work = p.m * p.n * p.k;
+  const int64_t tasks =
+      work >= (int64_t(1) << 24) ? std::min<int64_t>(p.n, 8 * thread_budget()) : thread_budget();
+  parallel_for_static(std::max<int64_t>(tasks, 1), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n0 = p.n * t / tasks, n1 = p.n * (t + 1) / tasks;
+      if (n1 > n0) kern.qgemm(p.w_t, acts, p.m, p.w, p.w_rs, n0, n1, res, ldr, lut);
+    }
+  });
+  if (direct) return;
+  for (int64_t r = 0; r < p.m; ++r) {
+    float* row = res + r * p.n;
+    if (p.alpha != 1.0f)
+      for (int64_t j = 0; j < p.n; ++j) row[j] *= p.alpha;
+    if (p.bias)
+      for (int64_t j = 0; j < p.n; ++j) row[j] += p.bias[j];
+    store_f32(p.c + r * p.c_rs * int64_t(dtype_size(p.c_t)), p.c_t, p.c_cs, p.n, row);
+  }
+}
+
+}  // namespace
+
+std::string quant_kernel_isa() { return kernels().isa; }
+
+bool quant_uses_panels(int64_t rows) { return rows >= kPanelMinRows && blas().available; }
+
+// The gather copies a few rows per token: the reference's exact values, not the fused
+// multiply-add of the panel code.
+void dequantize_row_fast(DType t, const void* row, float* out, int64_t n) {
+  reference::dequantize_row(t, row, out, n);
+}
+
+Status quant_matmul(const OpSpec& spec, const void* const* in, void* out) {
+  const TensorDesc& ad = spec.inputs[0];
+  const TensorDesc& bd = spec.inputs[1];
+  const TensorDesc& od = spec.output;
+  const OpAttributes& at = spec.attrs;
+  const int r = od.shape.rank, ra = ad.shape.rank, rb = bd.shape.rank;
+  const int nb = r - 2;
+  if (od.numel() == 0) return ok_status();
+
+  Product p;
+  p.m = od.shape[r - 2];
+  p.n = od.shape[r - 1];
+  p.k = bd.shape[rb - 1];
+  p.alpha = at.alpha;
+  p.a_t = ad.dtype;
+  p.a_rs = at.transpose_a ? ad.strides[ra - 1] : ad.strides[ra - 2];
+  p.a_cs = at.transpose_a ? ad.strides[ra - 2] : ad.strides[ra - 1];
+  p.w_t = bd.dtype;
+  const uint64_t row_bytes = dtype_row_bytes(bd.dtype, p.k);
+  p.w_rs = uint64_t(bd.strides[rb - 2] / p.k) * row_bytes;
+  p.c_t = od.dtype;
+  p.c_rs = od.strides[r - 2];
+  p.c_cs = od.strides[r - 1];
+  if (spec.num_inputs == 3) {
+    float* buf = scratch_floats(Scratch::kOuter4, size_t(p.n));
+    load_f32(in[2], spec.inputs[2].dtype, spec.inputs[2].strides[0], p.n, buf);
+    p.bias = buf;
+  }
+  // Batch dims: A and C step by elements, B by whole rows; broadcast dims step 0.
+  int64_t dims[kMaxRank], sa[kMaxRank], sb[kMaxRank], sc[kMaxRank];
+  int64_t batches = 1;
+  for (int d = 0; d < nb; ++d) {
+    dims[d] = od.shape[d];
+    batches *= dims[d];
+    const int da = ra - 2 - nb + d, db = rb - 2 - nb + d;
+    sa[d] = (da < 0 || ad.shape[da] == 1) ? 0 : ad.strides[da];
+    sb[d] = (db < 0 || bd.shape[db] == 1) ? 0 : bd.strides[db];
+    sc[d] = od.strides[d];
+  }
+  // B shared by every batch and A, C rows evenly spaced: one product over all rows.
+  bool fold = true;
+  int64_t rows = p.m;
+  for (int d = nb - 1; d >= 0 && fold; --d) {
+    if (dims[d] == 1) continue;
+    if (sb[d] != 0 || sa[d] != p.a_rs * rows || sc[d] != p.c_rs * rows) fold = false;
+    rows *= dims[d];
+  }
+  const int64_t asz = dtype_size(ad.dtype), csz = dtype_size(od.dtype);
+  if (fold) {
+    p.m = rows;
+    batches = 1;
+  }
+  for (int64_t i = 0; i < batches; ++i) {
+    Product bp = p;
+    int64_t rem = i, oa = 0, ob = 0, oc = 0;
+    for (int d = nb - 1; d >= 0 && batches > 1; --d) {
+      const int64_t idx = rem % dims[d];
+      rem /= dims[d];
+      oa += idx * sa[d];
+      ob += idx * sb[d];
+      oc += idx * sc[d];
+    }
+    bp.a = static_cast<const char*>(in[0]) + oa * asz;
+    bp.w = static_cast<const uint8_t*>(in[1]) + uint64_t(ob / p.k) * row_bytes;
+    bp.c = static_cast<char*>(out) + oc * csz;
+    run_product(bp);
+  }
+  return ok_status();
+}
+
+}  // namespace hal::cpu

@@ -1,0 +1,203 @@
+// CPU benchmarks of products with quantized weights (Google Benchmark; built by default,
+// never run by ctest), through the HAL on cpu:0.
+//
+//  BM_ReadBandwidth                the host's read bandwidth over 1 GiB with the CPU
+//                                  backend's thread count: the roofline of decode.
+//  BM_QuantDecode/fmt/M/K/N        M rows (decode: 1..8) against N x K weights in `fmt`,
+//                                  cycled over copies larger than the last-level cache:
+//                                  weight GB/s, and the fraction of BM_ReadBandwidth's
+//                                  figure (measured once per process, before the runs).
+//  BM_QuantPrefill/fmt/M/K/N       M = 128 rows: GFLOP/s (weights stay in cache).
+//  BM_QuantGpt2Step/fmt            every matmul of one GPT-2-small decode step (12 layers of
+//                                  c_attn, c_proj, c_fc, mlp c_proj, then the tied lm_head)
+//                                  with weights in `fmt`: tokens/s and fraction of bandwidth.
+// `fmt` indexes kFormats below (f32, f16, bf16, then the quantized formats).
+//
+// Run: build/bin/hal_cpu_quant_benchmark [--benchmark_filter=...]
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "hal/hal.h"
+#include "hal/quant_reference.h"
+#include "hal/runtime/host_bandwidth.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const hal::DType kFormats[] = {
+    hal::DType::kF32,    hal::DType::kF16,           hal::DType::kBF16, hal::DType::kQ8_0,
+    hal::DType::kQ4_0,   hal::DType::kQ4_1,          hal::DType::kQ5_0, hal::DType::kQ5_1,
+    hal::DType::kQ4_K,   hal::DType::kQ5_K,          hal::DType::kQ6_K, hal::DType::kI8Channel,
+    hal::DType::kI4G128, hal::DType::kFP8E4M3Channel};
+
+struct Env {
+  std::unique_ptr<hal::Platform> platform;
+  hal::Device* cpu = nullptr;
+  double read_bw = 0;
+};
+
+void check(const hal::Status& s) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s\n", s.to_string().c_str());
+    std::exit(1);
+  }
+}
+
+Env& env() {
+  static Env* e = [] {
+    auto* x = new Env();
+    auto p = hal::Platform::create();
+    check(p.status());
+    x->platform = std::move(*p);
+    auto d = x->platform->device("cpu:0");
+    check(d.status());
+    x->cpu = *d;
+    const char* t = std::getenv("HAL_CPU_THREADS");
+    x->read_bw = hal::runtime::measure_host_read_bandwidth(
+        t && std::atoi(t) > 0 ? std::atoi(t) : int(std::thread::hardware_concurrency()), uint64_t(1) << 30,
+        5);
+    return x;
+  }();
+  return *e;
+}
+
+// `rows` x `k` weights in format t (random N(0, 0.02)).
+hal::Buffer weights(hal::DType t, int64_t rows, int64_t k, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 0.02f);
+  std::vector<float> v(size_t(rows * k));
+  for (float& x : v) x = dist(rng);
+  const std::vector<uint8_t> q = hal::reference::quantize_rows(t, v.data(), rows, k);
+  auto b = env().cpu->allocate(q.size());
+  check(b.status());
+  std::memcpy(*b->map(), q.data(), q.size());
+  return std::move(*b);
+}
+
+hal::Buffer activations(int64_t n) {
+  auto b = env().cpu->allocate(uint64_t(n) * 4);
+  check(b.status());
+  float* p = static_cast<float*>(*b->map());
+  for (int64_t i = 0; i < n; ++i) p[i] = float((i * 37) % 101) / 50.0f - 1.0f;
+  return std::move(*b);
+}
+
+hal::OpDescriptor product(const hal::Buffer& x, const hal::Buffer& w, const hal::Buffer& y,
+                          hal::DType t, int64_t m, int64_t k, int64_t n) {
+  hal::OpAttributes a;
+  a.transpose_b = true;
+  return hal::OpDescriptor(hal::OpKind::kMatmul,
+                           {hal::TensorRef::contiguous(x, hal::DType::kF32, {m, k}),
+                            hal::TensorRef::contiguous(w, t, {n, k})},
+                           hal::TensorRef::contiguous(y, hal::DType::kF32, {m, n}), a);
+}
+
+void BM_ReadBandwidth(benchmark::State& state) {
+  for (auto _ : state) state.SetIterationTime(1.0);
+  state.counters["GB/s"] = env().read_bw * 1e-9;
+}
+BENCHMARK(BM_ReadBandwidth)->Iterations(1)->UseManualTime();
+
+void BM_QuantDecode(benchmark::State& state) {
+  const hal::DType t = kFormats[state.range(0)];
+  const int64_t m = state.range(1), k = state.range(2), n = state.range(3);
+  const uint64_t bytes = hal::TensorDesc::contiguous(t, hal::Shape{n, k}).bytes();
+  const uint64_t llc = std::max<uint64_t>(env().cpu->info().sram_bytes, 32u << 20);
+  const int copies = int(std::max<uint64_t>(2, (4 * llc + bytes - 1) / bytes));
+  std::vector<hal::Buffer> w;
+  for (int i = 0; i < copies; ++i) w.push_back(weights(t, n, k, uint32_t(i)));
+  hal::Buffer x = activations(m * k), y = activations(m * n);
+  auto stream = env().cpu->create_stream();
+  check(stream.status());
+  size_t next = 0;
+  double seconds = 0;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    check(stream->dispatch(product(x, w[next], y, t, m, k, n)));
+    check(stream->synchronize());
+    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    next = (next + 1) % w.size();
+  }
+  const double gbs = double(bytes) * double(state.iterations()) / seconds;
+  state.counters["GB/s"] = gbs * 1e-9;
+  state.counters["of_read_bw"] = gbs / env().read_bw;
+  state.SetLabel(std::string(hal::dtype_name(t)));
+}
+BENCHMARK(BM_QuantDecode)->Apply([](benchmark::internal::Benchmark* b) {
+  for (int64_t f = 0; f < int64_t(std::size(kFormats)); ++f)
+    for (int64_t m : {1, 4})
+      for (const auto& s : {std::pair<int64_t, int64_t>{768, 3072}, {3072, 768}, {768, 50257}})
+        b->Args({f, m, s.first, s.second});
+  b->ArgNames({"fmt", "M", "K", "N"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+});
+
+void BM_QuantPrefill(benchmark::State& state) {
+  const hal::DType t = kFormats[state.range(0)];
+  const int64_t m = state.range(1), k = state.range(2), n = state.range(3);
+  hal::Buffer w = weights(t, n, k, 1), x = activations(m * k), y = activations(m * n);
+  auto stream = env().cpu->create_stream();
+  check(stream.status());
+  const hal::OpDescriptor op = product(x, w, y, t, m, k, n);
+  double seconds = 0;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    check(stream->dispatch(op));
+    check(stream->synchronize());
+    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  state.counters["GFLOP/s"] = 2.0 * double(m * n * k) * double(state.iterations()) / seconds * 1e-9;
+  state.SetLabel(std::string(hal::dtype_name(t)));
+}
+BENCHMARK(BM_QuantPrefill)->Apply([](benchmark::internal::Benchmark* b) {
+  for (int64_t f = 0; f < int64_t(std::size(kFormats)); ++f) b->Args({f, 128, 768, 3072});
+  b->ArgNames({"fmt", "M", "K", "N"})->Unit(benchmark::kMillisecond)->UseRealTime();
+});
+
+void BM_QuantGpt2Step(benchmark::State& state) {
+  const hal::DType t = kFormats[state.range(0)];
+  const int64_t d = 768, layers = 12, vocab = 50257;
+  std::vector<hal::Buffer> keep;
+  hal::Buffer x = activations(4 * d), y = activations(vocab);
+  std::vector<hal::OpDescriptor> ops;
+  double bytes = 0;
+  for (int64_t l = 0; l < layers; ++l)
+    for (const auto& [k, n] :
+         {std::pair<int64_t, int64_t>{d, 3 * d}, {d, d}, {d, 4 * d}, {4 * d, d}}) {
+      keep.push_back(weights(t, n, k, uint32_t(l * 4 + k)));
+      ops.push_back(product(x, keep.back(), y, t, 1, k, n));
+      bytes += double(hal::TensorDesc::contiguous(t, hal::Shape{n, k}).bytes());
+    }
+  keep.push_back(weights(t, vocab, d, 99));
+  ops.push_back(product(x, keep.back(), y, t, 1, d, vocab));
+  bytes += double(hal::TensorDesc::contiguous(t, hal::Shape{vocab, d}).bytes());
+  auto stream = env().cpu->create_stream();
+  check(stream.status());
+  double seconds = 0;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    for (const auto& op : ops) check(stream->dispatch(op));
+    check(stream->synchronize());
+    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  const double per = seconds / double(state.iterations());
+  state.counters["tokens/s"] = 1.0 / per;
+  state.counters["GB/s"] = bytes / per * 1e-9;
+  state.counters["of_read_bw"] = bytes / per / env().read_bw;
+  state.SetLabel(std::string(hal::dtype_name(t)) + ", " + std::to_string(int(bytes / 1e6)) +
+                 " MB of weights");
+}
+BENCHMARK(BM_QuantGpt2Step)
+    ->DenseRange(0, int64_t(std::size(kFormats)) - 1)
+    ->ArgName("fmt")
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
