@@ -214,8 +214,20 @@ TEST(HalctlRunText, GgufFileCarriesItsVocabulary) {
   const nlohmann::json j = nlohmann::json::parse(std::ifstream(ckpt.dir / "tokenizer.json"));
   using hal::runtime::GgufType;
   using hal::runtime::GgufValue;
-  GgufValue tokens{.type = GgufType::kArray, .elem = GgufType::kString};
-  GgufValue types{.type = GgufType::kArray, .elem = GgufType::kI32};
+  // Designated initializers would leave members out (-Wmissing-field-initializers).
+  const auto value_of = [](GgufType type, GgufType elem = GgufType::kU8) {
+    GgufValue v;
+    v.type = type;
+    v.elem = elem;
+    return v;
+  };
+  const auto string_value = [&](std::string text) {
+    GgufValue v = value_of(GgufType::kString);
+    v.s = std::move(text);
+    return v;
+  };
+  GgufValue tokens = value_of(GgufType::kArray, GgufType::kString);
+  GgufValue types = value_of(GgufType::kArray, GgufType::kI32);
   for (auto it = j["model"]["vocab"].begin(); it != j["model"]["vocab"].end(); ++it) {
     const size_t id = it.value().get<size_t>();
     if (tokens.strings.size() <= id) tokens.strings.resize(id + 1), types.ints.resize(id + 1, 1);
@@ -228,7 +240,7 @@ TEST(HalctlRunText, GgufFileCarriesItsVocabulary) {
     types.ints[id] = t["special"].get<bool>() ? 3 : 4;  // control, user-defined
   }
   tokens.count = types.count = tokens.strings.size();
-  GgufValue merges{.type = GgufType::kArray, .elem = GgufType::kString};
+  GgufValue merges = value_of(GgufType::kArray, GgufType::kString);
   for (const auto& m : j["model"]["merges"])
     merges.strings.push_back(m.is_string()
                                  ? m.get<std::string>()
@@ -236,8 +248,8 @@ TEST(HalctlRunText, GgufFileCarriesItsVocabulary) {
   merges.count = merges.strings.size();
   hal::runtime::GgufExportOptions opts;
   opts.format = hal::DType::kQ8_0;
-  opts.extra = {{"tokenizer.ggml.model", GgufValue{.type = GgufType::kString, .s = "gpt2"}},
-                {"tokenizer.ggml.pre", GgufValue{.type = GgufType::kString, .s = "gpt-2"}},
+  opts.extra = {{"tokenizer.ggml.model", string_value("gpt2")},
+                {"tokenizer.ggml.pre", string_value("gpt-2")},
                 {"tokenizer.ggml.tokens", tokens},
                 {"tokenizer.ggml.token_type", types},
                 {"tokenizer.ggml.merges", merges}};
