@@ -1,0 +1,64 @@
+// hal/runtime/parallel.h: tensor and pipeline parallelism (Megatron style) over channels.
+//
+// A run of tp x pp ranks: rank r = pp_rank * tp + tp_rank. Stage pp_rank runs blocks
+// [pp_rank * L / pp, (pp_rank + 1) * L / pp) (the first also the embeddings, the last the
+// head); within a stage the tp ranks split every block:
+// - attention: each rank holds num_heads / tp query heads and their K/V heads (grouped-
+//   query aware: num_kv_heads / tp of them when tp divides num_kv_heads, else the one KV
+//   head its query heads use, replicated on tp / num_kv_heads ranks), the matching
+//   columns of the output projection; one all-reduce completes the projection;
+// - MLP: each rank holds intermediate / tp columns of the up (gate and up) projections and
+//   the matching rows of the down projection; one all-reduce completes it;
+// - the output projections' biases are added on tensor-parallel rank 0 only;
+// - norms, embeddings and the head are replicated on every rank of the stage.
+// Activations pass between stages by send/recv on the pipeline channel, and the last
+// stage broadcasts the logits, so every rank samples the same tokens (model_graph.h
+// builds each rank's graph from its ShardLayout).
+//
+// Channels are hal::Channel (hal/channel.h): a run in one process creates them over its
+// devices; a run across processes hands a hal::Transport (the MPI bootstrap's) to the
+// channels; nothing here knows MPI.
+//
+// Threading: pure functions; shard models are immutable.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hal/runtime/model.h"
+#include "hal/runtime/model_config.h"
+#include "hal/status.h"
+
+namespace hal::runtime {
+
+struct ParallelDegrees {
+  int32_t tp = 1;
+  int32_t pp = 1;
+  int32_t ranks() const { return tp * pp; }
+  std::string to_string() const;  // "TP 2 x PP 2"
+};
+
+// Whether `config` splits tp x pp: heads and intermediate divisible by tp, KV heads
+// divisible by tp or dividing it, at least pp layers. INVALID_ARGUMENT naming the figure
+// that does not divide otherwise.
+Status check_parallel_degrees(const ModelConfig& config, ParallelDegrees degrees);
+
+// Blocks [begin, end) of stage `pp_rank`.
+std::pair<int64_t, int64_t> stage_layers(int64_t num_layers, int32_t pp, int32_t pp_rank);
+
+// The config of one rank: its share of the heads, KV heads and intermediate size, and its
+// stage's layers (ShardLayout). Precondition: check_parallel_degrees passed.
+ModelConfig shard_config(const ModelConfig& full, ParallelDegrees degrees, int32_t tp_rank,
+                         int32_t pp_rank);
+
+// The model one rank runs: shard_config's config and the weights it reads, sliced for the
+// tensor-parallel ones (copies in the checkpoint's dtype) and the full model's own tensors
+// for the replicated ones (the full model is kept alive). Weights of other stages are not
+// included.
+Result<std::shared_ptr<const Model>> shard_model(std::shared_ptr<const Model> full,
+                                                 ParallelDegrees degrees, int32_t tp_rank,
+                                                 int32_t pp_rank);
+
+}  // namespace hal::runtime
