@@ -138,12 +138,23 @@ uint64_t CollectiveShape::recv_bytes(int32_t /*rank*/, int32_t size) const {
 }
 
 std::string CollectiveShape::describe() const {
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on
+  // "literal" + std::string chains.
   std::string s(collective_kind_name(kind));
-  if (reduces()) s += "(" + std::string(reduction_name(reduction)) + ")";
-  s += " of " + std::to_string(count) + " " + std::string(dtype_name(dtype));
-  if (kind == CollectiveKind::kBroadcast) s += " from rank " + std::to_string(peer);
-  if (kind == CollectiveKind::kSend) s += " to rank " + std::to_string(peer);
-  if (kind == CollectiveKind::kRecv) s += " from rank " + std::to_string(peer);
+  if (reduces()) {
+    s.append("(");
+    s.append(reduction_name(reduction));
+    s.append(")");
+  }
+  s.append(" of ");
+  s.append(std::to_string(count));
+  s.append(" ");
+  s.append(dtype_name(dtype));
+  if (kind == CollectiveKind::kBroadcast || kind == CollectiveKind::kRecv) s.append(" from rank ");
+  if (kind == CollectiveKind::kSend) s.append(" to rank ");
+  if (kind == CollectiveKind::kBroadcast || kind == CollectiveKind::kSend ||
+      kind == CollectiveKind::kRecv)
+    s.append(std::to_string(peer));
   return s;
 }
 
