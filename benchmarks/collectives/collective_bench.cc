@@ -280,13 +280,18 @@ int run_in_process(const Options& o) {
         std::vector<char> a(bytes), b(bytes);
         std::memset(a.data(), 1, bytes);
         std::memset(b.data(), 0, bytes);
-        const int copies = int(std::clamp(0.05 / std::max(row.seconds, 1e-7), 3.0, 100000.0));
-        const auto c0 = Clock::now();
-        for (int i = 0; i < copies; ++i) {
-          std::memcpy(b.data(), a.data(), bytes);
-          a[size_t(i) % bytes] = char(b[0] + 1);
+        // Best of several rounds: on a shared machine a round may lose its core.
+        const int copies = int(std::clamp(0.01 / std::max(row.seconds, 1e-7), 3.0, 100000.0));
+        double best = 1e300;
+        for (int round = 0; round < 5; ++round) {
+          const auto c0 = Clock::now();
+          for (int i = 0; i < copies; ++i) {
+            std::memcpy(b.data(), a.data(), bytes);
+            a[size_t(i) % bytes] = char(b[0] + 1);
+          }
+          best = std::min(best, seconds_since(c0));
         }
-        const double memcpy_bw = double(bytes) * copies / seconds_since(c0) / 1e9;
+        const double memcpy_bw = double(bytes) * copies / best / 1e9;
         row.baseline = busbw(row, n) / memcpy_bw;
         row.algorithm = "direct";
         row.link = "shared-memory";
