@@ -62,6 +62,7 @@ RunReport build_run_report(const RunReportInput& in) {
     models.emplace_back(info);
   }
   std::map<std::pair<int32_t, int32_t>, TransferReport> transfers;
+  std::map<std::pair<int32_t, std::string>, CollectiveReport> collectives;
   std::map<std::string, PhaseReport> phases;
   std::vector<std::string> phase_order;
   std::vector<uint64_t> decode_bytes(n_dev, 0);
@@ -133,6 +134,20 @@ RunReport build_run_report(const RunReportInput& in) {
           add(dr.total, e);
           if (decode) decode_bytes[size_t(e.device)] += copy_bytes(e);
           break;
+        case TimelineEntry::Kind::kCollective: {
+          add(dr.total, e);
+          const std::string kind(collective_kind_name(e.collective));
+          CollectiveReport& c = collectives[{e.device, kind}];
+          c.device = in.devices[size_t(e.device)]->id();
+          c.collective = kind;
+          c.link = std::string(link_class_name(e.link));
+          ++c.count;
+          c.seconds += e.seconds();
+          c.bytes_sent += e.link_bytes_sent;
+          c.bytes_received += e.link_bytes_received;
+          if (decode) decode_bytes[size_t(e.device)] += e.bytes_read + e.bytes_written;
+          break;
+        }
       }
     }
   }
@@ -145,6 +160,7 @@ RunReport build_run_report(const RunReportInput& in) {
     rep.phases.push_back(ph);
   }
   for (auto& [key, t] : transfers) rep.transfers.push_back(t);
+  for (auto& [key, c] : collectives) rep.collectives.push_back(c);
   for (size_t d = 0; d < n_dev; ++d) {
     DeviceReport& dr = rep.devices[d];
     const DeviceInfo& info = in.devices[d]->info();
@@ -292,6 +308,16 @@ std::string run_report_to_json(const RunReport& rep) {
                          {"seconds", t.seconds},
                          {"measured", t.measured}});
   j["transfers"] = transfers;
+  json collectives = json::array();
+  for (const CollectiveReport& c : rep.collectives)
+    collectives.push_back({{"device", c.device},
+                           {"collective", c.collective},
+                           {"link", c.link},
+                           {"count", c.count},
+                           {"seconds", c.seconds},
+                           {"bytes_sent", c.bytes_sent},
+                           {"bytes_received", c.bytes_received}});
+  j["collectives"] = collectives;
   json phases = json::array();
   for (const PhaseReport& p : rep.phases)
     phases.push_back({{"name", p.name},
@@ -369,6 +395,20 @@ Result<RunReport> parse_run_report(std::string_view text, std::string_view origi
       r.get(o, "seconds", t.seconds, at);
       r.get(o, "measured", t.measured, at, false);
       rep.transfers.push_back(t);
+    }
+  if (j.contains("collectives") && j["collectives"].is_array())
+    for (size_t i = 0; i < j["collectives"].size(); ++i) {
+      const json& o = j["collectives"][i];
+      const std::string at = "collectives[" + std::to_string(i) + "]";
+      CollectiveReport c;
+      r.get(o, "device", c.device, at);
+      r.get(o, "collective", c.collective, at);
+      r.get(o, "link", c.link, at);
+      r.get(o, "count", c.count, at);
+      r.get(o, "seconds", c.seconds, at);
+      r.get(o, "bytes_sent", c.bytes_sent, at);
+      r.get(o, "bytes_received", c.bytes_received, at);
+      rep.collectives.push_back(c);
     }
   if (j.contains("phases") && j["phases"].is_array())
     for (size_t i = 0; i < j["phases"].size(); ++i) {
@@ -451,6 +491,12 @@ std::string chrome_trace_json(const std::vector<Device*>& devices,
           thread = "host copies";
           name = e.kind == TimelineEntry::Kind::kUpload ? "upload" : "download";
           break;
+        case TimelineEntry::Kind::kCollective:
+          tid = 3000;
+          thread = "collectives";
+          name = g && e.node >= 0 ? g->node(e.node).name
+                                  : std::string(collective_kind_name(e.collective));
+          break;
       }
       threads.emplace(std::make_pair(e.device, tid), thread);
       json args = {{"phase", run.phase},
@@ -460,6 +506,12 @@ std::string chrome_trace_json(const std::vector<Device*>& devices,
       if (e.op != OpKind::kInvalid) args["op"] = std::string(op_kind_name(e.op));
       if (e.bytes_moved) args["bytes_moved"] = e.bytes_moved;
       if (!e.measured) args["time"] = "modelled from the link";
+      if (e.kind == TimelineEntry::Kind::kCollective) {
+        args["collective"] = std::string(collective_kind_name(e.collective));
+        args["link"] = std::string(link_class_name(e.link));
+        args["link_bytes_sent"] = e.link_bytes_sent;
+        args["link_bytes_received"] = e.link_bytes_received;
+      }
       events.push_back({{"ph", "X"},
                         {"name", name},
                         {"cat", run.phase},
@@ -694,6 +746,10 @@ std::string report_summary_text(const RunReport& rep) {
     line("transfer   " + t.from + " -> " + t.to + ": " + std::to_string(t.count) + " x, " +
          format_bytes(t.bytes) + " in " + format_seconds(t.seconds) +
          (t.measured ? "" : " (modelled from the link)"));
+  for (const CollectiveReport& c : rep.collectives)
+    line("collective " + c.device + " " + c.collective + ": " + std::to_string(c.count) + " x in " +
+         format_seconds(c.seconds) + ", sent " + format_bytes(c.bytes_sent) + ", received " +
+         format_bytes(c.bytes_received) + " over " + c.link);
   for (const FallbackReport& f : rep.fallbacks)
     line("fallback   " + f.node + " (" + f.op + "): " + f.preferred + " -> " + f.chosen + ", " +
          f.reason + ", costs " + format_seconds(f.cost_s));

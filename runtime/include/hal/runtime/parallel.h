@@ -27,9 +27,12 @@
 #include <string>
 #include <vector>
 
+#include "hal/channel.h"
 #include "hal/runtime/model.h"
 #include "hal/runtime/model_config.h"
+#include "hal/runtime/session.h"
 #include "hal/status.h"
+#include "hal/transport.h"
 
 namespace hal::runtime {
 
@@ -60,5 +63,62 @@ ModelConfig shard_config(const ModelConfig& full, ParallelDegrees degrees, int32
 Result<std::shared_ptr<const Model>> shard_model(std::shared_ptr<const Model> full,
                                                  ParallelDegrees degrees, int32_t tp_rank,
                                                  int32_t pp_rank);
+
+// ---- running -----------------------------------------------------------------------
+
+struct ParallelRunOptions {
+  ParallelDegrees degrees;
+  // In one process (transport null): one device per rank, rank r = pp_rank * tp + tp_rank
+  // (a device may serve several ranks where its plugin allows: cpu:0 does). Across
+  // processes: the one device of this process's rank (transport->rank()).
+  std::vector<Device*> devices;
+  Transport* transport = nullptr;  // not owned; its size must be tp x pp
+  DType compute_dtype = DType::kF32;
+  bool record_commands = false;
+  bool profile = false;
+  double timeout_s = 0;  // collectives' (ChannelOptions::timeout_s)
+  ProgressFn progress;   // the first local rank's
+};
+
+// A tensor- and pipeline-parallel run: this process's ranks, each a Session on its device
+// with its shard of the model and its channels (the tensor-parallel group of its stage;
+// the pipeline of its tensor-parallel rank, across the stages).
+//
+// Errors: degrees the model cannot be split by, a device count or transport size that is
+// not tp x pp, and devices whose plugin offers no channels (UNIMPLEMENTED: "tensor and
+// pipeline parallelism are unavailable on it") fail create(). In generate(), a rank that
+// fails breaks the local channels so the others fail at once; across processes the caller
+// ends the job (Transport::abort) so the other processes do not wait for their timeout.
+//
+// Threading: generate() runs every local rank on a thread of its own and returns when all
+// have finished. One generate() at a time.
+class ParallelRun {
+ public:
+  static Result<std::unique_ptr<ParallelRun>> create(std::shared_ptr<const Model> model,
+                                                     ParallelRunOptions options);
+  ~ParallelRun();
+  ParallelRun(const ParallelRun&) = delete;
+  ParallelRun& operator=(const ParallelRun&) = delete;
+
+  const ParallelRunOptions& options() const { return options_; }
+  int32_t first_rank() const { return first_rank_; }  // this process's lowest rank
+  // This process's ranks' sessions (index 0 = first_rank()).
+  const std::vector<std::unique_ptr<Session>>& sessions() const { return sessions_; }
+  // The device of each local rank.
+  std::vector<Device*> local_devices() const;
+
+  // Every local rank generates; returns the first local rank's result. Tokens are the same
+  // on every rank (identical logits: all-reduced, or broadcast by the last stage).
+  Result<GenerationResult> generate(const std::vector<std::vector<int32_t>>& prompts,
+                                    const GenerationOptions& options);
+
+ private:
+  ParallelRun() = default;
+  ParallelRunOptions options_;
+  int32_t first_rank_ = 0;
+  std::vector<std::unique_ptr<Transport>> subsets_;  // across processes: TP and PP groups
+  std::vector<Channel> channels_;
+  std::vector<std::unique_ptr<Session>> sessions_;
+};
 
 }  // namespace hal::runtime

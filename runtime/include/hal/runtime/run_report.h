@@ -112,6 +112,17 @@ struct TransferReport {
   bool measured = true;  // every one from device records
 };
 
+// A parallel rank's collectives of one kind on one device (communication next to compute).
+struct CollectiveReport {
+  std::string device;
+  std::string collective;  // "all_reduce", "send", ...
+  std::string link;        // the class of link its bytes crossed ("peer", "network", ...)
+  int64_t count = 0;
+  double seconds = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+};
+
 struct PhaseReport {
   std::string name;
   int64_t runs = 0;
@@ -133,6 +144,7 @@ struct RunReport {
   std::string algorithm;
   std::vector<DeviceReport> devices;
   std::vector<TransferReport> transfers;
+  std::vector<CollectiveReport> collectives;
   std::vector<PhaseReport> phases;
   std::vector<FallbackReport> fallbacks;
   int64_t decode_tokens = 0;
