@@ -25,6 +25,7 @@
 // Options: --sizes MIN:MAX (bytes, powers of 4 between; default 8:64M, NPU 1K:1G),
 //          --dtype f32|bf16|..., --iters N (measured runs per size, default adaptive),
 //          --only all_reduce,all_gather,... , --json FILE (every row).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -151,12 +152,12 @@ std::vector<uint64_t> sizes(const Options& o) {
 
 void print_header(const std::string& title) {
   std::printf("# %s\n", title.c_str());
-  std::printf("# %-15s %8s %12s %6s %11s %11s %11s  %-7s %-13s %s\n", "collective", "size", "count",
+  std::printf("# %-15s %8s %12s %6s %11s %11s %11s  %-7s %-16s %s\n", "collective", "size", "count",
               "type", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "algo", "link", "baseline");
 }
 
 void print_row(const Row& r, int32_t n, DType t, const std::string& baseline) {
-  std::printf("  %-15s %8s %12llu %6s %11.2f %11.3f %11.3f  %-7s %-13s %s\n",
+  std::printf("  %-15s %8s %12llu %6s %11.2f %11.3f %11.3f  %-7s %-16s %s\n",
               std::string(hal::collective_kind_name(r.kind)).c_str(), size_text(r.bytes).c_str(),
               (unsigned long long)r.count, std::string(hal::dtype_name(t)).c_str(), r.seconds * 1e6,
               algbw(r), busbw(r, n), r.algorithm.c_str(), r.link.c_str(), baseline.c_str());
@@ -179,6 +180,21 @@ void write_json(const Options& o, const std::string& mode, const std::vector<Row
       << (i + 1 < rows.size() ? "," : "") << "\n";
   }
   f << "]}\n";
+}
+
+// The slowest link of the ring npu:0 -> npu:1 -> ... -> npu:0: a device's link to its
+// neighbour, or its host link where they have none (host-staged between cards).
+double slowest_ring_link(const std::vector<hal::Device*>& devices) {
+  double slowest = 1e300;
+  for (size_t r = 0; r < devices.size(); ++r) {
+    const hal::DeviceInfo& info = devices[r]->info();
+    const std::string next = devices[(r + 1) % devices.size()]->id();
+    double bw = info.host_link().bandwidth_bytes_per_s;
+    for (const hal::LinkInfo& l : info.links)
+      if (l.peer == next) bw = l.bandwidth_bytes_per_s;
+    slowest = std::min(slowest, bw);
+  }
+  return slowest;
 }
 
 // Members on the devices of `platform` (CPU: cpu:0 n times; NPU: npu:0..n-1).
@@ -249,17 +265,20 @@ int run_in_process(const Options& o) {
           (void)streams[size_t(r)].take_records(), (void)streams2[size_t(r)].take_records();
         if (hal::Status s = run(1); !s.ok())
           return std::fprintf(stderr, "%s\n", s.to_string().c_str()), 1;
-        double worst = 0, link_bw = 1e300;
-        for (Stream* s : {&streams[0], &streams2[0]})
-          for (const hal::CommandRecord& rec : s->take_records()) {
-            if (rec.command != hal::CommandKind::kCollective) continue;
-            worst = std::max(worst, rec.duration_s());
-            row.algorithm = std::string(hal::collective_algorithm_name(rec.algorithm));
-            row.link = std::string(hal::link_class_name(rec.link_class));
-          }
-        for (const hal::LinkInfo& l : devices[0]->info().links)
-          if (l.peer != "host") link_bw = std::min(link_bw, l.bandwidth_bytes_per_s);
-        if (link_bw == 1e300) link_bw = devices[0]->info().host_link().bandwidth_bytes_per_s;
+        double worst = 0;
+        std::vector<std::string> links;  // every member's link class, e.g. peer+host-staged
+        for (int32_t r = 0; r < n; ++r)
+          for (Stream* s : {&streams[size_t(r)], &streams2[size_t(r)]})
+            for (const hal::CommandRecord& rec : s->take_records()) {
+              if (rec.command != hal::CommandKind::kCollective) continue;
+              worst = std::max(worst, rec.duration_s());
+              row.algorithm = std::string(hal::collective_algorithm_name(rec.algorithm));
+              const std::string link(hal::link_class_name(rec.link_class));
+              if (std::find(links.begin(), links.end(), link) == links.end()) links.push_back(link);
+            }
+        row.link.clear();
+        for (const std::string& l : links) row.link += (row.link.empty() ? "" : "+") + l;
+        const double link_bw = slowest_ring_link(devices);
         row.seconds = worst;
         row.baseline = busbw(row, n) * 1e9 / link_bw;
         char b[64];
