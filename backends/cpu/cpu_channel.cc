@@ -41,23 +41,12 @@ Status run_cpu_collective(const plugin::CollectiveCall& call, plugin::RecordLog&
   HAL_RETURN_IF_ERROR(channel->run(member, &outcome));
   if (records.enabled()) {
     const int32_t rank = channel->rank(), size = channel->size();
-    CommandRecord r;
-    r.tag = call.tag;
-    r.command = CommandKind::kCollective;
+    // Shared memory: this member reads its own data and what it takes from its peers.
+    CommandRecord r = plugin::collective_record(call, rank, size, outcome);
     r.start_ns = start;
     r.end_ns = steady_ns();
     r.bytes_read = call.shape.send_bytes(rank, size) + outcome.bytes_received;
     r.bytes_written = call.shape.recv_bytes(rank, size);
-    r.link_bytes = outcome.bytes_sent;
-    r.bound = BoundBy::kLink;
-    r.collective = call.shape.kind;
-    r.channel_rank = rank;
-    r.channel_size = size;
-    r.peer_rank = outcome.peer_rank;
-    r.link_bytes_received = outcome.bytes_received;
-    r.link_class = outcome.link;
-    r.algorithm = outcome.algorithm;
-    r.flops = reduction_flops(call.shape, size);
     records.add(r);
   }
   return ok_status();

@@ -265,23 +265,12 @@ Status NpuStream::run_collective(const plugin::CollectiveCall& call, uint64_t no
     counters_.link_bytes += outcome.bytes_sent;
   }
   if (records().enabled()) {
-    CommandRecord r;
-    r.tag = call.tag;
-    r.command = CommandKind::kCollective;
+    // DMA: what goes out is read from device memory, what comes in is written to it.
+    CommandRecord r = plugin::collective_record(call, rank, size, outcome);
     r.start_ns = outcome.start_ns;
     r.end_ns = outcome.end_ns;
-    r.flops = reduction_flops(call.shape, size);
     r.bytes_read = outcome.bytes_sent + call.shape.send_bytes(rank, size);
     r.bytes_written = outcome.bytes_received + call.shape.recv_bytes(rank, size);
-    r.link_bytes = outcome.bytes_sent;
-    r.bound = outcome.bound;
-    r.collective = call.shape.kind;
-    r.channel_rank = rank;
-    r.channel_size = size;
-    r.peer_rank = outcome.peer_rank;
-    r.link_bytes_received = outcome.bytes_received;
-    r.link_class = outcome.link;
-    r.algorithm = outcome.algorithm;
     records().add(r);
   }
   return ok_status();

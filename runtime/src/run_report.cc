@@ -265,7 +265,24 @@ void read_stats(Reader& r, const json& j, WorkStats& s, const std::string& where
   r.get(j, "bound", s.bound, where, false);
 }
 
+json collectives_json(const std::vector<CollectiveReport>& collectives) {
+  json out = json::array();
+  for (const CollectiveReport& c : collectives)
+    out.push_back({{"device", c.device},
+                   {"collective", c.collective},
+                   {"link", c.link},
+                   {"count", c.count},
+                   {"seconds", c.seconds},
+                   {"bytes_sent", c.bytes_sent},
+                   {"bytes_received", c.bytes_received}});
+  return out;
+}
+
 }  // namespace
+
+std::string collectives_to_json(const std::vector<CollectiveReport>& collectives) {
+  return collectives_json(collectives).dump();
+}
 
 std::string run_report_to_json(const RunReport& rep) {
   json j;
@@ -308,16 +325,7 @@ std::string run_report_to_json(const RunReport& rep) {
                          {"seconds", t.seconds},
                          {"measured", t.measured}});
   j["transfers"] = transfers;
-  json collectives = json::array();
-  for (const CollectiveReport& c : rep.collectives)
-    collectives.push_back({{"device", c.device},
-                           {"collective", c.collective},
-                           {"link", c.link},
-                           {"count", c.count},
-                           {"seconds", c.seconds},
-                           {"bytes_sent", c.bytes_sent},
-                           {"bytes_received", c.bytes_received}});
-  j["collectives"] = collectives;
+  j["collectives"] = collectives_json(rep.collectives);
   json phases = json::array();
   for (const PhaseReport& p : rep.phases)
     phases.push_back({{"name", p.name},

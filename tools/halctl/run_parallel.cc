@@ -174,16 +174,8 @@ int run_parallel(const ParallelRunRequest& req) {
     out["kv_cache_bytes"] = r.kv_cache_bytes;
     out["weight_bytes_per_rank"] = (*run)->sessions()[0]->weight_bytes();
     if (req.placing.profile()) {
-      nlohmann::json cs = nlohmann::json::array();
-      for (const rt::CollectiveReport& c : outputs->collectives)
-        cs.push_back({{"device", c.device},
-                      {"collective", c.collective},
-                      {"link", c.link},
-                      {"count", c.count},
-                      {"seconds", c.seconds},
-                      {"bytes_sent", c.bytes_sent},
-                      {"bytes_received", c.bytes_received}});
-      out["collectives_rank0"] = cs;
+      out["collectives_rank0"] =
+          nlohmann::json::parse(rt::collectives_to_json(outputs->collectives));
     }
     print_json(out);
     return 0;

@@ -621,4 +621,22 @@ Status KitChannel::run_transport(MemberCollective& op, CollectiveOutcome* outcom
   return ok_status();
 }
 
+CommandRecord collective_record(const CollectiveCall& call, int32_t rank, int32_t size,
+                                const CollectiveOutcome& outcome) {
+  CommandRecord r;
+  r.tag = call.tag;
+  r.command = CommandKind::kCollective;
+  r.flops = reduction_flops(call.shape, size);
+  r.link_bytes = outcome.bytes_sent;
+  r.bound = outcome.bound;
+  r.collective = call.shape.kind;
+  r.channel_rank = rank;
+  r.channel_size = size;
+  r.peer_rank = outcome.peer_rank;
+  r.link_bytes_received = outcome.bytes_received;
+  r.link_class = outcome.link;
+  r.algorithm = outcome.algorithm;
+  return r;
+}
+
 }  // namespace hal::plugin

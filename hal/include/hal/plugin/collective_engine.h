@@ -108,4 +108,11 @@ class KitChannel : public ChannelImpl {
   uint64_t sequence_ = 0;  // collectives run (for messages)
 };
 
+// The record fields every kit backend fills alike for a collective: command and tag, the
+// channel's rank and size, the peer, link bytes, link class and algorithm, what bound it,
+// the reduction's FLOPs. The backend adds the times and the device-memory bytes its own
+// model moves.
+CommandRecord collective_record(const CollectiveCall& call, int32_t rank, int32_t size,
+                                const CollectiveOutcome& outcome);
+
 }  // namespace hal::plugin

@@ -163,6 +163,8 @@ struct RunReportInput {
 RunReport build_run_report(const RunReportInput& input);
 
 std::string run_report_to_json(const RunReport& report);
+// The "collectives" array of run_report_to_json alone (halctl run's parallel --json).
+std::string collectives_to_json(const std::vector<CollectiveReport>& collectives);
 // `origin` names the source in errors (a path).
 Result<RunReport> parse_run_report(std::string_view json_text, std::string_view origin);
 
