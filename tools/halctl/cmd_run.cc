@@ -274,6 +274,9 @@ std::optional<int> maybe_run_parallel(const RunRequest& req, const CheckedReques
       req.placing.strict)
     return usage_error("run", "--failover, --dump-logits, --placement and --strict-placement "
                               "do not combine with tensor or pipeline parallelism");
+  if (req.text.any())
+    return usage_error("run", "text prompts (--prompt, --prompt-file, --chat) do not combine with "
+                              "tensor or pipeline parallelism yet: give --prompt-ids");
   ParallelRunRequest pr;
   pr.common = req.common;
   pr.placing = req.placing;
