@@ -74,6 +74,7 @@ launch "$a0,$a1" 2 "$rank_check" || { echo "FAIL: collectives across two hosts";
 launch "$a0:2,$a1:2" 4 "$rank_check" || { echo "FAIL: collectives, two ranks on each of two hosts"; fail=1; }
 
 want=$(HAL_PLUGIN_PATH= "$halctl" run --model llama-tiny --prompt-ids 5,9,200 --max-new-tokens 8 | grep generated)
+[ -n "$want" ] || { echo "FAIL: halctl run on one device printed no generated tokens"; exit 1; }
 for layout in "2 --tensor-parallel 2|$a0,$a1" "4 --tensor-parallel 2 --pipeline-parallel 2|$a0:2,$a1:2"; do
   args="${layout%%|*}" hosts="${layout##*|}"
   ranks="${args%% *}" degrees="${args#* }"
