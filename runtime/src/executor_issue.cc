@@ -7,8 +7,8 @@
 #include <string>
 
 #include "executor_impl.h"
-#include "parallel/collective_step.h"
 #include "hal/device.h"
+#include "parallel/collective_step.h"
 
 namespace hal::runtime {
 
@@ -198,7 +198,8 @@ Status Executor::Impl::enqueue_steps(const ExecutionPlan& p, const RunArgs& args
         break;
       }
       case NodeKind::kCollective: {
-        Status s = issue_collective(stream, *channels[size_t(node.channel)], node, st.src, st.dst, tag);
+        Status s =
+            issue_collective(stream, *channels[size_t(node.channel)], node, st.src, st.dst, tag);
         if (!s.ok()) error.add(ctx(s));
         break;
       }

@@ -96,7 +96,8 @@ Timeline build_timeline(const ExecutionPlan& p, std::span<const StepRecord> reco
       auto it = of_node.find(st.node);
       if (it != of_node.end()) seconds = add_records(e, it->second);
       if (node.kind == NodeKind::kCollective)
-        describe_collective(node, it != of_node.end() ? it->second : std::vector<const StepRecord*>{}, e);
+        describe_collective(node,
+                            it != of_node.end() ? it->second : std::vector<const StepRecord*>{}, e);
       if (node.kind == NodeKind::kTransfer) {
         e.kind = TimelineEntry::Kind::kTransfer;
         e.peer = st.device;

@@ -77,10 +77,12 @@ TEST(MpiHalctl, SimulatedNpuRanksPrintTheSingleDieTokens) {
 
 TEST(MpiHalctl, ARankWhoseDeviceIsLostEndsTheJob) {
   // MPMD: rank 1 runs with a fault injected into its simulated die.
-  const std::string args = std::string(kRun) + " --model llama-tiny --devices npu:0 --tensor-parallel 2";
-  const std::string cmd = "HAL_PLUGIN_PATH= HAL_COLLECTIVE_TIMEOUT=60 HAL_NPU_SIM=atom " HAL_MPIRUN
-                          " -np 1 " + quote(kHalctl) + args + " : -np 1 -x HAL_NPU_SIM_FAULTS=npu:0:lost@op=30 " +
-                          quote(kHalctl) + args;
+  const std::string args =
+      std::string(kRun) + " --model llama-tiny --devices npu:0 --tensor-parallel 2";
+  const std::string cmd =
+      "HAL_PLUGIN_PATH= HAL_COLLECTIVE_TIMEOUT=60 HAL_NPU_SIM=atom " HAL_MPIRUN " -np 1 " +
+      quote(kHalctl) + args + " : -np 1 -x HAL_NPU_SIM_FAULTS=npu:0:lost@op=30 " + quote(kHalctl) +
+      args;
   const hal::test::CliRun r = hal::test::run_command_line(cmd);
   EXPECT_NE(r.exit_code, 0) << r.out;
   EXPECT_NE(r.err.find("device lost"), std::string::npos) << r.err;

@@ -272,11 +272,13 @@ std::optional<int> maybe_run_parallel(const RunRequest& req, const CheckedReques
   if (!wants_parallel_run(*tp, *pp)) return std::nullopt;
   if (req.failover || !req.dump_logits.empty() || !req.placing.placement.empty() ||
       req.placing.strict)
-    return usage_error("run", "--failover, --dump-logits, --placement and --strict-placement "
-                              "do not combine with tensor or pipeline parallelism");
+    return usage_error("run",
+                       "--failover, --dump-logits, --placement and --strict-placement "
+                       "do not combine with tensor or pipeline parallelism");
   if (req.text.any())
-    return usage_error("run", "text prompts (--prompt, --prompt-file, --chat) do not combine with "
-                              "tensor or pipeline parallelism yet: give --prompt-ids");
+    return usage_error("run",
+                       "text prompts (--prompt, --prompt-file, --chat) do not combine with "
+                       "tensor or pipeline parallelism yet: give --prompt-ids");
   ParallelRunRequest pr;
   pr.common = req.common;
   pr.placing = req.placing;
