@@ -22,6 +22,9 @@
 //                    MPI_Reduce_scatter_block, MPI_Bcast, MPI_Sendrecv) and our time / MPI's;
 //   NPU (predicted): busbw / the slowest link's bandwidth the collective crosses.
 //
+// The measured modes print the machine's load average before and after their runs (and
+// keep it in --json): on a shared machine the figures mean little without it.
+//
 // Options: --sizes MIN:MAX (bytes, powers of 4 between; default 8:64M, NPU 1K:1G),
 //          --dtype f32|bf16|..., --iters N (measured runs per size, default adaptive),
 //          --only all_reduce,all_gather,... , --json FILE (every row).
@@ -35,6 +38,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <chrono>
@@ -165,12 +169,41 @@ void print_row(const Row& r, int32_t n, DType t, const std::string& baseline) {
   std::fflush(stdout);
 }
 
-void write_json(const Options& o, const std::string& mode, const std::vector<Row>& rows,
-                int32_t n) {
+// How busy the machine was (/proc/loadavg's 1-, 5- and 15-minute figures, via getloadavg):
+// measured rows mean little on a shared machine without it, so the measured modes print it
+// before and after their runs and keep it in --json. -1 where the system does not say.
+struct Load {
+  double avg[3] = {-1, -1, -1};
+  static Load now() {
+    Load l;
+    if (getloadavg(l.avg, 3) != 3) l = Load{};
+    return l;
+  }
+  std::string text() const {
+    char b[160];
+    std::snprintf(b, sizeof b, "load average %.2f %.2f %.2f (1, 5, 15 min) on %u cores", avg[0],
+                  avg[1], avg[2], std::thread::hardware_concurrency());
+    return b;
+  }
+};
+
+void print_load(const char* when, const Load& l) {
+  std::printf("# machine %s: %s\n", when, l.text().c_str());
+  std::fflush(stdout);
+}
+
+void write_json(const Options& o, const std::string& mode, const std::vector<Row>& rows, int32_t n,
+                const Load* before = nullptr, const Load* after = nullptr) {
   if (o.json.empty()) return;
   std::ofstream f(o.json);
   f << "{\"mode\": \"" << mode << "\", \"ranks\": " << n << ", \"dtype\": \""
-    << hal::dtype_name(o.dtype) << "\", \"rows\": [\n";
+    << hal::dtype_name(o.dtype) << "\", ";
+  if (before && after)
+    f << "\"cores\": " << std::thread::hardware_concurrency() << ", \"load_before\": ["
+      << before->avg[0] << ", " << before->avg[1] << ", " << before->avg[2]
+      << "], \"load_after\": [" << after->avg[0] << ", " << after->avg[1] << ", " << after->avg[2]
+      << "], ";
+  f << "\"rows\": [\n";
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
     f << "  {\"collective\": \"" << hal::collective_kind_name(r.kind)
@@ -224,6 +257,8 @@ int run_in_process(const Options& o) {
       npu ? o.npu_preset + " npu:0.." + std::to_string(n - 1) + " (predicted, simulated time)"
           : "cpu:0 x " + std::to_string(n) + " ranks in one process (measured)";
   std::vector<Row> rows;
+  const Load before = Load::now();
+  if (!npu) print_load("before", before);
   for (CollectiveKind kind : o.kinds) {
     print_header(
         std::string(hal::collective_kind_name(kind)) + ", " + std::to_string(n) + " ranks, " +
@@ -329,7 +364,13 @@ int run_in_process(const Options& o) {
       rows.push_back(row);
     }
   }
-  write_json(o, npu ? "npu-predicted" : "cpu-in-process", rows, n);
+  if (npu) {
+    write_json(o, "npu-predicted", rows, n);  // simulated time: the machine's load is moot
+  } else {
+    const Load after = Load::now();
+    print_load("after", after);
+    write_json(o, "cpu-in-process", rows, n, &before, &after);
+  }
   return 0;
 }
 
@@ -402,6 +443,8 @@ int run_mpi(const Options& o) {
   if (!ch.ok()) mpi.abort(ch.status().to_string());
   Stream s = cpu->create_stream().value(), s2 = cpu->create_stream().value();
   std::vector<Row> rows;
+  const Load before = Load::now();
+  if (rank == 0) print_load("before", before);
   for (CollectiveKind kind : o.kinds) {
     if (rank == 0)
       print_header(std::string(hal::collective_kind_name(kind)) + ", " + std::to_string(n) +
@@ -447,7 +490,11 @@ int run_mpi(const Options& o) {
       rows.push_back(row);
     }
   }
-  if (rank == 0) write_json(o, "mpi", rows, n);
+  if (rank == 0) {
+    const Load after = Load::now();
+    print_load("after", after);
+    write_json(o, "mpi", rows, n, &before, &after);
+  }
   return 0;
 }
 #endif
