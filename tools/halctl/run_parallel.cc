@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <memory>
 
@@ -151,6 +152,7 @@ int run_parallel(const ParallelRunRequest& req) {
     ranks += (ranks.empty() ? "" : ", ") + fmt::format("rank {} {}", i, dev);
   }
   const auto& cfg = shared->config();
+  const std::string rank0_device = (*run)->local_devices()[0]->id();
   if (req.common.json) {
     nlohmann::json out;
     out["model"] = shared->name();
@@ -172,6 +174,10 @@ int run_parallel(const ParallelRunRequest& req) {
     out["decode_seconds"] = r.decode_seconds;
     out["decode_tokens_per_s"] = r.decode_tokens_per_s();
     out["kv_cache_bytes"] = r.kv_cache_bytes;
+    out["device_clock_rank0"] = {{"device", rank0_device},
+                                 {"prefill_seconds", r.prefill_device_seconds},
+                                 {"decode_seconds", r.decode_device_seconds},
+                                 {"decode_tokens_per_s", r.device_decode_tokens_per_s()}};
     out["weight_bytes_per_rank"] = (*run)->sessions()[0]->weight_bytes();
     if (req.placing.profile()) {
       out["collectives_rank0"] =
@@ -193,6 +199,14 @@ int run_parallel(const ParallelRunRequest& req) {
   if (r.decode_tokens > 0)
     fmt::print("decode     {} tokens in {} ({:.1f} tokens/s)\n", r.decode_tokens,
                hal::format_seconds(r.decode_seconds), r.decode_tokens_per_s());
+  // A simulated device's clock is what its model predicts (collectives over its modelled
+  // links included; every member of a collective books the same interval, so rank 0's
+  // clock waits for the slowest peer); say so when it differs from the wall clock.
+  if (r.decode_tokens > 0 && r.decode_device_seconds > 0 &&
+      std::abs(r.decode_device_seconds - r.decode_seconds) > 0.1 * r.decode_seconds)
+    fmt::print("device     rank 0 on {} clock: prefill {}, decode {} ({:.1f} tokens/s)\n",
+               rank0_device, hal::format_seconds(r.prefill_device_seconds),
+               hal::format_seconds(r.decode_device_seconds), r.device_decode_tokens_per_s());
   fmt::print("memory     rank 0: weights {}, KV cache {}\n",
              hal::format_bytes((*run)->sessions()[0]->weight_bytes()),
              hal::format_bytes(r.kv_cache_bytes));
