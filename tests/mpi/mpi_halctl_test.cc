@@ -1,7 +1,7 @@
 // `mpirun -np K halctl run --tensor-parallel N --pipeline-parallel M` as a user runs it:
 // the tokens rank 0 prints are the single-device tokens (a llama checkpoint directory,
-// the built-in models), on cpu:0 and on simulated NPUs; a rank whose device is lost ends
-// the job with its error instead of leaving the others waiting.
+// the built-in models; text prompts), on cpu:0 and on simulated NPUs; a rank whose device
+// is lost ends the job with its error instead of leaving the others waiting.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -64,6 +64,21 @@ TEST(MpiHalctl, FourRanksInEveryLayoutPrintTheSingleDeviceTokens) {
       EXPECT_EQ(j["generated_ids"], single["generated_ids"]) << name << layout;
     }
   }
+}
+
+TEST(MpiHalctl, TextPromptsGiveThePlainRunsText) {
+  // llama-tiny's Llama 3 style tokenizer; a stop string every process honours alike.
+  const std::string args =
+      " run --json --model llama-tiny --prompt 'The quick brown fox' --ignore-eos "
+      "--max-new-tokens 10 --stop 'istr'";
+  const json single = run_json("HAL_PLUGIN_PATH= " + quote(kHalctl) + args);
+  const json tp =
+      run_json(mpirun(4) + quote(kHalctl) + args + " --tensor-parallel 2 --pipeline-parallel 2");
+  ASSERT_EQ(single["finish_reason"], "stop");  // the stop string is in this model's text
+  EXPECT_EQ(tp["generated_ids"], single["generated_ids"]);
+  EXPECT_EQ(tp["generated_text"], single["generated_text"]);
+  EXPECT_EQ(tp["finish_reason"], single["finish_reason"]);
+  EXPECT_EQ(tp["processes"], 4);
 }
 
 TEST(MpiHalctl, SimulatedNpuRanksPrintTheSingleDieTokens) {

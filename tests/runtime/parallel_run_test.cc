@@ -160,4 +160,46 @@ TEST(ParallelRun, BadLayoutsAreRefusedNamingWhy) {
   EXPECT_NE(count.status().message().find("needs 2 devices"), std::string::npos);
 }
 
+// Streaming and stop decisions (what halctl's text prompts use): each local rank has its
+// own on_token; a row one of them ends (here: after its second token, as a stop string
+// would) ends on every rank, and the run ends with the single-device tokens up to there.
+TEST(ParallelRun, EachRanksOwnOnTokenEndsRowsAlike) {
+  auto p = platform();
+  ASSERT_NE(p, nullptr);
+  hal::Device* cpu = *p->device("cpu:0");
+  auto m = model("llama-tiny");
+  const rt::GenerationResult want = reference(m, cpu);
+  rt::ParallelRunOptions o;
+  o.degrees = {2, 2};
+  o.devices.assign(4, cpu);
+  auto run = rt::ParallelRun::create(m, o);
+  ASSERT_TRUE(run.ok()) << run.status().to_string();
+
+  rt::GenerationOptions go = greedy(6);
+  go.on_token = [](int64_t, int32_t) { return true; };
+  auto shared = (*run)->generate(kPrompts, go);
+  ASSERT_FALSE(shared.ok());
+  EXPECT_EQ(shared.status().code(), hal::StatusCode::kInvalidArgument);
+  EXPECT_NE(shared.status().message().find("per_rank"), std::string::npos);
+
+  // Row 0 ends after its second token on every rank; row 1 runs to the length limit.
+  std::vector<std::vector<std::vector<int32_t>>> seen(4);
+  auto got = (*run)->generate(kPrompts, go, [&seen](size_t rank, rt::GenerationOptions& o) {
+    seen[rank].resize(2);
+    o.on_token = [&tokens = seen[rank]](int64_t row, int32_t token) {
+      tokens[size_t(row)].push_back(token);
+      return !(row == 0 && tokens[0].size() == 2);
+    };
+  });
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  const std::vector<int32_t> row0(want.tokens[0].begin(), want.tokens[0].begin() + 2);
+  EXPECT_EQ(got->tokens[0], row0);
+  EXPECT_EQ(got->tokens[1], want.tokens[1]);
+  EXPECT_EQ(got->stopped, (std::vector<uint8_t>{1, 0}));
+  for (size_t r = 0; r < 4; ++r) {
+    EXPECT_EQ(seen[r][0], row0) << "rank " << r;
+    EXPECT_EQ(seen[r][1], want.tokens[1]) << "rank " << r;
+  }
+}
+
 }  // namespace

@@ -275,10 +275,6 @@ std::optional<int> maybe_run_parallel(const RunRequest& req, const CheckedReques
     return usage_error("run",
                        "--failover, --dump-logits, --placement and --strict-placement "
                        "do not combine with tensor or pipeline parallelism");
-  if (req.text.any())
-    return usage_error("run",
-                       "text prompts (--prompt, --prompt-file, --chat) do not combine with "
-                       "tensor or pipeline parallelism yet: give --prompt-ids");
   ParallelRunRequest pr;
   pr.common = req.common;
   pr.placing = req.placing;
@@ -289,6 +285,7 @@ std::optional<int> maybe_run_parallel(const RunRequest& req, const CheckedReques
   pr.collective_timeout_s = req.collective_timeout;
   pr.dtype = checked.dtype;
   pr.prompts = checked.prompts;
+  pr.text = checked.text.get();
   pr.generation.max_new_tokens = req.max_new_tokens;
   pr.generation.sampling.temperature = req.temperature;
   pr.generation.sampling.top_k = req.top_k;

@@ -131,9 +131,19 @@ int run_parallel(const ParallelRunRequest& req) {
   o.timeout_s = req.collective_timeout_s;
   auto run = rt::ParallelRun::create(shared, o);
   if (!run.ok()) return fail(report_error("run", run.status()));
-  auto result = (*run)->generate(req.prompts, req.generation);
+  rt::GenerationOptions go = req.generation;
+  rt::ParallelRun::RankOptionsFn per_rank;
+  if (req.text) {
+    // Every rank follows the text to make the same stop decisions; rank 0 streams it.
+    req.text->attach(go, /*stream=*/rank == 0 && !req.common.json && req.prompts.size() == 1);
+    per_rank = [&req](size_t local_index, rt::GenerationOptions& o) {
+      if (local_index != 0) o.on_token = req.text->follower();
+    };
+  }
+  auto result = (*run)->generate(req.prompts, go, per_rank);
   if (!result.ok()) return fail(report_error("run", result.status()));
   const rt::GenerationResult& r = *result;
+  if (req.text) req.text->complete(r);
 
   // Every rank has the tokens; rank 0 speaks (and writes the report of its own rank).
   if (rank != 0) return 0;
@@ -174,6 +184,7 @@ int run_parallel(const ParallelRunRequest& req) {
     out["decode_seconds"] = r.decode_seconds;
     out["decode_tokens_per_s"] = r.decode_tokens_per_s();
     out["kv_cache_bytes"] = r.kv_cache_bytes;
+    if (req.text) req.text->add_json(out);
     out["device_clock_rank0"] = {{"device", rank0_device},
                                  {"prefill_seconds", r.prefill_device_seconds},
                                  {"decode_seconds", r.decode_device_seconds},
@@ -189,7 +200,8 @@ int run_parallel(const ParallelRunRequest& req) {
   fmt::print("model      {} ({}, {:.1f} M parameters, {})\n", shared->name(), cfg.summary(),
              double(cfg.parameter_count()) / 1e6, hal::dtype_name(req.dtype));
   fmt::print("parallel   {}: {}\n", deg.to_string(), ranks);
-  for (size_t b = 0; b < req.prompts.size(); ++b) {
+  if (req.text) req.text->print();
+  for (size_t b = 0; b < req.prompts.size() && !req.text; ++b) {
     const std::string tag = req.prompts.size() > 1 ? fmt::format("[{}] ", b) : "";
     fmt::print("prompt     {}{}\n", tag, ids_text(req.prompts[b]));
     fmt::print("generated  {}{}\n", tag, ids_text(r.tokens[b]));

@@ -3,11 +3,13 @@
 // bootstrap, hal/mpi; each rank takes the device of its place on its host).
 //
 //   mpirun -np 2 halctl run --model DIR --tensor-parallel 2 --prompt-ids 1,2,3
+//   mpirun -np 2 halctl run --model DIR --tensor-parallel 2 --prompt "Hello" [--stop S]
 //   halctl run --model llama-tiny --tensor-parallel 2 --pipeline-parallel 2 --devices npu:0..3
 //
 // Under mpirun the degrees default to TP = the job's size; rank 0 prints (the tokens are the
-// same on every rank). A rank that fails prints why and ends the job (MPI_Abort), so no
-// rank waits; a rank the launcher ends because another died says so on stderr.
+// same on every rank; text prompts stream from rank 0 as in a plain run). A rank that fails prints
+// why and ends the job (MPI_Abort), so no rank waits; a rank the launcher ends because another died
+// says so on stderr.
 #pragma once
 
 #include <optional>
@@ -17,6 +19,7 @@
 #include "common.h"
 #include "hal/runtime/session.h"
 #include "run_outputs.h"
+#include "run_text.h"
 
 namespace halctl {
 
@@ -30,6 +33,7 @@ struct ParallelRunRequest {
   hal::DType dtype = hal::DType::kF32;
   std::vector<std::vector<int32_t>> prompts;
   hal::runtime::GenerationOptions generation;
+  RunText* text = nullptr;  // not owned; text prompts (their ids are `prompts`), else null
 };
 
 // Whether this run is a parallel one: degrees given, or started by an MPI launcher.

@@ -171,16 +171,22 @@ Result<std::unique_ptr<ParallelRun>> ParallelRun::create(std::shared_ptr<const M
 }
 
 Result<GenerationResult> ParallelRun::generate(const std::vector<std::vector<int32_t>>& prompts,
-                                               const GenerationOptions& options) {
+                                               const GenerationOptions& options,
+                                               const RankOptionsFn& per_rank) {
   if (options.failover)
     return invalid_argument("failover does not combine with tensor or pipeline parallelism");
   const size_t n = sessions_.size();
+  if (options.on_token && n > 1 && !per_rank)
+    return invalid_argument(
+        "one on_token callback for " + std::to_string(n) +
+        " local ranks: each rank calls it on its own thread; give each its own (per_rank)");
   std::vector<Result<GenerationResult>> results;
   for (size_t i = 0; i < n; ++i) results.emplace_back(internal_error("not run"));
   std::atomic<bool> broken{false};
   auto work = [&](size_t i) {
     GenerationOptions o = options;
     if (i != 0) o.progress = nullptr;
+    if (per_rank) per_rank(i, o);
     results[i] = sessions_[i]->generate(prompts, o);
     if (!results[i].ok() && !broken.exchange(true) && !options_.transport)
       // The others may wait in a collective for this rank: release them now.

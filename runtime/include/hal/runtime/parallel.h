@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -107,10 +108,19 @@ class ParallelRun {
   // The device of each local rank.
   std::vector<Device*> local_devices() const;
 
+  // Adjusts local rank `local_index`'s copy of the options before it generates.
+  using RankOptionsFn = std::function<void(size_t local_index, GenerationOptions& options)>;
+
   // Every local rank generates; returns the first local rank's result. Tokens are the same
   // on every rank (identical logits: all-reduced, or broadcast by the last stage).
+  // Callbacks run on their rank's thread: `progress` on the first local rank only;
+  // `on_token` on every local rank, so with several local ranks each needs its own (set by
+  // `per_rank`; one shared on_token with several local ranks is INVALID_ARGUMENT). A row
+  // on_token ends must end on every rank alike (decided from the tokens, which are the
+  // same everywhere), or the ranks' collectives part ways and fail by their timeout.
   Result<GenerationResult> generate(const std::vector<std::vector<int32_t>>& prompts,
-                                    const GenerationOptions& options);
+                                    const GenerationOptions& options,
+                                    const RankOptionsFn& per_rank = {});
 
  private:
   ParallelRun() = default;
