@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -46,11 +48,28 @@ TEST(MpiHalctl, TensorParallelRanksPrintTheSingleDeviceTokens) {
   ASSERT_TRUE(m.ok());
   ASSERT_TRUE(hal::runtime::save_checkpoint(**m, dir.string(), hal::DType::kF32).ok());
   const std::string model = " --model " + quote(dir.string());
-  const json single = run_json("HAL_PLUGIN_PATH= " + quote(kHalctl) + kRun + model);
-  const json tp2 = run_json(mpirun(2) + quote(kHalctl) + kRun + model + " --tensor-parallel 2");
+  const std::string want_logits = (dir / "single.bin").string(),
+                    logits = (dir / "tp2.bin").string();
+  const json single = run_json("HAL_PLUGIN_PATH= " + quote(kHalctl) + kRun + model +
+                               " --dump-logits " + quote(want_logits));
+  const json tp2 = run_json(mpirun(2) + quote(kHalctl) + kRun + model +
+                            " --tensor-parallel 2 --dump-logits " + quote(logits));
   EXPECT_EQ(tp2["generated_ids"], single["generated_ids"]);
   EXPECT_EQ(tp2["tensor_parallel"], 2);
   EXPECT_EQ(tp2["processes"], 2);
+  // Rank 0 writes the logits each token was chosen from: the single run's, to rounding
+  // (partial sums added in another order).
+  auto read_floats = [](const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(f)), {});
+    std::vector<float> v(bytes.size() / 4);
+    std::memcpy(v.data(), bytes.data(), v.size() * 4);
+    return v;
+  };
+  const std::vector<float> want = read_floats(want_logits), got = read_floats(logits);
+  ASSERT_EQ(want.size(), 8u * 512);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-3) << "value " << i;
   std::filesystem::remove_all(dir);
 }
 

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -224,20 +225,35 @@ TEST(HalctlRun, SeveralDevicesSplitLayersWithTheSameTokens) {
 TEST(HalctlRun, TensorAndPipelineParallelOverAtomMaxDiesPrintTheSingleDieTokens) {
   const std::string sim = "HAL_NPU_SIM=atom-max ";
   const std::string run = " --model llama-tiny --prompt-ids 5,9,200 --max-new-tokens 6 --json";
-  const CliRun single =
-      hal::test::run_command_line(sim + HALCTL_PATH + " run" + run + " --devices npu:0");
+  const fs::path want_logits = temp_path("single_logits.bin"), logits = temp_path("logits.bin");
+  const CliRun single = hal::test::run_command_line(
+      sim + HALCTL_PATH + " run" + run + " --devices npu:0 --dump-logits " + want_logits.string());
   ASSERT_EQ(single.exit_code, 0) << single.err;
   const auto want = nlohmann::json::parse(single.out)["generated_ids"];
   ASSERT_EQ(want.size(), 6u);
+  auto read_floats = [](const fs::path& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(f)), {});
+    std::vector<float> v(bytes.size() / 4);
+    std::memcpy(v.data(), bytes.data(), v.size() * 4);
+    return v;
+  };
+  const std::vector<float> want_rows = read_floats(want_logits);
+  ASSERT_EQ(want_rows.size(), 6u * 512);
   const fs::path report = temp_path("parallel_report.json");
   for (const char* layout : {"--tensor-parallel 4", "--tensor-parallel 2 --pipeline-parallel 2",
                              "--pipeline-parallel 4"}) {
-    const CliRun r = hal::test::run_command_line(sim + HALCTL_PATH + " run" + run +
-                                                 " --devices npu:0..3 --report " + report.string() +
-                                                 " " + layout);
+    const CliRun r = hal::test::run_command_line(
+        sim + HALCTL_PATH + " run" + run + " --devices npu:0..3 --report " + report.string() +
+        " --dump-logits " + logits.string() + " " + layout);
     ASSERT_EQ(r.exit_code, 0) << layout << "\n" << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["generated_ids"], want) << layout;
+    // The logits each token was chosen from: rank 0's (broadcast by the last stage).
+    const std::vector<float> rows = read_floats(logits);
+    ASSERT_EQ(rows.size(), want_rows.size()) << layout;
+    for (size_t i = 0; i < rows.size(); ++i)
+      ASSERT_NEAR(rows[i], want_rows[i], 1e-3) << layout << ", value " << i;
     EXPECT_EQ(j["devices"], nlohmann::json({"npu:0", "npu:1", "npu:2", "npu:3"})) << layout;
     EXPECT_EQ(j["device_clock_rank0"]["device"], "npu:0") << layout;
     EXPECT_GT(j["device_clock_rank0"]["decode_seconds"].get<double>(), 0) << layout;
@@ -258,6 +274,8 @@ TEST(HalctlRun, TensorAndPipelineParallelOverAtomMaxDiesPrintTheSingleDieTokens)
     }
   }
   fs::remove(report);
+  fs::remove(logits);
+  fs::remove(want_logits);
 }
 
 TEST(HalctlRun, ParallelLayoutsThatDoNotFitAreRefusedNamingWhy) {
@@ -270,7 +288,7 @@ TEST(HalctlRun, ParallelLayoutsThatDoNotFitAreRefusedNamingWhy) {
       {"--devices npu:0..2 --tensor-parallel 3", "attention heads (4) divisible by 3"},
       {"--pipeline-parallel 8", "needs at least 8 layers; the model has 4"},
       {"--tensor-parallel 0", "--tensor-parallel takes a positive number"},
-      {"--tensor-parallel 2 --dump-logits x.bin", "do not combine with tensor or pipeline"},
+      {"--tensor-parallel 2 --failover", "do not combine with tensor or pipeline"},
   };
   for (const Case& c : cases) {
     const CliRun r =

@@ -29,8 +29,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <bit>
-#include <fstream>
 #include <memory>
 #include <optional>
 
@@ -242,24 +240,6 @@ std::optional<int> generate(const RunRequest& req, const CheckedRequest& checked
   return std::nullopt;
 }
 
-// --dump-logits: each generated token's logits as one row of little-endian float32.
-hal::Status write_logits(const std::string& path, const hal::runtime::GenerationResult& r) {
-  std::ofstream f(path, std::ios::binary);
-  for (const auto& rows : r.logits) {
-    if constexpr (std::endian::native == std::endian::little) {
-      f.write(reinterpret_cast<const char*>(rows.data()), std::streamsize(rows.size() * 4));
-    } else {
-      for (float v : rows) {
-        const uint32_t u = std::bit_cast<uint32_t>(v);
-        const char le[4] = {char(u), char(u >> 8), char(u >> 16), char(u >> 24)};
-        f.write(le, 4);
-      }
-    }
-  }
-  if (!f) return hal::invalid_argument("--dump-logits: cannot write '" + path + "'");
-  return hal::ok_status();
-}
-
 // Tensor/pipeline parallelism (degrees given, or started by mpirun): run_parallel.h runs
 // it; nullopt when this is a plain run.
 std::optional<int> maybe_run_parallel(const RunRequest& req, const CheckedRequest& checked) {
@@ -270,10 +250,9 @@ std::optional<int> maybe_run_parallel(const RunRequest& req, const CheckedReques
   if (!pp.ok() || req.pp_text == "auto")
     return usage_error("run", "--pipeline-parallel takes a positive number");
   if (!wants_parallel_run(*tp, *pp)) return std::nullopt;
-  if (req.failover || !req.dump_logits.empty() || !req.placing.placement.empty() ||
-      req.placing.strict)
+  if (req.failover || !req.placing.placement.empty() || req.placing.strict)
     return usage_error("run",
-                       "--failover, --dump-logits, --placement and --strict-placement "
+                       "--failover, --placement and --strict-placement "
                        "do not combine with tensor or pipeline parallelism");
   ParallelRunRequest pr;
   pr.common = req.common;
@@ -292,6 +271,8 @@ std::optional<int> maybe_run_parallel(const RunRequest& req, const CheckedReques
   pr.generation.sampling.top_p = req.top_p;
   pr.generation.sampling.seed = req.seed;
   pr.generation.eos_token_id = req.eos_id;
+  pr.generation.keep_logits = !req.dump_logits.empty();
+  pr.dump_logits = req.dump_logits;
   return run_parallel(pr);
 }
 

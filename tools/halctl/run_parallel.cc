@@ -147,6 +147,8 @@ int run_parallel(const ParallelRunRequest& req) {
 
   // Every rank has the tokens; rank 0 speaks (and writes the report of its own rank).
   if (rank != 0) return 0;
+  if (!req.dump_logits.empty())
+    if (hal::Status s = write_logits(req.dump_logits, r); !s.ok()) return report_error("run", s);
   auto outputs = write_run_outputs(req.placing, shared->name(), req.dtype,
                                    {(*run)->local_devices()[0]}, nullptr, r);
   if (!outputs.ok()) return report_error("run", outputs.status());
@@ -185,6 +187,7 @@ int run_parallel(const ParallelRunRequest& req) {
     out["decode_tokens_per_s"] = r.decode_tokens_per_s();
     out["kv_cache_bytes"] = r.kv_cache_bytes;
     if (req.text) req.text->add_json(out);
+    if (!req.dump_logits.empty()) out["dump_logits"] = req.dump_logits;
     out["device_clock_rank0"] = {{"device", rank0_device},
                                  {"prefill_seconds", r.prefill_device_seconds},
                                  {"decode_seconds", r.decode_device_seconds},
@@ -222,6 +225,11 @@ int run_parallel(const ParallelRunRequest& req) {
   fmt::print("memory     rank 0: weights {}, KV cache {}\n",
              hal::format_bytes((*run)->sessions()[0]->weight_bytes()),
              hal::format_bytes(r.kv_cache_bytes));
+  if (!req.dump_logits.empty()) {
+    size_t rows = 0;
+    for (const auto& t : r.tokens) rows += t.size();
+    fmt::print("logits     {} rows of {} floats in {}\n", rows, cfg.vocab_size, req.dump_logits);
+  }
   for (const rt::CollectiveReport& c : outputs->collectives)
     fmt::print("collective rank 0 on {}: {} x {} in {}, sent {}, received {} over {}\n", c.device,
                c.count, c.collective, hal::format_seconds(c.seconds),

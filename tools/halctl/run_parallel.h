@@ -33,6 +33,7 @@ struct ParallelRunRequest {
   hal::DType dtype = hal::DType::kF32;
   std::vector<std::vector<int32_t>> prompts;
   hal::runtime::GenerationOptions generation;
+  std::string dump_logits;  // --dump-logits (rank 0 writes it; generation.keep_logits set)
   RunText* text = nullptr;  // not owned; text prompts (their ids are `prompts`), else null
 };
 
