@@ -5,13 +5,13 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cmath>
 #include <cstring>
 #include <memory>
 
 #include "hal/runtime/parallel.h"
 #include "hal/units.h"
 #include "plan_parallel.h"
+#include "run_summary.h"
 #if HAL_HALCTL_WITH_MPI
 #include "hal/mpi/mpi_bootstrap.h"
 #endif
@@ -40,15 +40,6 @@ bool mpi_launch() {
     if (std::getenv(v)) return true;
   return false;
 #endif
-}
-
-std::string ids_text(const std::vector<int32_t>& ids) {
-  std::string s;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (i) s.push_back(',');
-    s.append(std::to_string(ids[i]));
-  }
-  return s;
 }
 
 }  // namespace
@@ -203,25 +194,9 @@ int run_parallel(const ParallelRunRequest& req) {
   fmt::print("model      {} ({}, {:.1f} M parameters, {})\n", shared->name(), cfg.summary(),
              double(cfg.parameter_count()) / 1e6, hal::dtype_name(req.dtype));
   fmt::print("parallel   {}: {}\n", deg.to_string(), ranks);
-  if (req.text) req.text->print();
-  for (size_t b = 0; b < req.prompts.size() && !req.text; ++b) {
-    const std::string tag = req.prompts.size() > 1 ? fmt::format("[{}] ", b) : "";
-    fmt::print("prompt     {}{}\n", tag, ids_text(req.prompts[b]));
-    fmt::print("generated  {}{}\n", tag, ids_text(r.tokens[b]));
-  }
-  fmt::print("prefill    {} tokens in {} ({:.1f} tokens/s)\n", r.prompt_tokens,
-             hal::format_seconds(r.prefill_seconds), r.prefill_tokens_per_s());
-  if (r.decode_tokens > 0)
-    fmt::print("decode     {} tokens in {} ({:.1f} tokens/s)\n", r.decode_tokens,
-               hal::format_seconds(r.decode_seconds), r.decode_tokens_per_s());
-  // A simulated device's clock is what its model predicts (collectives over its modelled
-  // links included; every member of a collective books the same interval, so rank 0's
-  // clock waits for the slowest peer); say so when it differs from the wall clock.
-  if (r.decode_tokens > 0 && r.decode_device_seconds > 0 &&
-      std::abs(r.decode_device_seconds - r.decode_seconds) > 0.1 * r.decode_seconds)
-    fmt::print("device     rank 0 on {} clock: prefill {}, decode {} ({:.1f} tokens/s)\n",
-               rank0_device, hal::format_seconds(r.prefill_device_seconds),
-               hal::format_seconds(r.decode_device_seconds), r.device_decode_tokens_per_s());
+  // Rank 0's device clock includes the collectives over its modelled links: every member
+  // of a collective books the same interval, so it waits for the slowest peer.
+  print_generation_lines(req.prompts, r, req.text, "rank 0 on " + rank0_device);
   fmt::print("memory     rank 0: weights {}, KV cache {}\n",
              hal::format_bytes((*run)->sessions()[0]->weight_bytes()),
              hal::format_bytes(r.kv_cache_bytes));
