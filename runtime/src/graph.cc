@@ -1,4 +1,7 @@
 // The graph IR: builder, shape inference of shape-only ops, validation and ordering.
+// Over 800 lines on purpose: the builder (including collective nodes) and validate() check
+// the same node invariants through one infer_node() and the helpers beside it; split, those
+// would have to become a shared internal header for one class.
 #include "hal/runtime/graph.h"
 
 #include <algorithm>

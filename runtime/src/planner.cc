@@ -1,4 +1,7 @@
 // Planning without running: the model's real graphs through the scheduler (planner.h).
+// About 800 lines: the built-in configs, the graph-to-task conversion (collective nodes
+// included) and plan_model share its pricing and memory helpers; parallel plans
+// (parallel/parallel_planner.cc) call plan_model per stage rather than copy it.
 #include "hal/runtime/planner.h"
 
 #include <algorithm>
