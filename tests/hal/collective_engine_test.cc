@@ -166,11 +166,12 @@ TEST(CollectiveEngine, AMissingPeerIsADeadlineErrorAndAbortReachesTheTransport) 
     CollectiveOutcome o;
     Status s = ch.run(m, &o);
     EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded) << s.to_string();
-    EXPECT_NE(s.message().find("rank 0: no message from rank 1"), std::string::npos)
+    EXPECT_NE(s.message().find("member 0 of channel 'engine': no message from rank 1"),
+              std::string::npos)
         << s.to_string();
     ch.abort("giving up");
   });
-  EXPECT_EQ(net.abort_reason(), "rank 0: giving up");
+  EXPECT_EQ(net.abort_reason(), "member 0 of channel 'engine': giving up");
 }
 
 TEST(ReduceElements, FloatsFoldInRankOrderAndRoundOnce) {

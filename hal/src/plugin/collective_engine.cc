@@ -383,7 +383,15 @@ void KitChannel::abort(const std::string& reason) {
     return;
   }
   const hal_transport& t = *config().transport;
-  if (t.abort) t.abort(t.context, ("rank " + std::to_string(rank()) + ": " + reason).c_str());
+  if (t.abort) t.abort(t.context, (member_label() + ": " + reason).c_str());
+}
+
+// The transport names processes by its own (job-wide) ranks; this says which member of
+// which channel saw the error, so "member 0 of channel 'tp.1'" and the transport's "rank 2"
+// are not read as two different processes.
+std::string KitChannel::member_label() const {
+  return "member " + std::to_string(rank()) + " of channel" +
+         (config().group.empty() ? std::string() : " '" + config().group + "'");
 }
 
 Status KitChannel::run(MemberCollective& op, CollectiveOutcome* outcome,
@@ -424,7 +432,7 @@ Status KitChannel::exchange(int32_t send_peer, const void* send, uint64_t send_b
   const int32_t c = int32_t(code);
   const StatusCode sc =
       (c > 0 && c <= int32_t(StatusCode::kAborted)) ? StatusCode(c) : StatusCode::kInternal;
-  return Status(sc, std::string("rank ") + std::to_string(rank()) + ": " + message);
+  return Status(sc, member_label() + ": " + message);
 }
 
 namespace {

@@ -102,6 +102,8 @@ class KitChannel : public ChannelImpl {
   // tag 0: the channel's own tag.
   Status exchange(int32_t send_peer, const void* send, uint64_t send_bytes, int32_t recv_peer,
                   void* recv, uint64_t recv_bytes, uint64_t tag = 0);
+  // "member R of channel 'GROUP'": the prefix of transport errors and abort reasons.
+  std::string member_label() const;
 
   std::shared_ptr<LocalGroup> group_;  // null across processes
   uint64_t transport_tag_ = 0;
