@@ -77,6 +77,11 @@ int run_parallel(const ParallelRunRequest& req) {
   const int32_t rank = transport ? transport->rank() : 0;
   // A failure ends the whole job under MPI (so no rank waits for this one).
   auto fail = [&](int code) {
+#if HAL_HALCTL_WITH_MPI
+    // This rank is the one that failed: the launcher's SIGTERM while it ends the job must
+    // not make it say another rank did.
+    g_term_message[0] = '\0';
+#endif
     if (transport && world > 1) transport->abort("halctl run failed (see above)");
     return code;
   };
