@@ -179,8 +179,13 @@ TEST_F(ChannelTest, SendsAndReceivesPairInOrder) {
   // 0 -> 1 and 2 -> 3, two messages each, of odd sizes and different dtypes.
   const Bytes a = test::random_elements(DType::kF16, 5, 1),
               b = test::random_elements(DType::kI64, 3, 2);
-  Buffer sa = buffer(a.size()), sb = buffer(b.size()), ra = buffer(a.size()), rb = buffer(b.size());
+  Buffer ra = buffer(a.size()), rb = buffer(b.size());
+  // Each sender's own buffers: its stream writes them while the other's send reads its own.
+  Buffer sa_of[2] = {buffer(a.size()), buffer(a.size())};
+  Buffer sb_of[2] = {buffer(b.size()), buffer(b.size())};
   for (int32_t from : {0, 2}) {
+    Buffer& sa = sa_of[from / 2];
+    Buffer& sb = sb_of[from / 2];
     ASSERT_TRUE(m.streams[from].copy_from_host(a.data(), sa, 0, a.size()).ok());
     ASSERT_TRUE(m.streams[from].copy_from_host(b.data(), sb, 0, b.size()).ok());
     ASSERT_TRUE(send(m.streams[from], m.channels[from], sa, 5, DType::kF16, from + 1).ok());
