@@ -182,6 +182,9 @@ class CudaStream : public plugin::StreamImpl {
   Status enqueue_host_func(hal_host_func fn, void* user_data) override;
   Status synchronize() override;
   size_t take_records(CommandRecord* out, size_t capacity) override;
+#if HAL_CUDA_WITH_NCCL
+  Status collective(const plugin::CollectiveCall& call) override;  // cuda_nccl.cc
+#endif
 
   cudaStream_t handle() const { return stream_; }
   CudaDevice* device() const { return device_; }
@@ -280,6 +283,11 @@ class CudaDevice : public plugin::DeviceImpl {
   Result<std::unique_ptr<plugin::EventImpl>> create_event() override;
   MemoryStats memory_stats() const override { return memory_->stats(); }
   Result<Telemetry> telemetry() const override;
+#if HAL_CUDA_WITH_NCCL
+  // cuda_nccl.cc: a member of an NCCL communicator.
+  Result<std::unique_ptr<plugin::ChannelImpl>> create_channel(
+      const plugin::ChannelConfig& config) override;
+#endif
 
   int ordinal() const { return ordinal_; }
   int sm_count() const { return sm_count_; }

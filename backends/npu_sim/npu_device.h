@@ -98,6 +98,9 @@ class NpuDevice : public plugin::DeviceImpl {
   Result<std::unique_ptr<plugin::EventImpl>> create_event() override;
   MemoryStats memory_stats() const override;
   Result<Telemetry> telemetry() const override;
+  // npu_collectives.cc
+  Result<std::unique_ptr<plugin::ChannelImpl>> create_channel(
+      const plugin::ChannelConfig& config) override;
 
   // Simulator internals.
   NpuSystem& system() const { return *system_; }
@@ -183,6 +186,7 @@ class NpuStream : public plugin::HostQueueStream {
   Status fill(const plugin::FillCall& call) override;
   Status dispatch(const plugin::OpCall& op, uint64_t tag) override;
   Status synchronize() override;  // also tells the system the host observed the clock
+  Status collective(const plugin::CollectiveCall& call) override;  // npu_collectives.cc
 
   NpuDevice& device() const { return *device_; }
   uint64_t clock_ns() const { return clock_ns_.load(); }
@@ -205,6 +209,7 @@ class NpuStream : public plugin::HostQueueStream {
                      Attribution attribution, uint64_t not_before,
                      const std::function<Status()>& work);
   uint64_t ready_time(uint64_t not_before);
+  Status run_collective(const plugin::CollectiveCall& call, uint64_t not_before);
 
   // HostQueueStream's clock hooks: the host fence, the stream clock.
   uint64_t enqueue_fence_ns() override;

@@ -300,6 +300,7 @@ std::vector<CommandRecord> Stream::take_records() {
       c.sram_bytes_written = r.sram_bytes_written;
       c.link_bytes = r.link_bytes;
       c.bound = BoundBy(r.bound);
+      detail::read_collective_fields(r, &c);
       out.push_back(c);
     }
     if (n < buf.size()) break;

@@ -1,4 +1,7 @@
 // Planning without running: the model's real graphs through the scheduler (planner.h).
+// About 800 lines: the built-in configs, the graph-to-task conversion (collective nodes
+// included) and plan_model share its pricing and memory helpers; parallel plans
+// (parallel/parallel_planner.cc) call plan_model per stage rather than copy it.
 #include "hal/runtime/planner.h"
 
 #include <algorithm>
@@ -37,6 +40,7 @@ struct BuiltinModel {
 //   gpt2-xl      https://huggingface.co/openai-community/gpt2-xl/blob/main/config.json
 //   llama-3-8b   https://huggingface.co/meta-llama/Meta-Llama-3-8B/blob/main/config.json
 //   llama-3-70b  https://huggingface.co/meta-llama/Meta-Llama-3-70B/blob/main/config.json
+//   llama-3.1-405b  https://huggingface.co/meta-llama/Llama-3.1-405B/blob/main/config.json
 const BuiltinModel kBuiltins[] = {
     {"gpt2",
      R"({"model_type": "gpt2", "activation_function": "gelu_new", "n_ctx": 1024, "n_embd": 768,
@@ -66,6 +70,15 @@ const BuiltinModel kBuiltins[] = {
          "intermediate_size": 28672, "max_position_embeddings": 8192,
          "num_attention_heads": 64, "num_hidden_layers": 80, "num_key_value_heads": 8,
          "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 500000.0,
+         "tie_word_embeddings": false, "torch_dtype": "bfloat16", "vocab_size": 128256,
+         "attention_bias": false, "bos_token_id": 128000, "eos_token_id": 128001})"},
+    {"llama-3.1-405b",
+     R"({"model_type": "llama", "hidden_act": "silu", "hidden_size": 16384,
+         "intermediate_size": 53248, "max_position_embeddings": 131072,
+         "num_attention_heads": 128, "num_hidden_layers": 126, "num_key_value_heads": 8,
+         "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+         "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                          "original_max_position_embeddings": 8192, "rope_type": "llama3"},
          "tie_word_embeddings": false, "torch_dtype": "bfloat16", "vocab_size": 128256,
          "attention_bias": false, "bos_token_id": 128000, "eos_token_id": 128001})"},
 };
@@ -175,6 +188,9 @@ void add_bound(BoundBreakdown& b, std::string_view bound, double seconds) {
 struct TaskInfo {
   NodeId node = kNoNode;
   bool is_op = false;
+  // kCollective: priced by PlanRequest::collective_price.
+  std::optional<CollectiveShape> collective;
+  int32_t channel = 0;
   OpSpec spec;       // kOp: as the device runs it (compute dtype)
   OpSpec cost_spec;  // with quantised weights (what the bytes are)
   // KV-cache writes merged into this task (the attention reading the cache): bytes they
@@ -280,6 +296,19 @@ Result<Converted> to_task_graph(const Graph& g, std::span<const int64_t> symbols
       task.work = sch::OpWork::from_spec(info.cost_spec);
       // A matmul on 1-byte weights runs at that dtype's peak where the device has one.
       if (reads_quantised && n.op == OpKind::kMatmul) task.work.dtype = weight_dtype;
+    } else if (n.kind == NodeKind::kCollective) {
+      // Priced by the request's collective_price (its time on the links); it reads and
+      // writes its tensor once in device memory.
+      CollectiveShape cs;
+      cs.kind = n.collective;
+      cs.dtype = outv.desc.dtype;
+      cs.count = uint64_t(outv.desc.numel());
+      cs.peer = n.peer;
+      info.collective = cs;
+      info.channel = n.channel;
+      task.work.op_class = OpClass::kData;
+      task.work.dtype = outv.desc.dtype;
+      task.work.bytes = 2.0 * double(outv.desc.bytes());
     } else {
       // Copies (concat, KV-cache writes, transfers): every byte read once, written once.
       uint64_t moved = outv.desc.bytes();
@@ -411,6 +440,15 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
     r.converted = std::move(conv);
     r.bounds.assign(tasks.size(), "memory");
     r.bytes.assign(tasks.size(), 0);
+    // Collectives: their price on every device.
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      if (!tasks[t].collective) continue;
+      const CollectivePrice price =
+          req.collective_price ? req.collective_price(*tasks[t].collective, tasks[t].channel)
+                               : CollectivePrice{};
+      for (size_t d = 0; d < devices.size(); ++d)
+        r.problem.set_cost(sch::TaskId(t), int32_t(d), price.seconds);
+    }
     // Support and simulator timings.
     for (size_t t = 0; t < tasks.size(); ++t) {
       if (!tasks[t].is_op) continue;
@@ -459,7 +497,10 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
         auto it = timed[size_t(d)].find(op_spec_key(tasks[t].cost_spec));
         if (it != timed[size_t(d)].end()) sim = it->second;
       }
-      if (sim) {
+      if (tasks[t].collective) {
+        r.bounds[t] = "link";
+        r.bytes[t] = work.bytes;
+      } else if (sim) {
         r.bounds[t] = sim->bound;
         r.bytes[t] = sim->bytes > 0 ? sim->bytes + tasks[t].copy_bytes : work.bytes;
       } else {
@@ -613,6 +654,14 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
       p.flops += r.converted.graph.task(sch::TaskId(t)).work.flops;
       p.hbm_bytes += r.bytes[t];
       add_bound(p.bound, r.bounds[t], tp.finish - tp.start);
+      const TaskInfo& info = r.converted.tasks[t];
+      if (info.collective) {
+        ++p.collectives;
+        p.collective_s += tp.finish - tp.start;
+        if (req.collective_price)
+          p.collective_link_bytes +=
+              req.collective_price(*info.collective, info.channel).link_bytes;
+      }
     }
     for (const sch::Transfer& x : r.schedule.transfers) {
       p.transfer_bytes += x.bytes;

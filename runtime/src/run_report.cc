@@ -82,6 +82,7 @@ RunReport build_run_report(const RunReportInput& in) {
   }
   std::map<std::string, std::map<std::string, WorkStats>> phase_classes;
   std::map<std::pair<int32_t, int32_t>, TransferReport> transfers;
+  std::map<std::pair<int32_t, std::string>, CollectiveReport> collectives;
   std::map<std::string, PhaseReport> phases;
   std::vector<std::string> phase_order;
   std::vector<uint64_t> decode_bytes(n_dev, 0);
@@ -156,6 +157,20 @@ RunReport build_run_report(const RunReportInput& in) {
           add(dr.total, e);
           if (decode) decode_bytes[size_t(e.device)] += copy_bytes(e);
           break;
+        case TimelineEntry::Kind::kCollective: {
+          add(dr.total, e);
+          const std::string kind(collective_kind_name(e.collective));
+          CollectiveReport& c = collectives[{e.device, kind}];
+          c.device = in.devices[size_t(e.device)]->id();
+          c.collective = kind;
+          c.link = std::string(link_class_name(e.link));
+          ++c.count;
+          c.seconds += e.seconds();
+          c.bytes_sent += e.link_bytes_sent;
+          c.bytes_received += e.link_bytes_received;
+          if (decode) decode_bytes[size_t(e.device)] += e.bytes_read + e.bytes_written;
+          break;
+        }
       }
     }
   }
@@ -175,6 +190,7 @@ RunReport build_run_report(const RunReportInput& in) {
     rep.phases.push_back(ph);
   }
   for (auto& [key, t] : transfers) rep.transfers.push_back(t);
+  for (auto& [key, c] : collectives) rep.collectives.push_back(c);
   for (size_t d = 0; d < n_dev; ++d) {
     DeviceReport& dr = rep.devices[d];
     const DeviceInfo& info = in.devices[d]->info();
@@ -282,7 +298,24 @@ void read_stats(Reader& r, const json& j, WorkStats& s, const std::string& where
   r.get(j, "predicted_s", s.predicted_s, where, false);
 }
 
+json collectives_json(const std::vector<CollectiveReport>& collectives) {
+  json out = json::array();
+  for (const CollectiveReport& c : collectives)
+    out.push_back({{"device", c.device},
+                   {"collective", c.collective},
+                   {"link", c.link},
+                   {"count", c.count},
+                   {"seconds", c.seconds},
+                   {"bytes_sent", c.bytes_sent},
+                   {"bytes_received", c.bytes_received}});
+  return out;
+}
+
 }  // namespace
+
+std::string collectives_to_json(const std::vector<CollectiveReport>& collectives) {
+  return collectives_json(collectives).dump();
+}
 
 std::string run_report_to_json(const RunReport& rep) {
   json j;
@@ -325,6 +358,7 @@ std::string run_report_to_json(const RunReport& rep) {
                          {"seconds", t.seconds},
                          {"measured", t.measured}});
   j["transfers"] = transfers;
+  j["collectives"] = collectives_json(rep.collectives);
   json phases = json::array();
   for (const PhaseReport& p : rep.phases) {
     json classes = json::array();
@@ -406,6 +440,20 @@ Result<RunReport> parse_run_report(std::string_view text, std::string_view origi
       r.get(o, "seconds", t.seconds, at);
       r.get(o, "measured", t.measured, at, false);
       rep.transfers.push_back(t);
+    }
+  if (j.contains("collectives") && j["collectives"].is_array())
+    for (size_t i = 0; i < j["collectives"].size(); ++i) {
+      const json& o = j["collectives"][i];
+      const std::string at = "collectives[" + std::to_string(i) + "]";
+      CollectiveReport c;
+      r.get(o, "device", c.device, at);
+      r.get(o, "collective", c.collective, at);
+      r.get(o, "link", c.link, at);
+      r.get(o, "count", c.count, at);
+      r.get(o, "seconds", c.seconds, at);
+      r.get(o, "bytes_sent", c.bytes_sent, at);
+      r.get(o, "bytes_received", c.bytes_received, at);
+      rep.collectives.push_back(c);
     }
   if (j.contains("phases") && j["phases"].is_array())
     for (size_t i = 0; i < j["phases"].size(); ++i) {
@@ -494,6 +542,12 @@ std::string chrome_trace_json(const std::vector<Device*>& devices,
           thread = "host copies";
           name = e.kind == TimelineEntry::Kind::kUpload ? "upload" : "download";
           break;
+        case TimelineEntry::Kind::kCollective:
+          tid = 3000;
+          thread = "collectives";
+          name = g && e.node >= 0 ? g->node(e.node).name
+                                  : std::string(collective_kind_name(e.collective));
+          break;
       }
       threads.emplace(std::make_pair(e.device, tid), thread);
       json args = {{"phase", run.phase},
@@ -503,6 +557,12 @@ std::string chrome_trace_json(const std::vector<Device*>& devices,
       if (e.op != OpKind::kInvalid) args["op"] = std::string(op_kind_name(e.op));
       if (e.bytes_moved) args["bytes_moved"] = e.bytes_moved;
       if (!e.measured) args["time"] = "modelled from the link";
+      if (e.kind == TimelineEntry::Kind::kCollective) {
+        args["collective"] = std::string(collective_kind_name(e.collective));
+        args["link"] = std::string(link_class_name(e.link));
+        args["link_bytes_sent"] = e.link_bytes_sent;
+        args["link_bytes_received"] = e.link_bytes_received;
+      }
       events.push_back({{"ph", "X"},
                         {"name", name},
                         {"cat", run.phase},
@@ -764,6 +824,10 @@ std::string report_summary_text(const RunReport& rep) {
     line("transfer   " + t.from + " -> " + t.to + ": " + std::to_string(t.count) + " x, " +
          format_bytes(t.bytes) + " in " + format_seconds(t.seconds) +
          (t.measured ? "" : " (modelled from the link)"));
+  for (const CollectiveReport& c : rep.collectives)
+    line("collective " + c.device + " " + c.collective + ": " + std::to_string(c.count) + " x in " +
+         format_seconds(c.seconds) + ", sent " + format_bytes(c.bytes_sent) + ", received " +
+         format_bytes(c.bytes_received) + " over " + c.link);
   for (const FallbackReport& f : rep.fallbacks)
     line("fallback   " + f.node + " (" + f.op + "): " + f.preferred + " -> " + f.chosen + ", " +
          f.reason + ", costs " + format_seconds(f.cost_s));

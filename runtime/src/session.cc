@@ -276,6 +276,7 @@ Result<Session::Prepared*> Session::prepare(const ModelGraphShape& requested) {
     // The plan may have copied the graph (transfers): ids are kept, so mg's ids hold.
     ExecutorOptions eo;
     eo.record_commands = options_.record_commands || options_.profile;
+    eo.channels = options_.channels;
     const uint64_t activation = plan.peak_activation_bytes();
     std::shared_ptr<const PlanFootprint> footprint;
     if (options_.profile) footprint = std::make_shared<PlanFootprint>(plan_footprint(plan));

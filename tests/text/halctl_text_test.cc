@@ -306,4 +306,37 @@ TEST(HalctlRunText, BadTextInputIsExitTwo) {
   EXPECT_THAT(r.err, HasSubstr("no tokenizer (tokenizer.json or tokenizer.model)"));
 }
 
+// Text prompts with tensor and pipeline parallelism in one process (every rank on cpu:0):
+// the text, ids and finish reason of a plain run, with a stop string every rank must
+// honour alike (each local rank follows the text itself), and streamed human output.
+TEST(HalctlRunText, TensorAndPipelineParallelRunsGiveThePlainRunsText) {
+  const std::string args =
+      "--model llama-tiny --prompt 'The quick brown fox' --ignore-eos "
+      "--max-new-tokens 10";
+  const auto plain = run_json(args);
+  const std::string text = plain["generated_text"].get<std::string>();
+  ASSERT_GE(text.size(), 4u) << plain.dump();
+  // A stop string from the middle of the text: the row ends there on every rank.
+  const std::string stop = text.substr(text.size() / 2, 2);
+  const auto plain_stopped = run_json(args + " --stop " + quoted(stop));
+  ASSERT_EQ(plain_stopped["finish_reason"], "stop");
+  for (const char* layout : {" --tensor-parallel 2", " --tensor-parallel 2 --pipeline-parallel 2",
+                             " --pipeline-parallel 2"}) {
+    const auto j = run_json(args + layout);
+    EXPECT_EQ(j["generated_ids"], plain["generated_ids"]) << layout;
+    EXPECT_EQ(j["generated_text"], text) << layout;
+    EXPECT_EQ(j["prompt_ids"], plain["prompt_ids"]) << layout;
+    const auto stopped = run_json(args + layout + " --stop " + quoted(stop));
+    EXPECT_EQ(stopped["generated_ids"], plain_stopped["generated_ids"]) << layout;
+    EXPECT_EQ(stopped["generated_text"], plain_stopped["generated_text"]) << layout;
+    EXPECT_EQ(stopped["finish_reason"], "stop") << layout;
+  }
+  const CliRun human = halctl("run " + args + " --tensor-parallel 2 --pipeline-parallel 2");
+  ASSERT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_EQ(human.out.substr(0, human.out.find("\nmodel ") + 1),
+            "The quick brown fox" + text + "\n");
+  EXPECT_THAT(human.out, HasSubstr("parallel   TP 2 x PP 2"));
+  EXPECT_THAT(human.out, HasSubstr("finish     length (--max-new-tokens)"));
+}
+
 }  // namespace

@@ -9,11 +9,16 @@
 // - bytes_read/bytes_written count device-memory (HBM/GDDR/DRAM) traffic: for the
 //   simulated NPU as its tiling model moves data; for CPU and CUDA the op's analytic
 //   minimum traffic (hal::analytic_cost). SRAM bytes are reported where modelled.
+// - Collectives (kCollective, hal/channel.h): link_bytes is what this member sent over
+//   links and link_bytes_received what it received, over `link_class`; peer_rank is the
+//   rank it sent to (-1: several or none). Other commands leave those fields at their
+//   defaults.
 #pragma once
 
 #include <cstdint>
 #include <string_view>
 
+#include "hal/collective.h"
 #include "hal/op.h"
 
 namespace hal {
@@ -25,6 +30,7 @@ enum class CommandKind : int32_t {
   kCopyDeviceToDevice = 3,
   kCopyPeer = 4,
   kFill = 5,
+  kCollective = 6,
 };
 std::string_view command_kind_name(CommandKind kind);  // "op", "copy_h2d", ...
 
@@ -44,6 +50,14 @@ struct CommandRecord {
   uint64_t sram_bytes_written = 0;
   uint64_t link_bytes = 0;
   BoundBy bound = BoundBy::kUnknown;
+  // Collectives only (above).
+  CollectiveKind collective = CollectiveKind::kInvalid;
+  int32_t channel_rank = -1;
+  int32_t channel_size = 0;
+  int32_t peer_rank = -1;
+  uint64_t link_bytes_received = 0;
+  LinkClass link_class = LinkClass::kNone;
+  CollectiveAlgorithm algorithm = CollectiveAlgorithm::kDefault;
 
   double duration_s() const { return end_ns > start_ns ? double(end_ns - start_ns) * 1e-9 : 0.0; }
 };

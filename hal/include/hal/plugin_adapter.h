@@ -23,7 +23,10 @@
 // - error messages are returned as hal_error objects the host frees, with the Status's
 //   detail (Status::with_command_tag) as the error's structured detail (ABI 1.2);
 // - PluginImpl::extension() answers the table's get_extension (ABI 1.2); extension
-//   functions find the objects behind the host's handles with device_of()/stream_of().
+//   functions find the objects behind the host's handles with device_of()/stream_of();
+// - DeviceImpl::create_channel and StreamImpl::collective answer the channel entries
+//   (ABI 1.2; hal/plugin/channel_impl.h), collectives checked like ops (shape, buffers in
+//   bounds on the stream's device) before the plugin sees them.
 //
 // Lifetime: the host destroys every buffer, stream and event before the plugin. A device
 // hands each new BufferImpl/StreamImpl/EventImpl to the adapter as a std::unique_ptr; the
@@ -104,6 +107,10 @@ const hal_plugin_api* make_plugin_api(const char* name, const char* version,
     if (abi_minor >= 2) {
       a.error_get_detail = &E::error_get_detail;
       a.get_extension = &E::get_extension;
+      a.channel_create = &E::channel_create;
+      a.channel_destroy = &E::channel_destroy;
+      a.channel_abort = &E::channel_abort;
+      a.stream_collective = &E::stream_collective;
     }
     return a;
   }();

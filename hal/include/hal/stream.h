@@ -34,6 +34,8 @@ struct hal_stream;
 namespace hal {
 
 class Device;
+class Channel;
+struct Collective;
 
 struct StreamOptions {
   bool record_commands = false;
@@ -61,6 +63,8 @@ class Stream {
   Status fill(const Buffer& dst, uint64_t offset, uint64_t size, uint64_t pattern,
               uint32_t pattern_size, uint64_t tag = 0);
   Status dispatch(const OpDescriptor& op, uint64_t tag = 0);
+  // A collective of `channel` (whose device is this stream's): hal/channel.h.
+  Status collective(const Channel& channel, const Collective& op, uint64_t tag = 0);
 
   Status record(Event& event);
   Status wait(const Event& event);

@@ -9,6 +9,9 @@
 //   std::unique_ptr.
 // - StreamImpl receives validated calls only (OpCall, CopyCall, FillCall: in-bounds
 //   buffers of the stream's device, well-formed ops).
+// - Optionally (ABI 1.2) DeviceImpl::create_channel and StreamImpl::collective offer
+//   collectives (hal/plugin/channel_impl.h); a backend that runs on the host gets both from
+//   the kit's engine (hal/plugin/collective_engine.h).
 //
 // Threading: every method may be called from any thread (plugin_abi.h, THREADING); the
 // classes must be thread-safe.
@@ -26,6 +29,7 @@
 #include "hal/command_record.h"
 #include "hal/device_info.h"
 #include "hal/op.h"
+#include "hal/plugin/channel_impl.h"
 #include "hal/plugin_abi.h"
 #include "hal/status.h"
 
@@ -138,6 +142,12 @@ class StreamImpl {
   virtual Status synchronize() = 0;
   // Moves up to `capacity` completed records into `out`; returns how many.
   virtual size_t take_records(CommandRecord* out, size_t capacity) = 0;
+  // Optional (ABI 1.2, hal/plugin/channel_impl.h): a collective of a channel of this
+  // stream's device.
+  virtual Status collective(const CollectiveCall& call) {
+    (void)call;
+    return unimplemented("this device's streams run no collectives");
+  }
 };
 
 namespace detail {
@@ -167,6 +177,11 @@ class DeviceImpl {
   // Optional: live readings.
   virtual Result<Telemetry> telemetry() const {
     return unimplemented("this device reports no telemetry");
+  }
+  // Optional (ABI 1.2): this device's member of a communicator (hal/plugin/channel_impl.h).
+  virtual Result<std::unique_ptr<ChannelImpl>> create_channel(const ChannelConfig& config) {
+    (void)config;
+    return unimplemented("this device offers no channels (collectives)");
   }
 
   // Used by the adapter: the C view of info(), built once.

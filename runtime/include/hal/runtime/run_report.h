@@ -126,6 +126,17 @@ struct TransferReport {
   bool measured = true;  // every one from device records
 };
 
+// A parallel rank's collectives of one kind on one device (communication next to compute).
+struct CollectiveReport {
+  std::string device;
+  std::string collective;  // "all_reduce", "send", ...
+  std::string link;        // the class of link its bytes crossed ("peer", "network", ...)
+  int64_t count = 0;
+  double seconds = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+};
+
 struct PhaseReport {
   std::string name;
   int64_t runs = 0;
@@ -150,6 +161,7 @@ struct RunReport {
   std::string algorithm;
   std::vector<DeviceReport> devices;
   std::vector<TransferReport> transfers;
+  std::vector<CollectiveReport> collectives;
   std::vector<PhaseReport> phases;
   std::vector<FallbackReport> fallbacks;
   int64_t decode_tokens = 0;
@@ -168,6 +180,8 @@ struct RunReportInput {
 RunReport build_run_report(const RunReportInput& input);
 
 std::string run_report_to_json(const RunReport& report);
+// The "collectives" array of run_report_to_json alone (halctl run's parallel --json).
+std::string collectives_to_json(const std::vector<CollectiveReport>& collectives);
 // `origin` names the source in errors (a path).
 Result<RunReport> parse_run_report(std::string_view json_text, std::string_view origin);
 

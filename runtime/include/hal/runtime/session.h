@@ -128,6 +128,9 @@ struct SessionOptions {
   // at most 4096; 2048 when the model states none).
   int64_t planned_context = 0;
   bool profile = false;  // GenerationResult::runs (see above)
+  // A parallel rank's channels (executor.h: ExecutorOptions::channels); its model is a
+  // shard (parallel.h). Not owned.
+  std::vector<const Channel*> channels;
 };
 
 // What a plan keeps on each device (by device index) and its streams' names.
