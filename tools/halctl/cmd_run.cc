@@ -117,7 +117,7 @@ std::optional<int> parse_request(const Args& args, RunRequest& req) {
   if (auto stop = parse_args("run", args, desc, {}, vm,
                              "halctl run --model DIR|NAME [--devices cpu:0] (--prompt TEXT | "
                              "--prompt-ids 1,2,3) [--max-new-tokens N] [--json] "
-                             "[--dump-logits FILE]"))
+                             "[--dump-logits FILE] [--tensor-parallel N] [--pipeline-parallel M]"))
     return stop;
   req.prompt_ids_given = vm.count("prompt-ids") > 0;
   req.prompts_given = vm.count("prompts") > 0;
