@@ -104,39 +104,52 @@ void few_rows_update(float* s, int64_t jn, const KeyRows& v, int64_t dvp, float*
 // zeros), so scores come out as st[key][row]: the masked online softmax then runs along
 // rows in whole vectors, and no K block needs transposing.
 
-template <int NV>
+// Register tiles: an AVX-512 core holds 32 16-float vectors, an AVX2 core 16 8-float ones
+// (a v16f takes two there), so the tiles are chosen by what the running CPU has (the
+// same test target_clones' resolver makes). Every tile sums in the same order, so the
+// choice changes speed, never values.
+bool wide_registers() {
+#if defined(__x86_64__) && !defined(HAL_CPU_NO_MULTIVERSION)
+  static const bool wide = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return wide;
+#else
+  return false;
+#endif
+}
+
+// st[j + q][16 v ..] = k_{j+q} . qt[.][16 v ..] for q < KB, v < NV (NV vectors of rows).
+template <int KB, int NV>
+HAL_CPU_INLINE void st_tile(const float* qt, int64_t nrp, int64_t d, const KeyRows& k, int64_t j,
+                            float* st) {
+  const float* kr[KB];
+  for (int q = 0; q < KB; ++q) kr[q] = k.p + (j + q) * k.stride;
+  v16f acc[KB][NV];
+  for (int q = 0; q < KB; ++q)
+    for (int v = 0; v < NV; ++v) acc[q][v] = v16f{};
+  for (int64_t e = 0; e < d; ++e) {
+    v16f x[NV];
+    for (int v = 0; v < NV; ++v) x[v] = load16(qt + e * nrp + 16 * v);
+    for (int q = 0; q < KB; ++q) {
+      const float a = kr[q][e];
+      for (int v = 0; v < NV; ++v) acc[q][v] += a * x[v];
+    }
+  }
+  for (int q = 0; q < KB; ++q)
+    for (int v = 0; v < NV; ++v) store16(st + (j + q) * nrp + 16 * v, acc[q][v]);
+}
+
+// Scores of keys [0, jn) for nrp transposed query rows (nrp / 16 a multiple of NV): tiles
+// of KB keys x NV vectors of rows.
+template <int KB, int NV>
 HAL_CPU_INLINE void st_scores(const float* qt, int64_t nrp, int64_t d, const KeyRows& k, int64_t jn,
                               float* st) {
-  int64_t j = 0;
-  for (; j + 4 <= jn; j += 4) {
-    const float* k0 = k.p + j * k.stride;
-    const float* k1 = k0 + k.stride;
-    const float* k2 = k1 + k.stride;
-    const float* k3 = k2 + k.stride;
-    v16f acc[4][NV];
-    for (int q = 0; q < 4; ++q)
-      for (int v = 0; v < NV; ++v) acc[q][v] = v16f{};
-    for (int64_t e = 0; e < d; ++e) {
-      v16f x[NV];
-      for (int v = 0; v < NV; ++v) x[v] = load16(qt + e * nrp + 16 * v);
-      const float a0 = k0[e], a1 = k1[e], a2 = k2[e], a3 = k3[e];
-      for (int v = 0; v < NV; ++v) {
-        acc[0][v] += a0 * x[v];
-        acc[1][v] += a1 * x[v];
-        acc[2][v] += a2 * x[v];
-        acc[3][v] += a3 * x[v];
-      }
-    }
-    for (int q = 0; q < 4; ++q)
-      for (int v = 0; v < NV; ++v) store16(st + (j + q) * nrp + 16 * v, acc[q][v]);
-  }
-  for (; j < jn; ++j) {
-    const float* kr = k.p + j * k.stride;
-    v16f acc[NV];
-    for (int v = 0; v < NV; ++v) acc[v] = v16f{};
-    for (int64_t e = 0; e < d; ++e)
-      for (int v = 0; v < NV; ++v) acc[v] += kr[e] * load16(qt + e * nrp + 16 * v);
-    for (int v = 0; v < NV; ++v) store16(st + j * nrp + 16 * v, acc[v]);
+  for (int64_t v0 = 0; v0 < nrp / 16; v0 += NV) {
+    int64_t j = 0;
+    for (; j + KB <= jn; j += KB) st_tile<KB, NV>(qt + 16 * v0, nrp, d, k, j, st + 16 * v0);
+    for (; j < jn; ++j) st_tile<1, NV>(qt + 16 * v0, nrp, d, k, j, st + 16 * v0);
   }
 }
 
@@ -164,50 +177,57 @@ HAL_CPU_MULTIVERSION
 void many_rows_block(const float* qt, int64_t nr, int64_t nrp, int64_t d, const KeyRows& k,
                      int64_t jn, int64_t j0, const float* vis, const KeyRows& v, int64_t dvp,
                      float* st, float* m, float* l, float* corr, float* o) {
-  switch (nrp / 16) {
+  const bool wide = wide_registers();
+  switch (wide ? nrp / 16 : 1) {
     case 1:
-      st_scores<1>(qt, nrp, d, k, jn, st);
+      st_scores<4, 1>(qt, nrp, d, k, jn, st);
       break;
     case 2:
-      st_scores<2>(qt, nrp, d, k, jn, st);
+      st_scores<4, 2>(qt, nrp, d, k, jn, st);
       break;
     case 3:
-      st_scores<3>(qt, nrp, d, k, jn, st);
+      st_scores<4, 3>(qt, nrp, d, k, jn, st);
       break;
     default:
-      st_scores<4>(qt, nrp, d, k, jn, st);
+      st_scores<4, 4>(qt, nrp, d, k, jn, st);
       break;
   }
-  // Mask, block maximum, rescale factors; all vectorised along rows.
-  float bm[kRowBlock], msafe[kRowBlock];
-  for (int64_t r = 0; r < nrp; ++r) bm[r] = -__builtin_inff();
+  // Mask, block maximum, rescale factors; all in whole vectors along rows.
+  const int64_t nv = nrp / 16;
+  v16f bm[kRowBlock / 16];
+  for (int64_t q = 0; q < nv; ++q) bm[q] = splat(-__builtin_inff());
   for (int64_t j = 0; j < jn; ++j) {
     const float key = float(j0 + j);
     float* sr = st + j * nrp;
-    for (int64_t r = 0; r < nrp; ++r) {
-      const float x = key >= vis[r] ? -__builtin_inff() : sr[r];
-      sr[r] = x;
-      bm[r] = x > bm[r] ? x : bm[r];
+    for (int64_t q = 0; q < nv; ++q) {
+      const v16f x = key >= load16(vis + 16 * q) ? -__builtin_inff() : load16(sr + 16 * q);
+      store16(sr + 16 * q, x);
+      bm[q] = x > bm[q] ? x : bm[q];
     }
   }
-  for (int64_t r = 0; r < nrp; ++r) {
-    const float m_new = bm[r] > m[r] ? bm[r] : m[r];
-    msafe[r] = m_new == -__builtin_inff() ? 0.0f : m_new;  // no -inf - -inf
-    corr[r] = fast_exp(m[r] - msafe[r]);
-    m[r] = m_new;
-    l[r] *= corr[r];
+  v16f msafe[kRowBlock / 16], lsum[kRowBlock / 16];
+  for (int64_t q = 0; q < nv; ++q) {
+    const v16f mo = load16(m + 16 * q);
+    const v16f m_new = bm[q] > mo ? bm[q] : mo;
+    msafe[q] = m_new == -__builtin_inff() ? 0.0f : m_new;  // no -inf - -inf
+    const v16f c = fast_exp(mo - msafe[q]);
+    store16(corr + 16 * q, c);
+    store16(m + 16 * q, m_new);
+    lsum[q] = load16(l + 16 * q) * c;
   }
   for (int64_t j = 0; j < jn; ++j) {
     float* sr = st + j * nrp;
-    for (int64_t r = 0; r < nrp; ++r) {
-      const float p = fast_exp(sr[r] - msafe[r]);
-      sr[r] = p;
-      l[r] += p;
+    for (int64_t q = 0; q < nv; ++q) {
+      const v16f p = fast_exp(load16(sr + 16 * q) - msafe[q]);
+      store16(sr + 16 * q, p);
+      lsum[q] += p;
     }
   }
+  for (int64_t q = 0; q < nv; ++q) store16(l + 16 * q, lsum[q]);
+  const int64_t w_max = wide ? 4 : 1;  // 16-float vectors of V per pass
   for (int64_t r0 = 0; r0 < nr; r0 += 4)
-    for (int64_t c = 0; c < dvp; c += 64) {
-      switch (std::min<int64_t>(64, dvp - c) / 16) {
+    for (int64_t c = 0; c < dvp; c += 16 * w_max) {
+      switch (std::min<int64_t>(16 * w_max, dvp - c) / 16) {
         case 1:
           pv_rows4<1>(st, nrp, r0, jn, v, c, corr, o, dvp);
           break;
