@@ -56,7 +56,13 @@ struct QuantKernels {
   decltype(&isa_base::qgemm) qgemm = &isa_base::qgemm;
   decltype(&isa_base::int_offset) int_offset = &isa_base::int_offset;
   decltype(&isa_base::dequant) dequant = &isa_base::dequant;
+  // Prefill panels (cpu_quant_tiles.inc): none on the baseline ISA.
+  bool (*tile_format)(DType) = nullptr;
+  void (*tile_gemm)(DType, const QuantActs&, int64_t, const uint8_t*, uint64_t, int64_t, int64_t,
+                    int64_t, float*, int64_t, uint8_t*) = nullptr;
+  int64_t panel_block_bytes = 0;
   std::string isa = "scalar";
+  bool tiles(DType t) const { return tile_format && tile_format(t); }
 };
 
 // The widest version the running CPU supports (cpu_isa.h), chosen once.
@@ -69,11 +75,17 @@ const QuantKernels& kernels() {
       s.qgemm = &isa_vnni::qgemm;
       s.int_offset = &isa_vnni::int_offset;
       s.dequant = &isa_vnni::dequant;
+      s.tile_format = &isa_vnni::tile_format;
+      s.tile_gemm = &isa_vnni::tile_gemm;
+      s.panel_block_bytes = isa_vnni::kPanelBlockBytes;
       s.isa = "avx512-vnni";
     } else if (level >= IsaLevel::kV3) {
       s.qgemm = &isa_v3::qgemm;
       s.int_offset = &isa_v3::int_offset;
       s.dequant = &isa_v3::dequant;
+      s.tile_format = &isa_v3::tile_format;
+      s.tile_gemm = &isa_v3::tile_gemm;
+      s.panel_block_bytes = isa_v3::kPanelBlockBytes;
       s.isa = "avx2";
     }
 #endif
@@ -191,8 +203,10 @@ void run_product_sgemm(const Product& p) {
 
 void run_product(const Product& p) {
   if (p.m == 0 || p.n == 0) return;
+  const QuantKernels& kern = kernels();
   const bool fits = p.m <= INT_MAX && p.n <= INT_MAX && p.k <= INT_MAX && p.c_rs <= INT_MAX;
-  if (p.m >= kPanelMinRows && blas().available && fits) return run_product_sgemm(p);
+  const bool tiles = p.m >= kPanelMinRows && kern.tiles(p.w_t);
+  if (p.m >= kPanelMinRows && !tiles && blas().available && fits) return run_product_sgemm(p);
   const int64_t blocks = p.k / 32;
   const int64_t asz = dtype_size(p.a_t);
   // A as dense f32, then int8 blocks.
@@ -206,7 +220,7 @@ void run_product(const Product& p) {
   if (p.w_t != DType::kFP8E4M3Channel) {
     // One scratch block: q (m*k bytes), then d and ds (3 floats per block), then the
     // lanes (8 ints per block) when the format takes them.
-    const int offset = kernels().int_offset(p.w_t);
+    const int offset = tiles ? 0 : kern.int_offset(p.w_t);  // the panels take no lanes
     const size_t q_floats = size_t((p.m * p.k + 3) / 4);
     float* mem = scratch_floats(Scratch::kOuter1, q_floats + size_t(4 * p.m * blocks) +
                                                       (offset ? size_t(8 * p.m * blocks) : 0));
@@ -227,19 +241,29 @@ void run_product(const Product& p) {
   float* res =
       direct ? reinterpret_cast<float*>(p.c) : scratch_floats(Scratch::kOuter2, size_t(p.m * p.n));
   const int64_t ldr = direct ? p.c_rs : p.n;
-  const QuantKernels& kern = kernels();
   const float* lut = fp8_table();
-  // One contiguous range of weight rows per task; several per core when the product is
-  // large enough that load balance matters more than one stream per core.
-  const int64_t work = p.m * p.n * p.k;
-  const int64_t tasks =
-      work >= (int64_t(1) << 24) ? std::min<int64_t>(p.n, 8 * thread_budget()) : thread_budget();
-  parallel_for_static(std::max<int64_t>(tasks, 1), [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n0 = p.n * t / tasks, n1 = p.n * (t + 1) / tasks;
-      if (n1 > n0) kern.qgemm(p.w_t, acts, p.m, p.w, p.w_rs, n0, n1, res, ldr, lut);
-    }
-  });
+  if (tiles) {
+    // Panels of 8 weight rows, dealt out to the cores in small runs (load balance; each
+    // panel is unpacked once for all of A's rows).
+    const int64_t panels = (p.n + 7) / 8;
+    parallel_for(panels, 1, [&](int64_t q0, int64_t q1) {
+      uint8_t* panel = reinterpret_cast<uint8_t*>(
+          scratch_floats(Scratch::kLeaf0, size_t(blocks * kern.panel_block_bytes / 4 + 1)));
+      kern.tile_gemm(p.w_t, acts, p.m, p.w, p.w_rs, q0, q1, p.n, res, ldr, panel);
+    });
+  } else {
+    // One contiguous range of weight rows per task; several per core when the product is
+    // large enough that load balance matters more than one stream per core.
+    const int64_t work = p.m * p.n * p.k;
+    const int64_t tasks =
+        work >= (int64_t(1) << 24) ? std::min<int64_t>(p.n, 8 * thread_budget()) : thread_budget();
+    parallel_for_static(std::max<int64_t>(tasks, 1), [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t n0 = p.n * t / tasks, n1 = p.n * (t + 1) / tasks;
+        if (n1 > n0) kern.qgemm(p.w_t, acts, p.m, p.w, p.w_rs, n0, n1, res, ldr, lut);
+      }
+    });
+  }
   if (direct) return;
   for (int64_t r = 0; r < p.m; ++r) {
     float* row = res + r * p.n;
@@ -255,7 +279,9 @@ void run_product(const Product& p) {
 
 std::string quant_kernel_isa() { return kernels().isa; }
 
-bool quant_uses_panels(int64_t rows) { return rows >= kPanelMinRows && blas().available; }
+bool quant_uses_panels(DType weights, int64_t rows) {
+  return rows >= kPanelMinRows && !kernels().tiles(weights) && blas().available;
+}
 
 // The gather copies a few rows per token: the reference's exact values, not the fused
 // multiply-add of the panel code.
