@@ -192,38 +192,39 @@ void many_rows_block(const float* qt, int64_t nr, int64_t nrp, int64_t d, const 
       st_scores<4, 4>(qt, nrp, d, k, jn, st);
       break;
   }
-  // Mask, block maximum, rescale factors; all in whole vectors along rows.
-  const int64_t nv = nrp / 16;
-  v16f bm[kRowBlock / 16];
-  for (int64_t q = 0; q < nv; ++q) bm[q] = splat(-__builtin_inff());
+  // Mask, block maximum, rescale factors; all in whole vectors along rows (8-float ones,
+  // whose selects stay vector instructions on AVX2).
+  const int64_t nv = nrp / 8;
+  v8f bm[kRowBlock / 8];
+  for (int64_t q = 0; q < nv; ++q) bm[q] = v8f{} - __builtin_inff();
   for (int64_t j = 0; j < jn; ++j) {
     const float key = float(j0 + j);
     float* sr = st + j * nrp;
     for (int64_t q = 0; q < nv; ++q) {
-      const v16f x = key >= load16(vis + 16 * q) ? -__builtin_inff() : load16(sr + 16 * q);
-      store16(sr + 16 * q, x);
+      const v8f x = key >= load8(vis + 8 * q) ? -__builtin_inff() : load8(sr + 8 * q);
+      store8(sr + 8 * q, x);
       bm[q] = x > bm[q] ? x : bm[q];
     }
   }
-  v16f msafe[kRowBlock / 16], lsum[kRowBlock / 16];
+  v8f msafe[kRowBlock / 8], lsum[kRowBlock / 8];
   for (int64_t q = 0; q < nv; ++q) {
-    const v16f mo = load16(m + 16 * q);
-    const v16f m_new = bm[q] > mo ? bm[q] : mo;
+    const v8f mo = load8(m + 8 * q);
+    const v8f m_new = bm[q] > mo ? bm[q] : mo;
     msafe[q] = m_new == -__builtin_inff() ? 0.0f : m_new;  // no -inf - -inf
-    const v16f c = fast_exp(mo - msafe[q]);
-    store16(corr + 16 * q, c);
-    store16(m + 16 * q, m_new);
-    lsum[q] = load16(l + 16 * q) * c;
+    const v8f c = fast_exp(mo - msafe[q]);
+    store8(corr + 8 * q, c);
+    store8(m + 8 * q, m_new);
+    lsum[q] = load8(l + 8 * q) * c;
   }
   for (int64_t j = 0; j < jn; ++j) {
     float* sr = st + j * nrp;
     for (int64_t q = 0; q < nv; ++q) {
-      const v16f p = fast_exp(load16(sr + 16 * q) - msafe[q]);
-      store16(sr + 16 * q, p);
+      const v8f p = fast_exp(load8(sr + 8 * q) - msafe[q]);
+      store8(sr + 8 * q, p);
       lsum[q] += p;
     }
   }
-  for (int64_t q = 0; q < nv; ++q) store16(l + 16 * q, lsum[q]);
+  for (int64_t q = 0; q < nv; ++q) store8(l + 8 * q, lsum[q]);
   const int64_t w_max = wide ? 4 : 1;  // 16-float vectors of V per pass
   for (int64_t r0 = 0; r0 < nr; r0 += 4)
     for (int64_t c = 0; c < dvp; c += 16 * w_max) {

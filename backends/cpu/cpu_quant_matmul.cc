@@ -56,6 +56,7 @@ struct QuantKernels {
   decltype(&isa_base::qgemm) qgemm = &isa_base::qgemm;
   decltype(&isa_base::int_offset) int_offset = &isa_base::int_offset;
   decltype(&isa_base::dequant) dequant = &isa_base::dequant;
+  decltype(&isa_base::quantize_rows) quantize_rows = &isa_base::quantize_rows;
   // Prefill panels (cpu_quant_tiles.inc): none on the baseline ISA.
   bool (*tile_format)(DType) = nullptr;
   void (*tile_gemm)(DType, const QuantActs&, int64_t, const uint8_t*, uint64_t, int64_t, int64_t,
@@ -75,6 +76,7 @@ const QuantKernels& kernels() {
       s.qgemm = &isa_vnni::qgemm;
       s.int_offset = &isa_vnni::int_offset;
       s.dequant = &isa_vnni::dequant;
+      s.quantize_rows = &isa_vnni::quantize_rows;
       s.tile_format = &isa_vnni::tile_format;
       s.tile_gemm = &isa_vnni::tile_gemm;
       s.panel_block_bytes = isa_vnni::kPanelBlockBytes;
@@ -83,6 +85,7 @@ const QuantKernels& kernels() {
       s.qgemm = &isa_v3::qgemm;
       s.int_offset = &isa_v3::int_offset;
       s.dequant = &isa_v3::dequant;
+      s.quantize_rows = &isa_v3::quantize_rows;
       s.tile_format = &isa_v3::tile_format;
       s.tile_gemm = &isa_v3::tile_gemm;
       s.panel_block_bytes = isa_v3::kPanelBlockBytes;
@@ -108,35 +111,11 @@ const float* fp8_table() {
 // gets each block's partial sums over 4 elements times `offset`.
 void quantize_acts(const float* x, int64_t rows, int64_t k, int8_t* q, float* d, float* ds,
                    float* dsum, int32_t* lanes, int offset) {
-  const int64_t blocks = k / 32;
-  auto body = [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t b = 0; b < blocks; ++b) {
-        const float* v = x + r * k + 32 * b;
-        float amax = 0;
-        for (int i = 0; i < 32; ++i) amax = std::max(amax, v[i] < 0 ? -v[i] : v[i]);
-        const float scale = amax / 127.0f;
-        const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-        int8_t* o = q + r * k + 32 * b;
-        int32_t sum_lo = 0, sum_hi = 0;
-        for (int i = 0; i < 32; ++i) {
-          // Round to nearest even through the float mantissa (|v * inv| <= 127).
-          const float rounded = (v[i] * inv + 12582912.0f) - 12582912.0f;
-          // Clamped so a NaN or infinity in A converts to a defined int8 (fmin drops NaN).
-          o[i] = int8_t(std::fmax(-127.0f, std::fmin(127.0f, rounded)));
-          (i < 16 ? sum_lo : sum_hi) += o[i];
-        }
-        d[r * blocks + b] = scale;
-        ds[2 * (r * blocks + b)] = scale * float(sum_lo);
-        ds[2 * (r * blocks + b) + 1] = scale * float(sum_hi);
-        dsum[r * blocks + b] = scale * float(sum_lo + sum_hi);
-        if (lanes)
-          for (int i = 0; i < 8; ++i)
-            lanes[8 * (r * blocks + b) + i] =
-                offset * (int32_t(o[4 * i]) + o[4 * i + 1] + o[4 * i + 2] + o[4 * i + 3]);
-      }
-  };
-  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1)), body);
+  const QuantKernels& kern = kernels();
+  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1)),
+               [&](int64_t r0, int64_t r1) {
+                 kern.quantize_rows(x, r0, r1, k, q, d, ds, dsum, lanes, offset);
+               });
 }
 
 struct Product {

@@ -36,6 +36,14 @@ typedef int32_t v16i __attribute__((vector_size(64)));
 typedef uint32_t v16u __attribute__((vector_size(64)));
 typedef uint16_t v16h_bits_u __attribute__((vector_size(32), aligned(2)));
 
+// 8-float vectors: comparisons and selects on them stay whole instructions on AVX2
+// (GCC lowers a v16f comparison to scalar ones there), so branch-free math runs on these.
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v8f_u __attribute__((vector_size(32), aligned(4)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+HAL_CPU_INLINE v8f load8(const float* p) { return *reinterpret_cast<const v8f_u*>(p); }
+HAL_CPU_INLINE void store8(float* p, v8f v) { *reinterpret_cast<v8f_u*>(p) = v; }
+
 HAL_CPU_INLINE v16f load16(const float* p) { return *reinterpret_cast<const v16f_u*>(p); }
 HAL_CPU_INLINE void store16(float* p, v16f v) { *reinterpret_cast<v16f_u*>(p) = v; }
 HAL_CPU_INLINE v16f splat(float x) { return v16f{} + x; }
@@ -95,15 +103,15 @@ HAL_CPU_INLINE v16f load16_as_f32(const void* p, DType t) {
 
 // ---- math on one float or 16 at once (branch-free) ------------------------------------
 //
-// Each function is a template over F = float or v16f (GCC vector extensions take the same
-// operators, scalar operands and ?: selects), so the elementwise loops call the v16f form
+// Each function is a template over F = float or v8f (GCC vector extensions take the same
+// operators, scalar operands and ?: selects), so the elementwise loops call the v8f form
 // explicitly (GCC does not vectorise the scalar form's selects by itself) and the scalar
 // form gives the same values for tails and single elements.
 
 HAL_CPU_INLINE int32_t to_i32(float x) { return int32_t(x); }
-HAL_CPU_INLINE v16i to_i32(v16f x) { return __builtin_convertvector(x, v16i); }
+HAL_CPU_INLINE v8i to_i32(v8f x) { return __builtin_convertvector(x, v8i); }
 HAL_CPU_INLINE float f32_from_bits(int32_t b) { return std::bit_cast<float>(b); }
-HAL_CPU_INLINE v16f f32_from_bits(v16i b) { return reinterpret_cast<v16f>(b); }
+HAL_CPU_INLINE v8f f32_from_bits(v8i b) { return reinterpret_cast<v8f>(b); }
 
 // e^x: 0 below -87.5 (true value < 1e-38), +inf above 88.72, NaN stays NaN.
 template <class F>
