@@ -2,6 +2,7 @@
 // and rotary embedding.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -120,56 +121,69 @@ bool wide_registers() {
 #endif
 }
 
-// st[j + q][16 v ..] = k_{j+q} . qt[.][16 v ..] for q < KB, v < NV (NV vectors of rows).
-template <int KB, int NV>
+template <class V>
+HAL_CPU_INLINE V loadv(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class V>
+HAL_CPU_INLINE void storev(float* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// st[j + q][L v ..] = k_{j+q} . qt[.][L v ..] for q < KB, v < NV (V: vectors of L floats).
+template <class V, int KB, int NV>
 HAL_CPU_INLINE void st_tile(const float* qt, int64_t nrp, int64_t d, const KeyRows& k, int64_t j,
                             float* st) {
-  const float* kr[KB];
-  for (int q = 0; q < KB; ++q) kr[q] = k.p + (j + q) * k.stride;
-  v16f acc[KB][NV];
+  constexpr int L = int(sizeof(V) / sizeof(float));
+  const float* k0 = k.p + j * k.stride;
+  V acc[KB][NV];
   for (int q = 0; q < KB; ++q)
-    for (int v = 0; v < NV; ++v) acc[q][v] = v16f{};
+    for (int v = 0; v < NV; ++v) acc[q][v] = V{};
   for (int64_t e = 0; e < d; ++e) {
-    v16f x[NV];
-    for (int v = 0; v < NV; ++v) x[v] = load16(qt + e * nrp + 16 * v);
+    V x[NV];
+    for (int v = 0; v < NV; ++v) x[v] = loadv<V>(qt + e * nrp + L * v);
     for (int q = 0; q < KB; ++q) {
-      const float a = kr[q][e];
+      const float a = k0[q * k.stride + e];
       for (int v = 0; v < NV; ++v) acc[q][v] += a * x[v];
     }
   }
   for (int q = 0; q < KB; ++q)
-    for (int v = 0; v < NV; ++v) store16(st + (j + q) * nrp + 16 * v, acc[q][v]);
+    for (int v = 0; v < NV; ++v) storev(st + (j + q) * nrp + L * v, acc[q][v]);
 }
 
-// Scores of keys [0, jn) for nrp transposed query rows (nrp / 16 a multiple of NV): tiles
+// Scores of keys [0, jn) for nrp transposed query rows (nrp a multiple of NV x L): tiles
 // of KB keys x NV vectors of rows.
-template <int KB, int NV>
+template <class V, int KB, int NV>
 HAL_CPU_INLINE void st_scores(const float* qt, int64_t nrp, int64_t d, const KeyRows& k, int64_t jn,
                               float* st) {
-  for (int64_t v0 = 0; v0 < nrp / 16; v0 += NV) {
+  constexpr int L = int(sizeof(V) / sizeof(float));
+  for (int64_t c = 0; c < nrp; c += NV * L) {
     int64_t j = 0;
-    for (; j + KB <= jn; j += KB) st_tile<KB, NV>(qt + 16 * v0, nrp, d, k, j, st + 16 * v0);
-    for (; j < jn; ++j) st_tile<1, NV>(qt + 16 * v0, nrp, d, k, j, st + 16 * v0);
+    for (; j + KB <= jn; j += KB) st_tile<V, KB, NV>(qt + c, nrp, d, k, j, st + c);
+    for (; j < jn; ++j) st_tile<V, 1, NV>(qt + c, nrp, d, k, j, st + c);
   }
 }
 
-// o[r][c..c+16W) = o * corr[r] + sum_j st[j][r] v[j][c..], rows r0..r0+3.
-template <int W>
+// o[r][c..c+L W) = o * corr[r] + sum_j st[j][r] v[j][c..], rows r0..r0+3.
+template <class V, int W>
 HAL_CPU_INLINE void pv_rows4(const float* st, int64_t nrp, int64_t r0, int64_t jn, const KeyRows& v,
                              int64_t c, const float* corr, float* o, int64_t dvp) {
-  v16f acc[4][W];
+  constexpr int L = int(sizeof(V) / sizeof(float));
+  V acc[4][W];
   for (int i = 0; i < 4; ++i)
-    for (int w = 0; w < W; ++w) acc[i][w] = load16(o + (r0 + i) * dvp + c + 16 * w) * corr[r0 + i];
+    for (int w = 0; w < W; ++w) acc[i][w] = loadv<V>(o + (r0 + i) * dvp + c + L * w) * corr[r0 + i];
   for (int64_t j = 0; j < jn; ++j) {
     const float* vr = v.p + j * v.stride + c;
-    v16f x[W];
-    for (int w = 0; w < W; ++w) x[w] = load16(vr + 16 * w);
+    V x[W];
+    for (int w = 0; w < W; ++w) x[w] = loadv<V>(vr + L * w);
     const float* p = st + j * nrp + r0;
     for (int i = 0; i < 4; ++i)
       for (int w = 0; w < W; ++w) acc[i][w] += p[i] * x[w];
   }
   for (int i = 0; i < 4; ++i)
-    for (int w = 0; w < W; ++w) store16(o + (r0 + i) * dvp + c + 16 * w, acc[i][w]);
+    for (int w = 0; w < W; ++w) storev(o + (r0 + i) * dvp + c + L * w, acc[i][w]);
 }
 
 // One key block for nrp (multiple of 16, <= 64) transposed query rows; nr real rows.
@@ -178,19 +192,23 @@ void many_rows_block(const float* qt, int64_t nr, int64_t nrp, int64_t d, const 
                      int64_t jn, int64_t j0, const float* vis, const KeyRows& v, int64_t dvp,
                      float* st, float* m, float* l, float* corr, float* o) {
   const bool wide = wide_registers();
-  switch (wide ? nrp / 16 : 1) {
-    case 1:
-      st_scores<4, 1>(qt, nrp, d, k, jn, st);
-      break;
-    case 2:
-      st_scores<4, 2>(qt, nrp, d, k, jn, st);
-      break;
-    case 3:
-      st_scores<4, 3>(qt, nrp, d, k, jn, st);
-      break;
-    default:
-      st_scores<4, 4>(qt, nrp, d, k, jn, st);
-      break;
+  if (!wide) {
+    st_scores<v8f, 4, 2>(qt, nrp, d, k, jn, st);  // 8 + 2 + 1 of AVX2's 16 registers
+  } else {
+    switch (nrp / 16) {
+      case 1:
+        st_scores<v16f, 4, 1>(qt, nrp, d, k, jn, st);
+        break;
+      case 2:
+        st_scores<v16f, 4, 2>(qt, nrp, d, k, jn, st);
+        break;
+      case 3:
+        st_scores<v16f, 4, 3>(qt, nrp, d, k, jn, st);
+        break;
+      default:
+        st_scores<v16f, 4, 4>(qt, nrp, d, k, jn, st);
+        break;
+    }
   }
   // Mask, block maximum, rescale factors; all in whole vectors along rows (8-float ones,
   // whose selects stay vector instructions on AVX2).
@@ -225,24 +243,28 @@ void many_rows_block(const float* qt, int64_t nr, int64_t nrp, int64_t d, const 
     }
   }
   for (int64_t q = 0; q < nv; ++q) store8(l + 8 * q, lsum[q]);
-  const int64_t w_max = wide ? 4 : 1;  // 16-float vectors of V per pass
-  for (int64_t r0 = 0; r0 < nr; r0 += 4)
-    for (int64_t c = 0; c < dvp; c += 16 * w_max) {
-      switch (std::min<int64_t>(16 * w_max, dvp - c) / 16) {
+  for (int64_t r0 = 0; r0 < nr; r0 += 4) {
+    if (!wide) {  // dvp is a multiple of 16: two 8-float vectors per pass
+      for (int64_t c = 0; c < dvp; c += 16) pv_rows4<v8f, 2>(st, nrp, r0, jn, v, c, corr, o, dvp);
+      continue;
+    }
+    for (int64_t c = 0; c < dvp; c += 64) {
+      switch (std::min<int64_t>(64, dvp - c) / 16) {
         case 1:
-          pv_rows4<1>(st, nrp, r0, jn, v, c, corr, o, dvp);
+          pv_rows4<v16f, 1>(st, nrp, r0, jn, v, c, corr, o, dvp);
           break;
         case 2:
-          pv_rows4<2>(st, nrp, r0, jn, v, c, corr, o, dvp);
+          pv_rows4<v16f, 2>(st, nrp, r0, jn, v, c, corr, o, dvp);
           break;
         case 3:
-          pv_rows4<3>(st, nrp, r0, jn, v, c, corr, o, dvp);
+          pv_rows4<v16f, 3>(st, nrp, r0, jn, v, c, corr, o, dvp);
           break;
         default:
-          pv_rows4<4>(st, nrp, r0, jn, v, c, corr, o, dvp);
+          pv_rows4<v16f, 4>(st, nrp, r0, jn, v, c, corr, o, dvp);
           break;
       }
     }
+  }
 }
 
 }  // namespace
