@@ -369,6 +369,13 @@ void run_gemm(const Gemm& g, bool parallel) {
 
 }  // namespace
 
+bool panel_kernels_available() { return stream_kernels().panel != nullptr; }
+
+void panel_product16(DType t, int64_t m, const float* a, int64_t lda, const char* b,
+                     int64_t bn_bytes, int64_t k, int64_t nc, float* wp, float* res, int64_t ldr) {
+  stream_kernels().panel(t, m, a, lda, b, bn_bytes, k, nc, wp, res, ldr);
+}
+
 Status matmul(const OpSpec& spec, const void* const* in, void* out) {
   if (is_quantized(spec.inputs[1].dtype)) return quant_matmul(spec, in, out);
   const TensorDesc& ad = spec.inputs[0];

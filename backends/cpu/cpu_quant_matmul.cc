@@ -180,12 +180,54 @@ void run_product_sgemm(const Product& p) {
     store_f32(p.c + r * p.c_rs * int64_t(dtype_size(p.c_t)), p.c_t, p.c_cs, p.n, res + r * p.n);
 }
 
+// HAL_CPU_INT8_PREFILL=1: prefill with the integer panels where the format has them (A
+// rounded to int8 as in decode; about 1.5-2x less compute than f32 on AVX2, at the cost
+// of A's rounding), instead of exact A through f32 panels. Read once.
+bool int8_prefill() {
+  static const bool on = [] {
+    const char* v = std::getenv("HAL_CPU_INT8_PREFILL");
+    return v && std::string(v) == "1";
+  }();
+  return on;
+}
+
+// How a product with `rows` rows of A and weights `t` runs.
+enum class Path { kDecode, kInt8Panels, kF32Panels, kSgemm };
+Path path_of(DType t, int64_t rows) {
+  if (rows < kPanelMinRows) return Path::kDecode;
+  if (int8_prefill() && kernels().tiles(t)) return Path::kInt8Panels;
+  if (panel_kernels_available()) return Path::kF32Panels;
+  return blas().available ? Path::kSgemm : Path::kDecode;
+}
+
+// res[r * ldr + n] = A row r . dequantized weight row n, through 16 weight rows at a time
+// dequantized into f32 and the panel tile of cpu_panel_kernels.inc (A used exactly).
+void f32_panel_products(const Product& p, const float* af, float* res, int64_t ldr) {
+  const QuantKernels& kern = kernels();
+  const float* lut = fp8_table();
+  const int64_t panels = (p.n + 15) / 16;
+  parallel_for(panels, 1, [&](int64_t q0, int64_t q1) {
+    float* rows = scratch_floats(Scratch::kLeaf0, size_t(16 * p.k));
+    float* wp = scratch_floats(Scratch::kLeaf1, size_t(16 * p.k));
+    float* tile = scratch_floats(Scratch::kLeaf2, size_t(16 * p.m));
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t n0 = 16 * q, nc = std::min<int64_t>(16, p.n - n0);
+      kern.dequant(p.w_t, p.w + uint64_t(n0) * p.w_rs, p.w_rs, 0, nc, p.k, rows, lut);
+      panel_product16(DType::kF32, p.m, af, p.k, reinterpret_cast<const char*>(rows), 4 * p.k, p.k,
+                      nc, wp, tile, 16);
+      for (int64_t r = 0; r < p.m; ++r)
+        std::memcpy(res + r * ldr + n0, tile + r * 16, size_t(nc) * sizeof(float));
+    }
+  });
+}
+
 void run_product(const Product& p) {
   if (p.m == 0 || p.n == 0) return;
   const QuantKernels& kern = kernels();
   const bool fits = p.m <= INT_MAX && p.n <= INT_MAX && p.k <= INT_MAX && p.c_rs <= INT_MAX;
-  const bool tiles = p.m >= kPanelMinRows && kern.tiles(p.w_t);
-  if (p.m >= kPanelMinRows && !tiles && blas().available && fits) return run_product_sgemm(p);
+  const Path path = path_of(p.w_t, p.m);
+  if (path == Path::kSgemm && fits) return run_product_sgemm(p);
+  const bool tiles = path == Path::kInt8Panels;
   const int64_t blocks = p.k / 32;
   const int64_t asz = dtype_size(p.a_t);
   // A as dense f32, then int8 blocks.
@@ -196,7 +238,7 @@ void run_product(const Product& p) {
   acts.k = p.k;
   acts.blocks = blocks;
   acts.f = af;
-  if (p.w_t != DType::kFP8E4M3Channel) {
+  if (p.w_t != DType::kFP8E4M3Channel && path != Path::kF32Panels) {
     // One scratch block: q (m*k bytes), then d and ds (3 floats per block), then the
     // lanes (8 ints per block) when the format takes them.
     const int offset = tiles ? 0 : kern.int_offset(p.w_t);  // the panels take no lanes
@@ -221,7 +263,9 @@ void run_product(const Product& p) {
       direct ? reinterpret_cast<float*>(p.c) : scratch_floats(Scratch::kOuter2, size_t(p.m * p.n));
   const int64_t ldr = direct ? p.c_rs : p.n;
   const float* lut = fp8_table();
-  if (tiles) {
+  if (path == Path::kF32Panels) {
+    f32_panel_products(p, af, res, ldr);
+  } else if (tiles) {
     // Panels of 8 weight rows, dealt out to the cores in small runs (load balance; each
     // panel is unpacked once for all of A's rows).
     const int64_t panels = (p.n + 7) / 8;
@@ -259,7 +303,8 @@ void run_product(const Product& p) {
 std::string quant_kernel_isa() { return kernels().isa; }
 
 bool quant_uses_panels(DType weights, int64_t rows) {
-  return rows >= kPanelMinRows && !kernels().tiles(weights) && blas().available;
+  const Path p = path_of(weights, rows);
+  return p == Path::kF32Panels || p == Path::kSgemm;
 }
 
 // The gather copies a few rows per token: the reference's exact values, not the fused
