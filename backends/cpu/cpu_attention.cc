@@ -2,6 +2,7 @@
 // and rotary embedding.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -104,59 +105,85 @@ void few_rows_update(float* s, int64_t jn, const KeyRows& v, int64_t dvp, float*
 // zeros), so scores come out as st[key][row]: the masked online softmax then runs along
 // rows in whole vectors, and no K block needs transposing.
 
-template <int NV>
+// Register tiles: an AVX-512 core holds 32 16-float vectors, an AVX2 core 16 8-float ones
+// (a v16f takes two there), so the tiles are chosen by what the running CPU has (the
+// same test target_clones' resolver makes). Every tile sums in the same order, so the
+// choice changes speed, never values.
+bool wide_registers() {
+#if defined(__x86_64__) && !defined(HAL_CPU_NO_MULTIVERSION)
+  static const bool wide = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return wide;
+#else
+  return false;
+#endif
+}
+
+template <class V>
+HAL_CPU_INLINE V loadv(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class V>
+HAL_CPU_INLINE void storev(float* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// st[j + q][L v ..] = k_{j+q} . qt[.][L v ..] for q < KB, v < NV (V: vectors of L floats).
+template <class V, int KB, int NV>
+HAL_CPU_INLINE void st_tile(const float* qt, int64_t nrp, int64_t d, const KeyRows& k, int64_t j,
+                            float* st) {
+  constexpr int L = int(sizeof(V) / sizeof(float));
+  const float* k0 = k.p + j * k.stride;
+  V acc[KB][NV];
+  for (int q = 0; q < KB; ++q)
+    for (int v = 0; v < NV; ++v) acc[q][v] = V{};
+  for (int64_t e = 0; e < d; ++e) {
+    V x[NV];
+    for (int v = 0; v < NV; ++v) x[v] = loadv<V>(qt + e * nrp + L * v);
+    for (int q = 0; q < KB; ++q) {
+      const float a = k0[q * k.stride + e];
+      for (int v = 0; v < NV; ++v) acc[q][v] += a * x[v];
+    }
+  }
+  for (int q = 0; q < KB; ++q)
+    for (int v = 0; v < NV; ++v) storev(st + (j + q) * nrp + L * v, acc[q][v]);
+}
+
+// Scores of keys [0, jn) for nrp transposed query rows (nrp a multiple of NV x L): tiles
+// of KB keys x NV vectors of rows.
+template <class V, int KB, int NV>
 HAL_CPU_INLINE void st_scores(const float* qt, int64_t nrp, int64_t d, const KeyRows& k, int64_t jn,
                               float* st) {
-  int64_t j = 0;
-  for (; j + 4 <= jn; j += 4) {
-    const float* k0 = k.p + j * k.stride;
-    const float* k1 = k0 + k.stride;
-    const float* k2 = k1 + k.stride;
-    const float* k3 = k2 + k.stride;
-    v16f acc[4][NV];
-    for (int q = 0; q < 4; ++q)
-      for (int v = 0; v < NV; ++v) acc[q][v] = v16f{};
-    for (int64_t e = 0; e < d; ++e) {
-      v16f x[NV];
-      for (int v = 0; v < NV; ++v) x[v] = load16(qt + e * nrp + 16 * v);
-      const float a0 = k0[e], a1 = k1[e], a2 = k2[e], a3 = k3[e];
-      for (int v = 0; v < NV; ++v) {
-        acc[0][v] += a0 * x[v];
-        acc[1][v] += a1 * x[v];
-        acc[2][v] += a2 * x[v];
-        acc[3][v] += a3 * x[v];
-      }
-    }
-    for (int q = 0; q < 4; ++q)
-      for (int v = 0; v < NV; ++v) store16(st + (j + q) * nrp + 16 * v, acc[q][v]);
-  }
-  for (; j < jn; ++j) {
-    const float* kr = k.p + j * k.stride;
-    v16f acc[NV];
-    for (int v = 0; v < NV; ++v) acc[v] = v16f{};
-    for (int64_t e = 0; e < d; ++e)
-      for (int v = 0; v < NV; ++v) acc[v] += kr[e] * load16(qt + e * nrp + 16 * v);
-    for (int v = 0; v < NV; ++v) store16(st + j * nrp + 16 * v, acc[v]);
+  constexpr int L = int(sizeof(V) / sizeof(float));
+  for (int64_t c = 0; c < nrp; c += NV * L) {
+    int64_t j = 0;
+    for (; j + KB <= jn; j += KB) st_tile<V, KB, NV>(qt + c, nrp, d, k, j, st + c);
+    for (; j < jn; ++j) st_tile<V, 1, NV>(qt + c, nrp, d, k, j, st + c);
   }
 }
 
-// o[r][c..c+16W) = o * corr[r] + sum_j st[j][r] v[j][c..], rows r0..r0+3.
-template <int W>
+// o[r][c..c+L W) = o * corr[r] + sum_j st[j][r] v[j][c..], rows r0..r0+3.
+template <class V, int W>
 HAL_CPU_INLINE void pv_rows4(const float* st, int64_t nrp, int64_t r0, int64_t jn, const KeyRows& v,
                              int64_t c, const float* corr, float* o, int64_t dvp) {
-  v16f acc[4][W];
+  constexpr int L = int(sizeof(V) / sizeof(float));
+  V acc[4][W];
   for (int i = 0; i < 4; ++i)
-    for (int w = 0; w < W; ++w) acc[i][w] = load16(o + (r0 + i) * dvp + c + 16 * w) * corr[r0 + i];
+    for (int w = 0; w < W; ++w) acc[i][w] = loadv<V>(o + (r0 + i) * dvp + c + L * w) * corr[r0 + i];
   for (int64_t j = 0; j < jn; ++j) {
     const float* vr = v.p + j * v.stride + c;
-    v16f x[W];
-    for (int w = 0; w < W; ++w) x[w] = load16(vr + 16 * w);
+    V x[W];
+    for (int w = 0; w < W; ++w) x[w] = loadv<V>(vr + L * w);
     const float* p = st + j * nrp + r0;
     for (int i = 0; i < 4; ++i)
       for (int w = 0; w < W; ++w) acc[i][w] += p[i] * x[w];
   }
   for (int i = 0; i < 4; ++i)
-    for (int w = 0; w < W; ++w) store16(o + (r0 + i) * dvp + c + 16 * w, acc[i][w]);
+    for (int w = 0; w < W; ++w) storev(o + (r0 + i) * dvp + c + L * w, acc[i][w]);
 }
 
 // One key block for nrp (multiple of 16, <= 64) transposed query rows; nr real rows.
@@ -164,64 +191,80 @@ HAL_CPU_MULTIVERSION
 void many_rows_block(const float* qt, int64_t nr, int64_t nrp, int64_t d, const KeyRows& k,
                      int64_t jn, int64_t j0, const float* vis, const KeyRows& v, int64_t dvp,
                      float* st, float* m, float* l, float* corr, float* o) {
-  switch (nrp / 16) {
-    case 1:
-      st_scores<1>(qt, nrp, d, k, jn, st);
-      break;
-    case 2:
-      st_scores<2>(qt, nrp, d, k, jn, st);
-      break;
-    case 3:
-      st_scores<3>(qt, nrp, d, k, jn, st);
-      break;
-    default:
-      st_scores<4>(qt, nrp, d, k, jn, st);
-      break;
+  const bool wide = wide_registers();
+  if (!wide) {
+    st_scores<v8f, 4, 2>(qt, nrp, d, k, jn, st);  // 8 + 2 + 1 of AVX2's 16 registers
+  } else {
+    switch (nrp / 16) {
+      case 1:
+        st_scores<v16f, 4, 1>(qt, nrp, d, k, jn, st);
+        break;
+      case 2:
+        st_scores<v16f, 4, 2>(qt, nrp, d, k, jn, st);
+        break;
+      case 3:
+        st_scores<v16f, 4, 3>(qt, nrp, d, k, jn, st);
+        break;
+      default:
+        st_scores<v16f, 4, 4>(qt, nrp, d, k, jn, st);
+        break;
+    }
   }
-  // Mask, block maximum, rescale factors; all vectorised along rows.
-  float bm[kRowBlock], msafe[kRowBlock];
-  for (int64_t r = 0; r < nrp; ++r) bm[r] = -__builtin_inff();
+  // Mask, block maximum, rescale factors; all in whole vectors along rows (8-float ones,
+  // whose selects stay vector instructions on AVX2).
+  const int64_t nv = nrp / 8;
+  v8f bm[kRowBlock / 8];
+  for (int64_t q = 0; q < nv; ++q) bm[q] = v8f{} - __builtin_inff();
   for (int64_t j = 0; j < jn; ++j) {
     const float key = float(j0 + j);
     float* sr = st + j * nrp;
-    for (int64_t r = 0; r < nrp; ++r) {
-      const float x = key >= vis[r] ? -__builtin_inff() : sr[r];
-      sr[r] = x;
-      bm[r] = x > bm[r] ? x : bm[r];
+    for (int64_t q = 0; q < nv; ++q) {
+      const v8f x = key >= load8(vis + 8 * q) ? -__builtin_inff() : load8(sr + 8 * q);
+      store8(sr + 8 * q, x);
+      bm[q] = x > bm[q] ? x : bm[q];
     }
   }
-  for (int64_t r = 0; r < nrp; ++r) {
-    const float m_new = bm[r] > m[r] ? bm[r] : m[r];
-    msafe[r] = m_new == -__builtin_inff() ? 0.0f : m_new;  // no -inf - -inf
-    corr[r] = fast_exp(m[r] - msafe[r]);
-    m[r] = m_new;
-    l[r] *= corr[r];
+  v8f msafe[kRowBlock / 8], lsum[kRowBlock / 8];
+  for (int64_t q = 0; q < nv; ++q) {
+    const v8f mo = load8(m + 8 * q);
+    const v8f m_new = bm[q] > mo ? bm[q] : mo;
+    msafe[q] = m_new == -__builtin_inff() ? 0.0f : m_new;  // no -inf - -inf
+    const v8f c = fast_exp(mo - msafe[q]);
+    store8(corr + 8 * q, c);
+    store8(m + 8 * q, m_new);
+    lsum[q] = load8(l + 8 * q) * c;
   }
   for (int64_t j = 0; j < jn; ++j) {
     float* sr = st + j * nrp;
-    for (int64_t r = 0; r < nrp; ++r) {
-      const float p = fast_exp(sr[r] - msafe[r]);
-      sr[r] = p;
-      l[r] += p;
+    for (int64_t q = 0; q < nv; ++q) {
+      const v8f p = fast_exp(load8(sr + 8 * q) - msafe[q]);
+      store8(sr + 8 * q, p);
+      lsum[q] += p;
     }
   }
-  for (int64_t r0 = 0; r0 < nr; r0 += 4)
+  for (int64_t q = 0; q < nv; ++q) store8(l + 8 * q, lsum[q]);
+  for (int64_t r0 = 0; r0 < nr; r0 += 4) {
+    if (!wide) {  // dvp is a multiple of 16: two 8-float vectors per pass
+      for (int64_t c = 0; c < dvp; c += 16) pv_rows4<v8f, 2>(st, nrp, r0, jn, v, c, corr, o, dvp);
+      continue;
+    }
     for (int64_t c = 0; c < dvp; c += 64) {
       switch (std::min<int64_t>(64, dvp - c) / 16) {
         case 1:
-          pv_rows4<1>(st, nrp, r0, jn, v, c, corr, o, dvp);
+          pv_rows4<v16f, 1>(st, nrp, r0, jn, v, c, corr, o, dvp);
           break;
         case 2:
-          pv_rows4<2>(st, nrp, r0, jn, v, c, corr, o, dvp);
+          pv_rows4<v16f, 2>(st, nrp, r0, jn, v, c, corr, o, dvp);
           break;
         case 3:
-          pv_rows4<3>(st, nrp, r0, jn, v, c, corr, o, dvp);
+          pv_rows4<v16f, 3>(st, nrp, r0, jn, v, c, corr, o, dvp);
           break;
         default:
-          pv_rows4<4>(st, nrp, r0, jn, v, c, corr, o, dvp);
+          pv_rows4<v16f, 4>(st, nrp, r0, jn, v, c, corr, o, dvp);
           break;
       }
     }
+  }
 }
 
 }  // namespace

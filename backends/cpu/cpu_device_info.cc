@@ -9,12 +9,16 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 
+#include "cpu_bandwidth.h"
 #include "cpu_blas.h"
 #include "cpu_threading.h"
 #include "hal/plugin/host_queue.h"
@@ -99,25 +103,12 @@ Cache last_level_cache() {
 
 // ---- the measurements ---------------------------------------------------------------------
 
-// A page-aligned array of floats. (Not MADV_HUGEPAGE: on a fragmented machine the
-// kernel's compaction made first touch 6x slower, 1.3 s for 512 MiB.)
-struct MappedFloats {
-  float* p = nullptr;
-  size_t bytes = 0;
-  explicit MappedFloats(size_t count) : bytes(count * sizeof(float)) {
-    void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return;
-    p = static_cast<float*>(m);
-  }
-  ~MappedFloats() {
-    if (p) munmap(p, bytes);
-  }
-};
-
 struct Measured {
-  double load_average = 0;  // the 1-minute load average when measured
-  double bandwidth = 0;     // bytes/s
-  std::string bandwidth_how;
+  BandwidthMeasurement bandwidth;
+  std::string measured_at;   // UTC, ISO 8601
+  double load_average = 0;   // the 1-minute load average when measured
+  bool provisional = false;  // taken while other work used the machine (see the header)
+  std::string cached_in;     // the cache file it came from ("" = measured by this process)
   double launch_overhead_s = 0;
   std::string launch_how;
 };
@@ -150,46 +141,14 @@ double measure_launch(std::string* how) {
   return per_command + per_fork;
 }
 
-}  // namespace
-
-double measure_triad_bandwidth(uint64_t total_bytes, int passes) {
-  const size_t n = size_t(total_bytes / 3 / sizeof(float)) / 64 * 64;
-  MappedFloats a(n), b(n), c(n);
-  if (!a.p || !b.p || !c.p || n == 0) return 0;
-  const int64_t threads = thread_budget();
-  // First touch from the threads that will stream each part.
-  parallel_for_static(threads, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const size_t i0 = n * size_t(t) / size_t(threads), i1 = n * size_t(t + 1) / size_t(threads);
-      for (size_t i = i0; i < i1; ++i) {
-        a.p[i] = 0.0f;
-        b.p[i] = 1.0f;
-        c.p[i] = 2.0f;
-      }
-    }
-  });
-  double best = 1e30;
-  for (int pass = 0; pass < passes; ++pass) {
-    const float scalar = 3.0f + float(pass);
-    const auto t0 = Clock::now();
-    parallel_for_static(threads, [&](int64_t t0_, int64_t t1_) {
-      for (int64_t t = t0_; t < t1_; ++t) {
-        const size_t i0 = n * size_t(t) / size_t(threads), i1 = n * size_t(t + 1) / size_t(threads);
-        float* __restrict ap = a.p;
-        const float* __restrict bp = b.p;
-        const float* __restrict cp = c.p;
-        for (size_t i = i0; i < i1; ++i) ap[i] = bp[i] + scalar * cp[i];
-      }
-    });
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  // Keep the result observable so the loop is not removed.
-  volatile float sink = a.p[n / 2];
-  (void)sink;
-  return 3.0 * double(n) * sizeof(float) / best;  // STREAM counts 2 reads + 1 write
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
-
-namespace {
 
 std::filesystem::path cache_dir() {
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
@@ -199,8 +158,10 @@ std::filesystem::path cache_dir() {
   return {};
 }
 
+// v2: read-only and triad over buffers past every cache (v1 files, a triad over <= 256
+// MiB that a large L3 could hold, are not read).
 std::string cache_key(const std::string& model, uint64_t llc) {
-  std::string key = "cpu-v1-";
+  std::string key = "cpu-v2-";
   for (char ch : model) key += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
   return key + "-" + std::to_string(thread_budget()) + "t-" + std::to_string(llc >> 10) + "k.txt";
 }
@@ -215,6 +176,28 @@ std::map<std::string, std::string> read_cache(const std::filesystem::path& file)
   return kv;
 }
 
+std::optional<Measured> from_cache(const std::filesystem::path& file) {
+  auto kv = read_cache(file);
+  auto num = [&](const char* key) { return std::atof(kv[key].c_str()); };
+  Measured m;
+  m.bandwidth.read_best = num("read_bytes_per_s");
+  m.bandwidth.read_median = num("read_median_bytes_per_s");
+  m.bandwidth.triad_best = num("triad_bytes_per_s");
+  m.bandwidth.triad_median = num("triad_median_bytes_per_s");
+  m.bandwidth.buffer_bytes = uint64_t(num("buffer_bytes"));
+  m.bandwidth.threads = int(num("threads"));
+  m.bandwidth.passes = int(num("passes"));
+  m.bandwidth.others_cpus = num("others_cpus");
+  m.measured_at = kv["measured_at"];
+  m.load_average = num("load_average");
+  m.provisional = kv["provisional"] != "0";
+  m.launch_overhead_s = num("launch_overhead_s");
+  m.launch_how = kv["launch_overhead_how"] + " (cached)";
+  m.cached_in = file.string();
+  if (!m.bandwidth.ok() || !(m.launch_overhead_s > 0) || m.measured_at.empty()) return std::nullopt;
+  return m;
+}
+
 void write_cache(const std::filesystem::path& file, const Measured& m) {
   std::error_code ec;
   std::filesystem::create_directories(file.parent_path(), ec);
@@ -224,13 +207,24 @@ void write_cache(const std::filesystem::path& file, const Measured& m) {
   {
     std::ofstream f(tmp);
     if (!f) return;
-    char bw[64], lo[64];
-    std::snprintf(bw, sizeof bw, "%.6e", m.bandwidth);
-    std::snprintf(lo, sizeof lo, "%.6e", m.launch_overhead_s);
-    f << "load_average=" << m.load_average << "\n"
-      << "memory_bandwidth_bytes_per_s=" << bw << "\n"
-      << "memory_bandwidth_how=" << m.bandwidth_how << "\n"
-      << "launch_overhead_s=" << lo << "\n"
+    auto e = [](double v) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.6e", v);
+      return std::string(buf);
+    };
+    const BandwidthMeasurement& b = m.bandwidth;
+    f << "measured_at=" << m.measured_at << "\n"
+      << "provisional=" << (m.provisional ? 1 : 0) << "\n"
+      << "read_bytes_per_s=" << e(b.read_best) << "\n"
+      << "read_median_bytes_per_s=" << e(b.read_median) << "\n"
+      << "triad_bytes_per_s=" << e(b.triad_best) << "\n"
+      << "triad_median_bytes_per_s=" << e(b.triad_median) << "\n"
+      << "buffer_bytes=" << b.buffer_bytes << "\n"
+      << "threads=" << b.threads << "\n"
+      << "passes=" << b.passes << "\n"
+      << "others_cpus=" << e(b.others_cpus) << "\n"
+      << "load_average=" << m.load_average << "\n"
+      << "launch_overhead_s=" << e(m.launch_overhead_s) << "\n"
       << "launch_overhead_how=" << m.launch_how << "\n";
     if (!f) return;
   }
@@ -256,53 +250,59 @@ double bandwidth_override(std::string* text) {
   return v > 0 && std::isfinite(v) ? v : 0;
 }
 
-// The 1-minute load average, or -1 when unknown.
-double load_average() {
-  double l[1];
-  return getloadavg(l, 1) == 1 ? l[0] : -1.0;
-}
-
-// Other work takes a good share of the cores: a bandwidth measured now reads low.
-bool machine_busy(double load) {
+// Whether the machine looks quiet enough to measure: the load average is low and, over a
+// short look, other processes take little CPU.
+bool machine_looks_quiet() {
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  return load >= 0 && load > 0.5 * double(cpus > 0 ? cpus : 1);
+  const double load = load_average_1min();
+  if (load >= 0 && load > 0.5 * double(cpus > 0 ? cpus : 1)) return false;
+  const OtherCpuUse probe;
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return probe.others_cpus() <= kBusyOtherCpus;
 }
 
-Measured measure_or_load(const std::string& model, uint64_t llc) {
+Measured measure_now(uint64_t llc) {
   Measured m;
+  m.load_average = load_average_1min();
+  m.measured_at = utc_now();
+  m.bandwidth = measure_memory_bandwidth(bandwidth_buffer_bytes(llc), 5);
+  m.provisional = m.bandwidth.disturbed();
+  m.launch_overhead_s = measure_launch(&m.launch_how);
+  return m;
+}
+
+// The cached figures when they were taken on a quiet machine; otherwise a new
+// measurement, stored as the machine's figure when the machine was quiet and as a
+// provisional one (replaced at the first quiet load) when it was not.
+Measured measure_or_load(const std::string& model, uint64_t llc) {
   const std::filesystem::path dir = cache_dir();
   const std::filesystem::path file = dir.empty() ? dir : dir / cache_key(model, llc);
   const char* remeasure = std::getenv("HAL_CPU_REMEASURE");
-  const double load_now = load_average();
-  Measured cached;
-  if (!file.empty() && !(remeasure && std::string(remeasure) == "1")) {
-    auto kv = read_cache(file);
-    cached.bandwidth = std::atof(kv["memory_bandwidth_bytes_per_s"].c_str());
-    cached.launch_overhead_s = std::atof(kv["launch_overhead_s"].c_str());
-    cached.load_average = kv.count("load_average") ? std::atof(kv["load_average"].c_str()) : 1e9;
-    cached.bandwidth_how = kv["memory_bandwidth_how"] + " (cached in " + file.string() + ")";
-    cached.launch_how = kv["launch_overhead_how"] + " (cached)";
-    // A figure taken on a busy machine is replaced once the machine is quiet; until then
-    // (and always when it was taken quiet) the cache answers.
-    const bool stale = machine_busy(cached.load_average) && !machine_busy(load_now);
-    if (cached.bandwidth > 0 && cached.launch_overhead_s > 0 && !stale) return cached;
-  }
-  // Arrays past the last-level cache, capped at 256 MiB to keep the first load near
-  // 0.15 s. On shared machines a process gets a fraction of a large LLC (sysfs reports the
-  // whole socket's): on the reference VM (260 MiB L3) 256 and 512 MiB measure the same.
-  const uint64_t total = std::clamp<uint64_t>(2 * llc, 96ull << 20, 256ull << 20);
-  m.bandwidth = measure_triad_bandwidth(total, 5);
-  m.bandwidth_how = "measured: STREAM triad, " + std::to_string(thread_budget()) + " threads, " +
-                    std::to_string(total >> 20) + " MiB, best of 5 passes";
-  m.launch_overhead_s = measure_launch(&m.launch_how);
-  m.load_average = load_now;
-  if (machine_busy(load_now))
-    m.bandwidth_how += " (machine busy: load average " + format_g(load_now) +
-                       "; re-measured at a later quiet load)";
-  // A busy re-measurement never replaces a better figure.
-  if (cached.bandwidth > m.bandwidth && machine_busy(load_now)) return cached;
-  if (!file.empty() && m.bandwidth > 0) write_cache(file, m);
+  const bool forced = remeasure && std::string(remeasure) == "1";
+  std::optional<Measured> cached;
+  if (!file.empty() && !forced) cached = from_cache(file);
+  if (cached && !cached->provisional) return *cached;
+  // A provisional figure stands while the machine stays busy: measuring again now would
+  // read low again, at a cost of a second or two per process.
+  if (cached && !machine_looks_quiet()) return *cached;
+  Measured m = measure_now(llc);
+  if (!m.bandwidth.ok()) return cached ? *cached : m;
+  // A disturbed measurement never replaces a higher provisional one.
+  if (m.provisional && cached && cached->bandwidth.read_best > m.bandwidth.read_best)
+    return *cached;
+  if (!file.empty()) write_cache(file, m);
   return m;
+}
+
+std::string bandwidth_source(const Measured& m) {
+  std::string s = "measured " + m.measured_at + ": " + m.bandwidth.describe() +
+                  "; the figure is the read-only best (what weight streaming reaches)";
+  if (m.provisional)
+    s += "; PROVISIONAL: other work used the machine while it ran (load average " +
+         format_g(m.load_average) + "), so it may read low; it is measured again at the first " +
+         "load on a quiet machine";
+  if (!m.cached_in.empty()) s += " (cached in " + m.cached_in + ")";
+  return s;
 }
 
 }  // namespace
@@ -436,11 +436,25 @@ DeviceInfo describe_cpu() {
   // Bandwidth and launch overhead: override, cache or measurement.
   std::string override_text;
   const double forced = bandwidth_override(&override_text);
-  const Measured m = measure_or_load(info.name, llc.bytes);
-  info.memory_bandwidth_bytes_per_s = forced > 0 ? forced : m.bandwidth;
-  info.properties.emplace_back(
-      "source.memory_bandwidth",
-      forced > 0 ? "HAL_CPU_MEMORY_BANDWIDTH=" + override_text : m.bandwidth_how);
+  Measured m;
+  if (forced > 0) {
+    m.launch_overhead_s = measure_launch(&m.launch_how);
+    info.memory_bandwidth_bytes_per_s = forced;
+    info.properties.emplace_back("source.memory_bandwidth",
+                                 "HAL_CPU_MEMORY_BANDWIDTH=" + override_text);
+  } else {
+    m = measure_or_load(info.name, llc.bytes);
+    info.memory_bandwidth_bytes_per_s = m.bandwidth.read_best;
+    info.properties.emplace_back("source.memory_bandwidth", bandwidth_source(m));
+    if (m.bandwidth.ok()) {
+      info.properties.emplace_back("memory_bandwidth.read_only",
+                                   format_g(m.bandwidth.read_best, 4));
+      info.properties.emplace_back("memory_bandwidth.triad", format_g(m.bandwidth.triad_best, 4));
+      info.properties.emplace_back("memory_bandwidth.measured_at", m.measured_at);
+      info.properties.emplace_back("memory_bandwidth.provisional",
+                                   m.provisional ? "true" : "false");
+    }
+  }
   if (info.memory_bandwidth_bytes_per_s <= 0) {
     info.memory_bandwidth_bytes_per_s = 10e9;
     info.properties.back().second = "assumed 10 GB/s (measurement failed: no memory for arrays)";

@@ -68,9 +68,10 @@ Status embedding(const OpSpec& spec, const void* const* in, void* out) {
           oo += (rem % o.shape.dims[d]) * o.strides[d];
           rem /= o.shape.dims[d];
         }
-        dequantize_row_fast(table.dtype,
-                            static_cast<const uint8_t*>(in[0]) + uint64_t(id_at(n) * row_step) * row_bytes,
-                            row, dim);
+        dequantize_row_fast(
+            table.dtype,
+            static_cast<const uint8_t*>(in[0]) + uint64_t(id_at(n) * row_step) * row_bytes, row,
+            dim);
         store_f32(static_cast<char*>(out) + oo * esz, o.dtype, o.strides[r - 1], dim, row);
       }
     });

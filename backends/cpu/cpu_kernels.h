@@ -9,9 +9,11 @@
 //
 // How: kernels are parallel over the thread budget in one oneTBB arena (cpu_threading.h).
 // Matmul goes through OpenBLAS sgemm with the same thread count (cpu_blas.h; f16/bf16 and
-// awkward strides packed into f32 panels first), except decode-shaped products (up to 8
-// rows of A), which the backend's own streaming kernels run at memory bandwidth, reading
-// weights in their stored dtype ([K, N] or [N, K]). Attention is flash-style (key blocks
+// awkward strides packed into f32 first), except decode-shaped products (up to 8 rows of
+// A), which the backend's own streaming kernels run at memory bandwidth, reading weights
+// in their stored dtype ([K, N] or [N, K]), and, on AVX2 and up, prefill with f16/bf16
+// weights stored [N, K], which converts 16 weight rows at a time into f32 panels for an
+// FMA register tile (cpu_panel_kernels.inc). Attention is flash-style (key blocks
 // with an online softmax). Quantized weights (matmul's B, embedding tables) run through
 // cpu_quant.h. kernel_supports() is false only for plain fp8 tensors, which exist for
 // planning.

@@ -70,6 +70,7 @@ namespace isa_base {
 #pragma GCC target("arch=x86-64-v3")
 namespace isa_v3 {
 #define HAL_STREAM_ISA 3
+#include "cpu_panel_kernels.inc"
 #include "cpu_stream_kernels.inc"
 #undef HAL_STREAM_ISA
 }  // namespace isa_v3
@@ -78,6 +79,7 @@ namespace isa_v3 {
 #pragma GCC target("arch=x86-64-v4")
 namespace isa_v4 {
 #define HAL_STREAM_ISA 4
+#include "cpu_panel_kernels.inc"
 #include "cpu_stream_kernels.inc"
 #undef HAL_STREAM_ISA
 }  // namespace isa_v4
@@ -88,6 +90,9 @@ namespace isa_v4 {
 struct StreamKernels {
   decltype(&isa_base::rows_kernel) rows = &isa_base::rows_kernel;
   decltype(&isa_base::cols_kernel) cols = &isa_base::cols_kernel;
+  // f16/bf16 prefill panels (cpu_panel_kernels.inc): none on the baseline ISA.
+  void (*panel)(DType, int64_t, const float*, int64_t, const char*, int64_t, int64_t, int64_t,
+                float*, float*, int64_t) = nullptr;
 };
 
 // The widest copy the running CPU supports (cpu_isa.h), chosen once.
@@ -99,9 +104,11 @@ const StreamKernels& stream_kernels() {
     if (level >= IsaLevel::kV4) {
       s.rows = &isa_v4::rows_kernel;
       s.cols = &isa_v4::cols_kernel;
+      s.panel = &isa_v4::panel_gemm;
     } else if (level == IsaLevel::kV3) {
       s.rows = &isa_v3::rows_kernel;
       s.cols = &isa_v3::cols_kernel;
+      s.panel = &isa_v3::panel_gemm;
     }
 #endif
     return s;
@@ -211,6 +218,34 @@ void stream_gemm(const Gemm& g, bool parallel) {
   store_rows(g, 0, g.m, 0, g.n, partial, g.n);
 }
 
+// Prefill with f16/bf16 weights stored [N, K] (K contiguous per output column): panels of
+// 16 weight rows converted once into f32 and multiplied by register tiles of A
+// (cpu_panel_kernels.inc), instead of an f32 copy of all of B for sgemm.
+bool panel_applies(const Gemm& g) {
+  return g.m > kStreamMaxRows && g.k > 0 && (g.b.t == DType::kF16 || g.b.t == DType::kBF16) &&
+         (g.b.rs == 1 || g.k == 1) && stream_kernels().panel != nullptr;
+}
+
+void panel_product(const Gemm& g, bool parallel) {
+  float* a = scratch_floats(parallel ? Scratch::kOuter1 : Scratch::kLeaf1, size_t(g.m * g.k));
+  pack_a(g, a);
+  const int64_t panels = (g.n + 15) / 16;
+  const int64_t bn_bytes = g.b.cs * int64_t(dtype_size(g.b.t));
+  auto body = [&](int64_t p0, int64_t p1) {
+    float* wp = scratch_floats(Scratch::kLeaf2, size_t(16 * g.k));
+    float* res = scratch_floats(Scratch::kLeaf3, size_t(16 * g.m));
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n0 = 16 * p, nc = std::min<int64_t>(16, g.n - n0);
+      stream_kernels().panel(g.b.t, g.m, a, g.k, g.b.at(0, n0), bn_bytes, g.k, nc, wp, res, 16);
+      store_rows(g, 0, g.m, n0, nc, res, 16);
+    }
+  };
+  if (parallel)
+    parallel_for(panels, 1, body);
+  else
+    body(0, panels);
+}
+
 bool fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
 
 // A BLAS operand: the layout cblas accepts for a [rows, cols] view, or none.
@@ -314,6 +349,7 @@ void fallback_gemm(const Gemm& g, bool parallel) {
 
 void run_gemm(const Gemm& g, bool parallel) {
   if (g.m == 0 || g.n == 0) return;
+  if (panel_applies(g)) return panel_product(g, parallel);
   if (g.k == 0 || g.m > kStreamMaxRows || (!b_is_rows(g) && !b_is_cols(g))) {
     const bool blas_ok = blas().available && fits_int(g.m) && fits_int(g.n) && fits_int(g.k);
     if (blas_ok) return blas_gemm(g, parallel);
@@ -332,6 +368,13 @@ void run_gemm(const Gemm& g, bool parallel) {
 }
 
 }  // namespace
+
+bool panel_kernels_available() { return stream_kernels().panel != nullptr; }
+
+void panel_product16(DType t, int64_t m, const float* a, int64_t lda, const char* b,
+                     int64_t bn_bytes, int64_t k, int64_t nc, float* wp, float* res, int64_t ldr) {
+  stream_kernels().panel(t, m, a, lda, b, bn_bytes, k, nc, wp, res, ldr);
+}
 
 Status matmul(const OpSpec& spec, const void* const* in, void* out) {
   if (is_quantized(spec.inputs[1].dtype)) return quant_matmul(spec, in, out);

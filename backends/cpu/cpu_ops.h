@@ -19,6 +19,13 @@
 namespace hal::cpu {
 
 Status matmul(const OpSpec& spec, const void* const* in, void* out);
+// The prefill panel tile (cpu_panel_kernels.inc), for the quantized products' dequantized
+// rows: res[r * ldr + j] = A row r (f32, row stride lda) . B row j, r < m, j < 16 (rows
+// j >= nc of B read as zero; B rows bn_bytes apart, k contiguous elements of t = f32, f16
+// or bf16); wp is scratch of 16 x k floats. Only where panel_kernels_available() (AVX2+).
+bool panel_kernels_available();
+void panel_product16(DType t, int64_t m, const float* a, int64_t lda, const char* b,
+                     int64_t bn_bytes, int64_t k, int64_t nc, float* wp, float* res, int64_t ldr);
 Status binary(const OpSpec& spec, const void* const* in, void* out);  // add, mul
 Status unary(const OpSpec& spec, const void* const* in, void* out);   // scale, gelu, silu
 Status cast(const OpSpec& spec, const void* const* in, void* out);

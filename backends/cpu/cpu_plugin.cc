@@ -7,6 +7,7 @@
 #include <memory>
 #include <new>
 
+#include "cpu_channel.h"
 #include "cpu_device_info.h"
 #include "cpu_executable.h"
 #include "cpu_kernels.h"
@@ -153,6 +154,13 @@ class CpuStream : public HostQueueStream {
     enqueue([this, call, tag]() -> Status { return execute_on_worker(call, tag, records()); });
     return ok_status();
   }
+  Status collective(const plugin::CollectiveCall& call) override {
+    enqueue([this, call]() -> Status {
+      Status s = run_cpu_collective(call, records());
+      return s.ok() ? s : s.with_command_tag(call.tag);  // names the failed node to the host
+    });
+    return ok_status();
+  }
 };
 
 class CpuDevice : public DeviceImpl {
@@ -187,6 +195,10 @@ class CpuDevice : public DeviceImpl {
     return std::unique_ptr<EventImpl>(new HostEvent());
   }
   MemoryStats memory_stats() const override { return memory_.stats(); }
+  Result<std::unique_ptr<plugin::ChannelImpl>> create_channel(
+      const plugin::ChannelConfig& config) override {
+    return create_cpu_channel(this, config);
+  }
 
   // Executables (cpu_executable.h): the runs of nodes the kernels support.
   Result<Partition> partition(const GraphView& view) const override {

@@ -10,9 +10,13 @@
 // 2^-9 of each block's largest element) plus f32 accumulation. fp8 weights are
 // multiplied with A in f32 (no int8 rounding). Every format has a scalar version for
 // CPUs without AVX2; the widest version the CPU runs is chosen once, at first use
-// (HAL_CPU_ISA caps it, as for the other kernels). Prefill (9 rows or more, with
-// OpenBLAS): B is dequantized into f32 panels by the same per-ISA code and multiplied with
-// A in f32 by sgemm, so A is not rounded.
+// (HAL_CPU_ISA caps it, as for the other kernels). Prefill (9 rows or more) uses A
+// exactly: on AVX2 and up, 16 weight rows at a time are dequantized into f32 and
+// multiplied by the FMA panel tile of cpu_panel_kernels.inc; on the baseline ISA, f32
+// panels go through OpenBLAS sgemm. With HAL_CPU_INT8_PREFILL=1, q8_0, q4_0 and int8
+// weights prefill instead through integer panels (cpu_quant_tiles.inc: unpacked once per
+// 8 weight rows, multiplied by register tiles of A's int8 rows; A rounded as for decode,
+// which costs these models' logits ~1e-2 relative, so it is not the default).
 //
 // Contract: quant_matmul() takes a validated matmul whose B is quantized ([.., N, K],
 // transpose_b); A may be f32, f16 or bf16 with any strides; out likewise. Batch dims
@@ -31,12 +35,13 @@
 namespace hal::cpu {
 
 Status quant_matmul(const OpSpec& spec, const void* const* in, void* out);
-void dequantize_row_fast(DType t, const void* row, float* out, int64_t n);  // exact (reference values)
+void dequantize_row_fast(DType t, const void* row, float* out,
+                         int64_t n);  // exact (reference values)
 // The instruction set the quantized kernels run with ("avx512-vnni", "avx2", "scalar").
 std::string quant_kernel_isa();
-// True when a product with `rows` rows of A dequantizes B into f32 panels for OpenBLAS
-// (prefill) instead of rounding A to int8 (decode); A is then used exactly.
-bool quant_uses_panels(int64_t rows);
+// True when a product with `rows` rows of A and `weights` dequantizes B into f32 panels
+// (prefill) instead of rounding A to int8; A is then used exactly.
+bool quant_uses_panels(DType weights, int64_t rows);
 
 // A's rows quantized for the integer kernels: row r, block b (32 elements) has int8
 // values q[r * k + 32b ..], scale d[r * blocks + b] and ds[2 (r * blocks + b) + h] =

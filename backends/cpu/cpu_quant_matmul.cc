@@ -56,7 +56,14 @@ struct QuantKernels {
   decltype(&isa_base::qgemm) qgemm = &isa_base::qgemm;
   decltype(&isa_base::int_offset) int_offset = &isa_base::int_offset;
   decltype(&isa_base::dequant) dequant = &isa_base::dequant;
+  decltype(&isa_base::quantize_rows) quantize_rows = &isa_base::quantize_rows;
+  // Prefill panels (cpu_quant_tiles.inc): none on the baseline ISA.
+  bool (*tile_format)(DType) = nullptr;
+  void (*tile_gemm)(DType, const QuantActs&, int64_t, const uint8_t*, uint64_t, int64_t, int64_t,
+                    int64_t, float*, int64_t, uint8_t*) = nullptr;
+  int64_t panel_block_bytes = 0;
   std::string isa = "scalar";
+  bool tiles(DType t) const { return tile_format && tile_format(t); }
 };
 
 // The widest version the running CPU supports (cpu_isa.h), chosen once.
@@ -69,11 +76,19 @@ const QuantKernels& kernels() {
       s.qgemm = &isa_vnni::qgemm;
       s.int_offset = &isa_vnni::int_offset;
       s.dequant = &isa_vnni::dequant;
+      s.quantize_rows = &isa_vnni::quantize_rows;
+      s.tile_format = &isa_vnni::tile_format;
+      s.tile_gemm = &isa_vnni::tile_gemm;
+      s.panel_block_bytes = isa_vnni::kPanelBlockBytes;
       s.isa = "avx512-vnni";
     } else if (level >= IsaLevel::kV3) {
       s.qgemm = &isa_v3::qgemm;
       s.int_offset = &isa_v3::int_offset;
       s.dequant = &isa_v3::dequant;
+      s.quantize_rows = &isa_v3::quantize_rows;
+      s.tile_format = &isa_v3::tile_format;
+      s.tile_gemm = &isa_v3::tile_gemm;
+      s.panel_block_bytes = isa_v3::kPanelBlockBytes;
       s.isa = "avx2";
     }
 #endif
@@ -96,35 +111,11 @@ const float* fp8_table() {
 // gets each block's partial sums over 4 elements times `offset`.
 void quantize_acts(const float* x, int64_t rows, int64_t k, int8_t* q, float* d, float* ds,
                    float* dsum, int32_t* lanes, int offset) {
-  const int64_t blocks = k / 32;
-  auto body = [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t b = 0; b < blocks; ++b) {
-        const float* v = x + r * k + 32 * b;
-        float amax = 0;
-        for (int i = 0; i < 32; ++i) amax = std::max(amax, v[i] < 0 ? -v[i] : v[i]);
-        const float scale = amax / 127.0f;
-        const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-        int8_t* o = q + r * k + 32 * b;
-        int32_t sum_lo = 0, sum_hi = 0;
-        for (int i = 0; i < 32; ++i) {
-          // Round to nearest even through the float mantissa (|v * inv| <= 127).
-          const float rounded = (v[i] * inv + 12582912.0f) - 12582912.0f;
-          // Clamped so a NaN or infinity in A converts to a defined int8 (fmin drops NaN).
-          o[i] = int8_t(std::fmax(-127.0f, std::fmin(127.0f, rounded)));
-          (i < 16 ? sum_lo : sum_hi) += o[i];
-        }
-        d[r * blocks + b] = scale;
-        ds[2 * (r * blocks + b)] = scale * float(sum_lo);
-        ds[2 * (r * blocks + b) + 1] = scale * float(sum_hi);
-        dsum[r * blocks + b] = scale * float(sum_lo + sum_hi);
-        if (lanes)
-          for (int i = 0; i < 8; ++i)
-            lanes[8 * (r * blocks + b) + i] =
-                offset * (int32_t(o[4 * i]) + o[4 * i + 1] + o[4 * i + 2] + o[4 * i + 3]);
-      }
-  };
-  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1)), body);
+  const QuantKernels& kern = kernels();
+  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1)),
+               [&](int64_t r0, int64_t r1) {
+                 kern.quantize_rows(x, r0, r1, k, q, d, ds, dsum, lanes, offset);
+               });
 }
 
 struct Product {
@@ -189,10 +180,54 @@ void run_product_sgemm(const Product& p) {
     store_f32(p.c + r * p.c_rs * int64_t(dtype_size(p.c_t)), p.c_t, p.c_cs, p.n, res + r * p.n);
 }
 
+// HAL_CPU_INT8_PREFILL=1: prefill with the integer panels where the format has them (A
+// rounded to int8 as in decode; about 1.5-2x less compute than f32 on AVX2, at the cost
+// of A's rounding), instead of exact A through f32 panels. Read once.
+bool int8_prefill() {
+  static const bool on = [] {
+    const char* v = std::getenv("HAL_CPU_INT8_PREFILL");
+    return v && std::string(v) == "1";
+  }();
+  return on;
+}
+
+// How a product with `rows` rows of A and weights `t` runs.
+enum class Path { kDecode, kInt8Panels, kF32Panels, kSgemm };
+Path path_of(DType t, int64_t rows) {
+  if (rows < kPanelMinRows) return Path::kDecode;
+  if (int8_prefill() && kernels().tiles(t)) return Path::kInt8Panels;
+  if (panel_kernels_available()) return Path::kF32Panels;
+  return blas().available ? Path::kSgemm : Path::kDecode;
+}
+
+// res[r * ldr + n] = A row r . dequantized weight row n, through 16 weight rows at a time
+// dequantized into f32 and the panel tile of cpu_panel_kernels.inc (A used exactly).
+void f32_panel_products(const Product& p, const float* af, float* res, int64_t ldr) {
+  const QuantKernels& kern = kernels();
+  const float* lut = fp8_table();
+  const int64_t panels = (p.n + 15) / 16;
+  parallel_for(panels, 1, [&](int64_t q0, int64_t q1) {
+    float* rows = scratch_floats(Scratch::kLeaf0, size_t(16 * p.k));
+    float* wp = scratch_floats(Scratch::kLeaf1, size_t(16 * p.k));
+    float* tile = scratch_floats(Scratch::kLeaf2, size_t(16 * p.m));
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t n0 = 16 * q, nc = std::min<int64_t>(16, p.n - n0);
+      kern.dequant(p.w_t, p.w + uint64_t(n0) * p.w_rs, p.w_rs, 0, nc, p.k, rows, lut);
+      panel_product16(DType::kF32, p.m, af, p.k, reinterpret_cast<const char*>(rows), 4 * p.k, p.k,
+                      nc, wp, tile, 16);
+      for (int64_t r = 0; r < p.m; ++r)
+        std::memcpy(res + r * ldr + n0, tile + r * 16, size_t(nc) * sizeof(float));
+    }
+  });
+}
+
 void run_product(const Product& p) {
   if (p.m == 0 || p.n == 0) return;
+  const QuantKernels& kern = kernels();
   const bool fits = p.m <= INT_MAX && p.n <= INT_MAX && p.k <= INT_MAX && p.c_rs <= INT_MAX;
-  if (p.m >= kPanelMinRows && blas().available && fits) return run_product_sgemm(p);
+  const Path path = path_of(p.w_t, p.m);
+  if (path == Path::kSgemm && fits) return run_product_sgemm(p);
+  const bool tiles = path == Path::kInt8Panels;
   const int64_t blocks = p.k / 32;
   const int64_t asz = dtype_size(p.a_t);
   // A as dense f32, then int8 blocks.
@@ -203,10 +238,10 @@ void run_product(const Product& p) {
   acts.k = p.k;
   acts.blocks = blocks;
   acts.f = af;
-  if (p.w_t != DType::kFP8E4M3Channel) {
+  if (p.w_t != DType::kFP8E4M3Channel && path != Path::kF32Panels) {
     // One scratch block: q (m*k bytes), then d and ds (3 floats per block), then the
     // lanes (8 ints per block) when the format takes them.
-    const int offset = kernels().int_offset(p.w_t);
+    const int offset = tiles ? 0 : kern.int_offset(p.w_t);  // the panels take no lanes
     const size_t q_floats = size_t((p.m * p.k + 3) / 4);
     float* mem = scratch_floats(Scratch::kOuter1, q_floats + size_t(4 * p.m * blocks) +
                                                       (offset ? size_t(8 * p.m * blocks) : 0));
@@ -227,19 +262,31 @@ void run_product(const Product& p) {
   float* res =
       direct ? reinterpret_cast<float*>(p.c) : scratch_floats(Scratch::kOuter2, size_t(p.m * p.n));
   const int64_t ldr = direct ? p.c_rs : p.n;
-  const QuantKernels& kern = kernels();
   const float* lut = fp8_table();
-  // One contiguous range of weight rows per task; several per core when the product is
-  // large enough that load balance matters more than one stream per core.
-  const int64_t work = p.m * p.n * p.k;
-  const int64_t tasks =
-      work >= (int64_t(1) << 24) ? std::min<int64_t>(p.n, 8 * thread_budget()) : thread_budget();
-  parallel_for_static(std::max<int64_t>(tasks, 1), [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n0 = p.n * t / tasks, n1 = p.n * (t + 1) / tasks;
-      if (n1 > n0) kern.qgemm(p.w_t, acts, p.m, p.w, p.w_rs, n0, n1, res, ldr, lut);
-    }
-  });
+  if (path == Path::kF32Panels) {
+    f32_panel_products(p, af, res, ldr);
+  } else if (tiles) {
+    // Panels of 8 weight rows, dealt out to the cores in small runs (load balance; each
+    // panel is unpacked once for all of A's rows).
+    const int64_t panels = (p.n + 7) / 8;
+    parallel_for(panels, 1, [&](int64_t q0, int64_t q1) {
+      uint8_t* panel = reinterpret_cast<uint8_t*>(
+          scratch_floats(Scratch::kLeaf0, size_t(blocks * kern.panel_block_bytes / 4 + 1)));
+      kern.tile_gemm(p.w_t, acts, p.m, p.w, p.w_rs, q0, q1, p.n, res, ldr, panel);
+    });
+  } else {
+    // One contiguous range of weight rows per task; several per core when the product is
+    // large enough that load balance matters more than one stream per core.
+    const int64_t work = p.m * p.n * p.k;
+    const int64_t tasks =
+        work >= (int64_t(1) << 24) ? std::min<int64_t>(p.n, 8 * thread_budget()) : thread_budget();
+    parallel_for_static(std::max<int64_t>(tasks, 1), [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t n0 = p.n * t / tasks, n1 = p.n * (t + 1) / tasks;
+        if (n1 > n0) kern.qgemm(p.w_t, acts, p.m, p.w, p.w_rs, n0, n1, res, ldr, lut);
+      }
+    });
+  }
   if (direct) return;
   for (int64_t r = 0; r < p.m; ++r) {
     float* row = res + r * p.n;
@@ -255,7 +302,10 @@ void run_product(const Product& p) {
 
 std::string quant_kernel_isa() { return kernels().isa; }
 
-bool quant_uses_panels(int64_t rows) { return rows >= kPanelMinRows && blas().available; }
+bool quant_uses_panels(DType weights, int64_t rows) {
+  const Path p = path_of(weights, rows);
+  return p == Path::kF32Panels || p == Path::kSgemm;
+}
 
 // The gather copies a few rows per token: the reference's exact values, not the fused
 // multiply-add of the panel code.

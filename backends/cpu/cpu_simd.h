@@ -36,6 +36,14 @@ typedef int32_t v16i __attribute__((vector_size(64)));
 typedef uint32_t v16u __attribute__((vector_size(64)));
 typedef uint16_t v16h_bits_u __attribute__((vector_size(32), aligned(2)));
 
+// 8-float vectors: comparisons and selects on them stay whole instructions on AVX2
+// (GCC lowers a v16f comparison to scalar ones there), so branch-free math runs on these.
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v8f_u __attribute__((vector_size(32), aligned(4)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+HAL_CPU_INLINE v8f load8(const float* p) { return *reinterpret_cast<const v8f_u*>(p); }
+HAL_CPU_INLINE void store8(float* p, v8f v) { *reinterpret_cast<v8f_u*>(p) = v; }
+
 HAL_CPU_INLINE v16f load16(const float* p) { return *reinterpret_cast<const v16f_u*>(p); }
 HAL_CPU_INLINE void store16(float* p, v16f v) { *reinterpret_cast<v16f_u*>(p) = v; }
 HAL_CPU_INLINE v16f splat(float x) { return v16f{} + x; }
@@ -93,26 +101,37 @@ HAL_CPU_INLINE v16f load16_as_f32(const void* p, DType t) {
   return load16(static_cast<const float*>(p));
 }
 
-// ---- scalar math that vectorises (branch-free) ---------------------------------------
+// ---- math on one float or 16 at once (branch-free) ------------------------------------
+//
+// Each function is a template over F = float or v8f (GCC vector extensions take the same
+// operators, scalar operands and ?: selects), so the elementwise loops call the v8f form
+// explicitly (GCC does not vectorise the scalar form's selects by itself) and the scalar
+// form gives the same values for tails and single elements.
+
+HAL_CPU_INLINE int32_t to_i32(float x) { return int32_t(x); }
+HAL_CPU_INLINE v8i to_i32(v8f x) { return __builtin_convertvector(x, v8i); }
+HAL_CPU_INLINE float f32_from_bits(int32_t b) { return std::bit_cast<float>(b); }
+HAL_CPU_INLINE v8f f32_from_bits(v8i b) { return reinterpret_cast<v8f>(b); }
 
 // e^x: 0 below -87.5 (true value < 1e-38), +inf above 88.72, NaN stays NaN.
-HAL_CPU_INLINE float fast_exp(float x) {
-  const float xc = x < -87.5f ? -87.5f : (x > 88.72f ? 88.72f : x);
-  const float kf = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x/ln2)
-  const float r = (xc - kf * 0.693145751953125f) - kf * 1.428606765330187e-06f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
+template <class F>
+HAL_CPU_INLINE F fast_exp(F x) {
+  const F xc = x < -87.5f ? -87.5f : (x > 88.72f ? 88.72f : x);
+  const F kf = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x/ln2)
+  const F r = (xc - kf * 0.693145751953125f) - kf * 1.428606765330187e-06f;
+  F p = r * 1.9875691500e-4f + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = (p * r) * r + r + 1.0f;
-  // 2^k in two factors so k in [-127, 128] never leaves the normal exponent range.
-  const int32_t k = int32_t(kf);
-  const int32_t k1 = k >> 1;
-  const float s1 = std::bit_cast<float>(uint32_t(k1 + 127) << 23);
-  const float s2 = std::bit_cast<float>(uint32_t(k - k1 + 127) << 23);
-  float y = (p * s1) * s2;
+  // 2^k in two factors so k in [-127, 128] never leaves the normal exponent range
+  // (k1 + 127 and k - k1 + 127 lie in [63, 192], so the shifts stay positive).
+  const auto k = to_i32(kf);
+  const auto k1 = k >> 1;
+  const F s1 = f32_from_bits((k1 + 127) << 23);
+  const F s2 = f32_from_bits((k - k1 + 127) << 23);
+  F y = (p * s1) * s2;
   y = x < -87.5f ? 0.0f : y;
   y = x > 88.72f ? __builtin_inff() : y;
   return x != x ? x : y;
@@ -120,41 +139,47 @@ HAL_CPU_INLINE float fast_exp(float x) {
 
 // erfc(|x|) * (sign handled by caller): Abramowitz & Stegun 7.1.26 form, which keeps
 // relative accuracy in the tail because it is a polynomial times exp(-x^2).
-HAL_CPU_INLINE float erfc_abs(float ax) {
-  const float t = 1.0f / (1.0f + 0.3275911f * ax);
-  float p = 1.061405429f;
-  p = p * t - 1.453152027f;
+template <class F>
+HAL_CPU_INLINE F erfc_abs(F ax) {
+  const F t = 1.0f / (ax * 0.3275911f + 1.0f);
+  F p = t * 1.061405429f - 1.453152027f;
   p = p * t + 1.421413741f;
   p = p * t - 0.284496736f;
   p = p * t + 0.254829592f;
-  return p * t * fast_exp(-ax * ax);
+  return p * t * fast_exp<F>(-ax * ax);
 }
 
 // Phi-style gelu: 0.5 x (1 + erf(x / sqrt 2)).
-HAL_CPU_INLINE float gelu_erf(float x) {
-  const float ax = (x < 0 ? -x : x) * 0.70710678118654752f;
-  const float c = erfc_abs(ax);  // erfc(|x|/sqrt2)
+template <class F>
+HAL_CPU_INLINE F gelu_erf(F x) {
+  const F ax = (x < 0 ? -x : x) * 0.70710678118654752f;
+  const F c = erfc_abs<F>(ax);  // erfc(|x|/sqrt2)
   return x < 0 ? 0.5f * x * c : x - 0.5f * x * c;
 }
 
 // tanh(u) = sign(u) (1 - e) / (1 + e), e = exp(-2|u|): no cancellation for large |u|, and
 // for small |u| a short series keeps relative accuracy.
-HAL_CPU_INLINE float fast_tanh(float u) {
-  const float au = u < 0 ? -u : u;
-  const float e = fast_exp(-2.0f * au);
-  float big = (1.0f - e) / (1.0f + e);
-  const float u2 = au * au;
-  const float small = au * (1.0f + u2 * (-0.333333333f + u2 * (0.133333333f + u2 * -0.053968254f)));
-  const float t = au < 0.0625f ? small : big;
+template <class F>
+HAL_CPU_INLINE F fast_tanh(F u) {
+  const F au = u < 0 ? -u : u;
+  const F e = fast_exp<F>(-2.0f * au);
+  const F big = (1.0f - e) / (1.0f + e);
+  const F u2 = au * au;
+  const F small = au * (1.0f + u2 * (-0.333333333f + u2 * (0.133333333f + u2 * -0.053968254f)));
+  const F t = au < 0.0625f ? small : big;
   return u < 0 ? -t : t;
 }
 
-HAL_CPU_INLINE float gelu_tanh(float x) {
-  const float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-  return 0.5f * x * (1.0f + fast_tanh(u));
+template <class F>
+HAL_CPU_INLINE F gelu_tanh(F x) {
+  const F u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+  return 0.5f * x * (1.0f + fast_tanh<F>(u));
 }
 
-HAL_CPU_INLINE float silu(float x) { return x / (1.0f + fast_exp(-x)); }
+template <class F>
+HAL_CPU_INLINE F silu(F x) {
+  return x / (1.0f + fast_exp<F>(-x));
+}
 
 // ---- reductions over f32 rows (16 lanes x 2 accumulators, scalar tail) ---------------
 

@@ -183,6 +183,9 @@ class CudaStream : public plugin::StreamImpl {
   Status enqueue_host_func(hal_host_func fn, void* user_data) override;
   Status synchronize() override;
   size_t take_records(CommandRecord* out, size_t capacity) override;
+#if HAL_CUDA_WITH_NCCL
+  Status collective(const plugin::CollectiveCall& call) override;  // cuda_nccl.cc
+#endif
   // One execution of a compiled unit (cuda_executable.cc): its nodes captured as a CUDA
   // graph per executable (its shape bucket), replayed or updated in place while the
   // parameters change (cuda_graph_reuse.h).
@@ -299,6 +302,11 @@ class CudaDevice : public plugin::DeviceImpl {
   Result<std::unique_ptr<plugin::EventImpl>> create_event() override;
   MemoryStats memory_stats() const override { return memory_->stats(); }
   Result<Telemetry> telemetry() const override;
+#if HAL_CUDA_WITH_NCCL
+  // cuda_nccl.cc: a member of an NCCL communicator.
+  Result<std::unique_ptr<plugin::ChannelImpl>> create_channel(
+      const plugin::ChannelConfig& config) override;
+#endif
   // Executables (cuda_executable.cc): runs of supported nodes, run as CUDA graphs.
   Result<Partition> partition(const GraphView& view) const override;
   Result<std::unique_ptr<plugin::ExecutableImpl>> compile(const GraphView& view,

@@ -265,6 +265,15 @@ void NpuDevice::finish_info(const std::vector<NpuDevice*>& all) {
     prop("die_to_die_link", s.die_to_die_link.kind + ", " +
                                 format_rate(s.die_to_die_link.bandwidth_bytes_per_s) +
                                 " per link, " + format_seconds(s.die_to_die_link.latency_s));
+  if (s.network_link.present) {
+    prop("network_link", s.network_link.kind + ", " +
+                             format_rate(s.network_link.bandwidth_bytes_per_s) + ", " +
+                             format_seconds(s.network_link.latency_s));
+    // As numbers, for planners of runs across hosts (halctl plan --hosts).
+    prop("network_link.kind", s.network_link.kind);
+    prop("network_link.bandwidth_bytes_per_s", fmt_double(s.network_link.bandwidth_bytes_per_s));
+    prop("network_link.latency_s", fmt_double(s.network_link.latency_s));
+  }
   prop("tdp_watts", fmt_double(s.tdp_watts));
   prop("idle_watts", fmt_double(s.idle_watts));
   // Where every figure came from: the spec's own keys, then the DeviceInfo fields.

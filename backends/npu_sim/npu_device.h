@@ -98,6 +98,9 @@ class NpuDevice : public plugin::DeviceImpl {
   Result<std::unique_ptr<plugin::EventImpl>> create_event() override;
   MemoryStats memory_stats() const override;
   Result<Telemetry> telemetry() const override;
+  // npu_collectives.cc
+  Result<std::unique_ptr<plugin::ChannelImpl>> create_channel(
+      const plugin::ChannelConfig& config) override;
   // Executables (npu_executable.cc; the compiler is npu_compiler.h).
   Result<Partition> partition(const GraphView& view) const override;
   Result<std::unique_ptr<plugin::ExecutableImpl>> compile(const GraphView& view,
@@ -195,6 +198,7 @@ class NpuStream : public plugin::HostQueueStream {
   // one command with one record per fused group.
   Status execute(const plugin::ExecuteCall& call, uint64_t tag) override;
   Status synchronize() override;  // also tells the system the host observed the clock
+  Status collective(const plugin::CollectiveCall& call) override;  // npu_collectives.cc
 
   NpuDevice& device() const { return *device_; }
   uint64_t clock_ns() const { return clock_ns_.load(); }
@@ -221,6 +225,7 @@ class NpuStream : public plugin::HostQueueStream {
   std::pair<uint64_t, uint64_t> book(const CommandCost& cost, uint64_t duration_ns, Booking booking,
                                      Attribution attribution, uint64_t not_before, uint64_t ops);
   uint64_t ready_time(uint64_t not_before);
+  Status run_collective(const plugin::CollectiveCall& call, uint64_t not_before);
 
   // HostQueueStream's clock hooks: the host fence, the stream clock.
   uint64_t enqueue_fence_ns() override;

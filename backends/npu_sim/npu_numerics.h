@@ -2,10 +2,8 @@
 // gather/scatter between strided tensors of any dtype and dense fp32 working arrays
 // (what the device's DMA does when it stages a tensor into SRAM).
 //
-// fp8 (OCP 8-bit floats): e4m3fn has no infinities (max 448, NaN = S.1111.111);
-// e5m2 is IEEE-like (max 57344, inf and NaN). Float -> fp8 rounds to nearest even and
-// saturates finite overflow (and, for e4m3fn, infinities) to the largest finite value,
-// as satfinite conversions on accelerators do; NaN stays NaN.
+// fp8 (OCP 8-bit floats) converts with the HAL's reference conversions (hal/fp8.h:
+// nearest even, satfinite, NaN kept).
 //
 // Contract: gather_f32 writes shape.numel() floats in row-major order of `shape`; the
 // source view is right-aligned against `shape` with size-1 (or missing) dims broadcast.
@@ -18,14 +16,15 @@
 
 #include <cstdint>
 
+#include "hal/fp8.h"
 #include "hal/op.h"
 
 namespace hal::npu_sim {
 
-float fp8e4m3_to_float(uint8_t v);
-float fp8e5m2_to_float(uint8_t v);
-uint8_t float_to_fp8e4m3(float f);
-uint8_t float_to_fp8e5m2(float f);
+using hal::float_to_fp8e4m3;
+using hal::float_to_fp8e5m2;
+using hal::fp8e4m3_to_float;
+using hal::fp8e5m2_to_float;
 
 // Element `i` (in elements) of a contiguous array of `t` as float (any dtype but kInvalid).
 float load_element(const void* base, DType t, int64_t i);

@@ -43,7 +43,7 @@ std::string peak_key_name(DType t) {
   return t == DType::kI4G128 ? "i4" : std::string(dtype_name(t));
 }
 
-const char* const kLinkNames[] = {"host_link", "peer_link", "die_to_die_link"};
+const char* const kLinkNames[] = {"host_link", "peer_link", "die_to_die_link", "network_link"};
 const char* const kLinkFields[] = {"kind", "bandwidth_bytes_per_s", "latency_s"};
 
 // Top-level scalar keys, in documentation order.
@@ -225,9 +225,10 @@ class SpecReader {
       return error(name,
                    "expected an object {\"kind\", \"bandwidth_bytes_per_s\", \"latency_s\"}, got " +
                        json_type(v));
-    LinkSpec& link = name == "host_link"   ? spec_.host_link
-                     : name == "peer_link" ? spec_.peer_link
-                                           : spec_.die_to_die_link;
+    LinkSpec& link = name == "host_link"         ? spec_.host_link
+                     : name == "peer_link"       ? spec_.peer_link
+                     : name == "die_to_die_link" ? spec_.die_to_die_link
+                                                 : spec_.network_link;
     const bool had = link.present;
     std::vector<std::string> fields(std::begin(kLinkFields), std::end(kLinkFields));
     for (const auto& [k, val] : v.items()) {
@@ -459,7 +460,8 @@ Result<DeviceSpec> parse_object(const json& doc, const std::string& origin, int 
       HAL_RETURN_IF_ERROR(here.apply_sources(value, &cited));
     } else if (key == "peak_flops") {
       HAL_RETURN_IF_ERROR(here.apply_flops(value));
-    } else if (key == "host_link" || key == "peer_link" || key == "die_to_die_link") {
+    } else if (key == "host_link" || key == "peer_link" || key == "die_to_die_link" ||
+               key == "network_link") {
       HAL_RETURN_IF_ERROR(here.apply_link(key, value));
     } else if (std::find(scalars.begin(), scalars.end(), key) != scalars.end()) {
       HAL_RETURN_IF_ERROR(here.apply_scalar(key, value));

@@ -88,6 +88,8 @@ struct DeviceSpec {
   LinkSpec host_link;             // to the host, per direction
   LinkSpec peer_link;             // between dies of one card (absent: none)
   LinkSpec die_to_die_link;       // between chiplets of one device (per link)
+  LinkSpec network_link;          // the host's network toward other hosts: channels across
+                                  // processes (absent: host-staged over the host link only)
 
   // Power (nominal telemetry only).
   double tdp_watts = 0;

@@ -164,6 +164,7 @@ void BM_QuantGpt2Step(benchmark::State& state) {
   const hal::DType t = kFormats[state.range(0)];
   const int64_t d = 768, layers = 12, vocab = 50257;
   std::vector<hal::Buffer> keep;
+  keep.reserve(size_t(layers * 4 + 1));  // the ops refer to these buffers: no reallocation
   hal::Buffer x = activations(4 * d), y = activations(vocab);
   std::vector<hal::OpDescriptor> ops;
   double bytes = 0;

@@ -167,6 +167,7 @@ std::vector<Case> build_cases(const Context& ctx, const Options& options) {
   detail::add_memory_cases(ctx, all);
   detail::add_stream_cases(ctx, all);
   detail::add_op_cases(ctx, all);
+  detail::add_channel_cases(ctx, all);
   detail::add_executable_cases(ctx, all);
   std::vector<Case> selected;
   for (Case& c : all)

@@ -62,6 +62,7 @@ void add_memory_cases(const Context& ctx, std::vector<Case>& cases);  // buffer,
 void add_stream_cases(const Context& ctx,
                       std::vector<Case>& cases);                  // stream, event, record, error
 void add_op_cases(const Context& ctx, std::vector<Case>& cases);  // op
+void add_channel_cases(const Context& ctx, std::vector<Case>& cases);  // channel
 void add_executable_cases(const Context& ctx, std::vector<Case>& cases);  // executable
 
 // ---- helpers shared by the case files ----------------------------------------------

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <array>
+#include <cstring>
 #include <vector>
 
+#include "hal/command_record.h"
 #include "hal/graph_view.h"
 #include "hal/op_descriptor.h"
 #include "hal/plugin_abi.h"
@@ -142,5 +144,28 @@ struct CGraphView {
   CGraphView(const CGraphView&) = delete;
   CGraphView& operator=(const CGraphView&) = delete;
 };
+
+// The collective fields (ABI 1.2) of a record a plugin wrote; defaults when its record
+// is shorter (a 1.0/1.1 plugin) or the command is not a collective.
+inline void read_collective_fields(const hal_command_record& r, CommandRecord* c) {
+  if (!HAL_ABI_HAS_FIELD(hal_command_record, algorithm, r.struct_size) ||
+      c->command != CommandKind::kCollective)
+    return;
+  auto in_range = [](int32_t v, int32_t count) { return v >= 0 && v < count; };
+  int32_t kind, link, algorithm;
+  static_assert(sizeof(r.collective) == sizeof(int32_t) && sizeof(r.link_class) == sizeof(int32_t));
+  std::memcpy(&kind, &r.collective, sizeof kind);
+  std::memcpy(&link, &r.link_class, sizeof link);
+  std::memcpy(&algorithm, &r.algorithm, sizeof algorithm);
+  c->collective =
+      in_range(kind, kCollectiveKindCount) ? CollectiveKind(kind) : CollectiveKind::kInvalid;
+  c->channel_rank = r.channel_rank;
+  c->channel_size = r.channel_size;
+  c->peer_rank = r.peer_rank;
+  c->link_bytes_received = r.link_bytes_received;
+  c->link_class = in_range(link, kLinkClassCount) ? LinkClass(link) : LinkClass::kNone;
+  c->algorithm =
+      in_range(algorithm, 4) ? CollectiveAlgorithm(algorithm) : CollectiveAlgorithm::kDefault;
+}
 
 }  // namespace hal::detail

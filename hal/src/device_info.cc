@@ -55,6 +55,7 @@ std::string_view command_kind_name(CommandKind kind) {
     case CommandKind::kCopyDeviceToDevice: return "copy_d2d";
     case CommandKind::kCopyPeer: return "copy_peer";
     case CommandKind::kFill: return "fill";
+    case CommandKind::kCollective: return "collective";
     case CommandKind::kExecute: return "execute";
     case CommandKind::kExecuteGroup: return "execute_group";
   }

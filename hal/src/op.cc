@@ -517,4 +517,26 @@ OpCost analytic_cost(const OpSpec& spec) {
   return c;
 }
 
+std::string op_spec_key(const OpSpec& s) {
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on
+  // "literal" + std::string chains.
+  std::string k;
+  auto add = [&k](const std::string& piece) {
+    k.append(piece);
+    k.push_back('|');
+  };
+  add(std::to_string(int(s.kind)));
+  add(std::to_string(s.num_inputs));
+  for (int i = 0; i < s.num_inputs; ++i) add(s.inputs[i].to_string());
+  add(s.output.to_string());
+  const OpAttributes& a = s.attrs;
+  for (int64_t v :
+       {int64_t(a.transpose_a), int64_t(a.transpose_b), int64_t(a.causal), a.kv_length, a.q_offset,
+        int64_t(a.rotary_dim), int64_t(a.gelu_approximation), int64_t(a.rope_style)})
+    add(std::to_string(v));
+  for (float v : {a.alpha, a.beta, a.epsilon, a.scale, a.rope_theta}) add(std::to_string(v));
+  for (int32_t p : a.perm) add(std::to_string(p));
+  return k;
+}
+
 }  // namespace hal

@@ -58,6 +58,24 @@ std::vector<std::string> missing_required(const hal_plugin_api* api) {
   return missing;
 }
 
+// The 1.2 channel entries come as a set (plugin_abi.h, CHANNELS): a table with some of
+// channel_create, channel_destroy and stream_collective but not all names those it lacks.
+std::string incomplete_channel_entries(const hal_plugin_api* api) {
+  const Required kSet[] = {{"channel_create", offsetof(hal_plugin_api, channel_create)},
+                           {"channel_destroy", offsetof(hal_plugin_api, channel_destroy)},
+                           {"stream_collective", offsetof(hal_plugin_api, stream_collective)}};
+  std::string present, absent;
+  for (const Required& r : kSet) {
+    void* fn = nullptr;
+    if (r.offset + sizeof(fn) <= api->struct_size)
+      std::memcpy(&fn, reinterpret_cast<const char*>(api) + r.offset, sizeof(fn));
+    std::string& list = fn ? present : absent;
+    list += (list.empty() ? "" : ", ") + std::string(r.name);
+  }
+  if (present.empty() || absent.empty()) return "";
+  return "the channel entries come as a set: the table has " + present + " but not " + absent;
+}
+
 }  // namespace
 
 bool valid_prefix(const char* p) {
@@ -105,6 +123,10 @@ TableCheck check_plugin_table(const hal_plugin_api* api) {
     std::string m;
     for (const auto& s : missing) m += (m.empty() ? "" : ", ") + s;
     out.reason = "required entries missing from the function table: " + m;
+    return out;
+  }
+  if (std::string why = incomplete_channel_entries(api); !why.empty()) {
+    out.reason = why;
     return out;
   }
   return out;

@@ -303,6 +303,7 @@ std::vector<CommandRecord> Stream::take_records() {
       c.sram_bytes_written = r.sram_bytes_written;
       c.link_bytes = r.link_bytes;
       c.bound = BoundBy(r.bound);
+      detail::read_collective_fields(r, &c);
       if (HAL_ABI_HAS_FIELD(hal_command_record, node, r.struct_size)) {
         c.group = r.group;
         c.node = r.node;

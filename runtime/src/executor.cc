@@ -10,7 +10,9 @@
 namespace hal::runtime {
 
 Executor::Executor(ExecutionPlan plan, ExecutorOptions options)
-    : plan_(std::move(plan)), options_(options), impl_(std::make_unique<Impl>()) {}
+    : plan_(std::move(plan)), options_(options), impl_(std::make_unique<Impl>()) {
+  impl_->channels = options_.channels;
+}
 
 Executor::~Executor() {
   // Streams drain their work when destroyed; destroy them before the arenas they use.

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -80,6 +81,8 @@ struct Executor::Impl {
   std::map<std::pair<ValueId, int32_t>, Binding> bindings;
   std::vector<Step> steps;
   std::map<ValueId, Upload> input_slot;                          // by value
+  std::set<ValueId> unread_inputs;  // inputs no node reads (a pipeline stage's ids): not uploaded
+  std::vector<const Channel*> channels;  // ExecutorOptions::channels (kCollective nodes)
   std::map<ValueId, std::pair<int32_t, int32_t>> output_stream;  // value -> device, stream
   std::map<ValueId, TensorRef> output_ref;
   bool resolved = false;

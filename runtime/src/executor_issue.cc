@@ -8,6 +8,7 @@
 
 #include "executor_impl.h"
 #include "hal/device.h"
+#include "parallel/collective_step.h"
 
 namespace hal::runtime {
 
@@ -82,7 +83,7 @@ Status Executor::Impl::check_io(const Graph& g, const RunArgs& args) const {
   // Inputs: every graph input must be given, with its exact size.
   for (const HostInput& in : args.inputs) {
     auto it = input_slot.find(in.value);
-    if (it == input_slot.end())
+    if (it == input_slot.end() && !unread_inputs.count(in.value))
       return invalid_argument("executor: value " + std::to_string(in.value) +
                               " is not a graph input");
     if (in.bytes != g.value(in.value).desc.bytes() || (!in.data && in.bytes))
@@ -151,7 +152,8 @@ Status Executor::Impl::enqueue_uploads(const Graph& g, const RunArgs& args) {
   for (auto& d : devices) HAL_RETURN_IF_ERROR(d.streams[0].record(d.run_start));
   // Uploads, on each device's first stream; other streams of that device wait for them.
   for (const HostInput& in : args.inputs) {
-    const Upload& slot = input_slot[in.value];
+    if (unread_inputs.count(in.value)) continue;
+    const Upload& slot = input_slot.at(in.value);
     Stream& s = devices[size_t(slot.device)].streams[0];
     HAL_RETURN_IF_ERROR(
         s.copy_from_host(in.data, *slot.ref.buffer, slot.ref.offset_bytes, in.bytes, 0)
@@ -162,7 +164,8 @@ Status Executor::Impl::enqueue_uploads(const Graph& g, const RunArgs& args) {
   for (size_t d = 0; d < devices.size(); ++d) {
     if (!devices[d].uploads_done.valid()) continue;
     bool uploaded = false;
-    for (const HostInput& in : args.inputs) uploaded |= input_slot[in.value].device == int32_t(d);
+    for (const HostInput& in : args.inputs)
+      uploaded |= !unread_inputs.count(in.value) && input_slot.at(in.value).device == int32_t(d);
     if (!uploaded) continue;
     HAL_RETURN_IF_ERROR(devices[d].streams[0].record(devices[d].uploads_done));
     for (size_t e = 0; e < devices.size(); ++e)
@@ -235,6 +238,12 @@ Status Executor::Impl::enqueue_steps(const ExecutionPlan& p, const RunArgs& args
           }
           Status s = stream.copy(*st.src.buffer, st.src.offset_bytes, *st.dst.buffer,
                                  st.dst.offset_bytes, bytes, tag);
+          if (!s.ok()) error.add(ctx(s));
+          break;
+        }
+        case NodeKind::kCollective: {
+          Status s = issue_collective(stream, *channels[size_t(node.channel)], node, st.src,
+                                      st.dst, tag);
           if (!s.ok()) error.add(ctx(s));
           break;
         }

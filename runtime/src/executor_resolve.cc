@@ -7,6 +7,7 @@
 #include <map>
 
 #include "executor_impl.h"
+#include "parallel/collective_step.h"
 
 namespace hal::runtime {
 
@@ -138,6 +139,17 @@ Status Executor::Impl::resolve(const ExecutionPlan& p) {
         st.ops.push_back(copy);
         break;
       }
+      case NodeKind::kCollective: {
+        HAL_RETURN_IF_ERROR(
+            ctx(check_collective_channel(node, channels, p.devices[size_t(ps.device)])));
+        auto dst = ref_of(p, binds, arenas, node.outputs[0], ps.device);
+        auto src = ref_of(p, binds, arenas, node.inputs[0], ps.device);
+        if (!dst.ok()) return ctx(dst.status());
+        if (!src.ok()) return ctx(src.status());
+        st.src = *src;
+        st.dst = *dst;
+        break;
+      }
       case NodeKind::kTransfer: {
         auto dst = ref_of(p, binds, arenas, node.outputs[0], ps.device);
         if (!dst.ok()) return ctx(dst.status());
@@ -155,7 +167,12 @@ Status Executor::Impl::resolve(const ExecutionPlan& p) {
     steps.push_back(std::move(st));
   }
   input_slot.clear();
+  unread_inputs.clear();
   for (ValueId v : g.inputs()) {
+    if (g.consumers(v).empty()) {
+      unread_inputs.insert(v);
+      continue;
+    }
     const int32_t d = p.value_device[size_t(v)];
     auto r = ref_of(p, binds, arenas, v, d);
     if (!r.ok()) return r.status().with_context("executor: input '" + g.value(v).name + "'");

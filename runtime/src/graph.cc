@@ -1,4 +1,7 @@
 // The graph IR: builder, shape inference of shape-only ops, validation and ordering.
+// Over 800 lines on purpose: the builder (including collective nodes) and validate() check
+// the same node invariants through one infer_node() and the helpers beside it; split, those
+// would have to become a shared internal header for one class.
 #include "hal/runtime/graph.h"
 
 #include <algorithm>
@@ -81,6 +84,8 @@ std::string_view node_kind_name(NodeKind kind) {
       return "write_slice";
     case NodeKind::kTransfer:
       return "transfer";
+    case NodeKind::kCollective:
+      return "collective";
   }
   return "unknown";
 }
@@ -302,6 +307,33 @@ Result<std::vector<TensorDesc>> infer_node(const Node& node, std::span<const Ten
       if (!in[0].is_contiguous())
         return err("can only move a contiguous tensor, got " + in[0].to_string());
       out.push_back(TensorDesc::contiguous(in[0].dtype, in[0].shape));
+      offsets.push_back(0);
+      break;
+    }
+    case NodeKind::kCollective: {
+      HAL_RETURN_IF_ERROR(need_inputs(1, 1));
+      switch (node.collective) {
+        case CollectiveKind::kAllReduce:
+        case CollectiveKind::kSend:
+          if (!in[0].is_contiguous())
+            return err("a collective moves a contiguous tensor, got " + in[0].to_string());
+          if (!is_collective_dtype(in[0].dtype))
+            return err("collectives do not move " + std::string(dtype_name(in[0].dtype)));
+          out.push_back(node.collective == CollectiveKind::kSend
+                            ? in[0]
+                            : TensorDesc::contiguous(in[0].dtype, in[0].shape));
+          break;
+        case CollectiveKind::kRecv:
+        case CollectiveKind::kBroadcast:
+          if (!is_collective_dtype(node.output_dtype) || node.new_shape.rank < 1)
+            return err("a " + std::string(collective_kind_name(node.collective)) +
+                       " needs the received tensor's shape and dtype");
+          out.push_back(TensorDesc::contiguous(node.output_dtype, node.new_shape));
+          break;
+        default:
+          return err("collective " + std::string(collective_kind_name(node.collective)) +
+                     " is not a graph node (all_reduce, send, recv, broadcast are)");
+      }
       offsets.push_back(0);
       break;
     }
@@ -563,6 +595,42 @@ ValueId Graph::transfer(std::string name, int32_t layer, ValueId x) {
   return v;
 }
 
+ValueId Graph::collective(std::string name, int32_t layer, CollectiveKind kind, int32_t channel,
+                          int32_t peer, ValueId x, std::optional<TensorDesc> out, bool is_root) {
+  if (!check_inputs(name, std::span<const ValueId>(&x, 1))) return kNoValue;
+  Node node;
+  node.name = std::move(name);
+  node.layer = layer;
+  node.kind = NodeKind::kCollective;
+  node.collective = kind;
+  node.channel = channel;
+  node.peer = peer;
+  node.inputs = {x};
+  if (out) {
+    node.new_shape = out->shape;
+    node.output_dtype = out->dtype;
+  }
+  std::vector<TensorDesc> descs = {values_[size_t(x)].desc};
+  auto inferred = infer_node(node, descs);
+  if (!inferred.ok()) {
+    fail(inferred.status());
+    return kNoValue;
+  }
+  if (kind == CollectiveKind::kBroadcast && is_root &&
+      (descs[0].shape != (*inferred)[0].shape || descs[0].dtype != (*inferred)[0].dtype)) {
+    fail(node_error(
+        node, descs,
+        "the root broadcasts its input, which must be the received " + (*inferred)[0].to_string()));
+    return kNoValue;
+  }
+  const std::string value_name = node.name;
+  const NodeId id = new_node(std::move(node));
+  const ValueId v = new_value(value_name, ValueKind::kIntermediate, (*inferred)[0], id);
+  if (kind == CollectiveKind::kSend) values_[size_t(v)].alias_of = x;
+  nodes_[size_t(id)].outputs.push_back(v);
+  return v;
+}
+
 void Graph::set_dynamic_kv_length(ValueId attention_output, SymInt kv_length) {
   if (!status_.ok()) return;
   if (attention_output < 0 || size_t(attention_output) >= values_.size() ||
@@ -736,7 +804,9 @@ Status Graph::validate() const {
         return node_error(node, descs,
                           "output '" + value.name + "' is " + value.desc.to_string() +
                               " but the inputs make " + (*out)[k].to_string());
-      const bool aliases = is_view_kind(node.kind) || node.kind == NodeKind::kWriteSlice;
+      const bool aliases =
+          is_view_kind(node.kind) || node.kind == NodeKind::kWriteSlice ||
+          (node.kind == NodeKind::kCollective && node.collective == CollectiveKind::kSend);
       if (aliases && (value.alias_of != node.inputs[0] || value.alias_offset_bytes != offsets[k]))
         return invalid_argument(node_label(node) + ": output '" + value.name +
                                 "' must alias its input");

@@ -324,9 +324,12 @@ std::vector<WeightSpec> expected_weights(const ModelConfig& c) {
       const std::string p = "h." + std::to_string(l) + ".";
       w.push_back({p + "ln_1.weight", {d}});
       w.push_back({p + "ln_1.bias", {d}});
-      w.push_back({p + "attn.c_attn.weight", {d, 3 * d}});
-      w.push_back({p + "attn.c_attn.bias", {3 * d}});
-      w.push_back({p + "attn.c_proj.weight", {d, d}});
+      // The attention width is heads x head_dim: hidden_size, except on a tensor-parallel
+      // rank (ShardLayout), which holds its share of the heads.
+      const int64_t a = c.num_heads * c.head_dim;
+      w.push_back({p + "attn.c_attn.weight", {d, 3 * a}});
+      w.push_back({p + "attn.c_attn.bias", {3 * a}});
+      w.push_back({p + "attn.c_proj.weight", {a, d}});
       w.push_back({p + "attn.c_proj.bias", {d}});
       w.push_back({p + "ln_2.weight", {d}});
       w.push_back({p + "ln_2.bias", {d}});

@@ -4,7 +4,9 @@
 
 #include "hal/runtime/quantize.h"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 
 namespace hal::runtime {
 
@@ -123,35 +125,84 @@ struct Builder {
         g.op(norm_node, -1, norm_b.empty() ? OpKind::kRmsNorm : OpKind::kLayerNorm, norm_in, na);
     OpAttributes ha;
     ha.transpose_b = true;
-    ValueId logits = g.op("lm_head", -1, OpKind::kMatmul, {h, weight(head_w, {c.vocab_size, d})},
-                          ha, DType::kF32);
+    return g.op("lm_head", -1, OpKind::kMatmul, {h, weight(head_w, {c.vocab_size, d})}, ha,
+                DType::kF32);
+  }
+
+  // ---- parallel runs (model_config.h: ShardLayout) ----
+
+  // The blocks this graph runs.
+  int64_t layer_begin() const { return c.shard.layer_begin; }
+  int64_t layer_end() const {
+    return c.shard.layer_end < 0 ? c.num_layers : std::min(c.shard.layer_end, c.num_layers);
+  }
+  // A tensor-parallel rank's partial sum, completed over the group.
+  ValueId all_reduce(const std::string& name, int32_t layer, ValueId partial) {
+    if (c.shard.tp_size <= 1) return partial;
+    return g.collective(name, layer, CollectiveKind::kAllReduce, kTensorParallelChannel, 0,
+                        partial);
+  }
+  // The hidden state a later pipeline stage starts from: received from the previous one.
+  ValueId receive_hidden() {
+    const TensorDesc h = TensorDesc::contiguous(dt(), {s.batch, s.seq, c.hidden_size});
+    return g.collective("pp.recv", int32_t(layer_begin()), CollectiveKind::kRecv, kPipelineChannel,
+                        c.shard.pp_rank - 1, out.positions, h);
+  }
+  // Marks the logits: on a pipeline, the last stage's head output broadcast to every stage
+  // (the others first send their hidden state on).
+  void finish(ValueId x, const std::function<ValueId(ValueId)>& run_head) {
+    const ShardLayout& sh = c.shard;
+    ValueId logits = kNoValue;
+    if (sh.pp_size <= 1) {
+      logits = run_head(x);
+    } else {
+      const Shape shape = s.logits_at == LogitsAt::kLast ? Shape{s.batch, c.vocab_size}
+                                                         : Shape{s.batch, s.seq, c.vocab_size};
+      const TensorDesc desc = TensorDesc::contiguous(DType::kF32, shape);
+      ValueId before = x;
+      if (!sh.last_stage()) {
+        before = g.collective("pp.send", int32_t(layer_end() - 1), CollectiveKind::kSend,
+                              kPipelineChannel, sh.pp_rank + 1, x);
+      } else {
+        before = run_head(x);
+      }
+      logits = g.collective("pp.logits", -1, CollectiveKind::kBroadcast, kPipelineChannel,
+                            sh.pp_size - 1, before, desc, sh.last_stage());
+    }
     g.mark_output(logits);
-    return logits;
+    out.logits = logits;
   }
 
   void gpt2() {
     const int64_t d = c.hidden_size, f = c.intermediate_size, h = c.num_heads, hd = c.head_dim;
-    ValueId tok = gather("wte", weight("wte.weight", {c.vocab_size, d}), out.ids);
-    ValueId pos = gather("wpe", weight("wpe.weight", {c.max_positions, d}), out.positions);
-    ValueId x = g.op("embed", -1, OpKind::kAdd, {tok, pos});
-    for (int32_t l = 0; l < int32_t(c.num_layers); ++l) {
+    const int64_t a = h * hd;  // attention width: d, or a tensor-parallel rank's share
+    ValueId x = kNoValue;
+    if (c.shard.first_stage()) {
+      ValueId tok = gather("wte", weight("wte.weight", {c.vocab_size, d}), out.ids);
+      ValueId pos = gather("wpe", weight("wpe.weight", {c.max_positions, d}), out.positions);
+      x = g.op("embed", -1, OpKind::kAdd, {tok, pos});
+    } else {
+      x = receive_hidden();
+    }
+    for (int32_t l = int32_t(layer_begin()); l < int32_t(layer_end()); ++l) {
       const std::string p = "h." + std::to_string(l) + ".";
       OpAttributes ln;
       ln.epsilon = c.norm_eps;
-      ValueId a = g.op(p + "ln_1", l, OpKind::kLayerNorm,
-                       {x, weight(p + "ln_1.weight", {d}), weight(p + "ln_1.bias", {d})}, ln);
-      ValueId qkv = linear_in_out(p + "attn.qkv", l, a, p + "attn.c_attn.weight", {d, 3 * d},
+      ValueId ln1 = g.op(p + "ln_1", l, OpKind::kLayerNorm,
+                         {x, weight(p + "ln_1.weight", {d}), weight(p + "ln_1.bias", {d})}, ln);
+      ValueId qkv = linear_in_out(p + "attn.qkv", l, ln1, p + "attn.c_attn.weight", {d, 3 * a},
                                   p + "attn.c_attn.bias");
-      auto parts = g.split(p + "attn.split", l, qkv, 2, {d, d, d});
+      auto parts = g.split(p + "attn.split", l, qkv, 2, {a, a, a});
       ValueId q = g.reshape(p + "attn.q", l, parts[0], {s.batch, s.seq, h, hd});
       ValueId k = g.reshape(p + "attn.k", l, parts[1], {s.batch, s.seq, h, hd});
       ValueId v = g.reshape(p + "attn.v", l, parts[2], {s.batch, s.seq, h, hd});
       float scale = c.scale_attn_weights ? float(1.0 / std::sqrt(double(hd))) : 1.0f;
       if (c.scale_attn_by_inverse_layer_idx) scale /= float(l + 1);
       ValueId o = attend(p + "attn", l, q, k, v, scale);
-      ValueId o2 = g.reshape(p + "attn.merge", l, o, {s.batch, s.seq, d});
-      ValueId proj = linear_in_out(p + "attn.c_proj", l, o2, p + "attn.c_proj.weight", {d, d},
+      ValueId o2 = g.reshape(p + "attn.merge", l, o, {s.batch, s.seq, a});
+      ValueId proj = linear_in_out(p + "attn.c_proj", l, o2, p + "attn.c_proj.weight", {a, d},
                                    p + "attn.c_proj.bias");
+      proj = all_reduce(p + "attn.all_reduce", l, proj);
       x = g.op(p + "attn.residual", l, OpKind::kAdd, {x, proj});
       ValueId m = g.op(p + "ln_2", l, OpKind::kLayerNorm,
                        {x, weight(p + "ln_2.weight", {d}), weight(p + "ln_2.bias", {d})}, ln);
@@ -162,21 +213,26 @@ struct Builder {
       ValueId act = g.op(p + "mlp.act", l, OpKind::kGelu, {fc}, ga);
       ValueId down = linear_in_out(p + "mlp.c_proj", l, act, p + "mlp.c_proj.weight", {f, d},
                                    p + "mlp.c_proj.bias");
+      down = all_reduce(p + "mlp.all_reduce", l, down);
       x = g.op(p + "mlp.residual", l, OpKind::kAdd, {x, down});
     }
-    out.logits = head(x, "ln_f", "ln_f.weight", "ln_f.bias",
-                      c.tie_word_embeddings ? "wte.weight" : "lm_head.weight");
+    finish(x, [&](ValueId h) {
+      return head(h, "ln_f", "ln_f.weight", "ln_f.bias",
+                  c.tie_word_embeddings ? "wte.weight" : "lm_head.weight");
+    });
   }
 
   void llama() {
     const int64_t d = c.hidden_size, f = c.intermediate_size, hd = c.head_dim;
     const int64_t hq = c.num_heads, hkv = c.num_kv_heads;
-    ValueId x = gather("model.embed_tokens", weight("model.embed_tokens.weight", {c.vocab_size, d}),
-                       out.ids);
+    ValueId x = c.shard.first_stage()
+                    ? gather("model.embed_tokens",
+                             weight("model.embed_tokens.weight", {c.vocab_size, d}), out.ids)
+                    : receive_hidden();
     ValueId inv_freq = weight("rope.inv_freq", {hd / 2});
     OpAttributes rms;
     rms.epsilon = c.norm_eps;
-    for (int32_t l = 0; l < int32_t(c.num_layers); ++l) {
+    for (int32_t l = int32_t(layer_begin()); l < int32_t(layer_end()); ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
       ValueId a = g.op(p + "input_layernorm", l, OpKind::kRmsNorm,
                        {x, weight(p + "input_layernorm.weight", {d})}, rms);
@@ -199,6 +255,7 @@ struct Builder {
       o = g.reshape(p + "self_attn.merge", l, o, {s.batch, s.seq, hq * hd});
       o = linear_out_in(p + "self_attn.o_proj", l, o, p + "self_attn.o_proj.weight", {d, hq * hd},
                         ab, p + "self_attn.o_proj.bias");
+      o = all_reduce(p + "self_attn.all_reduce", l, o);
       x = g.op(p + "self_attn.residual", l, OpKind::kAdd, {x, o});
       ValueId m = g.op(p + "post_attention_layernorm", l, OpKind::kRmsNorm,
                        {x, weight(p + "post_attention_layernorm.weight", {d})}, rms);
@@ -211,10 +268,13 @@ struct Builder {
       ValueId prod = g.op(p + "mlp.gated", l, OpKind::kMul, {act, up});
       ValueId down = linear_out_in(p + "mlp.down_proj", l, prod, p + "mlp.down_proj.weight", {d, f},
                                    mb, p + "mlp.down_proj.bias");
+      down = all_reduce(p + "mlp.all_reduce", l, down);
       x = g.op(p + "mlp.residual", l, OpKind::kAdd, {x, down});
     }
-    out.logits = head(x, "model.norm", "model.norm.weight", "",
-                      c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+    finish(x, [&](ValueId h) {
+      return head(h, "model.norm", "model.norm.weight", "",
+                  c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+    });
   }
 };
 
@@ -227,6 +287,17 @@ Result<ModelGraph> build_model_graph(const ModelConfig& config, const ModelGraph
                             std::to_string(shape.cache_len) + ")");
   if (!is_floating(shape.compute_dtype) || dtype_size(shape.compute_dtype) < 2)
     return invalid_argument("model graph: compute dtype must be f32, f16 or bf16");
+  const ShardLayout& sh = config.shard;
+  if (sh.tp_size < 1 || sh.pp_size < 1 || sh.pp_rank < 0 || sh.pp_rank >= sh.pp_size ||
+      sh.layer_begin < 0 || (sh.layer_end >= 0 && sh.layer_end <= sh.layer_begin) ||
+      sh.layer_begin >= std::max<int64_t>(config.num_layers, 1) ||
+      (sh.pp_size == 1 &&
+       (sh.layer_begin != 0 || (sh.layer_end >= 0 && sh.layer_end < config.num_layers))))
+    return invalid_argument(
+        "model graph: shard layout tp " + std::to_string(sh.tp_size) + ", stage " +
+        std::to_string(sh.pp_rank) + " of " + std::to_string(sh.pp_size) + ", layers [" +
+        std::to_string(sh.layer_begin) + ", " + std::to_string(sh.layer_end) +
+        ") does not fit the model's " + std::to_string(config.num_layers) + " layers");
   Builder b(config, shape, std::make_shared<Graph>());
   b.inputs();
   if (config.family == ModelFamily::kGpt2)

@@ -1,4 +1,7 @@
 // Planning without running: the model's real graphs through the scheduler (planner.h).
+// About 800 lines: the built-in configs, the graph-to-task conversion (collective nodes
+// included) and plan_model share its pricing and memory helpers; parallel plans
+// (parallel/parallel_planner.cc) call plan_model per stage rather than copy it.
 #include "hal/runtime/planner.h"
 
 #include <algorithm>
@@ -38,6 +41,7 @@ struct BuiltinModel {
 //   gpt2-xl      https://huggingface.co/openai-community/gpt2-xl/blob/main/config.json
 //   llama-3-8b   https://huggingface.co/meta-llama/Meta-Llama-3-8B/blob/main/config.json
 //   llama-3-70b  https://huggingface.co/meta-llama/Meta-Llama-3-70B/blob/main/config.json
+//   llama-3.1-405b  https://huggingface.co/meta-llama/Llama-3.1-405B/blob/main/config.json
 const BuiltinModel kBuiltins[] = {
     {"gpt2",
      R"({"model_type": "gpt2", "activation_function": "gelu_new", "n_ctx": 1024, "n_embd": 768,
@@ -67,6 +71,15 @@ const BuiltinModel kBuiltins[] = {
          "intermediate_size": 28672, "max_position_embeddings": 8192,
          "num_attention_heads": 64, "num_hidden_layers": 80, "num_key_value_heads": 8,
          "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 500000.0,
+         "tie_word_embeddings": false, "torch_dtype": "bfloat16", "vocab_size": 128256,
+         "attention_bias": false, "bos_token_id": 128000, "eos_token_id": 128001})"},
+    {"llama-3.1-405b",
+     R"({"model_type": "llama", "hidden_act": "silu", "hidden_size": 16384,
+         "intermediate_size": 53248, "max_position_embeddings": 131072,
+         "num_attention_heads": 128, "num_hidden_layers": 126, "num_key_value_heads": 8,
+         "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+         "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                          "original_max_position_embeddings": 8192, "rope_type": "llama3"},
          "tie_word_embeddings": false, "torch_dtype": "bfloat16", "vocab_size": 128256,
          "attention_bias": false, "bos_token_id": 128000, "eos_token_id": 128001})"},
 };
@@ -184,8 +197,36 @@ std::vector<int64_t> phase_symbols(const Graph& g, int64_t past, int64_t kv) {
 std::string fmt_bytes(uint64_t b) { return hal::format_bytes(b); }
 
 // One phase scheduled (and compiled): per task what bounds it and its device-memory bytes.
+// A collective node of a parallel rank's graph (graph.h, kCollective): what it moves and
+// over which of the rank's channels.
+struct CollectiveTask {
+  CollectiveShape shape;
+  int32_t channel = 0;
+};
+
+// Per task, the collective it runs (none for tasks of ops and copies).
+std::vector<std::optional<CollectiveTask>> collectives_of_tasks(const Graph& g,
+                                                                const GraphTasks& tasks) {
+  std::vector<std::optional<CollectiveTask>> out(tasks.nodes_of_task.size());
+  for (size_t t = 0; t < tasks.nodes_of_task.size(); ++t)
+    for (NodeId id : tasks.nodes_of_task[t]) {
+      const Node& n = g.node(id);
+      if (n.kind != NodeKind::kCollective) continue;
+      const TensorDesc& d = g.value(n.outputs.at(0)).desc;
+      CollectiveTask c;
+      c.shape.kind = n.collective;
+      c.shape.dtype = d.dtype;
+      c.shape.count = uint64_t(d.numel());
+      c.shape.peer = n.peer;
+      c.channel = n.channel;
+      out[t] = c;
+    }
+  return out;
+}
+
 struct PhaseResult {
   GraphTasks tasks;
+  std::vector<std::optional<CollectiveTask>> collectives;  // per task (above)
   sch::Problem problem;
   sch::Schedule schedule;
   std::vector<BoundBreakdown> task_bounds;        // per task: its predicted time by bound
@@ -305,12 +346,15 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
   };
   std::vector<Device*> compile_devices;
   for (const PlanDevice& d : devices) compile_devices.push_back(d.device);
+  const bool parallel_rank = bool(req.collective_price);
   const bool can_compile =
-      req.compile.enabled && (w == DType::kBF16 || w == DType::kF16) &&
+      req.compile.enabled && (w == DType::kBF16 || w == DType::kF16) && !parallel_rank &&
       std::find(compile_devices.begin(), compile_devices.end(), nullptr) == compile_devices.end();
   if (req.compile.enabled && !can_compile)
     plan.notes.push_back(
-        w == DType::kBF16 || w == DType::kF16
+        parallel_rank ? "planned op by op: a parallel rank's collectives are priced per node, "
+                        "and compiled units around them are not planned yet"
+        : w == DType::kBF16 || w == DType::kF16
             ? "planned op by op: compiling needs every device opened (not only its figures)"
             : "planned op by op: " + std::string(dtype_name(w)) +
                   " weights are planned as 1-byte weights, which graph views do not carry yet");
@@ -337,6 +381,17 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
     for (int32_t d = 0; d < r.problem.device_count(); ++d) {
       const uint64_t cap = r.problem.device(d).capacity_bytes;
       if (cap > 0 && reserve > 0) r.problem.set_capacity(d, cap > reserve ? cap - reserve : 1);
+    }
+    // A parallel rank's collectives: their price on every device (PlanRequest::collective_price).
+    r.collectives = collectives_of_tasks(*mg.graph, r.tasks);
+    for (size_t t = 0; t < r.collectives.size(); ++t) {
+      if (!r.collectives[t]) continue;
+      const CollectivePrice price = req.collective_price ? req.collective_price(
+                                                               r.collectives[t]->shape,
+                                                               r.collectives[t]->channel)
+                                                         : CollectivePrice{};
+      for (int32_t d = 0; d < r.problem.device_count(); ++d)
+        r.problem.set_cost(sch::TaskId(t), d, price.seconds);
     }
     auto scheduled = sch::schedule(r.problem, options);
     if (!scheduled.ok())
@@ -396,8 +451,16 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
     }
     r.task_bounds.assign(r.tasks.nodes_of_task.size(), {});
     r.bytes.assign(r.tasks.nodes_of_task.size(), 0);
-    for (size_t t = 0; t < r.tasks.nodes_of_task.size(); ++t)
+    for (size_t t = 0; t < r.tasks.nodes_of_task.size(); ++t) {
+      if (const auto& col = r.collectives[t]) {
+        // Link-bound; it reads and writes its tensor once in device memory.
+        const sch::TaskPlacement& tp = r.schedule.tasks[t];
+        add_bound(r.task_bounds[t], "link", tp.finish - tp.start);
+        r.bytes[t] = 2.0 * double(col->shape.count * dtype_size(col->shape.dtype));
+        continue;
+      }
       r.bytes[t] = task_figures(r.tasks, t, r.schedule.tasks[t].device, &r.task_bounds[t]);
+    }
     return r;
   };
 
@@ -557,6 +620,12 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
           add_bound(p.bound, k, span * b.fraction(k));
       } else {
         add_bound(p.bound, "overhead", span);
+      }
+      if (const auto& col = r.collectives[t]) {
+        ++p.collectives;
+        p.collective_s += tp.finish - tp.start;
+        if (req.collective_price)
+          p.collective_link_bytes += req.collective_price(col->shape, col->channel).link_bytes;
       }
     }
     for (const sch::Transfer& x : r.schedule.transfers) {

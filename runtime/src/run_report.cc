@@ -11,6 +11,7 @@
 #include "hal/scheduler/calibration.h"
 #include "hal/scheduler/cost_model.h"
 #include "hal/units.h"
+#include "run_prediction.h"
 
 namespace hal::runtime {
 
@@ -24,8 +25,9 @@ std::string fmt_double(double v, const char* f = "%.3g") {
   return buf;
 }
 
-void add(WorkStats& s, const TimelineEntry& e) {
+void add(WorkStats& s, const TimelineEntry& e, double predicted_s = 0) {
   ++s.commands;
+  s.predicted_s += predicted_s;
   s.busy_s += e.seconds();
   s.flops += e.flops;
   s.bytes_read += e.bytes_read;
@@ -61,7 +63,26 @@ RunReport build_run_report(const RunReportInput& in) {
     if (stats.ok()) dr.peak_memory_bytes = stats->peak_bytes_in_use;
     models.emplace_back(info);
   }
+  // Predictions come from the cost model the scheduler used (calibrated), for the devices
+  // it placed on; another device (left after a failover) gets its own, calibration loaded.
+  std::vector<scheduler::DeviceCostModel> own_models;
+  own_models.reserve(n_dev);
+  std::vector<const scheduler::DeviceCostModel*> predicting(n_dev, nullptr);
+  for (size_t d = 0; d < n_dev; ++d) {
+    if (in.planner)
+      for (size_t k = 0; k < in.planner->devices().size(); ++k)
+        if (in.planner->devices()[k] == in.devices[d])
+          predicting[d] = &in.planner->cost_model().device(int32_t(k));
+    if (!predicting[d]) {
+      auto cal = scheduler::find_calibration(in.devices[d]->info());
+      own_models.emplace_back(in.devices[d]->info(),
+                              cal.ok() ? *cal : std::optional<scheduler::Calibration>());
+      predicting[d] = &own_models.back();
+    }
+  }
+  std::map<std::string, std::map<std::string, WorkStats>> phase_classes;
   std::map<std::pair<int32_t, int32_t>, TransferReport> transfers;
+  std::map<std::pair<int32_t, std::string>, CollectiveReport> collectives;
   std::map<std::string, PhaseReport> phases;
   std::vector<std::string> phase_order;
   std::vector<uint64_t> decode_bytes(n_dev, 0);
@@ -73,12 +94,10 @@ RunReport build_run_report(const RunReportInput& in) {
     ph.tokens += run.tokens;
     ph.measured_total_s += run.timeline.makespan_s;
     rep.measured_makespan_s += run.timeline.makespan_s;
-    double predicted = 0;
-    if (in.planner)
-      if (const ScheduledGraph* sg = in.planner->find(run.graph.get()))
-        predicted = sg->predicted_makespan_s;
-    ph.predicted_makespan_s += predicted;
-    rep.predicted_makespan_s += predicted;
+    const RunPrediction prediction =
+        predict_run(run, predicting, in.planner ? in.planner->find(run.graph.get()) : nullptr);
+    ph.predicted_makespan_s += prediction.makespan_s;
+    rep.predicted_makespan_s += prediction.makespan_s;
     const bool decode = run.phase == "decode";
     if (decode) rep.decode_tokens += run.tokens;
     if (run.footprint)
@@ -93,16 +112,21 @@ RunReport build_run_report(const RunReportInput& in) {
           dr.decode_kv_cache_bytes = run.footprint->state_bytes[d];
         }
       }
-    for (const TimelineEntry& e : run.timeline.entries) {
+    for (size_t i = 0; i < run.timeline.entries.size(); ++i) {
+      const TimelineEntry& e = run.timeline.entries[i];
       if (e.device < 0 || size_t(e.device) >= n_dev) continue;
       DeviceReport& dr = rep.devices[size_t(e.device)];
       switch (e.kind) {
         case TimelineEntry::Kind::kOp: {
-          add(dr.total, e);
+          const double predicted = prediction.entry_seconds[i];
+          add(dr.total, e, predicted);
           const std::string name = std::string(op_kind_name(e.op));
           WorkStats& c = classes[size_t(e.device)][name];
           c.name = name;
-          add(c, e);
+          add(c, e, predicted);
+          WorkStats& pc = phase_classes[run.phase][name];
+          pc.name = name;
+          add(pc, e, predicted);
           if (decode) decode_bytes[size_t(e.device)] += e.bytes_read + e.bytes_written;
           break;
         }
@@ -133,6 +157,20 @@ RunReport build_run_report(const RunReportInput& in) {
           add(dr.total, e);
           if (decode) decode_bytes[size_t(e.device)] += copy_bytes(e);
           break;
+        case TimelineEntry::Kind::kCollective: {
+          add(dr.total, e);
+          const std::string kind(collective_kind_name(e.collective));
+          CollectiveReport& c = collectives[{e.device, kind}];
+          c.device = in.devices[size_t(e.device)]->id();
+          c.collective = kind;
+          c.link = std::string(link_class_name(e.link));
+          ++c.count;
+          c.seconds += e.seconds();
+          c.bytes_sent += e.link_bytes_sent;
+          c.bytes_received += e.link_bytes_received;
+          if (decode) decode_bytes[size_t(e.device)] += e.bytes_read + e.bytes_written;
+          break;
+        }
       }
     }
   }
@@ -142,9 +180,17 @@ RunReport build_run_report(const RunReportInput& in) {
       ph.predicted_makespan_s /= double(ph.runs);
       ph.measured_makespan_s = ph.measured_total_s / double(ph.runs);
     }
+    for (auto& [op, c] : phase_classes[name]) {
+      const auto kind = parse_op_kind(op);
+      c.engine = std::string(scheduler::op_class_name(kind ? op_class(*kind) : OpClass::kVector));
+      ph.op_classes.push_back(c);
+    }
+    std::sort(ph.op_classes.begin(), ph.op_classes.end(),
+              [](const WorkStats& a, const WorkStats& b) { return a.busy_s > b.busy_s; });
     rep.phases.push_back(ph);
   }
   for (auto& [key, t] : transfers) rep.transfers.push_back(t);
+  for (auto& [key, c] : collectives) rep.collectives.push_back(c);
   for (size_t d = 0; d < n_dev; ++d) {
     DeviceReport& dr = rep.devices[d];
     const DeviceInfo& info = in.devices[d]->info();
@@ -213,6 +259,8 @@ json stats_json(const WorkStats& s) {
   j["bandwidth_fraction_of_peak"] = s.bandwidth_fraction();
   j["intensity_flops_per_byte"] = s.intensity();
   if (!s.bound.empty()) j["bound"] = s.bound;
+  j["predicted_s"] = s.predicted_s;
+  j["prediction_error"] = s.prediction_error();
   return j;
 }
 
@@ -247,9 +295,27 @@ void read_stats(Reader& r, const json& j, WorkStats& s, const std::string& where
   r.get(j, "peak_flops_per_s", s.peak_flops_per_s, where);
   r.get(j, "peak_bandwidth_bytes_per_s", s.peak_bandwidth_bytes_per_s, where);
   r.get(j, "bound", s.bound, where, false);
+  r.get(j, "predicted_s", s.predicted_s, where, false);
+}
+
+json collectives_json(const std::vector<CollectiveReport>& collectives) {
+  json out = json::array();
+  for (const CollectiveReport& c : collectives)
+    out.push_back({{"device", c.device},
+                   {"collective", c.collective},
+                   {"link", c.link},
+                   {"count", c.count},
+                   {"seconds", c.seconds},
+                   {"bytes_sent", c.bytes_sent},
+                   {"bytes_received", c.bytes_received}});
+  return out;
 }
 
 }  // namespace
+
+std::string collectives_to_json(const std::vector<CollectiveReport>& collectives) {
+  return collectives_json(collectives).dump();
+}
 
 std::string run_report_to_json(const RunReport& rep) {
   json j;
@@ -292,14 +358,19 @@ std::string run_report_to_json(const RunReport& rep) {
                          {"seconds", t.seconds},
                          {"measured", t.measured}});
   j["transfers"] = transfers;
+  j["collectives"] = collectives_json(rep.collectives);
   json phases = json::array();
-  for (const PhaseReport& p : rep.phases)
+  for (const PhaseReport& p : rep.phases) {
+    json classes = json::array();
+    for (const WorkStats& c : p.op_classes) classes.push_back(stats_json(c));
     phases.push_back({{"name", p.name},
                       {"runs", p.runs},
                       {"tokens", p.tokens},
                       {"predicted_makespan_s", p.predicted_makespan_s},
                       {"measured_makespan_s", p.measured_makespan_s},
-                      {"measured_total_s", p.measured_total_s}});
+                      {"measured_total_s", p.measured_total_s},
+                      {"op_classes", classes}});
+  }
   j["phases"] = phases;
   json fallbacks = json::array();
   for (const FallbackReport& f : rep.fallbacks)
@@ -370,6 +441,20 @@ Result<RunReport> parse_run_report(std::string_view text, std::string_view origi
       r.get(o, "measured", t.measured, at, false);
       rep.transfers.push_back(t);
     }
+  if (j.contains("collectives") && j["collectives"].is_array())
+    for (size_t i = 0; i < j["collectives"].size(); ++i) {
+      const json& o = j["collectives"][i];
+      const std::string at = "collectives[" + std::to_string(i) + "]";
+      CollectiveReport c;
+      r.get(o, "device", c.device, at);
+      r.get(o, "collective", c.collective, at);
+      r.get(o, "link", c.link, at);
+      r.get(o, "count", c.count, at);
+      r.get(o, "seconds", c.seconds, at);
+      r.get(o, "bytes_sent", c.bytes_sent, at);
+      r.get(o, "bytes_received", c.bytes_received, at);
+      rep.collectives.push_back(c);
+    }
   if (j.contains("phases") && j["phases"].is_array())
     for (size_t i = 0; i < j["phases"].size(); ++i) {
       const json& o = j["phases"][i];
@@ -381,6 +466,12 @@ Result<RunReport> parse_run_report(std::string_view text, std::string_view origi
       r.get(o, "predicted_makespan_s", p.predicted_makespan_s, at);
       r.get(o, "measured_makespan_s", p.measured_makespan_s, at);
       r.get(o, "measured_total_s", p.measured_total_s, at, false);
+      if (o.contains("op_classes") && o["op_classes"].is_array())
+        for (size_t k = 0; k < o["op_classes"].size(); ++k) {
+          WorkStats c;
+          read_stats(r, o["op_classes"][k], c, at + ".op_classes[" + std::to_string(k) + "]");
+          p.op_classes.push_back(c);
+        }
       rep.phases.push_back(p);
     }
   if (j.contains("fallbacks") && j["fallbacks"].is_array())
@@ -451,6 +542,12 @@ std::string chrome_trace_json(const std::vector<Device*>& devices,
           thread = "host copies";
           name = e.kind == TimelineEntry::Kind::kUpload ? "upload" : "download";
           break;
+        case TimelineEntry::Kind::kCollective:
+          tid = 3000;
+          thread = "collectives";
+          name = g && e.node >= 0 ? g->node(e.node).name
+                                  : std::string(collective_kind_name(e.collective));
+          break;
       }
       threads.emplace(std::make_pair(e.device, tid), thread);
       json args = {{"phase", run.phase},
@@ -460,6 +557,12 @@ std::string chrome_trace_json(const std::vector<Device*>& devices,
       if (e.op != OpKind::kInvalid) args["op"] = std::string(op_kind_name(e.op));
       if (e.bytes_moved) args["bytes_moved"] = e.bytes_moved;
       if (!e.measured) args["time"] = "modelled from the link";
+      if (e.kind == TimelineEntry::Kind::kCollective) {
+        args["collective"] = std::string(collective_kind_name(e.collective));
+        args["link"] = std::string(link_class_name(e.link));
+        args["link_bytes_sent"] = e.link_bytes_sent;
+        args["link_bytes_received"] = e.link_bytes_received;
+      }
       events.push_back({{"ph", "X"},
                         {"name", name},
                         {"cat", run.phase},
@@ -655,16 +758,40 @@ std::string roofline_svg(const RunReport& rep) {
 
 // ---- text --------------------------------------------------------------------------
 
+std::string signed_error(double predicted, double measured) {
+  if (!(predicted > 0) || !(measured > 0)) return "";
+  return " (" + fmt_double(100 * (predicted / measured - 1), "%+.1f") + "%)";
+}
+
+std::string phase_prediction_text(const PhaseReport& p) {
+  if (p.op_classes.empty() || p.runs <= 0) return "";
+  auto padded = [](const std::string& text, size_t width) {
+    return text + std::string(text.size() < width ? width - text.size() : 1, ' ');
+  };
+  const double runs = double(p.runs);
+  std::string s = "    " + padded("per run", 13) + padded("ops", 6) + padded("measured", 12) +
+                  padded("predicted", 12) + "error\n";
+  for (const WorkStats& c : p.op_classes)
+    s += "    " + padded(c.name, 13) + padded(fmt_double(double(c.commands) / runs, "%.0f"), 6) +
+         padded(format_seconds(c.busy_s / runs), 12) +
+         padded(c.predicted_s > 0 ? format_seconds(c.predicted_s / runs) : "-", 12) +
+         (c.predicted_s > 0 ? fmt_double(100 * c.prediction_error(), "%+.1f") + "%" : "-") + "\n";
+  return s;
+}
+
 std::string report_summary_text(const RunReport& rep) {
   std::string s;
   auto line = [&](const std::string& l) { s += l + "\n"; };
   line("model      " + rep.model + " (" + rep.dtype + ")" +
        (rep.placement.empty() ? "" : ", placement " + rep.placement) +
        (rep.algorithm.empty() ? "" : " by " + rep.algorithm));
-  for (const PhaseReport& p : rep.phases)
+  for (const PhaseReport& p : rep.phases) {
     line("phase      " + p.name + ": " + std::to_string(p.runs) + " run(s), " +
          std::to_string(p.tokens) + " tokens, measured " + format_seconds(p.measured_makespan_s) +
-         " per run, predicted " + format_seconds(p.predicted_makespan_s));
+         " per run, predicted " + format_seconds(p.predicted_makespan_s) +
+         signed_error(p.predicted_makespan_s, p.measured_makespan_s));
+    s += phase_prediction_text(p);
+  }
   line("makespan   measured " + format_seconds(rep.measured_makespan_s) + ", predicted " +
        format_seconds(rep.predicted_makespan_s));
   for (const DeviceReport& d : rep.devices) {
@@ -688,12 +815,19 @@ std::string report_summary_text(const RunReport& rep) {
            format_seconds(c.busy_s) + "  " + si(c.achieved_flops_per_s(), "FLOP/s") + " (" +
            fmt_double(100 * c.flops_fraction(), "%.1f") + "%)  " +
            si(c.achieved_bandwidth(), "B/s") + " (" +
-           fmt_double(100 * c.bandwidth_fraction(), "%.1f") + "%)  " + c.bound + "-bound");
+           fmt_double(100 * c.bandwidth_fraction(), "%.1f") + "%)  " + c.bound + "-bound" +
+           (c.predicted_s > 0 ? ", predicted " + format_seconds(c.predicted_s) +
+                                    signed_error(c.predicted_s, c.busy_s)
+                              : ""));
   }
   for (const TransferReport& t : rep.transfers)
     line("transfer   " + t.from + " -> " + t.to + ": " + std::to_string(t.count) + " x, " +
          format_bytes(t.bytes) + " in " + format_seconds(t.seconds) +
          (t.measured ? "" : " (modelled from the link)"));
+  for (const CollectiveReport& c : rep.collectives)
+    line("collective " + c.device + " " + c.collective + ": " + std::to_string(c.count) + " x in " +
+         format_seconds(c.seconds) + ", sent " + format_bytes(c.bytes_sent) + ", received " +
+         format_bytes(c.bytes_received) + " over " + c.link);
   for (const FallbackReport& f : rep.fallbacks)
     line("fallback   " + f.node + " (" + f.op + "): " + f.preferred + " -> " + f.chosen + ", " +
          f.reason + ", costs " + format_seconds(f.cost_s));

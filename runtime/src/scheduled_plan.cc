@@ -536,8 +536,14 @@ Result<std::shared_ptr<SchedulingPlanner>> SchedulingPlanner::create(std::vector
   if (!options.placement.empty()) {
     HAL_ASSIGN_OR_RETURN(p->placement_, scheduler::parse_placement(options.placement));
   }
-  p->cost_model_ = scheduler::CostModel::from_platform(devices.front()->platform(), devices,
-                                                       options.calibration, &p->notes_);
+  if (!options.device_figures.empty() && options.device_figures.size() != devices.size())
+    return invalid_argument("scheduling planner: " + std::to_string(options.device_figures.size()) +
+                            " device figures for " + std::to_string(devices.size()) + " devices");
+  p->cost_model_ = options.device_figures.empty()
+                       ? scheduler::CostModel::from_platform(devices.front()->platform(), devices,
+                                                             options.calibration, &p->notes_)
+                       : scheduler::CostModel::from_infos(options.device_figures,
+                                                          options.calibration, &p->notes_);
   p->devices_ = std::move(devices);
   p->options_ = std::move(options);
   return p;

@@ -295,6 +295,7 @@ Result<Session::Prepared*> Session::prepare(const ModelGraphShape& requested) {
     // The plan may have copied the graph (transfers): ids are kept, so mg's ids hold.
     ExecutorOptions eo;
     eo.record_commands = options_.record_commands || options_.profile;
+    eo.channels = options_.channels;
     const uint64_t activation = plan.peak_activation_bytes();
     std::shared_ptr<const PlanFootprint> footprint;
     if (options_.profile) footprint = std::make_shared<PlanFootprint>(plan_footprint(plan));
@@ -407,6 +408,7 @@ Status Session::generate_into(const std::vector<std::vector<int32_t>>& prompts,
       run.graph = ex.plan().graph;
       run.footprint = running ? running->footprint : nullptr;
       run.timeline = ex.last_timeline();
+      run.symbols = symbols;
       r.runs.push_back(std::move(run));
     }
     for (int64_t b = 0; b < batch; ++b) {

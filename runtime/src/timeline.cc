@@ -7,6 +7,7 @@
 #include "hal/device.h"
 #include "hal/platform.h"
 #include "hal/runtime/executor.h"
+#include "parallel/collective_step.h"
 
 namespace hal::runtime {
 
@@ -94,8 +95,11 @@ Timeline build_timeline(const ExecutionPlan& p, std::span<const StepRecord> reco
       e.start_s = start;
       if (node.kind == NodeKind::kOp) e.op = node.op;
       double seconds = 0;
-      if (auto it = of_node.find(st.node); it != of_node.end())
-        seconds = add_records(e, it->second);
+      auto it = of_node.find(st.node);
+      if (it != of_node.end()) seconds = add_records(e, it->second);
+      if (node.kind == NodeKind::kCollective)
+        describe_collective(node,
+                            it != of_node.end() ? it->second : std::vector<const StepRecord*>{}, e);
       if (node.kind == NodeKind::kTransfer) {
         e.kind = TimelineEntry::Kind::kTransfer;
         e.peer = st.device;

@@ -73,6 +73,15 @@ TEST(CpuMatmul, HalfPrecisionInputsAndOutputs) {
   HostTensor a = make_tensor(DType::kF32, {4, 96});
   HostTensor w = make_tensor(DType::kBF16, {96, 130});
   check_op(matmul_spec(false, false), {&a, &w}, kMatmulTol);
+  // Prefill against f16/bf16 weights stored [N, K] (GGUF): the converted-panel path, with
+  // every remainder of its 6-row tiles and 16-column panels and a K tail.
+  for (DType t : {DType::kF16, DType::kBF16})
+    for (int64_t m : {int64_t(9), int64_t(13), int64_t(24)}) {
+      HostTensor x = make_tensor(DType::kF32, {m, 83});
+      HostTensor wt = make_tensor(t, {35, 83});
+      HostTensor bias = make_tensor(DType::kF32, {35});
+      check_op(matmul_spec(false, true, 0.5f), {&x, &wt, &bias}, kMatmulTol);
+    }
 }
 
 // Decode-shaped: a few rows against weights stored [K, N] (Hugging Face Conv1D) or [N, K]

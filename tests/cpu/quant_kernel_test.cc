@@ -97,9 +97,9 @@ void check_product(DType wt, const HostTensor& a, const HostTensor& w, bool ta,
   ASSERT_TRUE(inferred.ok()) << inferred.status().to_string();
   spec.output = TensorDesc::contiguous(out_t, inferred->shape);
   ASSERT_TRUE(validate_op(spec).ok()) << validate_op(spec).to_string();
-  // fp8 weights and prefill-sized products (f32 panels through sgemm) use A as it is.
+  // fp8 weights and prefill-sized products through f32 panels (sgemm) use A as it is.
   const int64_t rows = spec.output.numel() / spec.output.shape.back();
-  const bool exact_a = wt == DType::kFP8E4M3Channel || quant_uses_panels(rows);
+  const bool exact_a = wt == DType::kFP8E4M3Channel || quant_uses_panels(wt, rows);
   HostTensor rounded = exact_a ? a : round_like_kernels(a, ta);
 
   const int64_t n = spec.output.numel();
@@ -141,6 +141,19 @@ TEST(CpuQuantMatmul, EveryFormatDecodeAndPrefillShapes) {
       HostTensor w = make_weights(t, 37, k);
       HostTensor a = make_tensor(DType::kF32, {m, k});
       check_product(t, a, w, false);
+    }
+  }
+}
+
+// Prefill products through the integer panels (8 weight rows, tiles of 4 rows of A): every
+// remainder of rows and columns, a bias, and an f16 output.
+TEST(CpuQuantMatmul, PrefillPanelsEveryRowAndColumnRemainder) {
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kI8Channel}) {
+    HostTensor bias = make_tensor(DType::kF32, {67});
+    for (int64_t m : {9, 10, 11, 12, 40}) {
+      HostTensor w = make_weights(t, 67, 512);
+      HostTensor a = make_tensor(DType::kF32, {m, 512});
+      check_product(t, a, w, false, &bias, m == 40 ? DType::kF16 : DType::kF32);
     }
   }
 }

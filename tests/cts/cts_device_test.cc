@@ -62,8 +62,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::unique_ptr<hal::Platform> platform = std::move(created).value();
-  std::vector<std::string> groups = {"buffer", "alloc", "copy",   "fill",
-                                     "stream", "event", "record", "error"};
+  std::vector<std::string> groups = {"buffer", "alloc",  "copy",  "fill",   "stream",
+                                     "event",  "record", "error", "channel"};
   for (int k = 1; k < hal::kOpKindCount; ++k)
     groups.push_back("op." + std::string(hal::op_kind_name(hal::OpKind(k))));
   for (hal::Device* device : platform->devices()) {

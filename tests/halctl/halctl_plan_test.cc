@@ -119,6 +119,43 @@ TEST(HalctlPlan, Llama3_70BIsSplitByLayersOverEnoughAtomDies) {
   EXPECT_NE(p["placement"].get<std::string>().find("layers="), std::string::npos) << p["placement"];
 }
 
+// Tensor parallelism over the eight dies of two ATOM-Max cards: chosen, with every
+// all-reduce priced over the cards' links, and bf16 refused naming how many dies it needs.
+TEST(HalctlPlan, Llama3_70BOnEightAtomMaxDiesIsTensorParallel) {
+  const Invocation r =
+      halctl({"plan", "--model", "llama-3-70b", "--preset", "atom-max", "--devices", "npu:0..7",
+              "--dtype", "int8", "--prompt-len", "32", "--max-new-tokens", "32",
+              "--tensor-parallel", "auto", "--pipeline-parallel", "auto", "--json"},
+             kNoCache);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json p = r.parsed();
+  EXPECT_TRUE(p["chosen"].get<bool>());
+  EXPECT_EQ(p["tensor_parallel"].get<int>() * p["pipeline_parallel"].get<int>(), 8);
+  EXPECT_EQ(p["decode"]["all_reduces_per_step"].get<int>(), 2 * 80);
+  EXPECT_GT(p["decode"]["all_reduce_seconds_per_step"].get<double>(), 0);
+  EXPECT_LT(p["decode"]["all_reduce_seconds_per_step"].get<double>(),
+            p["decode"]["seconds_per_step"].get<double>());
+  EXPECT_GT(p["decode"]["tokens_per_s"].get<double>(), 0);
+  for (const json& s : p["stages"])
+    EXPECT_LE(s["per_device"]["peak_bytes"].get<double>(),
+              s["per_device"]["capacity_bytes"].get<double>());
+  bool refused = false;
+  for (const json& c : p["candidates"]) refused |= !c["feasible"].get<bool>();
+  EXPECT_TRUE(refused);  // TP 1 x PP 1 cannot hold 65.7 GiB on one die
+
+  const Invocation bf16 = halctl({"plan", "--model", "llama-3-70b", "--preset", "atom-max",
+                                  "--devices", "npu:0..7", "--tensor-parallel", "auto"},
+                                 kNoCache);
+  EXPECT_EQ(bf16.exit_code, 1) << bf16.out;
+  EXPECT_NE(bf16.err.find("at least 9 devices"), std::string::npos) << bf16.err;
+
+  const Invocation bad = halctl({"plan", "--model", "llama-3-70b", "--preset", "atom-max",
+                                 "--devices", "npu:0..7", "--tensor-parallel", "3"},
+                                kNoCache);
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_NE(bad.err.find("divisible by 3"), std::string::npos) << bad.err;
+}
+
 TEST(HalctlPlan, Gpt2JsonHasTheDocumentedKeys) {
   const Invocation r = halctl({"plan", "--model", "gpt2", "--json"}, kNoCache);
   ASSERT_EQ(r.exit_code, 0) << r.err;

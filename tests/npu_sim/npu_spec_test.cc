@@ -140,7 +140,8 @@ TEST(NpuPresets, UnknownPresetNamesTheKnownOnes) {
   auto p = preset("atomm");
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(p.status().message().find("atom, atom-max, rebel-quad"), std::string::npos)
+  EXPECT_NE(p.status().message().find("atom, atom-max, rebel-chiplets, rebel-quad"),
+            std::string::npos)
       << p.status().message();
 }
 

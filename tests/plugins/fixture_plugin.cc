@@ -27,6 +27,8 @@
 //   HUGE_COUNT         says 5000 devices (more than the host accepts from one plugin)
 //   CREATE_NO_PLUGIN   plugin_create reports success but returns no plugin
 //   UNDEFINED_SYMBOL   needs a symbol nothing defines, so dlopen() fails
+//   PARTIAL_CHANNELS   sets channel_create but not stream_collective (ABI 1.2's channel
+//                      entries come as a set)
 //   BUGGY              a device with bugs chosen by the plugin option "bug" (wrong_add,
 //                      leak, write_outside, ignore_wait, drop_record, lost_event): the
 //                      CTS must catch each one
@@ -326,6 +328,13 @@ const hal_plugin_api* table() {
     hal_plugin_api a = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "2.0.0");
     a.abi_major = HAL_ABI_VERSION_MAJOR + 1;
     a.abi_minor = 0;
+    return a;
+  }();
+  return &api;
+#elif defined(HAL_FIXTURE_PARTIAL_CHANNELS)
+  static hal_plugin_api api = [] {
+    hal_plugin_api a = *plugin::make_plugin_api<create>(HAL_FIXTURE_NAME, "1.2.0");
+    a.stream_collective = nullptr;
     return a;
   }();
   return &api;

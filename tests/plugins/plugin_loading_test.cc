@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "hal/channel.h"
 #include "hal/cts.h"
 #include "hal/hal.h"
 
@@ -105,6 +106,29 @@ TEST(AbiPolicy, PluginOfThePreviousMinorLoadsWithoutTheNewerEntries) {
   EXPECT_EQ(t.status().code(), StatusCode::kUnimplemented);
   EXPECT_NE(t.status().message().find("ABI 1.0"), std::string::npos) << t.status().message();
   expect_scale_works(*d);
+}
+
+// Channels arrived in 1.2: a 1.0 plugin has none, and the host says so instead of failing
+// later; a 1.2 plugin whose device has no collectives refuses the channel itself.
+TEST(AbiPolicy, ChannelsOnAPluginWithoutThemAreRefusedNamingThePlugin) {
+  auto p = load_only({fixture("fixture_old_minor"), fixture("fixture_good")});
+  ASSERT_NE(p, nullptr);
+  const PluginReport* old_report = report_for(*p, fixture("fixture_old_minor"));
+  const PluginReport* good_report = report_for(*p, fixture("fixture_good"));
+  ASSERT_TRUE(old_report && good_report && old_report->loaded && good_report->loaded);
+  Device* old_device = *p->device(old_report->device_ids.at(0));
+  EXPECT_FALSE(Channel::available(*old_device));
+  auto c = Channel::create(*old_device, 0, 2);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(c.status().message().find("ABI 1.0"), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find("tensor and pipeline parallelism"), std::string::npos)
+      << c.status().message();
+  Device* good = *p->device(good_report->device_ids.at(0));
+  EXPECT_TRUE(Channel::available(*good));
+  auto g = Channel::create(*good, 0, 2);
+  EXPECT_EQ(g.status().code(), StatusCode::kUnimplemented) << g.status().to_string();
+  EXPECT_NE(g.status().message().find("no channels"), std::string::npos) << g.status().message();
 }
 
 TEST(AbiPolicy, PluginOfANewerMinorLoadsAndItsExtraEntryIsIgnored) {
@@ -249,6 +273,8 @@ INSTANTIATE_TEST_SUITE_P(
         Refusal{"fixture_wrong_major",
                 {"ABI mismatch", "plugin ABI 2.0, host ABI 1.2", "major versions must match"}},
         Refusal{"fixture_missing_required", {"required entries missing", "stream_fill"}},
+        Refusal{"fixture_partial_channels",
+                {"channel entries come as a set", "channel_create", "not stream_collective"}},
         Refusal{"fixture_short_table", {"shorter than ABI 1.0"}},
         Refusal{"fixture_no_entry_point", {"no entry point 'hal_plugin_get_api'"}},
         Refusal{"fixture_null_table", {"entry point returned no function table"}},
@@ -287,7 +313,7 @@ TEST(PluginLoading, BrokenPluginsDoNotDisturbTheHostOrTheOthers) {
     (r.loaded ? loaded : refused)++;
   }
   EXPECT_EQ(loaded, 5);  // good, old_minor, minor_1_1, new_minor, buggy (no bug chosen)
-  EXPECT_EQ(refused, 16);
+  EXPECT_EQ(refused, 17);
   // Fixture devices are numbered in load order (directory order: sorted by file name).
   std::vector<std::string> fx;
   for (Device* d : p.devices())

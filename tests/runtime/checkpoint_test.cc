@@ -243,7 +243,8 @@ TEST_F(CheckpointTest, BrokenShardIndex) {
 
 TEST(BuiltinModels, KnownNamesAndUnknownName) {
   for (const std::string& name : builtin_model_names()) {
-    if (name == "gpt2-small-random") continue;  // 124 M parameters: covered by the benchmark
+    // 124 M and 296 M parameters: covered by the benchmarks.
+    if (name == "gpt2-small-random" || name == "llama-small-random") continue;
     auto m = load_model(name);
     ASSERT_TRUE(m.ok()) << name << ": " << m.status().to_string();
     EXPECT_TRUE((*m)->builtin());

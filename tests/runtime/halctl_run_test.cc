@@ -1,6 +1,7 @@
 // `halctl run` as a user drives it: human and JSON output, the logits dump layout, a
-// model directory, batches and sampling options, and exit code 2 with a clear message
-// for bad input.
+// model directory, batches and sampling options, tensor and pipeline parallelism over the
+// dies of a simulated card in one process, and exit code 2 with a clear message for bad
+// input.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -8,9 +9,11 @@
 
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "hal/runtime/session.h"
 #include "support/cli_run.h"
@@ -219,6 +222,87 @@ TEST(HalctlRun, SeveralDevicesSplitLayersWithTheSameTokens) {
   auto a = nlohmann::json::parse(one.out), b = nlohmann::json::parse(two.out);
   EXPECT_EQ(a["generated_ids"], b["generated_ids"]);
   EXPECT_EQ(b["layer_devices"], nlohmann::json({0, 0, 1, 1}));
+}
+
+// Within one process over local devices (no MPI): npu:0..3 of a simulated ATOM-Max card
+// print the single die's tokens in every layout, with rank 0's simulated clock and the
+// collectives it ran in the report.
+TEST(HalctlRun, TensorAndPipelineParallelOverAtomMaxDiesPrintTheSingleDieTokens) {
+  const std::string sim = "HAL_NPU_SIM=atom-max ";
+  const std::string run = " --model llama-tiny --prompt-ids 5,9,200 --max-new-tokens 6 --json";
+  const fs::path want_logits = temp_path("single_logits.bin"), logits = temp_path("logits.bin");
+  const CliRun single = hal::test::run_command_line(
+      sim + HALCTL_PATH + " run" + run + " --devices npu:0 --dump-logits " + want_logits.string());
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  const auto want = nlohmann::json::parse(single.out)["generated_ids"];
+  ASSERT_EQ(want.size(), 6u);
+  auto read_floats = [](const fs::path& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(f)), {});
+    std::vector<float> v(bytes.size() / 4);
+    std::memcpy(v.data(), bytes.data(), v.size() * 4);
+    return v;
+  };
+  const std::vector<float> want_rows = read_floats(want_logits);
+  ASSERT_EQ(want_rows.size(), 6u * 512);
+  const fs::path report = temp_path("parallel_report.json");
+  for (const char* layout : {"--tensor-parallel 4", "--tensor-parallel 2 --pipeline-parallel 2",
+                             "--pipeline-parallel 4"}) {
+    const CliRun r = hal::test::run_command_line(
+        sim + HALCTL_PATH + " run" + run + " --devices npu:0..3 --report " + report.string() +
+        " --dump-logits " + logits.string() + " " + layout);
+    ASSERT_EQ(r.exit_code, 0) << layout << "\n" << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["generated_ids"], want) << layout;
+    // The logits each token was chosen from: rank 0's (broadcast by the last stage).
+    const std::vector<float> rows = read_floats(logits);
+    ASSERT_EQ(rows.size(), want_rows.size()) << layout;
+    for (size_t i = 0; i < rows.size(); ++i)
+      ASSERT_NEAR(rows[i], want_rows[i], 1e-3) << layout << ", value " << i;
+    EXPECT_EQ(j["devices"], nlohmann::json({"npu:0", "npu:1", "npu:2", "npu:3"})) << layout;
+    EXPECT_EQ(j["device_clock_rank0"]["device"], "npu:0") << layout;
+    EXPECT_GT(j["device_clock_rank0"]["decode_seconds"].get<double>(), 0) << layout;
+    // Rank 0 of TP 4 all-reduces twice per layer and step; of PP 4 it sends on and
+    // receives the logits broadcast.
+    const auto& collectives = j["collectives_rank0"];
+    ASSERT_TRUE(collectives.is_array()) << r.out;
+    std::set<std::string> kinds;
+    for (const auto& c : collectives) {
+      kinds.insert(c["collective"].get<std::string>());
+      EXPECT_EQ(c["link"], "peer") << layout;  // the dies of one card, through its switch
+    }
+    if (std::string(layout).find("tensor") != std::string::npos) {
+      EXPECT_TRUE(kinds.count("all_reduce")) << layout;
+    }
+    if (std::string(layout).find("pipeline") != std::string::npos) {
+      EXPECT_TRUE(kinds.count("send") && kinds.count("broadcast")) << layout;
+    }
+  }
+  fs::remove(report);
+  fs::remove(logits);
+  fs::remove(want_logits);
+}
+
+TEST(HalctlRun, ParallelLayoutsThatDoNotFitAreRefusedNamingWhy) {
+  struct Case {
+    std::string args, message;
+  };
+  const Case cases[] = {
+      {"--devices npu:0..2 --tensor-parallel 2 --pipeline-parallel 2",
+       "TP 2 x PP 2 needs 4 devices"},
+      {"--devices npu:0..2 --tensor-parallel 3", "attention heads (4) divisible by 3"},
+      {"--pipeline-parallel 8", "needs at least 8 layers; the model has 4"},
+      {"--tensor-parallel 0", "--tensor-parallel takes a positive number"},
+      {"--tensor-parallel 2 --failover", "do not combine with tensor or pipeline"},
+  };
+  for (const Case& c : cases) {
+    const CliRun r =
+        hal::test::run_command_line(std::string("HAL_NPU_SIM=atom-max ") + HALCTL_PATH +
+                                    " run --model llama-tiny " + "--prompt-ids 1 " + c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.args << "\n" << r.err;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << c.args;
+    EXPECT_EQ(r.out, "") << c.args;
+  }
 }
 
 }  // namespace

@@ -116,46 +116,6 @@ TEST(GraphTasks, KvCacheWritersRunWithTheAttentionThatReadsThem) {
   for (const auto& e : tasks->tasks.edges()) EXPECT_GT(e.bytes, 0);
 }
 
-// A compiled unit is one task holding its executable's scratch and the values that leave
-// it, not every intermediate it produces (those stay on chip or in the scratch): a whole
-// Llama-3-8B prefill unit on a 16 GiB device must not count 760 MiB of activations.
-TEST(GraphTasks, AUnitHoldsItsScratchAndTheValuesThatLeaveIt) {
-  auto m = model("gpt2-tiny");
-  ModelGraphShape shape;
-  shape.seq = 8;
-  shape.cache_len = 64;
-  auto mg = build_model_graph(m->config(), shape);
-  ASSERT_TRUE(mg.ok());
-  const Graph& g = *mg->graph;
-  auto op_by_op = build_graph_tasks(g);
-  ASSERT_TRUE(op_by_op.ok());
-  uint64_t every_intermediate = 0, leaving = 0;
-  for (const auto& t : op_by_op->tasks.tasks()) every_intermediate += t.activation_bytes;
-  for (ValueId v : g.outputs()) {
-    const ValueId root = g.storage_root(v);
-    if (g.value(root).kind == ValueKind::kIntermediate) leaving += g.value(root).desc.bytes();
-  }
-  ASSERT_GT(leaving, 0u);
-  // Every working node in one unit with 4 KiB of scratch.
-  std::vector<int32_t> unit_of_node(g.nodes().size(), -1);
-  for (size_t n = 0; n < g.nodes().size(); ++n)
-    if (!is_view_kind(g.node(NodeId(n)).kind)) unit_of_node[n] = 0;
-  const std::vector<uint64_t> scratch = {4096};
-  TaskBuildOptions o;
-  o.unit_of_node = unit_of_node;
-  o.unit_scratch_bytes = scratch;
-  auto unit = build_graph_tasks(g, o);
-  ASSERT_TRUE(unit.ok()) << unit.status().to_string();
-  ASSERT_EQ(unit->tasks.task_count(), 1u);
-  EXPECT_EQ(unit->tasks.task(0).activation_bytes, leaving + 4096);
-  EXPECT_LT(leaving + 4096, every_intermediate);
-  // Without the scratch figures a unit's task counts every intermediate, as before.
-  o.unit_scratch_bytes = {};
-  auto counted = build_graph_tasks(g, o);
-  ASSERT_TRUE(counted.ok());
-  EXPECT_EQ(counted->tasks.task(0).activation_bytes, every_intermediate);
-}
-
 class ScheduledRun : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ScheduledRun, TwoDevicesGiveTheSingleDeviceTokens) {
@@ -213,35 +173,75 @@ INSTANTIATE_TEST_SUITE_P(Models, ScheduledRun, ::testing::Values("gpt2-tiny", "l
                            return s;
                          });
 
+// Fixed figures for the cost model, so its decisions do not depend on how fast this
+// machine measured today: the CPU's measured bandwidth, launch overhead and links and its
+// peak from the CPU model are replaced; the simulator's figures are presets already. No
+// stored calibration is read.
+SchedulingOptions fixed_figures(const std::vector<hal::Device*>& devs) {
+  SchedulingOptions so;
+  so.calibration.load = false;
+  for (hal::Device* d : devs) {
+    hal::DeviceInfo info = d->info();
+    if (info.kind == hal::DeviceKind::kCpu) {
+      info.memory_bandwidth_bytes_per_s = 20e9;
+      info.peak_flops = {
+          {hal::DType::kF32, 2e11}, {hal::DType::kF16, 2e11}, {hal::DType::kBF16, 2e11}};
+      info.launch_overhead_s = 5e-6;
+      for (hal::LinkInfo& l : info.links) {
+        l.bandwidth_bytes_per_s = 20e9;
+        l.latency_s = 5e-6;
+      }
+    }
+    so.device_figures.push_back(info);
+  }
+  return so;
+}
+
 TEST(ScheduledRunCapacity, AModelTooBigForOneDeviceIsSplitByLayers) {
   NEED_DEVICES();
-  auto single = run("gpt2-tiny", {devices().cpu}, nullptr);
-  ASSERT_TRUE(single.ok());
-  // What one device holds for the whole model (weights and the planned KV caches): each
-  // device may hold a little over half of it, so the scheduler must split the model.
-  auto m = model("gpt2-tiny");
-  const uint64_t weights = uint64_t(m->config().parameter_count()) * 4;
-  SchedulingOptions so;
-  auto whole = run("gpt2-tiny", {devices().cpu, devices().npu}, &so);
-  ASSERT_TRUE(whole.ok()) << whole.status().to_string();
-  uint64_t resident = 0;
-  for (const hal::scheduler::DeviceMemory& mem : whole->planner->scheduled().front().memory)
-    resident += mem.resident_bytes;
-  ASSERT_GT(resident, weights);
-  so.capacity_bytes = {resident * 6 / 10 + (64u << 10), resident * 6 / 10 + (64u << 10)};
-  auto split = run("gpt2-tiny", {devices().cpu, devices().npu}, &so);
+  const std::vector<hal::Device*> both = {devices().cpu, devices().npu};
+  // What the whole model needs on one device (weights, KV caches, activations), from a
+  // plan with room everywhere.
+  SchedulingOptions roomy = fixed_figures(both);
+  roomy.placement = "rest=cpu:0";
+  auto single = run("gpt2-tiny", both, &roomy);
+  ASSERT_TRUE(single.ok()) << single.status().to_string();
+  const hal::scheduler::DeviceMemory& whole = single->planner->scheduled().front().memory[0];
+  ASSERT_GT(whole.weights_bytes, 0u);
+  // Each device may hold all of it but 30% of the weights: neither holds the model, both
+  // together do, so the scheduler must split it whatever the devices' speeds.
+  SchedulingOptions so = fixed_figures(both);
+  const uint64_t capacity = whole.peak_bytes() - whole.weights_bytes * 3 / 10;
+  so.capacity_bytes = {capacity, capacity};
+  auto split = run("gpt2-tiny", both, &so);
   ASSERT_TRUE(split.ok()) << split.status().to_string();
   EXPECT_EQ(split->tokens, single->tokens);
   std::set<int32_t> used(split->layer_devices.begin(), split->layer_devices.end());
-  EXPECT_EQ(used.size(), 2u) << "layers on one device only: "
-                             << split->planner->scheduled().front().placement;
+  EXPECT_EQ(used.size(), 2u) << "layers on one device only";
   for (const hal::scheduler::DeviceMemory& mem : split->planner->scheduled().front().memory)
-    EXPECT_LE(mem.peak_bytes(), so.capacity_bytes[0]);
+    EXPECT_LE(mem.peak_bytes(), capacity);
   // Too little everywhere: a clear error naming the capacity problem.
-  so.capacity_bytes = {weights / 4, weights / 4};
-  auto none = run("gpt2-tiny", {devices().cpu, devices().npu}, &so);
+  so.capacity_bytes = {whole.weights_bytes / 4, whole.weights_bytes / 4};
+  auto none = run("gpt2-tiny", both, &so);
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.status().code(), hal::StatusCode::kOutOfMemory) << none.status().to_string();
+}
+
+TEST(ScheduledRunCapacity, FixedFiguresMakeTheSameDecisionsWhateverTheMachineMeasured) {
+  NEED_DEVICES();
+  const std::vector<hal::Device*> both = {devices().cpu, devices().npu};
+  // The planner's cost model sees the fixed figures, not the devices' own.
+  SchedulingOptions so = fixed_figures(both);
+  auto planner = SchedulingPlanner::create(both, so);
+  ASSERT_TRUE(planner.ok()) << planner.status().to_string();
+  EXPECT_EQ((*planner)->cost_model().device(0).info().memory_bandwidth_bytes_per_s, 20e9);
+  EXPECT_EQ((*planner)->cost_model().device(0).launch_overhead_s(), 5e-6);
+  EXPECT_FALSE((*planner)->cost_model().device(0).calibration().has_value());
+  // A figure list that does not match the devices is refused.
+  so.device_figures.pop_back();
+  auto bad = SchedulingPlanner::create(both, so);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("1 device figures for 2 devices"));
 }
 
 TEST(ScheduledRunFallback, UnsupportedOpsFallBackWithReasonOrFailWhenStrict) {
@@ -429,6 +429,64 @@ TEST(RunReport, DecodeBytesPerTokenCoverTheWeightsWithoutInflation) {
   EXPECT_EQ(points, expected);
   EXPECT_NE(svg.find("data-op=\"matmul\""), std::string::npos);
   EXPECT_EQ(svg.rfind("</svg>"), svg.size() - 7);
+}
+
+// Predicted beside measured, per op class and phase: on one device the phase's predicted
+// makespan is the sum of its ops' predictions (the scheduler's plan with each attention
+// at the kv length the run used), every op class has both figures, and the JSON keeps
+// them. Fixed figures: the predictions do not depend on this machine.
+TEST(RunReport, PredictedBesideMeasuredPerOpClassAndPhase) {
+  NEED_DEVICES();
+  const std::vector<hal::Device*> devs = {devices().cpu};
+  SchedulingOptions so = fixed_figures(devs);
+  auto out = run("llama-tiny", devs, &so, /*profile=*/true, /*new_tokens=*/5);
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  RunReportInput in;
+  in.model = "llama-tiny";
+  in.devices = devs;
+  in.runs = out->result.runs;
+  in.planner = out->planner.get();
+  const RunReport rep = build_run_report(in);
+  ASSERT_EQ(rep.phases.size(), 2u);
+  for (const PhaseReport& p : rep.phases) {
+    SCOPED_TRACE(p.name);
+    ASSERT_FALSE(p.op_classes.empty());
+    double predicted = 0;
+    std::set<std::string> names;
+    for (const WorkStats& c : p.op_classes) {
+      EXPECT_GT(c.predicted_s, 0) << c.name;
+      EXPECT_GT(c.busy_s, 0) << c.name;
+      EXPECT_GT(c.commands, 0) << c.name;
+      EXPECT_DOUBLE_EQ(c.prediction_error(), c.predicted_s / c.busy_s - 1);
+      predicted += c.predicted_s;
+      names.insert(c.name);
+    }
+    for (const char* op : {"matmul", "attention", "rms_norm", "rotary"})
+      EXPECT_TRUE(names.count(op)) << op;
+    EXPECT_NEAR(predicted / double(p.runs), p.predicted_makespan_s, 1e-9 * p.predicted_makespan_s);
+    // The text form has a line per op class with the error.
+    const std::string text = phase_prediction_text(p);
+    EXPECT_THAT(text, HasSubstr("predicted"));
+    EXPECT_THAT(text, HasSubstr("matmul"));
+    EXPECT_THAT(text, HasSubstr("%"));
+  }
+  // Decode steps attend over more keys as they go: the prediction of the planned cache
+  // length (64 here) is moved to the run's, so it is below the plan's.
+  const ScheduledGraph* decode_plan = nullptr;
+  for (const ProfiledRun& r : out->result.runs)
+    if (r.phase == "decode") decode_plan = out->planner->find(r.graph.get());
+  ASSERT_NE(decode_plan, nullptr);
+  EXPECT_LT(rep.phases[1].predicted_makespan_s, decode_plan->predicted_makespan_s);
+  // Device op classes carry their predictions too, and the JSON keeps them all.
+  for (const WorkStats& c : rep.devices[0].op_classes) EXPECT_GT(c.predicted_s, 0) << c.name;
+  auto back = parse_run_report(run_report_to_json(rep), "test");
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  ASSERT_EQ(back->phases.size(), 2u);
+  ASSERT_EQ(back->phases[1].op_classes.size(), rep.phases[1].op_classes.size());
+  EXPECT_DOUBLE_EQ(back->phases[1].op_classes[0].predicted_s,
+                   rep.phases[1].op_classes[0].predicted_s);
+  EXPECT_DOUBLE_EQ(back->devices[0].op_classes[0].predicted_s,
+                   rep.devices[0].op_classes[0].predicted_s);
 }
 
 }  // namespace

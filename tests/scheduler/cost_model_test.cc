@@ -275,6 +275,173 @@ TEST(Calibration, FitRejectsBadSamples) {
   EXPECT_NE(r.status().message().find("per-op overhead"), std::string::npos);
 }
 
+// ---- golden predictions ------------------------------------------------------------
+// The cost model's predictions for fixed device figures (cpu_info(): 40 GB/s, 1 TFLOP/s,
+// 1 us per op) and a fixed calibration, for the ops a GPT-2-small decode step and prefill
+// dispatch. A change that moves any of them is a change of the model: update the values
+// only with a reason in the commit.
+
+OpSpec spec_of(OpKind kind, std::vector<TensorDesc> inputs, TensorDesc output,
+               OpAttributes attrs = {}) {
+  OpSpec s;
+  s.kind = kind;
+  s.attrs = attrs;
+  s.num_inputs = int32_t(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) s.inputs[i] = inputs[i];
+  s.output = output;
+  return s;
+}
+
+struct GoldenOp {
+  const char* what;
+  OpSpec spec;
+};
+
+std::vector<GoldenOp> gpt2_small_ops() {
+  const DType f = DType::kF32;
+  auto t = [&](std::initializer_list<int64_t> dims) {
+    return TensorDesc::contiguous(f, Shape(dims));
+  };
+  OpAttributes head;
+  head.transpose_b = true;
+  OpAttributes attn;
+  attn.causal = true;
+  attn.scale = 0.125f;
+  attn.kv_length = 100;
+  OpAttributes attn_prefill = attn;
+  attn_prefill.kv_length = 128;
+  const TensorDesc ids1 = TensorDesc::contiguous(DType::kI32, Shape{1, 1});
+  const TensorDesc lens = TensorDesc::contiguous(DType::kI32, Shape{1});
+  return {
+      {"decode qkv",
+       spec_of(OpKind::kMatmul, {t({1, 1, 768}), t({768, 2304}), t({2304})}, t({1, 1, 2304}))},
+      {"decode lm head",
+       spec_of(OpKind::kMatmul, {t({1, 768}), t({50257, 768})}, t({1, 50257}), head)},
+      {"decode attention",
+       spec_of(OpKind::kAttention,
+               {t({1, 1, 12, 64}), t({1, 1024, 12, 64}), t({1, 1024, 12, 64}), lens},
+               t({1, 1, 12, 64}), attn)},
+      {"decode layer norm",
+       spec_of(OpKind::kLayerNorm, {t({1, 1, 768}), t({768}), t({768})}, t({1, 1, 768}))},
+      {"decode gelu", spec_of(OpKind::kGelu, {t({1, 1, 3072})}, t({1, 1, 3072}))},
+      {"decode add", spec_of(OpKind::kAdd, {t({1, 1, 768}), t({1, 1, 768})}, t({1, 1, 768}))},
+      {"decode embedding", spec_of(OpKind::kEmbedding, {t({50257, 768}), ids1}, t({1, 1, 768}))},
+      {"prefill fc",
+       spec_of(OpKind::kMatmul, {t({1, 128, 768}), t({768, 3072}), t({3072})}, t({1, 128, 3072}))},
+      {"prefill attention",
+       spec_of(OpKind::kAttention,
+               {t({1, 128, 12, 64}), t({1, 1024, 12, 64}), t({1, 1024, 12, 64}), lens},
+               t({1, 128, 12, 64}), attn_prefill)},
+      {"prefill layer norm",
+       spec_of(OpKind::kLayerNorm, {t({1, 128, 768}), t({768}), t({768})}, t({1, 128, 768}))},
+  };
+}
+
+// A calibration of cpu_info() as `halctl bench --calibrate` would store it, written out
+// by hand: matmuls with a 4 us overhead, 300 GFLOP/s and 30 GB/s and two samples (a
+// decode one 10% slower than its baseline, a prefill one 5% faster); element-wise ops
+// with 2 us and 20 GB/s; attention and embeddings left to the class efficiencies.
+Calibration fixed_calibration() {
+  Calibration cal;
+  cal.device_name = "Test CPU 9000";
+  cal.backend = "cpu";
+  OpCalibration mm;
+  mm.op = OpKind::kMatmul;
+  mm.dtype = DType::kF32;
+  mm.overhead_s = 4e-6;
+  mm.flops_per_s = 3e11;
+  mm.bytes_per_s = 3e10;
+  const double decode_f = 2.0 * 768 * 2304, decode_b = 4.0 * (768 + 768 * 2304 + 2304 + 2304);
+  const double prefill_f = 2.0 * 128 * 768 * 3072,
+               prefill_b = 4.0 * (128 * 768 + 768 * 3072 + 3072 + 128 * 3072);
+  mm.samples = {{decode_f, decode_b, 1.10 * mm.baseline_seconds(decode_f, decode_b)},
+                {prefill_f, prefill_b, 0.95 * mm.baseline_seconds(prefill_f, prefill_b)}};
+  cal.ops.push_back(mm);
+  for (OpKind k : {OpKind::kLayerNorm, OpKind::kGelu, OpKind::kAdd}) {
+    OpCalibration v;
+    v.op = k;
+    v.dtype = DType::kF32;
+    v.overhead_s = 2e-6;
+    v.flops_per_s = 0;
+    v.bytes_per_s = 2e10;
+    v.samples = {{0, 1e4, v.baseline_seconds(0, 1e4)}, {0, 1e6, v.baseline_seconds(0, 1e6)}};
+    cal.ops.push_back(v);
+  }
+  ClassCalibration matrix;
+  matrix.efficiency = {0.5, 0.6};
+  cal.op_classes[size_t(OpClass::kMatrix)] = matrix;
+  return cal;
+}
+
+TEST(GoldenPredictions, RooflineOfFixedFigures) {
+  const DeviceCostModel m(cpu_info());
+  const double golden[] = {0.00022285599999999998, 0.004832050125,
+                           2.0392125e-05,          1.4096e-06,
+                           1.8191999999999999e-06, 1.3072e-06,
+                           1.2561666666666665e-06, 0.000806830656,
+                           5.015212499999999e-05,  2.7419200000000003e-05};
+  const auto ops = gpt2_small_ops();
+  ASSERT_EQ(std::size(golden), ops.size());
+  for (size_t i = 0; i < ops.size(); ++i)
+    EXPECT_NEAR(m.seconds(OpWork::from_spec(ops[i].spec)), golden[i], 1e-9 * golden[i])
+        << ops[i].what << ": " << m.seconds(OpWork::from_spec(ops[i].spec));
+}
+
+TEST(GoldenPredictions, CalibratedOfFixedFiguresAndCalibration) {
+  const DeviceCostModel m(cpu_info(), fixed_calibration());
+  const double golden[] = {0.00026471102679974774,
+                           0.005217323615589182,
+                           2.685616666666667e-05,
+                           2.6144e-06,
+                           3.2288e-06,
+                           2.4608e-06,
+                           1.2561666666666665e-06,
+                           0.0019176478901132873,
+                           6.653616666666666e-05,
+                           4.1628800000000004e-05};
+  const auto ops = gpt2_small_ops();
+  ASSERT_EQ(std::size(golden), ops.size());
+  for (size_t i = 0; i < ops.size(); ++i)
+    EXPECT_NEAR(m.seconds(OpWork::from_spec(ops[i].spec)), golden[i], 1e-9 * golden[i])
+        << ops[i].what << ": " << m.seconds(OpWork::from_spec(ops[i].spec));
+  // At a sample the correction reproduces it (up to the neutral pseudo-sample's pull).
+  const OpCalibration& mm = *m.calibration()->for_op(OpKind::kMatmul, DType::kF32);
+  const OpEstimate at = m.estimate(OpWork::from_spec(gpt2_small_ops()[0].spec));
+  EXPECT_TRUE(at.op_calibrated);
+  EXPECT_NEAR(at.seconds / mm.baseline_seconds(mm.samples[0].flops, mm.samples[0].bytes), 1.10,
+              0.01);
+  EXPECT_EQ(at.bound, Bound::kMemory);
+  // Attention has no calibration of its own: the matrix class efficiencies.
+  EXPECT_FALSE(m.estimate(OpWork::from_spec(gpt2_small_ops()[2].spec)).op_calibrated);
+}
+
+// The fit recovers the baseline that made a sweep's samples (overhead + roofline of
+// rates), and its predictions at the samples are pinned.
+TEST(GoldenPredictions, FitOfAnOpKind) {
+  std::vector<OpSample> samples;
+  const double overhead = 3e-6, rc = 2e11, rm = 2.5e10;
+  for (double rows : {1.0, 4.0, 16.0, 64.0, 256.0})
+    for (double kn : {768.0 * 768, 1024.0 * 4096, 4096.0 * 4096}) {
+      const double f = 2 * rows * kn, b = 4 * kn;
+      samples.push_back({f, b, overhead + std::max(f / rc, b / rm)});
+    }
+  const OpCalibration fit = fit_op_calibration(OpKind::kMatmul, DType::kF32, samples);
+  EXPECT_NEAR(fit.overhead_s, overhead, 0.02 * overhead);
+  EXPECT_NEAR(fit.flops_per_s, rc, 0.01 * rc);
+  EXPECT_NEAR(fit.bytes_per_s, rm, 0.01 * rm);
+  EXPECT_EQ(fit.samples.size(), samples.size());
+  Calibration cal;
+  cal.device_name = "Test CPU 9000";
+  cal.backend = "cpu";
+  cal.ops.push_back(fit);
+  const DeviceCostModel m(cpu_info(), cal);
+  for (const OpSample& s : samples) {
+    OpWork w = work(OpClass::kMatrix, DType::kF32, s.flops, s.bytes);
+    w.op = OpKind::kMatmul;
+    EXPECT_NEAR(m.seconds(w), s.seconds, 0.01 * s.seconds);
+  }
+}
+
 class CalibrationFiles : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -325,6 +492,59 @@ TEST_F(CalibrationFiles, SaveLoadRoundTrip) {
   EXPECT_EQ(files, 1u);
 }
 
+TEST_F(CalibrationFiles, OpCalibrationsRoundTripAndVersionOneFilesStillLoad) {
+  const DeviceInfo info = cpu_info();
+  std::vector<CalibrationSample> samples;
+  for (double n : {256.0, 1024.0, 4096.0}) {
+    samples.push_back({OpClass::kMatrix, DType::kF32, 2 * n * n, 4 * n * n, 2e-6 + 4 * n * n / 2e10,
+                       OpKind::kMatmul});
+    samples.push_back(
+        {OpClass::kVector, DType::kF32, n, 12 * n, 1e-6 + 12 * n / 3e10, OpKind::kAdd});
+  }
+  // Two samples of gelu: fewer than min_op_samples, so only its class learns from them.
+  samples.push_back({OpClass::kVector, DType::kF32, 8e3, 8e3, 3e-6, OpKind::kGelu});
+  samples.push_back({OpClass::kVector, DType::kF32, 8e5, 8e5, 3e-5, OpKind::kGelu});
+  auto cal = fit_calibration(info, samples);
+  ASSERT_TRUE(cal.ok()) << cal.status().to_string();
+  ASSERT_EQ(cal->ops.size(), 2u);
+  EXPECT_NE(cal->for_op(OpKind::kMatmul, DType::kF32), nullptr);
+  EXPECT_NE(cal->for_op(OpKind::kAdd, DType::kF32), nullptr);
+  EXPECT_EQ(cal->for_op(OpKind::kGelu, DType::kF32), nullptr);
+  EXPECT_EQ(cal->for_op(OpKind::kMatmul, DType::kBF16), nullptr);
+  EXPECT_EQ(cal->memory_bandwidth_bytes_per_s, 40e9);
+  const std::filesystem::path path = calibration_path(info, dir_);
+  ASSERT_TRUE(save_calibration(*cal, path).ok());
+  auto back = load_calibration(path);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  ASSERT_EQ(back->ops.size(), cal->ops.size());
+  for (size_t i = 0; i < cal->ops.size(); ++i) {
+    EXPECT_EQ(back->ops[i].op, cal->ops[i].op);
+    EXPECT_EQ(back->ops[i].dtype, cal->ops[i].dtype);
+    EXPECT_DOUBLE_EQ(back->ops[i].overhead_s, cal->ops[i].overhead_s);
+    EXPECT_DOUBLE_EQ(back->ops[i].flops_per_s, cal->ops[i].flops_per_s);
+    EXPECT_DOUBLE_EQ(back->ops[i].bytes_per_s, cal->ops[i].bytes_per_s);
+    ASSERT_EQ(back->ops[i].samples.size(), cal->ops[i].samples.size());
+    EXPECT_DOUBLE_EQ(back->ops[i].samples[1].seconds, cal->ops[i].samples[1].seconds);
+  }
+  EXPECT_EQ(back->memory_bandwidth_bytes_per_s, 40e9);
+  EXPECT_EQ(back->peak_flops.at(DType::kF32), 1e12);
+  EXPECT_EQ(calibration_to_json(*back), calibration_to_json(*cal));
+  // Predictions from the loaded file equal those of the fitted calibration.
+  OpWork add = work(OpClass::kVector, DType::kF32, 500, 6000);
+  add.op = OpKind::kAdd;
+  EXPECT_DOUBLE_EQ(DeviceCostModel(info, *back).seconds(add),
+                   DeviceCostModel(info, *cal).seconds(add));
+  // A version 1 file (class efficiencies only) still loads.
+  auto v1 = parse_calibration(
+      R"({"format": "hal-calibration", "version": 1, "device": {"name": "Test CPU 9000",
+          "backend": "cpu"}, "op_classes": {"matrix": {"compute_efficiency": 0.5,
+          "memory_efficiency": 0.6}}})",
+      "v1.json");
+  ASSERT_TRUE(v1.ok()) << v1.status().to_string();
+  EXPECT_TRUE(v1->ops.empty());
+  EXPECT_DOUBLE_EQ(v1->for_class(OpClass::kMatrix)->efficiency.memory, 0.6);
+}
+
 TEST_F(CalibrationFiles, ParseErrorsNameTheKey) {
   struct Case {
     std::string text;
@@ -336,8 +556,8 @@ TEST_F(CalibrationFiles, ParseErrorsNameTheKey) {
       {"{", "f.json: not valid JSON"},
       {"[]", "f.json: not a JSON object"},
       {R"({"format": "other"})", "key 'format': must be \"hal-calibration\""},
-      {R"({"format": "hal-calibration", "version": 2})",
-       "key 'version': version 2 is not understood"},
+      {R"({"format": "hal-calibration", "version": 3})",
+       "key 'version': version 3 is not understood"},
       {R"({"format": "hal-calibration", "version": 1, "device": {"backend": "cpu"}})",
        "key 'device.name': missing"},
       {head + R"("op_classes": {"matrix": {"compute_efficiency": 1.5, "memory_efficiency": 0.5}}})",
@@ -347,6 +567,15 @@ TEST_F(CalibrationFiles, ParseErrorsNameTheKey) {
           "buckets": [{"compute_efficiency": 0.5, "memory_efficiency": 0.5}]}}})",
        "key 'op_classes.data.buckets[0].ideal_seconds': missing or not a number > 0"},
       {head + R"("launch_overhead_s": -1, "op_classes": {}})", "key 'launch_overhead_s'"},
+      {head + R"("op_classes": {}, "ops": {}})", "key 'ops': must be an array"},
+      {head + R"("op_classes": {}, "ops": [{"op": "conv", "dtype": "f32"}]})",
+       "key 'ops[0].op': unknown op 'conv'"},
+      {head + R"("op_classes": {}, "ops": [{"op": "matmul", "dtype": "f32", "overhead_s": 0,
+          "flops_per_s": 1, "bytes_per_s": 1, "samples": [[1, 2]]}]})",
+       "key 'ops[0].samples[0]': must be [flops >= 0, bytes >= 0, seconds > 0]"},
+      {head + R"("op_classes": {}, "ops": [{"op": "matmul", "dtype": "f32", "overhead_s": 0,
+          "flops_per_s": 1, "bytes_per_s": 0, "samples": []}]})",
+       "key 'ops[0].bytes_per_s': must be > 0"},
   };
   for (const Case& c : cases) {
     auto r = parse_calibration(c.text, "f.json");

@@ -214,20 +214,20 @@ TEST(HalctlRunText, GgufFileCarriesItsVocabulary) {
   const nlohmann::json j = nlohmann::json::parse(std::ifstream(ckpt.dir / "tokenizer.json"));
   using hal::runtime::GgufType;
   using hal::runtime::GgufValue;
-  // (Built field by field: designated initializers leave the rest to -Wextra's warning.)
-  auto array_of = [](GgufType elem) {
+  // Designated initializers would leave members out (-Wmissing-field-initializers).
+  const auto value_of = [](GgufType type, GgufType elem = GgufType::kU8) {
     GgufValue v;
-    v.type = GgufType::kArray;
+    v.type = type;
     v.elem = elem;
     return v;
   };
-  auto string_value = [](const std::string& text) {
-    GgufValue v;
-    v.type = GgufType::kString;
-    v.s = text;
+  const auto string_value = [&](std::string text) {
+    GgufValue v = value_of(GgufType::kString);
+    v.s = std::move(text);
     return v;
   };
-  GgufValue tokens = array_of(GgufType::kString), types = array_of(GgufType::kI32);
+  GgufValue tokens = value_of(GgufType::kArray, GgufType::kString);
+  GgufValue types = value_of(GgufType::kArray, GgufType::kI32);
   for (auto it = j["model"]["vocab"].begin(); it != j["model"]["vocab"].end(); ++it) {
     const size_t id = it.value().get<size_t>();
     if (tokens.strings.size() <= id) tokens.strings.resize(id + 1), types.ints.resize(id + 1, 1);
@@ -240,7 +240,7 @@ TEST(HalctlRunText, GgufFileCarriesItsVocabulary) {
     types.ints[id] = t["special"].get<bool>() ? 3 : 4;  // control, user-defined
   }
   tokens.count = types.count = tokens.strings.size();
-  GgufValue merges = array_of(GgufType::kString);
+  GgufValue merges = value_of(GgufType::kArray, GgufType::kString);
   for (const auto& m : j["model"]["merges"])
     merges.strings.push_back(m.is_string()
                                  ? m.get<std::string>()
@@ -304,6 +304,39 @@ TEST(HalctlRunText, BadTextInputIsExitTwo) {
   r = halctl("run --model " + ckpt.dir.string() + " --prompt hi");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("no tokenizer (tokenizer.json or tokenizer.model)"));
+}
+
+// Text prompts with tensor and pipeline parallelism in one process (every rank on cpu:0):
+// the text, ids and finish reason of a plain run, with a stop string every rank must
+// honour alike (each local rank follows the text itself), and streamed human output.
+TEST(HalctlRunText, TensorAndPipelineParallelRunsGiveThePlainRunsText) {
+  const std::string args =
+      "--model llama-tiny --prompt 'The quick brown fox' --ignore-eos "
+      "--max-new-tokens 10";
+  const auto plain = run_json(args);
+  const std::string text = plain["generated_text"].get<std::string>();
+  ASSERT_GE(text.size(), 4u) << plain.dump();
+  // A stop string from the middle of the text: the row ends there on every rank.
+  const std::string stop = text.substr(text.size() / 2, 2);
+  const auto plain_stopped = run_json(args + " --stop " + quoted(stop));
+  ASSERT_EQ(plain_stopped["finish_reason"], "stop");
+  for (const char* layout : {" --tensor-parallel 2", " --tensor-parallel 2 --pipeline-parallel 2",
+                             " --pipeline-parallel 2"}) {
+    const auto j = run_json(args + layout);
+    EXPECT_EQ(j["generated_ids"], plain["generated_ids"]) << layout;
+    EXPECT_EQ(j["generated_text"], text) << layout;
+    EXPECT_EQ(j["prompt_ids"], plain["prompt_ids"]) << layout;
+    const auto stopped = run_json(args + layout + " --stop " + quoted(stop));
+    EXPECT_EQ(stopped["generated_ids"], plain_stopped["generated_ids"]) << layout;
+    EXPECT_EQ(stopped["generated_text"], plain_stopped["generated_text"]) << layout;
+    EXPECT_EQ(stopped["finish_reason"], "stop") << layout;
+  }
+  const CliRun human = halctl("run " + args + " --tensor-parallel 2 --pipeline-parallel 2");
+  ASSERT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_EQ(human.out.substr(0, human.out.find("\nmodel ") + 1),
+            "The quick brown fox" + text + "\n");
+  EXPECT_THAT(human.out, HasSubstr("parallel   TP 2 x PP 2"));
+  EXPECT_THAT(human.out, HasSubstr("finish     length (--max-new-tokens)"));
 }
 
 }  // namespace

@@ -13,13 +13,9 @@
 // without computing it, so big sizes take no host time. --timing-only forces this on
 // (or off) for any device.
 //
-// --calibrate: instead of the sweep above, measures what the device reaches of its own
-// peaks per op class (matrix: square and decode-shaped matmuls; vector: add, rms_norm,
-// softmax; data: transpose and cast) over a range of sizes, fits efficiencies with
-// hal::scheduler::fit_calibration (per class and size bucket, plus the per-op overhead)
-// and stores them where hal::scheduler's CostModel (the scheduler, `halctl run`,
-// `halctl plan --timing cost-model`) finds them: --calibration-dir, else
-// $HAL_CALIBRATION_DIR, else ~/.cache/hal/calibration. --quick runs a small sweep.
+// --calibrate: instead of the sweep above, measures the ops transformer models dispatch,
+// at their shapes, and stores the cost model's calibration (bench_calibrate.h); --dtypes
+// picks the compute dtypes to calibrate (default f32 there), --quick runs a small sweep.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -30,9 +26,8 @@
 #include <filesystem>
 #include <functional>
 
+#include "bench_calibrate.h"
 #include "common.h"
-#include "hal/scheduler/calibration.h"
-#include "hal/scheduler/cost_model.h"
 
 namespace halctl {
 
@@ -316,249 +311,6 @@ void bench_matmul(hal::Device& d, const std::vector<uint64_t>& sizes,
   }
 }
 
-// ---- calibration ----------------------------------------------------------------------
-
-struct CalibrationCase {
-  std::string what;
-  hal::OpKind kind;
-  std::vector<hal::TensorDesc> inputs;
-  hal::TensorDesc output;
-  hal::OpAttributes attrs;
-};
-
-// The sweep: sizes chosen so small ops show the overhead-dominated regime and big ones
-// the sustained rates, in every class the cost model distinguishes.
-std::vector<CalibrationCase> calibration_cases(hal::DType t, bool quick) {
-  using hal::TensorDesc;
-  std::vector<CalibrationCase> cases;
-  const std::vector<int64_t> square = quick ? std::vector<int64_t>{64, 256, 512}
-                                            : std::vector<int64_t>{64, 128, 256, 512, 1024, 2048};
-  for (int64_t n : square)
-    cases.push_back({fmt::format("matmul {}^3", n),
-                     hal::OpKind::kMatmul,
-                     {TensorDesc::contiguous(t, {n, n}), TensorDesc::contiguous(t, {n, n})},
-                     TensorDesc::contiguous(t, {n, n}),
-                     {}});
-  // Decode-shaped (one row against a weight): bound by streaming the weight.
-  const std::vector<int64_t> skinny = quick ? std::vector<int64_t>{512, 1024, 2048}
-                                            : std::vector<int64_t>{512, 1024, 2048, 4096, 8192};
-  for (int64_t n : skinny)
-    cases.push_back({fmt::format("matmul 1x{}x{}", n, n),
-                     hal::OpKind::kMatmul,
-                     {TensorDesc::contiguous(t, {1, n}), TensorDesc::contiguous(t, {n, n})},
-                     TensorDesc::contiguous(t, {1, n}),
-                     {}});
-  const std::vector<int64_t> elems =
-      quick ? std::vector<int64_t>{1 << 14, 1 << 18, 1 << 20}
-            : std::vector<int64_t>{1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22};
-  for (int64_t e : elems) {
-    const int64_t cols = 1024, rows = std::max<int64_t>(1, e / cols);
-    const TensorDesc x = TensorDesc::contiguous(t, {rows, cols});
-    cases.push_back({fmt::format("add {}", e), hal::OpKind::kAdd, {x, x}, x, {}});
-    cases.push_back({fmt::format("rms_norm {}x{}", rows, cols),
-                     hal::OpKind::kRmsNorm,
-                     {x, TensorDesc::contiguous(t, {cols})},
-                     x,
-                     {}});
-    cases.push_back({fmt::format("softmax {}x{}", rows, cols), hal::OpKind::kSoftmax, {x}, x, {}});
-    hal::OpAttributes tr;
-    tr.perm = {1, 0, 2, 3, 4, 5, 6, 7};
-    cases.push_back({fmt::format("transpose {}x{}", rows, cols),
-                     hal::OpKind::kTranspose,
-                     {x},
-                     TensorDesc::contiguous(t, {cols, rows}),
-                     tr});
-    const hal::DType other = t == hal::DType::kF32 ? hal::DType::kBF16 : hal::DType::kF32;
-    cases.push_back({fmt::format("cast {} {}->{}", e, hal::dtype_name(t), hal::dtype_name(other)),
-                     hal::OpKind::kCast,
-                     {x},
-                     TensorDesc::contiguous(other, {rows, cols}),
-                     {}});
-  }
-  return cases;
-}
-
-struct CalibrationRun {
-  std::vector<hal::scheduler::CalibrationSample> samples;
-  nlohmann::json measured = nlohmann::json::array();
-};
-
-void calibration_sweep(hal::Device& d, const std::vector<hal::DType>& dtypes, bool quick,
-                       bool timing_only, const BenchOptions& opt, CalibrationRun& run,
-                       Report& report) {
-  const hal::MemoryKind kind = timing_only ? hal::MemoryKind::kVirtual : hal::MemoryKind::kDevice;
-  auto stream = d.create_stream();
-  if (!stream.ok()) {
-    report.skip("calibration", stream.status().to_string());
-    return;
-  }
-  hal::Stream& s = *stream;
-  for (hal::DType t : dtypes) {
-    for (const CalibrationCase& c : calibration_cases(t, quick)) {
-      const std::string what = fmt::format("{} {}", c.what, hal::dtype_name(t));
-      hal::OpSpec spec;
-      spec.kind = c.kind;
-      spec.attrs = c.attrs;
-      spec.num_inputs = int32_t(c.inputs.size());
-      for (size_t i = 0; i < c.inputs.size(); ++i) spec.inputs[i] = c.inputs[i];
-      spec.output = c.output;
-      if (!d.supports(spec)) {
-        report.skip(what, "not supported by the device");
-        continue;
-      }
-      std::vector<hal::Buffer> buffers;
-      buffers.reserve(c.inputs.size() + 1);
-      hal::Status st;
-      auto make = [&](const hal::TensorDesc& desc) -> const hal::Buffer* {
-        auto b = d.allocate(desc.bytes(), kind);
-        if (!b.ok()) {
-          st = b.status();
-          return nullptr;
-        }
-        buffers.push_back(std::move(*b));
-        hal::Buffer& buf = buffers.back();
-        if (!timing_only) {
-          // Ones: ordinary numbers for every op (no denormals, no NaN).
-          const auto [pattern, width] = one_pattern(desc.dtype);
-          if (width > 1) st = s.fill(buf, 0, desc.bytes(), pattern, width);
-        }
-        return &buf;
-      };
-      hal::OpDescriptor op;
-      op.kind = c.kind;
-      op.attrs = c.attrs;
-      op.num_inputs = spec.num_inputs;
-      for (size_t i = 0; i < c.inputs.size() && st.ok(); ++i)
-        if (const hal::Buffer* b = make(c.inputs[i]))
-          op.inputs[i] = hal::TensorRef{b, 0, c.inputs[i]};
-      const hal::Buffer* out = st.ok() ? make(c.output) : nullptr;
-      if (out) op.output = hal::TensorRef{out, 0, c.output};
-      if (st.ok()) st = s.synchronize();
-      if (!st.ok()) {
-        report.skip(what, st.to_string());
-        continue;
-      }
-      auto timing = time_on_device(
-          d, s, [&] { return s.dispatch(op); }, opt);
-      if (!timing.ok()) {
-        report.skip(what, timing.status().to_string());
-        continue;
-      }
-      const hal::OpCost cost = hal::analytic_cost(spec);
-      hal::scheduler::CalibrationSample sample;
-      sample.op_class = hal::op_class(c.kind);
-      sample.dtype = t;
-      sample.flops = cost.flops;
-      sample.bytes = double(cost.bytes_read + cost.bytes_written);
-      sample.seconds = timing->seconds;
-      run.samples.push_back(sample);
-      run.measured.push_back(
-          {{"op", what},
-           {"class", std::string(hal::scheduler::op_class_name(sample.op_class))},
-           {"flops", sample.flops},
-           {"bytes", sample.bytes},
-           {"seconds", sample.seconds},
-           {"reps", timing->reps}});
-    }
-  }
-}
-
-// Fits, stores and prints (or returns as JSON) the calibration of `d`.
-int calibrate(hal::Device& d, const std::vector<hal::DType>& dtypes, bool quick, bool timing_only,
-              const std::string& dir, const BenchOptions& opt, bool json) {
-  Report report;
-  CalibrationRun run;
-  calibration_sweep(d, dtypes, quick, timing_only, opt, run, report);
-  if (run.samples.empty()) {
-    for (const auto& s : report.skipped)
-      std::fprintf(stderr, "skipped: %s: %s\n", s["what"].get<std::string>().c_str(),
-                   s["reason"].get<std::string>().c_str());
-    return report_error("bench", hal::unimplemented(d.id() + ": no op of the calibration sweep "
-                                                             "could be measured"));
-  }
-  // The per-op overhead stays the device's own figure: fitting it from the smallest ops
-  // assumes no op beats its time at peak, which cache-resident ops on a CPU do.
-  auto cal = hal::scheduler::fit_calibration(d.info(), run.samples);
-  if (!cal.ok()) return report_error("bench", cal.status());
-  cal->created_by = std::string("halctl bench --calibrate") + (quick ? " --quick" : "");
-  const std::filesystem::path path = hal::scheduler::calibration_path(d.info(), dir);
-  if (hal::Status st = hal::scheduler::save_calibration(*cal, path); !st.ok())
-    return report_error("bench", st);
-  // What a later run reads back: check that it does.
-  auto found = hal::scheduler::find_calibration(d.info(), dir);
-  if (!found.ok() || !*found)
-    return report_error("bench", found.ok() ? hal::internal_error("calibration " + path.string() +
-                                                                  " was written but not found")
-                                            : found.status());
-  // Which efficiencies were measured: a class whose samples are all bound by memory says
-  // nothing about its compute efficiency (the fit keeps the default), and vice versa.
-  std::array<std::array<int, 2>, hal::scheduler::kOpClassCount> bound_by{};
-  {
-    const hal::scheduler::DeviceCostModel peaks(d.info());
-    for (const auto& smp : run.samples) {
-      const auto& cc = cal->op_classes[size_t(smp.op_class)];
-      if (!cc) continue;
-      const double pf = peaks.peak_flops(smp.op_class, smp.dtype);
-      const double pb = d.info().memory_bandwidth_bytes_per_s;
-      const double tc = pf > 0 ? smp.flops / pf / cc->efficiency.compute : 0;
-      const double tm = pb > 0 ? smp.bytes / pb / cc->efficiency.memory : 0;
-      ++bound_by[size_t(smp.op_class)][tc >= tm && smp.flops > 0 ? 0 : 1];
-    }
-  }
-  auto shown = [&](int c, int which, double v) {
-    return bound_by[size_t(c)][size_t(which)] > 0 ? fmt::format("{:.3f}", v)
-                                                  : fmt::format("({:.2f})", v);
-  };
-  if (json) {
-    nlohmann::json measured = nlohmann::json::object();
-    for (int c = 0; c < hal::scheduler::kOpClassCount; ++c)
-      if (cal->op_classes[size_t(c)])
-        measured[std::string(hal::scheduler::op_class_name(hal::OpClass(c)))] = {
-            {"compute_bound_samples", bound_by[size_t(c)][0]},
-            {"memory_bound_samples", bound_by[size_t(c)][1]}};
-    print_json({{"device", d.id()},
-                {"name", d.info().name},
-                {"backend", d.info().backend},
-                {"path", path.string()},
-                {"calibration", nlohmann::json::parse(hal::scheduler::calibration_to_json(*cal))},
-                {"samples", run.measured},
-                {"bound_samples", measured},
-                {"skipped", report.skipped}});
-    return 0;
-  }
-  fmt::print("{}  {}: calibrated from {} measured ops ({})\n", d.id(), d.info().name,
-             run.samples.size(), timing_only ? "simulated clock, timing-only" : "device clock");
-  if (cal->launch_overhead_s)
-    fmt::print("per-op overhead  {} (device reports {})\n",
-               hal::format_seconds(*cal->launch_overhead_s),
-               hal::format_seconds(d.info().launch_overhead_s));
-  fmt::print("\n{:<8} {:>8} {:>9} {:>9}  {}\n", "CLASS", "SAMPLES", "COMPUTE", "MEMORY",
-             "BY SIZE (time at peak: compute / memory efficiency)");
-  for (int c = 0; c < hal::scheduler::kOpClassCount; ++c) {
-    const auto& cc = cal->op_classes[size_t(c)];
-    if (!cc) continue;
-    std::string buckets;
-    for (const auto& b : cc->buckets)
-      buckets += fmt::format("{}{}: {:.2f} / {:.2f}", buckets.empty() ? "" : ", ",
-                             hal::format_seconds(b.ideal_seconds), b.efficiency.compute,
-                             b.efficiency.memory);
-    fmt::print("{:<8} {:>8} {:>9} {:>9}  {}\n", hal::scheduler::op_class_name(hal::OpClass(c)),
-               cc->samples, shown(c, 0, cc->efficiency.compute), shown(c, 1, cc->efficiency.memory),
-               buckets);
-  }
-  fmt::print(
-      "(in parentheses: no sample of the class was bound by that resource, so the "
-      "cost model's default stands)\n");
-  fmt::print(
-      "\nstored: {}\n(used by the scheduler's cost model, `halctl run` and `halctl plan "
-      "--timing cost-model`; efficiencies are fractions of the device's peak FLOP/s and "
-      "memory bandwidth)\n",
-      path.string());
-  for (const auto& s : report.skipped)
-    fmt::print("skipped: {}: {}\n", s["what"].get<std::string>(), s["reason"].get<std::string>());
-  return 0;
-}
-
 }  // namespace
 
 int cmd_bench(const Args& args) {
@@ -589,9 +341,10 @@ int cmd_bench(const Args& args) {
       "repetitions at least")("no-copies", po::bool_switch(&no_copies), "skip the copy benchmarks")(
       "no-matmul", po::bool_switch(&no_matmul), "skip the matmul benchmarks")(
       "calibrate", po::bool_switch(&calibrate_flag),
-      "measure efficiencies per op class (matrix, vector, data) and store them for the "
-      "scheduler's cost model (instead of the copy/matmul sweep)")(
-      "quick", po::bool_switch(&quick), "with --calibrate: a small, fast sweep")(
+      "measure the ops models dispatch, at their shapes, and store the cost model's "
+      "calibration (per op kind and dtype; instead of the copy/matmul sweep; --dtypes "
+      "defaults to f32 here)")("quick", po::bool_switch(&quick),
+                               "with --calibrate: a small, fast sweep")(
       "calibration-dir", po::value<std::string>(&calibration_dir),
       "with --calibrate: where to store it (default $HAL_CALIBRATION_DIR, else "
       "~/.cache/hal/calibration)");
@@ -630,9 +383,15 @@ int cmd_bench(const Args& args) {
   const bool simulated = is_simulated(d.info());
   const bool timing_only = timing_only_text == "on" || (timing_only_text == "auto" && simulated);
   if (calibrate_flag) {
-    BenchOptions cal_opt = opt;
-    if (quick && vm["min-time"].defaulted()) cal_opt.min_time_s = 0.01;
-    return calibrate(d, *dtypes, quick, timing_only, calibration_dir, cal_opt, common.json);
+    CalibrateOptions co;
+    co.dtypes = vm["dtypes"].defaulted() ? std::vector<hal::DType>{hal::DType::kF32} : *dtypes;
+    co.quick = quick;
+    co.timing_only = timing_only;
+    co.directory = calibration_dir;
+    co.min_time_s = quick && vm["min-time"].defaulted() ? 0.01 : opt.min_time_s;
+    if (!vm["min-reps"].defaulted()) co.min_reps = opt.min_reps;
+    co.json = common.json;
+    return calibrate_device(d, co);
   }
   if (quick || !calibration_dir.empty())
     return usage_error("bench", "--quick and --calibration-dir go with --calibrate");

@@ -3,6 +3,8 @@
 // ops it supports.
 #include <fmt/format.h>
 
+#include <cstdlib>
+
 #include "common.h"
 #include "hal/cts.h"
 
@@ -90,6 +92,13 @@ int cmd_info(const Args& args) {
                source_of(i, "memory_bytes"));
   print_figure("memory bandwidth", hal::format_rate(i.memory_bandwidth_bytes_per_s),
                source_of(i, "memory_bandwidth_bytes_per_s"));
+  // A device that measured its bandwidth two ways (read-only and STREAM triad) lists both.
+  if (const std::string triad = i.property("memory_bandwidth.triad"); !triad.empty())
+    print_figure(
+        "  triad", hal::format_rate(std::atof(triad.c_str())),
+        "the same measurement, STREAM triad (2 reads + 1 write counted)" +
+            std::string(i.property("memory_bandwidth.provisional") == "true" ? "; provisional"
+                                                                             : ""));
   for (const auto& [dtype, v] : i.peak_flops)
     print_figure(fmt::format("peak {}", hal::dtype_name(dtype)), hal::format_flops(v),
                  flops_source(i, dtype));

@@ -18,6 +18,7 @@
 
 #include "common.h"
 #include "hal/runtime/planner.h"
+#include "plan_parallel.h"
 #include "run_executables.h"
 
 namespace halctl {
@@ -238,12 +239,16 @@ int cmd_plan(const Args& args) {
   int64_t batch = 1, prompt_len = 128, max_new_tokens = 128;
   bool no_calibration = false;
   CompileCliOptions compiling;
+  std::string tp_text, pp_text;
+  int32_t hosts = 1;
+  double network_bandwidth = 0, network_latency = -1;
   po::options_description desc("halctl plan options");
   add_common_options(desc, common);
   add_compile_options(desc, compiling, /*with_compiled=*/false);
-  desc.add_options()("model", po::value<std::string>(&model_text),
-                     "a checkpoint directory (its config.json), a config.json, or a built-in: "
-                     "gpt2, gpt2-medium, gpt2-large, gpt2-xl, llama-3-8b, llama-3-70b")(
+  desc.add_options()(
+      "model", po::value<std::string>(&model_text),
+      "a checkpoint directory (its config.json), a config.json, or a built-in: "
+      "gpt2, gpt2-medium, gpt2-large, gpt2-xl, llama-3-8b, llama-3-70b, llama-3.1-405b")(
       "devices", po::value<std::string>(&devices_text)->default_value(devices_text),
       "devices to plan for, e.g. npu:0,npu:1 or npu:0,cpu:0")(
       "preset", po::value<std::string>(&preset),
@@ -266,13 +271,26 @@ int cmd_plan(const Args& args) {
       "calibration-dir", po::value<std::string>(&calibration_dir),
       "where stored calibrations are read (default $HAL_CALIBRATION_DIR, else "
       "~/.cache/hal/calibration)")("no-calibration", po::bool_switch(&no_calibration),
-                                   "ignore stored calibrations");
+                                   "ignore stored calibrations")(
+      "tensor-parallel", po::value<std::string>(&tp_text),
+      "split every layer over N devices (Megatron: heads and MLP columns, an all-reduce after "
+      "attention and after the MLP); auto: choose")(
+      "pipeline-parallel", po::value<std::string>(&pp_text),
+      "split the layers into M stages of tensor-parallel groups; auto: choose")(
+      "hosts", po::value<int32_t>(&hosts)->default_value(hosts),
+      "the devices are spread evenly over this many hosts (in order), linked by the network")(
+      "network-bandwidth", po::value<double>(&network_bandwidth),
+      "between hosts, bytes/s per direction (default: the devices' network_link)")(
+      "network-latency", po::value<double>(&network_latency),
+      "between hosts, seconds (default: the devices' network_link)");
   po::positional_options_description pos;
   po::variables_map vm;
   if (auto stop = parse_args("plan", args, desc, pos, vm,
                              "halctl plan --model DIR|config.json|NAME [--devices npu:0,...] "
                              "[--preset rebel-quad] [--batch B] [--prompt-len P] "
-                             "[--max-new-tokens N] [--dtype bf16|fp16|fp8|int8] [--json]"))
+                             "[--max-new-tokens N] [--dtype bf16|fp16|fp8|int8] "
+                             "[--tensor-parallel N|auto] [--pipeline-parallel M|auto] [--hosts H] "
+                             "[--json]"))
     return *stop;
   if (model_text.empty())
     return usage_error("plan",
@@ -294,8 +312,22 @@ int cmd_plan(const Args& args) {
   if (!config.ok()) return report_error("plan", config.status());
   auto dtype = rt::parse_plan_dtype(dtype_text);
   if (!dtype.ok()) return report_error("plan", dtype.status());
-  const std::vector<std::string> ids = split_list(devices_text);
+  auto expanded = expand_device_ranges(split_list(devices_text));
+  if (!expanded.ok()) return report_error("plan", expanded.status());
+  const std::vector<std::string> ids = *expanded;
   if (ids.empty()) return usage_error("plan", "--devices is empty");
+  auto tp = parse_degree(tp_text, "--tensor-parallel");
+  if (!tp.ok()) return usage_error("plan", tp.status().message());
+  auto pp = parse_degree(pp_text, "--pipeline-parallel");
+  if (!pp.ok()) return usage_error("plan", pp.status().message());
+  const bool parallel = !tp_text.empty() || !pp_text.empty() || hosts > 1;
+  if (hosts < 1 || (hosts > 1 && ids.size() % size_t(hosts) != 0))
+    return usage_error("plan", "--hosts " + std::to_string(hosts) + " must divide the " +
+                                   std::to_string(ids.size()) + " devices evenly");
+  if (parallel && !placement.empty())
+    return usage_error("plan",
+                       "--placement pins layers of a single-rank plan; a parallel plan "
+                       "places stages itself");
 
   // The simulator in timing-only mode: no model data is ever stored. A preset is
   // repeated until every npu:N named exists (atom-max gives four per card).
@@ -378,6 +410,41 @@ int cmd_plan(const Args& args) {
   auto compile = compile_settings(compiling);
   if (!compile.ok()) return usage_error("plan", compile.status().message());
   req.compile = *compile;
+  if (parallel) {
+    rt::ParallelPlanRequest pr;
+    pr.base = req;
+    pr.tp = *tp;
+    pr.pp = *pp;
+    if (hosts > 1) {
+      for (size_t i = 0; i < ids.size(); ++i)
+        pr.host_of.push_back(int32_t(i / (ids.size() / size_t(hosts))));
+      const hal::DeviceInfo& first = plan_devices[0].info;
+      auto number = [&](const char* key) {
+        try {
+          return std::stod(first.property(key));
+        } catch (const std::exception&) {
+          return -1.0;
+        }
+      };
+      pr.network.kind = first.property("network_link.kind");
+      pr.network.bandwidth_bytes_per_s =
+          network_bandwidth > 0 ? network_bandwidth : number("network_link.bandwidth_bytes_per_s");
+      pr.network.latency_s =
+          network_latency >= 0 ? network_latency : number("network_link.latency_s");
+      if (network_bandwidth > 0 || network_latency >= 0) pr.network.kind = "given";
+      if (!(pr.network.bandwidth_bytes_per_s > 0) || !(pr.network.latency_s >= 0))
+        return usage_error("plan", "--hosts " + std::to_string(hosts) + ": " + first.id +
+                                       " states no network link; give --network-bandwidth and "
+                                       "--network-latency");
+    }
+    auto pplan = rt::plan_parallel(pr, plan_devices);
+    if (!pplan.ok()) return report_error("plan", pplan.status());
+    if (common.json)
+      print_json(parallel_plan_json(*pplan, source, req));
+    else
+      print_parallel_plan(*pplan, source, req);
+    return 0;
+  }
   auto plan = rt::plan_model(req, plan_devices);
   if (!plan.ok()) return report_error("plan", plan.status());
   if (common.json)

@@ -31,15 +31,15 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <bit>
-#include <fstream>
 #include <memory>
 #include <optional>
 
 #include "common.h"
 #include "hal/runtime/session.h"
+#include "plan_parallel.h"
 #include "run_executables.h"
 #include "run_outputs.h"
+#include "run_parallel.h"
 #include "run_summary.h"
 #include "run_text.h"
 #include "terminal_progress.h"
@@ -64,6 +64,8 @@ struct RunRequest {
   uint64_t seed = 0;
   bool failover = false;
   bool prompt_ids_given = false, prompts_given = false;  // even when empty
+  std::string tp_text, pp_text;  // --tensor-parallel, --pipeline-parallel (run_parallel.h)
+  double collective_timeout = 0;
 };
 
 // Parses the command line into `req`; an exit code when the command stops here (--help,
@@ -78,7 +80,7 @@ std::optional<int> parse_request(const Args& args, RunRequest& req) {
   desc.add_options()("model",
                      po::value<std::string>(&req.model_name)->default_value(req.model_name),
                      "checkpoint directory (config.json + safetensors), GGUF file or built-in "
-                     "name: gpt2-tiny, gpt2-small-random, llama-tiny")(
+                     "name: gpt2-tiny, gpt2-small-random, llama-tiny, llama-small-random")(
       "devices", po::value<std::string>(&req.devices_text)->default_value(req.devices_text),
       "devices to run on, e.g. cpu:0 or cpu:0,npu:0 (several: blocks split by layer ranges)")(
       "prompt-ids", po::value<std::string>(&req.prompt_ids),
@@ -106,12 +108,20 @@ std::optional<int> parse_request(const Args& args, RunRequest& req) {
       "(each recovery reported on stderr and in --json)")(
       "dump-logits", po::value<std::string>(&req.dump_logits),
       "write float32 little-endian logits, one row of vocab_size per generated token "
-      "(row 0 from the last prompt position), prompt after prompt");
+      "(row 0 from the last prompt position), prompt after prompt")(
+      "tensor-parallel", po::value<std::string>(&req.tp_text),
+      "split every layer over N ranks (heads and MLP columns; an all-reduce after attention "
+      "and after the MLP); under mpirun the default is the job's size")(
+      "pipeline-parallel", po::value<std::string>(&req.pp_text),
+      "split the layers into M stages (activations sent between them)")(
+      "collective-timeout", po::value<double>(&req.collective_timeout),
+      "seconds a collective waits for its peers before the run fails (default: "
+      "HAL_COLLECTIVE_TIMEOUT, else 300)");
   po::variables_map vm;
   if (auto stop = parse_args("run", args, desc, {}, vm,
                              "halctl run --model DIR|NAME [--devices cpu:0] (--prompt TEXT | "
                              "--prompt-ids 1,2,3) [--max-new-tokens N] [--json] "
-                             "[--dump-logits FILE]"))
+                             "[--dump-logits FILE] [--tensor-parallel N] [--pipeline-parallel M]"))
     return stop;
   req.prompt_ids_given = vm.count("prompt-ids") > 0;
   req.prompts_given = vm.count("prompts") > 0;
@@ -263,22 +273,40 @@ std::optional<int> generate(const RunRequest& req, const CheckedRequest& checked
   return std::nullopt;
 }
 
-// --dump-logits: each generated token's logits as one row of little-endian float32.
-hal::Status write_logits(const std::string& path, const hal::runtime::GenerationResult& r) {
-  std::ofstream f(path, std::ios::binary);
-  for (const auto& rows : r.logits) {
-    if constexpr (std::endian::native == std::endian::little) {
-      f.write(reinterpret_cast<const char*>(rows.data()), std::streamsize(rows.size() * 4));
-    } else {
-      for (float v : rows) {
-        const uint32_t u = std::bit_cast<uint32_t>(v);
-        const char le[4] = {char(u), char(u >> 8), char(u >> 16), char(u >> 24)};
-        f.write(le, 4);
-      }
-    }
-  }
-  if (!f) return hal::invalid_argument("--dump-logits: cannot write '" + path + "'");
-  return hal::ok_status();
+// Tensor/pipeline parallelism (degrees given, or started by mpirun): run_parallel.h runs
+// it; nullopt when this is a plain run.
+std::optional<int> maybe_run_parallel(const RunRequest& req, const CheckedRequest& checked) {
+  auto tp = parse_degree(req.tp_text, "--tensor-parallel");
+  if (!tp.ok() || req.tp_text == "auto")
+    return usage_error("run", "--tensor-parallel takes a positive number");
+  auto pp = parse_degree(req.pp_text, "--pipeline-parallel");
+  if (!pp.ok() || req.pp_text == "auto")
+    return usage_error("run", "--pipeline-parallel takes a positive number");
+  if (!wants_parallel_run(*tp, *pp)) return std::nullopt;
+  if (req.failover || !req.placing.placement.empty() || req.placing.strict)
+    return usage_error("run",
+                       "--failover, --placement and --strict-placement "
+                       "do not combine with tensor or pipeline parallelism");
+  ParallelRunRequest pr;
+  pr.common = req.common;
+  pr.placing = req.placing;
+  pr.model_name = req.model_name;
+  pr.devices_text = req.devices_text;
+  pr.tp = *tp;
+  pr.pp = *pp;
+  pr.collective_timeout_s = req.collective_timeout;
+  pr.dtype = checked.dtype;
+  pr.prompts = checked.prompts;
+  pr.text = checked.text.get();
+  pr.generation.max_new_tokens = req.max_new_tokens;
+  pr.generation.sampling.temperature = req.temperature;
+  pr.generation.sampling.top_k = req.top_k;
+  pr.generation.sampling.top_p = req.top_p;
+  pr.generation.sampling.seed = req.seed;
+  pr.generation.eos_token_id = req.eos_id;
+  pr.generation.keep_logits = !req.dump_logits.empty();
+  pr.dump_logits = req.dump_logits;
+  return run_parallel(pr);
 }
 
 }  // namespace
@@ -288,6 +316,7 @@ int cmd_run(const Args& args) {
   if (auto stop = parse_request(args, req)) return *stop;
   CheckedRequest checked;
   if (auto stop = check_request(req, checked)) return *stop;
+  if (auto stop = maybe_run_parallel(req, checked)) return *stop;
   RunState run;
   if (auto stop = generate(req, checked, run)) return *stop;
 

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <bit>
 #include <cmath>
 #include <fstream>
 
@@ -141,6 +142,23 @@ hal::Result<hal::runtime::RunReport> write_run_outputs(
     HAL_RETURN_IF_ERROR(
         write(o.trace_path, hal::runtime::chrome_trace_json(devices, result.runs), "--trace"));
   return report;
+}
+
+hal::Status write_logits(const std::string& path, const hal::runtime::GenerationResult& r) {
+  std::ofstream f(path, std::ios::binary);
+  for (const auto& rows : r.logits) {
+    if constexpr (std::endian::native == std::endian::little) {
+      f.write(reinterpret_cast<const char*>(rows.data()), std::streamsize(rows.size() * 4));
+    } else {
+      for (float v : rows) {
+        const uint32_t u = std::bit_cast<uint32_t>(v);
+        const char le[4] = {char(u), char(u >> 8), char(u >> 16), char(u >> 24)};
+        f.write(le, 4);
+      }
+    }
+  }
+  if (!f) return hal::invalid_argument("--dump-logits: cannot write '" + path + "'");
+  return hal::ok_status();
 }
 
 }  // namespace halctl

@@ -44,4 +44,9 @@ hal::Result<hal::runtime::RunReport> write_run_outputs(
     const std::vector<hal::Device*>& devices, const hal::runtime::SchedulingPlanner* planner,
     const hal::runtime::GenerationResult& result);
 
+// --dump-logits: each generated token's logits (GenerationResult::logits) as one row of
+// little-endian float32, prompt after prompt. INVALID_ARGUMENT naming the file when it
+// cannot be written.
+hal::Status write_logits(const std::string& path, const hal::runtime::GenerationResult& r);
+
 }  // namespace halctl

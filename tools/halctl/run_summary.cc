@@ -128,6 +128,28 @@ void print_run_json(const RunSummary& s) {
   print_json(out);
 }
 
+void print_generation_lines(const std::vector<std::vector<int32_t>>& prompts,
+                            const hal::runtime::GenerationResult& r, const RunText* text,
+                            const std::string& clock_device) {
+  if (text) text->print();
+  for (size_t b = 0; b < prompts.size() && !text; ++b) {
+    const std::string tag = prompts.size() > 1 ? fmt::format("[{}] ", b) : "";
+    fmt::print("prompt     {}{}\n", tag, fmt::join(prompts[b], ","));
+    fmt::print("generated  {}{}\n", tag, fmt::join(r.tokens[b], ","));
+  }
+  fmt::print("prefill    {} tokens in {} ({:.1f} tokens/s)\n", r.prompt_tokens,
+             hal::format_seconds(r.prefill_seconds), r.prefill_tokens_per_s());
+  if (r.decode_tokens > 0)
+    fmt::print("decode     {} tokens in {} ({:.1f} tokens/s)\n", r.decode_tokens,
+               hal::format_seconds(r.decode_seconds), r.decode_tokens_per_s());
+  // A simulated device's clock is what its model predicts; say so when it differs.
+  if (!clock_device.empty() && r.decode_tokens > 0 && r.decode_device_seconds > 0 &&
+      std::abs(r.decode_device_seconds - r.decode_seconds) > 0.1 * r.decode_seconds)
+    fmt::print("device     {} clock: prefill {}, decode {} ({:.1f} tokens/s)\n", clock_device,
+               hal::format_seconds(r.prefill_device_seconds),
+               hal::format_seconds(r.decode_device_seconds), r.device_decode_tokens_per_s());
+}
+
 void print_run_text(const RunSummary& s) {
   const auto& cfg = s.model.config();
   const hal::runtime::GenerationResult& r = s.result;
@@ -139,31 +161,8 @@ void print_run_text(const RunSummary& s) {
   fmt::print("weights    {}\n", weight_summary(s.session.weight_formats()));
   if (s.planner)
     fmt::print("{}{}", placement_lines(*s.planner), executables_lines(*s.planner, s.result));
-  auto ids_text = [](const std::vector<int32_t>& ids) {
-    std::string text;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      if (i) text += ',';
-      text += std::to_string(ids[i]);
-    }
-    return text;
-  };
-  if (s.text) s.text->print();
-  for (size_t b = 0; b < prompts.size() && !s.text; ++b) {
-    const std::string tag = prompts.size() > 1 ? fmt::format("[{}] ", b) : "";
-    fmt::print("prompt     {}{}\n", tag, ids_text(prompts[b]));
-    fmt::print("generated  {}{}\n", tag, ids_text(r.tokens[b]));
-  }
-  fmt::print("prefill    {} tokens in {} ({:.1f} tokens/s)\n", r.prompt_tokens,
-             hal::format_seconds(r.prefill_seconds), r.prefill_tokens_per_s());
-  if (r.decode_tokens > 0)
-    fmt::print("decode     {} tokens in {} ({:.1f} tokens/s)\n", r.decode_tokens,
-               hal::format_seconds(r.decode_seconds), r.decode_tokens_per_s());
-  // A simulated device's clock is what its model predicts; say so when it differs.
-  if (s.requested_devices.size() == 1 && r.decode_tokens > 0 && r.decode_device_seconds > 0 &&
-      std::abs(r.decode_device_seconds - r.decode_seconds) > 0.1 * r.decode_seconds)
-    fmt::print("device     {} clock: prefill {}, decode {} ({:.1f} tokens/s)\n",
-               s.requested_devices[0]->id(), hal::format_seconds(r.prefill_device_seconds),
-               hal::format_seconds(r.decode_device_seconds), r.device_decode_tokens_per_s());
+  print_generation_lines(prompts, r, s.text,
+                         s.requested_devices.size() == 1 ? s.requested_devices[0]->id() : "");
   fmt::print("memory     weights {}, KV cache {}, activations {} (prefill) / {} (decode)\n",
              hal::format_bytes(s.session.weight_bytes()), hal::format_bytes(r.kv_cache_bytes),
              hal::format_bytes(r.prefill_activation_bytes),
@@ -175,9 +174,11 @@ void print_run_text(const RunSummary& s) {
   }
   if (s.placing.profile()) {
     for (const hal::runtime::PhaseReport& ph : s.profile.phases)
-      fmt::print("makespan   {}: measured {} per run, predicted {}\n", ph.name,
+      fmt::print("makespan   {}: measured {} per run, predicted {}{}\n{}", ph.name,
                  hal::format_seconds(ph.measured_makespan_s),
-                 hal::format_seconds(ph.predicted_makespan_s));
+                 hal::format_seconds(ph.predicted_makespan_s),
+                 hal::runtime::signed_error(ph.predicted_makespan_s, ph.measured_makespan_s),
+                 hal::runtime::phase_prediction_text(ph));
     if (s.profile.decode_tokens > 0)
       for (const hal::runtime::DeviceReport& d : s.profile.devices)
         fmt::print("hbm        {}: {} per decode token (weights read in full there {}, held {})\n",

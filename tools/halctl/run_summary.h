@@ -33,6 +33,14 @@ struct RunSummary {
   const RunText* text = nullptr;  // text prompts (run_text.h): text instead of ids
 };
 
+// The lines every run prints after its header (a plain run and a parallel one alike): each
+// prompt and its generated ids (or, for text prompts, `text`'s own lines), prefill and
+// decode on the host's clock, and `clock_device`'s clock where it differs from the host's
+// by over 10% (a simulated device's: what its model predicts); `clock_device` empty: none.
+void print_generation_lines(const std::vector<std::vector<int32_t>>& prompts,
+                            const hal::runtime::GenerationResult& result, const RunText* text,
+                            const std::string& clock_device);
+
 // One stderr note per recovery: the fault, the devices lost and left, what was kept.
 void print_failovers(const hal::runtime::GenerationResult& result);
 void print_run_text(const RunSummary& summary);

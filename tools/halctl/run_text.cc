@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
 #include "hal/runtime/gguf.h"
 #include "hal/text/utf8.h"
@@ -147,16 +148,10 @@ hal::Result<std::unique_ptr<RunText>> RunText::create(const RunTextOptions& opti
 
 void RunText::attach(hal::runtime::GenerationOptions& go, bool stream) {
   const size_t rows = prompt_ids_.size();
-  streams_.clear();
-  streams_.reserve(rows);
+  streams_ = make_streams(rows);
   stops_.assign(rows, hal::text::StopStrings(options_.stops));
   generated_.assign(rows, "");
   row_stopped_.assign(rows, 0);
-  // The generated text continues the prompt: no token of it is the first of the text.
-  for (size_t b = 0; b < rows; ++b)
-    streams_.emplace_back(text_.tokenizer(),
-                          hal::text::TextStreamOptions{
-                              .skip_special_tokens = !options_.show_special, .continuation = true});
   if (!options_.ignore_eos)
     for (const int32_t id : text_.stop_ids()) go.stop_token_ids.push_back(id);
   streaming_ = stream;
@@ -170,6 +165,34 @@ void RunText::attach(hal::runtime::GenerationOptions& go, bool stream) {
     generated_[b] += piece;
     if (streaming_ && b == 0) write_stdout(piece);
     return !stops_[b].stopped();
+  };
+}
+
+std::vector<hal::text::TextStream> RunText::make_streams(size_t rows) const {
+  std::vector<hal::text::TextStream> streams;
+  streams.reserve(rows);
+  // The generated text continues the prompt: no token of it is the first of the text.
+  for (size_t b = 0; b < rows; ++b)
+    streams.emplace_back(text_.tokenizer(),
+                         hal::text::TextStreamOptions{.skip_special_tokens = !options_.show_special,
+                                                      .continuation = true});
+  return streams;
+}
+
+hal::runtime::TokenFn RunText::follower() const {
+  if (options_.stops.empty()) return nullptr;
+  struct Rows {
+    std::vector<hal::text::TextStream> streams;
+    std::vector<hal::text::StopStrings> stops;
+  };
+  auto rows =
+      std::make_shared<Rows>(Rows{make_streams(prompt_ids_.size()),
+                                  std::vector<hal::text::StopStrings>(
+                                      prompt_ids_.size(), hal::text::StopStrings(options_.stops))});
+  return [rows](int64_t row, int32_t token) {
+    const size_t b = size_t(row);
+    rows->stops[b].push(rows->streams[b].push(token));
+    return !rows->stops[b].stopped();
   };
 }
 

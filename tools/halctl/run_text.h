@@ -21,7 +21,8 @@
 // How `halctl run` uses it (a few lines in each step): add_run_text_options() in
 // parse_request; RunText::create() in check_request when the options hold text, with
 // prompt_ids() as the prompts; attach() on the GenerationOptions before generate() and
-// complete() after it; add_json() / print() in run_summary.cc.
+// complete() after it; add_json() / print() in run_summary.cc. A parallel run
+// (run_parallel.h) does the same on rank 0 and gives its other local ranks follower().
 //
 // Threading: single-threaded, like the command.
 #pragma once
@@ -78,6 +79,11 @@ class RunText {
   // and prints row 0's text as it comes (and turns off the progress line, which would
   // mix with it on a terminal).
   void attach(hal::runtime::GenerationOptions& go, bool stream);
+  // For another rank of a tensor/pipeline-parallel run in this process (its on_token runs
+  // on its own thread): the stop decisions attach()'s callback makes, from state of its
+  // own, printing nothing; null when no --stop string is given (stop ids end rows in the
+  // runtime on every rank alike).
+  hal::runtime::TokenFn follower() const;
   // After generate(): flushes what each row's stream held back.
   void complete(const hal::runtime::GenerationResult& r);
 
@@ -100,6 +106,9 @@ class RunText {
   std::vector<std::string> generated_;
   std::vector<uint8_t> row_stopped_;  // set by the runtime (stop id) or a stop string
   bool streaming_ = false;
+
+  // One text stream per row, continuing the prompt (special tokens as --show-special says).
+  std::vector<hal::text::TextStream> make_streams(size_t rows) const;
 
   RunText(RunTextOptions options, hal::text::ModelText text)
       : options_(std::move(options)), text_(std::move(text)) {}

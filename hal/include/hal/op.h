@@ -232,8 +232,8 @@ InputArity op_input_arity(OpKind kind);
 // (for matmul/add/mul the dtype of the first input; argmax i32; cast has no rule and
 // returns the input's shape with kInvalid dtype). Fails with INVALID_ARGUMENT naming
 // the op and the offending shapes.
-Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs,
-                                const TensorDesc* inputs, int32_t num_inputs);
+Result<TensorDesc> infer_output(OpKind kind, const OpAttributes& attrs, const TensorDesc* inputs,
+                                int32_t num_inputs);
 
 // Full validation of a spec: arity, dtypes, ranks, shapes against infer_output,
 // strides non-negative, attributes in range, quantized operands only where allowed
@@ -251,6 +251,10 @@ struct OpCost {
   uint64_t bytes_written = 0;
 };
 OpCost analytic_cost(const OpSpec& spec);
+
+// A text key equal for two specs exactly when they have the same kind, attributes,
+// inputs and output (dtype, shape, strides): ops that cost the same on any device.
+std::string op_spec_key(const OpSpec& spec);
 
 // Which class of engine an op is limited by: matrix engines (matmul, attention) or the
 // vector/elementwise units (everything else). Used by cost models and reports.

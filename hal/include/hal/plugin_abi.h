@@ -42,6 +42,14 @@
  *        device_supports_op "unsupported" (an error reads the same) and never receives
  *        them; a device that runs a format says so there and lists its peak in
  *        hal_device_info.peak_flops under that dtype (weight MACs counted as 2 FLOPs).
+ *   1.2  hal_plugin_api.channel_create, channel_destroy and stream_collective (OPTIONAL, as a
+ *        set) and channel_abort (OPTIONAL): channels and their collectives as stream
+ *        commands (CHANNELS below); hal_channel, hal_channel_create_args,
+ *        hal_collective_args, hal_transport, hal_transport_exchange_args; the
+ *        hal_collective_kind, hal_reduction, hal_link_class and hal_collective_algorithm
+ *        enums; HAL_COMMAND_COLLECTIVE.
+ *   1.2  hal_command_record.collective, channel_rank, channel_size, peer_rank,
+ *        link_bytes_received, link_class and algorithm (collectives' records).
  *   1.2  executables (EXECUTABLES below): hal_graph_view (+ hal_graph_value, hal_graph_node,
  *        hal_graph_symbol); hal_plugin_api.device_partition, executable_compile,
  *        executable_destroy, executable_get_info, stream_execute (OPTIONAL as a set: all
@@ -61,8 +69,8 @@
  * - Functions return hal_error* : NULL on success, otherwise an error object owned by
  *   the caller, released with api->error_destroy(). Plugins never abort() on bad
  *   input; they return HAL_STATUS_INVALID_ARGUMENT etc.
- * - Handles (hal_plugin, hal_device, hal_buffer, hal_stream, hal_event) are opaque and
- *   owned by the plugin. Devices live as long as the hal_plugin; buffers, streams and
+ * - Handles (hal_plugin, hal_device, hal_buffer, hal_stream, hal_event, hal_channel) are
+ *   opaque and owned by the plugin. Devices live as long as the hal_plugin; buffers, streams and
  *   events live until their *_destroy/free entry is called. The host destroys all
  *   streams, events and buffers before plugin_destroy().
  * - Strings returned by the plugin (names, info strings) stay valid until
@@ -91,6 +99,28 @@
  * (HAL_EXTENSION_TYPE_*); ids from 0x80000000 up are free for private use. Handles
  * passed to an extension's functions must belong to the plugin that returned it.
  *
+ * ---------------------------------------------------------------------------------
+ * CHANNELS (1.2): collectives as stream commands
+ * ---------------------------------------------------------------------------------
+ * A channel is one device's member of a communicator of `size` members (ranks 0..size-1),
+ * as an ncclComm_t or IREE's hal_channel is. Its collectives (all-reduce, all-gather,
+ * reduce-scatter, broadcast, send/recv; exact semantics in hal/collective.h) are enqueued
+ * on a stream of the member's device like any command, run in stream order, and leave a
+ * hal_command_record (HAL_COMMAND_COLLECTIVE) with the bytes this member sent and received
+ * over which class of link.
+ * - Members in one process and one plugin find each other by `group` name. Members in
+ *   other processes are reached through a hal_transport the host supplies (the HAL's MPI
+ *   bootstrap, for one; a plugin never links MPI): then there is one member per process
+ *   and rank/size are the transport's.
+ * - A collective that waits longer than the channel's timeout for its peers fails with
+ *   HAL_STATUS_DEADLINE_EXCEEDED naming the ranks it waited for; after a failure or
+ *   channel_abort the channel is broken and every later collective on any member fails
+ *   at once (HAL_STATUS_ABORTED) naming the first failure. Nothing waits forever.
+ * - A plugin offers channels by setting channel_create, channel_destroy and
+ *   stream_collective together (channel_abort is OPTIONAL). A plugin without them (every
+ *   1.0/1.1 plugin) keeps working; the host then refuses channels on its devices with
+ *   HAL_STATUS_UNIMPLEMENTED, and the runtime reports that tensor and pipeline parallelism
+ *   over them are unavailable.
  * ---------------------------------------------------------------------------------
  * EXECUTABLES (1.2): whole-graph offload
  * ---------------------------------------------------------------------------------
@@ -252,8 +282,9 @@ typedef enum hal_command_kind {
   HAL_COMMAND_COPY_DEVICE_TO_DEVICE = 3, /* within one device */
   HAL_COMMAND_COPY_PEER = 4,             /* between two devices of one plugin */
   HAL_COMMAND_FILL = 5,
-  HAL_COMMAND_EXECUTE = 6,       /* 1.2: one execution of an executable (stream_execute) */
-  HAL_COMMAND_EXECUTE_GROUP = 7  /* 1.2: one fused group of that execution (a part of it) */
+  HAL_COMMAND_COLLECTIVE = 6, /* 1.2: a channel's collective (hal_command_record.collective) */
+  HAL_COMMAND_EXECUTE = 7,    /* 1.2: one execution of an executable (stream_execute) */
+  HAL_COMMAND_EXECUTE_GROUP = 8 /* 1.2: one fused group of that execution (a part of it) */
 } hal_command_kind;
 
 typedef enum hal_bound_by {
@@ -271,6 +302,7 @@ typedef struct hal_device hal_device;
 typedef struct hal_buffer hal_buffer;
 typedef struct hal_stream hal_stream;
 typedef struct hal_event hal_event;
+typedef struct hal_channel hal_channel; /* 1.2 */
 typedef struct hal_executable hal_executable; /* 1.2 */
 
 /* ---- services the host offers the plugin ---------------------------------------- */
@@ -410,6 +442,41 @@ typedef struct hal_op_desc {
   uint32_t num_outputs;
 } hal_op_desc;
 
+/* ---- collectives (1.2; CHANNELS above; semantics in hal/collective.h) ------------- */
+typedef enum hal_collective_kind {
+  HAL_COLLECTIVE_INVALID = 0,
+  HAL_COLLECTIVE_ALL_REDUCE = 1,
+  HAL_COLLECTIVE_ALL_GATHER = 2,
+  HAL_COLLECTIVE_REDUCE_SCATTER = 3,
+  HAL_COLLECTIVE_BROADCAST = 4,
+  HAL_COLLECTIVE_SEND = 5,
+  HAL_COLLECTIVE_RECV = 6
+} hal_collective_kind;
+
+typedef enum hal_reduction {
+  HAL_REDUCTION_SUM = 0,
+  HAL_REDUCTION_PROD = 1,
+  HAL_REDUCTION_MIN = 2,
+  HAL_REDUCTION_MAX = 3
+} hal_reduction;
+
+/* How a collective's bytes travelled. */
+typedef enum hal_link_class {
+  HAL_LINK_NONE = 0,          /* nothing crossed a link */
+  HAL_LINK_SHARED_MEMORY = 1, /* members of one process reading each other's memory */
+  HAL_LINK_PEER = 2,          /* device-to-device (PCIe P2P through a switch, NVLink) */
+  HAL_LINK_DIE_TO_DIE = 3,    /* chiplets of one package (UCIe) */
+  HAL_LINK_HOST_STAGED = 4,   /* through host memory over both devices' host links */
+  HAL_LINK_NETWORK = 5        /* between processes, through the host's hal_transport */
+} hal_link_class;
+
+typedef enum hal_collective_algorithm {
+  HAL_COLLECTIVE_ALGORITHM_DEFAULT = 0,
+  HAL_COLLECTIVE_ALGORITHM_RING = 1,
+  HAL_COLLECTIVE_ALGORITHM_TREE = 2,
+  HAL_COLLECTIVE_ALGORITHM_DIRECT = 3 /* every member exchanges with every other */
+} hal_collective_algorithm;
+
 /* One completed command, as read back by stream_take_records. */
 typedef struct hal_command_record {
   size_t struct_size;
@@ -423,8 +490,18 @@ typedef struct hal_command_record {
   uint64_t bytes_written; /* device memory bytes written */
   uint64_t sram_bytes_read;
   uint64_t sram_bytes_written;
-  uint64_t link_bytes;    /* bytes that crossed a host or peer link */
+  uint64_t link_bytes; /* bytes that crossed a host or peer link (collectives: sent) */
   hal_bound_by bound;
+  /* ---- appended in 1.2 (HAL_COMMAND_COLLECTIVE; readers of a shorter record, and
+   * records of other commands: collective 0, ranks -1, the rest 0) ---- */
+  hal_collective_kind collective;
+  int32_t channel_rank; /* this member's rank */
+  int32_t channel_size;
+  int32_t peer_rank;            /* the rank it sent to (ring successor, send's peer); -1
+                                   when it sent to several or none */
+  uint64_t link_bytes_received; /* bytes it received over links */
+  hal_link_class link_class;    /* the slowest class of link its bytes crossed */
+  hal_collective_algorithm algorithm;
   /* 1.2: for HAL_COMMAND_EXECUTE_GROUP, the fused group's index in the executable's
    * info and its main node (an index into the compiled view's nodes); -1 otherwise
    * (and for readers beyond struct_size). */
@@ -519,6 +596,72 @@ typedef struct hal_extension_header {
   uint32_t type;      /* a HAL_EXTENSION_TYPE_* id */
   uint32_t version;   /* the extension's own version, starting at 1 */
 } hal_extension_header;
+/* ---- channels (1.2; CHANNELS above) --------------------------------------------- */
+/* One message exchange of a hal_transport: send `send_bytes` to process `send_peer` and
+ * receive `recv_bytes` from process `recv_peer`, both at once (either part may be absent:
+ * peer -1). Messages between two processes are matched by `tag` in order. */
+typedef struct hal_transport_exchange_args {
+  size_t struct_size;
+  int32_t send_peer;     /* -1: nothing to send */
+  const void* send_data; /* send_bytes readable bytes, valid for the call */
+  uint64_t send_bytes;
+  int32_t recv_peer; /* -1: nothing to receive */
+  void* recv_data;   /* recv_bytes writable bytes, valid for the call */
+  uint64_t recv_bytes;
+  uint64_t tag;
+  double timeout_s; /* give up after this long without progress (> 0) */
+} hal_transport_exchange_args;
+
+/* Moves bytes between the processes of a multi-process job; supplied by the host (e.g. the
+ * HAL's MPI bootstrap) so that a plugin reaches other processes without linking MPI. The
+ * plugin copies this struct at channel_create; `context` and the functions must stay valid
+ * until every channel created with it is destroyed. Functions may be called from any
+ * thread, concurrently. */
+typedef struct hal_transport {
+  size_t struct_size;
+  void* context; /* owned by the host */
+  int32_t rank;  /* this process */
+  int32_t size;  /* processes */
+  /* REQUIRED: blocks until both parts completed. Returns HAL_STATUS_OK, or a failure
+   * (DEADLINE_EXCEEDED after timeout_s, UNAVAILABLE when a peer is gone) with a message
+   * written (NUL-terminated, truncated) into message[0..message_size). */
+  hal_status_code (*exchange)(void* context, const hal_transport_exchange_args* args, char* message,
+                              size_t message_size);
+  /* OPTIONAL: ends the job on every process with `reason` (MPI_Abort): called when a member
+   * fails, so that no other process waits for it. Default when NULL: the others fail by
+   * their timeout. */
+  void (*abort)(void* context, const char* reason);
+} hal_transport;
+
+typedef struct hal_channel_create_args {
+  size_t struct_size;
+  hal_device* device; /* the device this member's collectives run on */
+  int32_t rank;       /* in [0, size) */
+  int32_t size;       /* members; with a transport, its size (and rank its rank) */
+  const char* group;  /* members of one plugin in this process created with equal group and
+                         size form one communicator (copied; NULL = "") */
+  const hal_transport* transport; /* NULL: every member is in this process (copied) */
+  double timeout_s;               /* how long a collective waits for its peers; <= 0: 300 s */
+  hal_channel* channel;           /* out: owned by the caller, released with channel_destroy */
+} hal_channel_create_args;
+
+/* One collective (hal/collective.h gives the buffer sizes per kind). Buffers belong to
+ * the stream's device, which is the channel's; an unused side is NULL. */
+typedef struct hal_collective_args {
+  size_t struct_size;
+  hal_stream* stream;
+  hal_channel* channel;
+  hal_collective_kind kind;
+  hal_reduction reduction; /* all_reduce, reduce_scatter */
+  hal_dtype dtype;
+  uint64_t count;          /* elements (per member; see hal/collective.h) */
+  hal_buffer* send_buffer; /* NULL for recv and for a broadcast's non-root members */
+  uint64_t send_offset;
+  hal_buffer* recv_buffer; /* NULL for send */
+  uint64_t recv_offset;
+  int32_t peer; /* broadcast: the root; send/recv: the other rank */
+  uint64_t tag;
+} hal_collective_args;
 
 /* ---- executables (1.2; see EXECUTABLES above) ---------------------------------- */
 typedef enum hal_graph_value_kind {
@@ -766,6 +909,25 @@ typedef struct hal_plugin_api {
    * EXTENSIONS. The struct starts with a hal_extension_header whose type is `type` and
    * stays valid until plugin_destroy. Default when NULL: the plugin has no extensions. */
   const hal_extension_header* (*get_extension)(hal_plugin* plugin, uint32_t type);
+  /* ---- appended in 1.2: channels (CHANNELS above) ---- */
+  /* OPTIONAL (with channel_destroy and stream_collective): creates this device's member
+   * of a communicator. Does not wait for the other members (they may be created later,
+   * from any thread); a collective waits for them. Fails with UNIMPLEMENTED when the device
+   * has no collectives (then the other two entries are never called for it). Default when
+   * NULL: the host refuses channels on this plugin's devices with UNIMPLEMENTED. */
+  hal_error* (*channel_create)(hal_channel_create_args* args);
+  /* OPTIONAL (set with channel_create): releases the member; the host has synchronized
+   * every stream that used it. */
+  void (*channel_destroy)(hal_channel* channel);
+  /* OPTIONAL: breaks the communicator: collectives waiting on any member fail at once
+   * with ABORTED naming `reason`, and later ones too; with a transport, the transport's
+   * abort is called. Default when NULL: the host cannot abort; waiting members fail by
+   * their timeout. */
+  void (*channel_abort)(hal_channel* channel, const char* reason);
+  /* OPTIONAL (set with channel_create): validates and enqueues a collective; failures
+   * found while running (a peer's timeout, a mismatch) are reported by the stream's
+   * next synchronize, as for any command. */
+  hal_error* (*stream_collective)(const hal_collective_args* args);
 
   /* ---- appended in 1.2: executables (EXECUTABLES above) ---- */
   /* OPTIONAL as a set (device_partition, executable_compile, executable_destroy,

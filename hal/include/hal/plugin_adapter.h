@@ -30,6 +30,9 @@
 //   serialized executables travel in the kit's envelope (hal/plugin/executable_blob.h:
 //   compatibility key of plugin name and version, ABI and DeviceImpl::fingerprint(), and
 //   a checksum), so every kit plugin refuses foreign and modified blobs alike.
+// - DeviceImpl::create_channel and StreamImpl::collective answer the channel entries
+//   (ABI 1.2; hal/plugin/channel_impl.h), collectives checked like ops (shape, buffers in
+//   bounds on the stream's device) before the plugin sees them.
 //
 // Lifetime: the host destroys every buffer, stream and event before the plugin. A device
 // hands each new BufferImpl/StreamImpl/EventImpl to the adapter as a std::unique_ptr; the
@@ -112,6 +115,10 @@ const hal_plugin_api* make_plugin_api(const char* name, const char* version,
     if (abi_minor >= 2) {
       a.error_get_detail = &E::error_get_detail;
       a.get_extension = &E::get_extension;
+      a.channel_create = &E::channel_create;
+      a.channel_destroy = &E::channel_destroy;
+      a.channel_abort = &E::channel_abort;
+      a.stream_collective = &E::stream_collective;
       a.device_partition = &E::device_partition;
       a.executable_compile = &E::executable_compile;
       a.executable_destroy = &E::executable_destroy;

@@ -36,6 +36,8 @@ struct hal_stream;
 namespace hal {
 
 class Device;
+class Channel;
+struct Collective;
 
 struct StreamOptions {
   bool record_commands = false;
@@ -63,6 +65,8 @@ class Stream {
   Status fill(const Buffer& dst, uint64_t offset, uint64_t size, uint64_t pattern,
               uint32_t pattern_size, uint64_t tag = 0);
   Status dispatch(const OpDescriptor& op, uint64_t tag = 0);
+  // A collective of `channel` (whose device is this stream's): hal/channel.h.
+  Status collective(const Channel& channel, const Collective& op, uint64_t tag = 0);
   // One execution of an executable of this stream's device (hal/executable.h): every
   // bound value of its view bound to a buffer of this device, the scratch, and one value
   // per symbol within its range. Checked here; failures while running name the node and

@@ -11,8 +11,10 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "hal/file_io.h"
 #include "hal/scheduler/cost_model.h"
@@ -33,6 +35,13 @@ std::string_view op_class_name(hal::OpClass c) {
       return "data";
   }
   return "vector";
+}
+
+std::string op_layout_name(hal::OpKind op, int32_t layout) {
+  std::string s(hal::op_kind_name(op));
+  if (layout & 1) s += " a^T";
+  if (layout & 2) s += " b^T";
+  return s;
 }
 
 std::optional<hal::OpClass> parse_op_class(std::string_view name) {
@@ -107,6 +116,107 @@ std::string slug(std::string_view s) {
 
 }  // namespace
 
+double OpCalibration::baseline_busy_seconds(double flops, double bytes) const {
+  const double c = flops > 0 && flops_per_s > 0 ? flops / flops_per_s : 0.0;
+  const double m = bytes > 0 && bytes_per_s > 0 ? bytes / bytes_per_s : 0.0;
+  return std::max(c, m);
+}
+
+double OpCalibration::baseline_seconds(double flops, double bytes) const {
+  return overhead_s + baseline_busy_seconds(flops, bytes);
+}
+
+namespace {
+
+// Squared log error of a baseline over the samples.
+double log_error(const std::vector<OpSample>& samples, double overhead, double log2_rc,
+                 double log2_rm) {
+  const double rc = std::exp2(log2_rc), rm = std::exp2(log2_rm);
+  double err = 0;
+  for (const OpSample& s : samples) {
+    const double busy =
+        std::max(s.flops > 0 ? s.flops / rc : 0.0, s.bytes > 0 ? s.bytes / rm : 0.0);
+    const double e = std::log(s.seconds / std::max(overhead + busy, 1e-15));
+    err += e * e;
+  }
+  return err;
+}
+
+}  // namespace
+
+OpCalibration fit_op_calibration(hal::OpKind op, hal::DType dtype, std::vector<OpSample> samples,
+                                 int32_t layout) {
+  OpCalibration out;
+  out.op = op;
+  out.dtype = dtype;
+  out.layout = layout;
+  out.samples = std::move(samples);
+  const std::vector<OpSample>& s = out.samples;
+  if (s.empty()) return out;
+  bool any_flops = false;
+  double t_min = std::numeric_limits<double>::infinity();
+  std::vector<double> rc0, rm0;
+  for (const OpSample& x : s) {
+    any_flops = any_flops || x.flops > 0;
+    t_min = std::min(t_min, x.seconds);
+    if (x.flops > 0) rc0.push_back(x.flops / x.seconds);
+    if (x.bytes > 0) rm0.push_back(x.bytes / x.seconds);
+  }
+  // Search in log2 of the rates around the samples' medians, and over overheads from
+  // 0 up to the smallest time: a coarse grid, then finer grids around the best point.
+  double best_rc = rc0.empty() ? 0.0 : std::log2(median(rc0));
+  double best_rm = rm0.empty() ? 0.0 : std::log2(median(rm0));
+  // Overheads from 0 up to the smallest time (no op takes less than the overhead).
+  std::vector<double> overheads = {0.0};
+  for (int k = 0; k <= 40; ++k) overheads.push_back(t_min * std::exp2(-0.25 * k));
+  // Without FLOPs there is no compute bound: its rate stays out of the search.
+  const int reach = any_flops ? 1 : 0;
+  const double rc_center = best_rc, rm_center = best_rm;
+  double best_o = 0, best = std::numeric_limits<double>::infinity();
+  // The rates that fit best for one overhead: a coarse grid, then finer ones around the
+  // best point.
+  auto fit_rates = [&](double o, double* lc_out, double* lm_out) {
+    double e_best = std::numeric_limits<double>::infinity(), lc = rc_center, lm = rm_center;
+    auto look = [&](double c, double m) {
+      const double e = log_error(s, o, any_flops ? c : 60.0, m);
+      if (e < e_best) {
+        e_best = e;
+        lc = c;
+        lm = m;
+      }
+    };
+    for (int i = -8 * reach; i <= 16 * reach; ++i)
+      for (int j = -8; j <= 16; ++j) look(rc_center + 0.5 * i, rm_center + 0.5 * j);
+    for (double step : {1.0 / 8, 1.0 / 64, 1.0 / 512}) {
+      const double c0 = lc, m0 = lm;
+      for (int i = -4 * reach; i <= 4 * reach; ++i)
+        for (int j = -4; j <= 4; ++j) look(c0 + step * i, m0 + step * j);
+    }
+    *lc_out = lc;
+    *lm_out = lm;
+    return e_best;
+  };
+  auto consider = [&](double o) {
+    double lc = 0, lm = 0;
+    const double e = fit_rates(o, &lc, &lm);
+    if (e < best) {
+      best = e;
+      best_o = o;
+      best_rc = lc;
+      best_rm = lm;
+    }
+  };
+  for (double o : overheads) consider(o);
+  // Between the overhead grid's points next to the best.
+  if (best_o > 0)
+    for (int k = -7; k <= 7; ++k)
+      if (k != 0) consider(std::min(best_o * std::exp2(k / 32.0), t_min));
+  out.overhead_s = best_o;
+  out.flops_per_s = any_flops ? std::exp2(best_rc) : 0.0;
+  out.bytes_per_s = std::exp2(best_rm);
+  return out;
+}
+
 Result<Calibration> fit_calibration(const hal::DeviceInfo& info,
                                     std::span<const CalibrationSample> samples,
                                     const CalibrationFitOptions& options) {
@@ -137,6 +247,8 @@ Result<Calibration> fit_calibration(const hal::DeviceInfo& info,
   cal.backend = info.backend;
   cal.device_id = info.id;
   cal.created_at = utc_now();
+  cal.memory_bandwidth_bytes_per_s = info.memory_bandwidth_bytes_per_s;
+  cal.peak_flops = info.peak_flops;
   if (options.fit_overhead) {
     // An upper bound on the overhead that is tight for the smallest ops: no op runs
     // faster than its time at 100% of peak.
@@ -181,6 +293,20 @@ Result<Calibration> fit_calibration(const hal::DeviceInfo& info,
     if (buckets.size() >= 2) cc.buckets = std::move(buckets);
     cal.op_classes[size_t(c)] = std::move(cc);
   }
+  // Per op kind, dtype and layout, in the order they first appear.
+  using Key = std::tuple<hal::OpKind, hal::DType, int32_t>;
+  std::vector<Key> keys;
+  std::map<Key, std::vector<OpSample>> by_op;
+  for (const CalibrationSample& smp : samples) {
+    if (smp.op == hal::OpKind::kInvalid) continue;
+    const Key key{smp.op, smp.dtype, smp.layout};
+    if (!by_op.count(key)) keys.push_back(key);
+    by_op[key].push_back({smp.flops, smp.bytes, smp.seconds});
+  }
+  for (const Key& key : keys)
+    if (int32_t(by_op[key].size()) >= options.min_op_samples)
+      cal.ops.push_back(fit_op_calibration(std::get<0>(key), std::get<1>(key),
+                                           std::move(by_op[key]), std::get<2>(key)));
   bool any = false;
   for (const auto& c : cal.op_classes) any = any || c.has_value();
   if (!any)
@@ -230,6 +356,15 @@ struct Reader {
     *out = v;
     return ok_status();
   }
+  Status non_negative(const json& obj, const std::string& path, const char* key,
+                      double* out) const {
+    const auto it = obj.find(key);
+    if (it == obj.end()) return error(path + "." + key, "missing");
+    if (!it->is_number() || !(it->get<double>() >= 0) || !std::isfinite(it->get<double>()))
+      return error(path + "." + key, "must be a number >= 0");
+    *out = it->get<double>();
+    return ok_status();
+  }
   Status samples(const json& obj, const std::string& path, int32_t* out) const {
     const auto it = obj.find("samples");
     if (it == obj.end()) return ok_status();
@@ -253,11 +388,20 @@ struct Reader {
 std::string calibration_to_json(const Calibration& cal) {
   json j;
   j["format"] = "hal-calibration";
-  j["version"] = 1;
+  j["version"] = 2;
   j["device"] = {{"name", cal.device_name}, {"backend", cal.backend}, {"id", cal.device_id}};
   if (!cal.created_by.empty()) j["created_by"] = cal.created_by;
   if (!cal.created_at.empty()) j["created_at"] = cal.created_at;
   if (cal.launch_overhead_s) j["launch_overhead_s"] = *cal.launch_overhead_s;
+  if (cal.memory_bandwidth_bytes_per_s > 0 || !cal.peak_flops.empty()) {
+    json figures = json::object();
+    if (cal.memory_bandwidth_bytes_per_s > 0)
+      figures["memory_bandwidth_bytes_per_s"] = cal.memory_bandwidth_bytes_per_s;
+    json peaks = json::object();
+    for (const auto& [t, v] : cal.peak_flops) peaks[std::string(hal::dtype_name(t))] = v;
+    figures["peak_flops_per_s"] = std::move(peaks);
+    j["device_figures"] = std::move(figures);
+  }
   json classes = json::object();
   for (int c = 0; c < kOpClassCount; ++c) {
     const auto& cc = cal.op_classes[size_t(c)];
@@ -275,6 +419,23 @@ std::string calibration_to_json(const Calibration& cal) {
     classes[std::string(op_class_name(hal::OpClass(c)))] = std::move(cj);
   }
   j["op_classes"] = std::move(classes);
+  if (!cal.ops.empty()) {
+    json ops = json::array();
+    for (const OpCalibration& o : cal.ops) {
+      json samples = json::array();
+      for (const OpSample& x : o.samples)
+        samples.push_back(json::array({x.flops, x.bytes, x.seconds}));
+      json oj = {{"op", std::string(hal::op_kind_name(o.op))},
+                 {"dtype", std::string(hal::dtype_name(o.dtype))},
+                 {"overhead_s", o.overhead_s},
+                 {"flops_per_s", o.flops_per_s},
+                 {"bytes_per_s", o.bytes_per_s},
+                 {"samples", std::move(samples)}};
+      if (o.layout != 0) oj["layout"] = o.layout;
+      ops.push_back(std::move(oj));
+    }
+    j["ops"] = std::move(ops);
+  }
   return j.dump(2) + "\n";
 }
 
@@ -295,8 +456,9 @@ Result<Calibration> parse_calibration(std::string_view text, std::string_view or
   const auto ver = j.find("version");
   if (ver == j.end() || !ver->is_number_integer())
     return r.error("version", "missing or not an integer");
-  if (ver->get<int64_t>() != 1)
-    return r.error("version", "version " + ver->dump() + " is not understood (this build reads 1)");
+  if (ver->get<int64_t>() != 1 && ver->get<int64_t>() != 2)
+    return r.error("version",
+                   "version " + ver->dump() + " is not understood (this build reads 1 and 2)");
   const auto dev = j.find("device");
   if (dev == j.end() || !dev->is_object()) return r.error("device", "missing or not an object");
   HAL_RETURN_IF_ERROR(r.string(*dev, "device.", "name", true, &cal.device_name));
@@ -342,6 +504,70 @@ Result<Calibration> parse_calibration(std::string_view text, std::string_view or
                 [](const auto& a, const auto& b) { return a.ideal_seconds < b.ideal_seconds; });
     }
     cal.op_classes[size_t(*cls)] = std::move(cc);
+  }
+  if (const auto figures = j.find("device_figures"); figures != j.end()) {
+    if (!figures->is_object()) return r.error("device_figures", "must be an object");
+    if (const auto bw = figures->find("memory_bandwidth_bytes_per_s"); bw != figures->end()) {
+      if (!bw->is_number() || !(bw->get<double>() > 0) || !std::isfinite(bw->get<double>()))
+        return r.error("device_figures.memory_bandwidth_bytes_per_s", "must be a number > 0");
+      cal.memory_bandwidth_bytes_per_s = bw->get<double>();
+    }
+    if (const auto peaks = figures->find("peak_flops_per_s"); peaks != figures->end()) {
+      if (!peaks->is_object())
+        return r.error("device_figures.peak_flops_per_s", "must be an object");
+      for (const auto& [name, v] : peaks->items()) {
+        const auto t = hal::parse_dtype(name);
+        if (!t) return r.error("device_figures.peak_flops_per_s." + name, "unknown dtype");
+        if (!v.is_number() || !(v.get<double>() >= 0) || !std::isfinite(v.get<double>()))
+          return r.error("device_figures.peak_flops_per_s." + name, "must be a number >= 0");
+        cal.peak_flops[*t] = v.get<double>();
+      }
+    }
+  }
+  if (const auto ops = j.find("ops"); ops != j.end()) {
+    if (!ops->is_array()) return r.error("ops", "must be an array");
+    for (size_t i = 0; i < ops->size(); ++i) {
+      const json& oj = (*ops)[i];
+      const std::string path = "ops[" + std::to_string(i) + "]";
+      if (!oj.is_object()) return r.error(path, "must be an object");
+      OpCalibration o;
+      std::string op_name, dtype_name;
+      HAL_RETURN_IF_ERROR(r.string(oj, path + ".", "op", true, &op_name));
+      HAL_RETURN_IF_ERROR(r.string(oj, path + ".", "dtype", true, &dtype_name));
+      const auto kind = hal::parse_op_kind(op_name);
+      if (!kind) return r.error(path + ".op", "unknown op '" + op_name + "'");
+      const auto dtype = hal::parse_dtype(dtype_name);
+      if (!dtype) return r.error(path + ".dtype", "unknown dtype '" + dtype_name + "'");
+      o.op = *kind;
+      o.dtype = *dtype;
+      if (const auto lay = oj.find("layout"); lay != oj.end()) {
+        if (!lay->is_number_integer() || lay->get<int64_t>() < 0 || lay->get<int64_t>() > 3)
+          return r.error(path + ".layout", "must be an integer in [0, 3]");
+        o.layout = int32_t(lay->get<int64_t>());
+      }
+      HAL_RETURN_IF_ERROR(r.non_negative(oj, path, "overhead_s", &o.overhead_s));
+      HAL_RETURN_IF_ERROR(r.non_negative(oj, path, "flops_per_s", &o.flops_per_s));
+      HAL_RETURN_IF_ERROR(r.non_negative(oj, path, "bytes_per_s", &o.bytes_per_s));
+      if (!(o.bytes_per_s > 0)) return r.error(path + ".bytes_per_s", "must be > 0");
+      const auto samples = oj.find("samples");
+      if (samples == oj.end() || !samples->is_array())
+        return r.error(path + ".samples", "missing or not an array");
+      for (size_t k = 0; k < samples->size(); ++k) {
+        const json& sj = (*samples)[k];
+        const std::string spath = path + ".samples[" + std::to_string(k) + "]";
+        bool good = sj.is_array() && sj.size() == 3;
+        for (size_t f = 0; good && f < 3; ++f)
+          good =
+              sj[f].is_number() && sj[f].get<double>() >= 0 && std::isfinite(sj[f].get<double>());
+        if (!good || !(sj[2].get<double>() > 0))
+          return r.error(spath, "must be [flops >= 0, bytes >= 0, seconds > 0]");
+        o.samples.push_back({sj[0].get<double>(), sj[1].get<double>(), sj[2].get<double>()});
+      }
+      if (cal.for_op(o.op, o.dtype, o.layout))
+        return r.error(
+            path, "a second calibration of " + op_layout_name(o.op, o.layout) + " " + dtype_name);
+      cal.ops.push_back(std::move(o));
+    }
   }
   return cal;
 }

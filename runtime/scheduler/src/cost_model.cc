@@ -50,11 +50,79 @@ Efficiency interpolate(const std::vector<EfficiencyBucket>& buckets, double idea
   return buckets.back().efficiency;
 }
 
+// Coordinates of an op for the calibration's interpolation: log2 of its FLOPs per byte
+// (clamped: pure copies sit at the low end) and log2 of its baseline busy time.
+constexpr double kMinLog2Intensity = -8, kMaxLog2Intensity = 12;
+double log2_intensity(double flops, double bytes) {
+  if (!(bytes > 0)) return kMaxLog2Intensity;
+  if (!(flops > 0)) return kMinLog2Intensity;
+  return std::clamp(std::log2(flops / bytes), kMinLog2Intensity, kMaxLog2Intensity);
+}
+double log2_busy(const OpCalibration& c, double flops, double bytes) {
+  return std::log2(std::max(c.baseline_busy_seconds(flops, bytes), 1e-12));
+}
+constexpr int kNeighbours = 4;
+constexpr double kNeutralDistance2 = 4.0;  // the virtual ratio-1 sample (2 octaves away)
+
 }  // namespace
 
 DeviceCostModel::DeviceCostModel(hal::DeviceInfo info, std::optional<Calibration> calibration)
     : info_(std::move(info)), calibration_(std::move(calibration)) {
   vector_flops_ = parse_positive(info_.property("vector_flops"));
+  if (!calibration_) return;
+  for (const OpCalibration& c : calibration_->ops) {
+    OpPoints p;
+    for (const OpSample& s : c.samples) {
+      const double base = c.baseline_seconds(s.flops, s.bytes);
+      if (!(base > 0) || !(s.seconds > 0)) continue;
+      p.x.push_back(log2_intensity(s.flops, s.bytes));
+      p.y.push_back(log2_busy(c, s.flops, s.bytes));
+      p.log_ratio.push_back(std::log(s.seconds / base));
+    }
+    op_points_.push_back(std::move(p));
+  }
+}
+
+OpEstimate DeviceCostModel::estimate_calibrated(const OpWork& work, size_t op_index) const {
+  const OpCalibration& c = calibration_->ops[op_index];
+  const OpPoints& p = op_points_[op_index];
+  const double x = log2_intensity(work.flops, work.bytes);
+  const double y = log2_busy(c, work.flops, work.bytes);
+  // The nearest samples (insertion into a short sorted list).
+  std::array<std::pair<double, double>, kNeighbours> near;  // (squared distance, log ratio)
+  size_t found = 0;
+  for (size_t i = 0; i < p.x.size(); ++i) {
+    const double d2 = (x - p.x[i]) * (x - p.x[i]) + (y - p.y[i]) * (y - p.y[i]);
+    if (found == near.size() && d2 >= near.back().first) continue;
+    size_t at = found < near.size() ? found++ : near.size() - 1;
+    while (at > 0 && near[at - 1].first > d2) {
+      near[at] = near[at - 1];
+      --at;
+    }
+    near[at] = {d2, p.log_ratio[i]};
+  }
+  double weighted = 0, weights = 1.0 / kNeutralDistance2;
+  for (size_t i = 0; i < found; ++i) {
+    const double w = 1.0 / (near[i].first + 1e-6);
+    weighted += w * near[i].second;
+    weights += w;
+  }
+  const double factor = std::exp(weighted / weights);
+  OpEstimate e;
+  e.op_calibrated = true;
+  e.overhead_s = c.overhead_s * factor;
+  e.compute_s = work.flops > 0 && c.flops_per_s > 0 ? work.flops / c.flops_per_s * factor : 0.0;
+  e.memory_s = work.bytes > 0 ? work.bytes / c.bytes_per_s * factor : 0.0;
+  e.seconds = e.overhead_s + std::max(e.compute_s, e.memory_s);
+  const double peak_f = peak_flops(work.op_class, work.dtype);
+  const double peak_b = info_.memory_bandwidth_bytes_per_s;
+  e.efficiency = {peak_f > 0 ? c.flops_per_s / factor / peak_f : 0.0,
+                  peak_b > 0 ? c.bytes_per_s / factor / peak_b : 0.0};
+  if (e.overhead_s > std::max(e.compute_s, e.memory_s))
+    e.bound = Bound::kOverhead;
+  else
+    e.bound = e.compute_s > e.memory_s ? Bound::kCompute : Bound::kMemory;
+  return e;
 }
 
 double DeviceCostModel::launch_overhead_s() const {
@@ -78,6 +146,9 @@ Efficiency DeviceCostModel::efficiency(hal::OpClass c, double ideal_seconds) con
 }
 
 OpEstimate DeviceCostModel::estimate(const OpWork& work) const {
+  if (calibration_ && work.op != hal::OpKind::kInvalid)
+    if (const OpCalibration* c = calibration_->for_op(work.op, work.dtype, work.layout, true))
+      return estimate_calibrated(work, size_t(c - calibration_->ops.data()));
   OpEstimate e;
   const double peak_f = peak_flops(work.op_class, work.dtype);
   const double peak_b = info_.memory_bandwidth_bytes_per_s;

@@ -18,6 +18,9 @@ OpWork OpWork::from_spec(const hal::OpSpec& spec) {
   w.dtype = spec.num_inputs > 0 ? spec.inputs[0].dtype : spec.output.dtype;
   w.flops = c.flops;
   w.bytes = double(c.bytes_read) + double(c.bytes_written);
+  w.op = spec.kind;
+  if (spec.kind == hal::OpKind::kMatmul)
+    w.layout = (spec.attrs.transpose_a ? 1 : 0) | (spec.attrs.transpose_b ? 2 : 0);
   return w;
 }
 

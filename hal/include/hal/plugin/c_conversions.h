@@ -246,6 +246,38 @@ inline Status to_graph_view(const hal_graph_view* in, GraphView* out) {
   return ok_status();
 }
 
+// Checks a collective against the stream's device (what channel_impl.h promises).
+inline Status check_collective_call(const CollectiveCall& c, DeviceImpl* stream_device) {
+  const int32_t kind = int32_t(c.shape.kind), dtype = int32_t(c.shape.dtype);
+  if (kind <= 0 || kind >= kCollectiveKindCount)
+    return invalid_argument("collective kind " + std::to_string(kind) + " is unknown");
+  if (dtype <= 0 || dtype >= kDTypeCount)
+    return invalid_argument("collective dtype " + std::to_string(dtype) + " is unknown");
+  if (c.channel->device() != stream_device)
+    return invalid_argument("collective: the channel belongs to another device than the stream");
+  const int32_t rank = c.channel->rank(), size = c.channel->size();
+  HAL_RETURN_IF_ERROR(validate_collective(c.shape, rank, size));
+  const std::string what = c.shape.describe();
+  auto side = [&](BufferImpl* b, uint64_t offset, uint64_t bytes, const char* name) -> Status {
+    if (bytes == 0) return ok_status();
+    if (!b) return invalid_argument(what + ": no " + name + " buffer");
+    if (b->device() != stream_device)
+      return invalid_argument(what + ": the " + name + " buffer lives on another device");
+    if (offset > b->size() || bytes > b->size() - offset)
+      return invalid_argument(what + ": " + name + " range of " + std::to_string(bytes) +
+                              " bytes at offset " + std::to_string(offset) + " overruns the " +
+                              std::to_string(b->size()) + "-byte buffer");
+    return ok_status();
+  };
+  const uint64_t sb = c.shape.send_bytes(rank, size), rb = c.shape.recv_bytes(rank, size);
+  HAL_RETURN_IF_ERROR(side(c.send, c.send_offset, sb, "send"));
+  HAL_RETURN_IF_ERROR(side(c.recv, c.recv_offset, rb, "recv"));
+  if (sb > 0 && rb > 0)
+    HAL_RETURN_IF_ERROR(check_collective_overlap(c.shape, rank, size, c.send == c.recv,
+                                                 c.send_offset, c.recv_offset));
+  return ok_status();
+}
+
 struct AdaptedPlugin {
   PluginContext context;
   std::unique_ptr<PluginImpl> impl;

@@ -354,6 +354,13 @@ struct Entries {
         r.sram_bytes_written = c.sram_bytes_written;
         r.link_bytes = c.link_bytes;
         r.bound = hal_bound_by(c.bound);
+        r.collective = hal_collective_kind(c.collective);
+        r.channel_rank = c.channel_rank;
+        r.channel_size = c.channel_size;
+        r.peer_rank = c.peer_rank;
+        r.link_bytes_received = c.link_bytes_received;
+        r.link_class = hal_link_class(c.link_class);
+        r.algorithm = hal_collective_algorithm(c.algorithm);
         r.group = c.group;
         r.node = c.node;
         const size_t copy = std::min(record_size, sizeof(r));
@@ -413,6 +420,55 @@ struct Entries {
       return ok_status();
     });
   }
+  // ---- channels (1.2) ----
+  static hal_error* channel_create(hal_channel_create_args* args) {
+    return guard([&]() -> Status {
+      if (!args) return invalid_argument("channel_create args are null");
+      const hal_channel_create_args a = read_args(args);
+      if (!a.device) return invalid_argument("channel_create: no device");
+      ChannelConfig config;
+      HAL_RETURN_IF_ERROR(to_channel_config(a, &config));
+      Result<std::unique_ptr<ChannelImpl>> c = dev(a.device)->create_channel(config);
+      if (!c.ok()) return c.status();
+      if (!*c) return internal_error("channel_create: the device returned no channel");
+      args->channel = reinterpret_cast<hal_channel*>(std::move(c).value().release());
+      return ok_status();
+    });
+  }
+  static void channel_destroy(hal_channel* c) {
+    try {
+      delete reinterpret_cast<ChannelImpl*>(c);
+    } catch (...) {
+    }
+  }
+  static void channel_abort(hal_channel* c, const char* reason) {
+    try {
+      if (c) reinterpret_cast<ChannelImpl*>(c)->abort(reason ? reason : "");
+    } catch (...) {
+    }
+  }
+  static hal_error* stream_collective(const hal_collective_args* args) {
+    return guard([&]() -> Status {
+      if (!args) return invalid_argument("stream_collective args are null");
+      const hal_collective_args a = read_args(args);
+      if (!a.stream || !a.channel) return invalid_argument("collective: no stream or channel");
+      CollectiveCall call;
+      call.channel = reinterpret_cast<ChannelImpl*>(a.channel);
+      call.shape.kind = CollectiveKind(c_enum_value(a.kind));
+      call.shape.reduction = Reduction(c_enum_value(a.reduction));
+      call.shape.dtype = DType(c_enum_value(a.dtype));
+      call.shape.count = a.count;
+      call.shape.peer = a.peer;
+      call.send = buf(a.send_buffer);
+      call.send_offset = a.send_offset;
+      call.recv = buf(a.recv_buffer);
+      call.recv_offset = a.recv_offset;
+      call.tag = a.tag;
+      HAL_RETURN_IF_ERROR(check_collective_call(call, box(a.stream)->device));
+      return box(a.stream)->impl->collective(call);
+    });
+  }
+
   static hal_error* event_timestamp_ns(hal_event* e, uint64_t* ts) {
     return guard([&]() -> Status {
       if (!e || !ts) return invalid_argument("event_timestamp_ns: null argument");

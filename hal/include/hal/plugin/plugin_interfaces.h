@@ -13,6 +13,9 @@
 //   DeviceImpl::partition/compile (and deserialize/fingerprint to be serializable),
 //   returns ExecutableImpl objects, and its streams override StreamImpl::execute. The
 //   defaults decline every node ("compiles no graphs"), so op-by-op dispatch applies.
+// - Optionally (ABI 1.2) DeviceImpl::create_channel and StreamImpl::collective offer
+//   collectives (hal/plugin/channel_impl.h); a backend that runs on the host gets both from
+//   the kit's engine (hal/plugin/collective_engine.h).
 //
 // Threading: every method may be called from any thread (plugin_abi.h, THREADING); the
 // classes must be thread-safe.
@@ -34,6 +37,7 @@
 #include "hal/executable.h"
 #include "hal/graph_view.h"
 #include "hal/op.h"
+#include "hal/plugin/channel_impl.h"
 #include "hal/plugin_abi.h"
 #include "hal/status.h"
 
@@ -192,6 +196,12 @@ class StreamImpl {
     (void)tag;
     return unimplemented("this stream runs no executables");
   }
+  // Optional (ABI 1.2, hal/plugin/channel_impl.h): a collective of a channel of this
+  // stream's device.
+  virtual Status collective(const CollectiveCall& call) {
+    (void)call;
+    return unimplemented("this device's streams run no collectives");
+  }
 };
 
 namespace detail {
@@ -221,6 +231,11 @@ class DeviceImpl {
   // Optional: live readings.
   virtual Result<Telemetry> telemetry() const {
     return unimplemented("this device reports no telemetry");
+  }
+  // Optional (ABI 1.2): this device's member of a communicator (hal/plugin/channel_impl.h).
+  virtual Result<std::unique_ptr<ChannelImpl>> create_channel(const ChannelConfig& config) {
+    (void)config;
+    return unimplemented("this device offers no channels (collectives)");
   }
 
   // ---- executables (ABI 1.2; optional) ----

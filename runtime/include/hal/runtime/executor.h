@@ -14,6 +14,8 @@
 // - run() takes host copies of every graph input (exact byte size) and host buffers for
 //   the outputs it wants back; host memory must stay valid until run() returns. It
 //   blocks until all work is done and returns the first failure, naming the node
+//   (an input no node reads, such as a later pipeline stage's token ids, is accepted and
+//   not uploaded)
 //   ("node 'h.2.attn' (attention) on cpu:0: ..."). A failure a device reports only at
 //   synchronize() names the node when the device's status names the failed command's
 //   tag (StatusDetail::command_tag, N = node id + 1: the CPU backend and the simulated
@@ -39,6 +41,11 @@
 //   leaves no record: its duration is modelled from the link (Platform::link: latency +
 //   bytes / bandwidth) and marked as not measured.
 //
+// - Collectives (kCollective, a parallel rank's graph): issued on the step's stream over
+//   ExecutorOptions::channels like any command; a missing channel fails create-time
+//   resolution naming the node. A peer that never comes fails the run with the channel's
+//   timeout error, naming the node.
+//
 // Lifetime: the executor owns its arenas, streams and events, and keeps pointers to
 // the bound buffers and the plan's devices: the Platform and the bound buffers must
 // outlive it. Threading: one run() at a time per executor; distinct executors may run
@@ -51,6 +58,7 @@
 #include <vector>
 
 #include "hal/buffer.h"
+#include "hal/channel.h"
 #include "hal/command_record.h"
 #include "hal/event.h"
 #include "hal/runtime/execution_plan.h"
@@ -60,6 +68,10 @@ namespace hal::runtime {
 
 struct ExecutorOptions {
   bool record_commands = false;
+  // The channels a parallel rank's kCollective nodes run on (graph.h), indexed by
+  // kTensorParallelChannel and kPipelineChannel; each belongs to the device its nodes run
+  // on. Not owned; they must outlive the executor's runs.
+  std::vector<const Channel*> channels;
 };
 
 struct HostInput {
@@ -89,7 +101,7 @@ struct StepRecord {
 
 // One step (or upload/download) of a run on the shared timeline.
 struct TimelineEntry {
-  enum class Kind : uint8_t { kOp = 0, kTransfer = 1, kUpload = 2, kDownload = 3 };
+  enum class Kind : uint8_t { kOp = 0, kTransfer = 1, kUpload = 2, kDownload = 3, kCollective = 4 };
   Kind kind = Kind::kOp;
   NodeId node = kNoNode;         // kNoNode for uploads and downloads
   int32_t device = 0;            // the device whose stream issued it
@@ -104,6 +116,11 @@ struct TimelineEntry {
   uint64_t bytes_moved = 0;  // transfers, uploads, downloads: the payload
   int32_t commands = 0;
   bool measured = true;  // false: no record (staged copy); duration from the link model
+  // Collectives: which, and the bytes this member sent and received over which link.
+  CollectiveKind collective = CollectiveKind::kInvalid;
+  uint64_t link_bytes_sent = 0;
+  uint64_t link_bytes_received = 0;
+  LinkClass link = LinkClass::kNone;
 
   double seconds() const { return end_s - start_s; }
 };

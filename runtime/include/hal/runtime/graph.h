@@ -29,6 +29,14 @@
 //                  that read the updated tensor depend on the write (the KV-cache update);
 //                  offsets are one for every batch row or one per row,
 //     kTransfer    a copy of its input on another device (inserted by a scheduler).
+//     kCollective  a collective over one of the run's channels (hal/channel.h; which one
+//                  by `channel`: kTensorParallelChannel, kPipelineChannel), issued on the
+//                  node's stream (runtime/parallel.h): all_reduce (sum) of its input into
+//                  a fresh tensor; send of its input to rank `peer` (the output aliases the
+//                  input, so later nodes can follow it); recv from rank `peer`, and
+//                  broadcast from root `peer`, into a fresh tensor of new_shape and
+//                  output_dtype (their input only orders them, except a broadcast's on the
+//                  root, which is the data).
 // - Symbols: named run-time integers (e.g. "past.0", the tokens already cached for batch
 //   row 0). A SymInt is symbol + constant; the executor evaluates it at each run, so one
 //   graph serves every decode step without being rebuilt.
@@ -52,6 +60,7 @@
 #include <utility>
 #include <vector>
 
+#include "hal/collective.h"
 #include "hal/op.h"
 #include "hal/status.h"
 
@@ -74,8 +83,13 @@ enum class NodeKind : int32_t {
   kConcat = 5,
   kWriteSlice = 6,
   kTransfer = 7,
+  kCollective = 8,
 };
-// "op", "reshape", "permute", "slice", "split", "concat", "write_slice", "transfer".
+// Which of a parallel run's channels a kCollective node uses.
+inline constexpr int32_t kTensorParallelChannel = 0;
+inline constexpr int32_t kPipelineChannel = 1;
+// "op", "reshape", "permute", "slice", "split", "concat", "write_slice", "transfer",
+// "collective".
 std::string_view node_kind_name(NodeKind kind);
 // True for kinds whose outputs are views of an input (no device work).
 bool is_view_kind(NodeKind kind);
@@ -129,6 +143,11 @@ struct Node {
   // kAttention: when set, attrs.kv_length is this value at run time (the longest
   // visible key range of the batch; per-row lengths come from the kv_lengths input).
   std::optional<SymInt> kv_length;
+  // kCollective: what, over which channel, with which peer (send/recv) or root
+  // (broadcast); recv and broadcast outputs are new_shape of output_dtype.
+  CollectiveKind collective = CollectiveKind::kInvalid;
+  int32_t channel = kTensorParallelChannel;
+  int32_t peer = 0;
 };
 
 class Graph {
@@ -155,6 +174,11 @@ class Graph {
   ValueId write_slice(std::string name, int32_t layer, ValueId dst, ValueId src, int32_t axis,
                       std::vector<SymInt> offsets, int32_t batch_axis = 0);
   ValueId transfer(std::string name, int32_t layer, ValueId x);
+  // A collective (see kCollective above). `out` is the received tensor of recv and
+  // broadcast (ignored otherwise); on a broadcast's root `x` must match it.
+  ValueId collective(std::string name, int32_t layer, CollectiveKind kind, int32_t channel,
+                     int32_t peer, ValueId x, std::optional<TensorDesc> out = std::nullopt,
+                     bool is_root = false);
   // Attention whose kv_length attribute is evaluated at run time.
   void set_dynamic_kv_length(ValueId attention_output, SymInt kv_length);
 

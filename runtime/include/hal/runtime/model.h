@@ -29,6 +29,9 @@
 //   gpt2-small-random  GPT-2 small's shape (124 M parameters, tied), N(0, 0.02)
 //                      weights: for benchmarks.
 //   llama-tiny         4 layers, hidden 128, 4 heads / 2 kv heads, llama3 rope scaling.
+//   llama-small-random 8 layers, hidden 1536, 24 heads / 6 kv heads, ffn 4096, vocab
+//                      32000 (296 M parameters, untied), N(0, 0.02) weights: for
+//                      benchmarks of a Llama shape whose weights stream from memory.
 //
 // Contract
 // - load_model() checks everything before returning: config keys, that every weight

@@ -61,6 +61,30 @@ struct QuantizationConfig {
   bool desc_act = false;   // gptq: act-order (g_idx); read when g_idx is in order
 };
 
+// How a config is one rank's part of a parallel run (runtime/parallel.h makes these): the
+// graph builder (model_graph.h) then builds that rank's graph. The default is the whole
+// model on one rank.
+struct ShardLayout {
+  // Tensor parallelism (Megatron): num_heads, num_kv_heads and intermediate_size of the
+  // config are this rank's share of the model's, and the attention output projection and
+  // the MLP down projection produce partial sums that an all-reduce over the
+  // tensor-parallel channel completes (their biases are added by one rank).
+  int32_t tp_size = 1;
+  // Pipeline parallelism: this rank is stage pp_rank of pp_size and runs blocks
+  // [layer_begin, layer_end) (-1: to the last). The first stage embeds; the others
+  // receive the hidden state from the previous stage and every stage but the last sends
+  // it on (the pipeline channel); the last stage runs the head and broadcasts the logits,
+  // so every stage samples the same tokens.
+  int32_t pp_size = 1;
+  int32_t pp_rank = 0;
+  int64_t layer_begin = 0;
+  int64_t layer_end = -1;
+
+  bool active() const { return tp_size > 1 || pp_size > 1; }
+  bool first_stage() const { return pp_rank == 0; }
+  bool last_stage() const { return pp_rank == pp_size - 1; }
+};
+
 struct ModelConfig {
   ModelFamily family = ModelFamily::kGpt2;
   std::string model_type;
@@ -87,6 +111,7 @@ struct ModelConfig {
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;
   std::optional<QuantizationConfig> quantization;  // AWQ / GPTQ checkpoints
+  ShardLayout shard;  // one rank's part of a parallel run (above); default: all of it
 
   // Parameters (elements) and the bytes one forward pass must read at `bytes_per_weight`
   // per element: every layer weight once, the lm_head matrix, and the embedding rows

@@ -50,6 +50,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hal/collective.h"
 #include "hal/device.h"
 #include "hal/device_info.h"
 #include "hal/op.h"
@@ -112,6 +113,15 @@ OpTimer simulated_op_timer(Device& device);
 
 // ---- request and result ------------------------------------------------------------
 
+// What one collective of a parallel rank's graph (graph.h: kCollective) costs: its time
+// and the bytes it puts on links (hal/collective_cost.h prices them for plan_parallel).
+struct CollectivePrice {
+  double seconds = 0;
+  double link_bytes = 0;
+};
+using CollectivePricer =
+    std::function<CollectivePrice(const CollectiveShape& shape, int32_t channel)>;
+
 struct PlanRequest {
   ModelConfig config;
   std::string model_name;  // for messages
@@ -126,6 +136,9 @@ struct PlanRequest {
   // each phase's placement (compiled_units.h), and the phase is timed with the units as
   // tasks at their executables' predictions, as halctl run's planner does. Off: op by op.
   CompileSettings compile;
+  // Prices the collectives of a parallel rank's config (config.shard): parallel_planner.h
+  // sets it. Empty: collectives cost nothing.
+  CollectivePricer collective_price;
 };
 
 // Time of a phase's work by what bounds it: each op's time counts toward its bound.
@@ -133,7 +146,7 @@ struct BoundBreakdown {
   double compute_s = 0;
   double memory_s = 0;
   double overhead_s = 0;
-  double link_s = 0;  // transfers between devices (and die-to-die / link-bound ops)
+  double link_s = 0;  // transfers between devices, collectives (and link-bound ops)
   double total() const { return compute_s + memory_s + overhead_s + link_s; }
   // "compute", "memory", "overhead" or "link": the largest.
   std::string dominant() const;
@@ -148,6 +161,10 @@ struct PhasePlan {
   double flops = 0;
   double hbm_bytes = 0;  // device-memory bytes read + written, all devices
   double transfer_bytes = 0;
+  // Collectives (a parallel rank's graph): how many, their time, the bytes they send.
+  int32_t collectives = 0;
+  double collective_s = 0;
+  double collective_link_bytes = 0;
   int64_t tasks = 0;
   int32_t fallbacks = 0;
   std::string algorithm;  // the scheduler's

@@ -18,8 +18,14 @@
 //   reported (as the scheduler's cost model).
 // - Transfers between devices: count, bytes and time per (from, to), and whether their
 //   times were measured (device records) or modelled from the link (host-staged copies).
-// - Phases (prefill, decode): runs, tokens, the scheduler's predicted makespan of a run
-//   and the measured one (mean over runs; the timeline's makespan).
+// - Phases (prefill, decode): runs, tokens, the predicted makespan of a run and the
+//   measured one (mean over runs; the timeline's makespan). The prediction is the
+//   scheduler's for the run's plan with each attention moved from the planned cache
+//   length to the kv length the run used (run_prediction.h).
+// - Predicted vs measured per op class: every op command's time as the cost model the
+//   scheduler used (calibrated where a calibration was found) predicts it, summed per op
+//   class on each device and per op class in each phase, beside the measured sum and
+//   the error (predicted / measured - 1).
 // - Decode: HBM bytes per decode token on each device = the device-memory bytes its
 //   commands (ops and copies) moved in all decode runs / decode tokens; next to it the
 //   weight and KV-cache bytes the decode plan keeps there; the physical minimum per
@@ -36,9 +42,10 @@
 // "decode_streamed_weight_bytes", "decode_kv_cache_bytes", "op_classes": [{"name", "engine",
 // "commands", "busy_s", "flops", "bytes_read", "bytes_written", "intensity_flops_per_byte",
 // "achieved_...",
-// "..._fraction_of_peak", "peak_flops_per_s", "bound"}]}], "transfers": [{"from", "to",
-// "count", "bytes", "seconds", "measured"}], "phases": [{"name", "runs", "tokens",
-// "predicted_makespan_s", "measured_makespan_s", "measured_total_s"}],
+// "..._fraction_of_peak", "peak_flops_per_s", "bound", "predicted_s",
+// "prediction_error"}]}], "transfers": [{"from", "to", "count", "bytes", "seconds",
+// "measured"}], "phases": [{"name", "runs", "tokens", "predicted_makespan_s",
+// "measured_makespan_s", "measured_total_s", "op_classes": [as devices' op_classes]}],
 // "predicted_makespan_s", "measured_makespan_s" (totals over all runs), "fallbacks":
 // [{"node", "op", "preferred", "chosen", "reason", "cost_s"}], "decode_tokens"}.
 //
@@ -76,6 +83,9 @@ struct WorkStats {
   double peak_flops_per_s = 0;
   double peak_bandwidth_bytes_per_s = 0;
   std::string bound;  // "memory" or "compute" (op classes)
+  // What the cost model predicted for these commands (ops only: a device total leaves
+  // out transfers and host copies); 0 = no prediction.
+  double predicted_s = 0;
 
   uint64_t bytes() const { return bytes_read + bytes_written; }
   double achieved_flops_per_s() const { return busy_s > 0 ? flops / busy_s : 0; }
@@ -87,6 +97,10 @@ struct WorkStats {
     return peak_bandwidth_bytes_per_s > 0 ? achieved_bandwidth() / peak_bandwidth_bytes_per_s : 0;
   }
   double intensity() const { return bytes() > 0 ? flops / double(bytes()) : 0; }
+  // predicted / measured - 1 (0 when either is missing).
+  double prediction_error() const {
+    return predicted_s > 0 && busy_s > 0 ? predicted_s / busy_s - 1 : 0;
+  }
 };
 
 struct DeviceReport {
@@ -112,6 +126,17 @@ struct TransferReport {
   bool measured = true;  // every one from device records
 };
 
+// A parallel rank's collectives of one kind on one device (communication next to compute).
+struct CollectiveReport {
+  std::string device;
+  std::string collective;  // "all_reduce", "send", ...
+  std::string link;        // the class of link its bytes crossed ("peer", "network", ...)
+  int64_t count = 0;
+  double seconds = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+};
+
 struct PhaseReport {
   std::string name;
   int64_t runs = 0;
@@ -119,6 +144,9 @@ struct PhaseReport {
   double predicted_makespan_s = 0;  // per run (mean over the runs' plans); 0 = unknown
   double measured_makespan_s = 0;   // per run (mean)
   double measured_total_s = 0;
+  // Per op class, over all the phase's runs and devices: measured (busy_s) and predicted
+  // time, commands, FLOPs, bytes.
+  std::vector<WorkStats> op_classes;
 };
 
 struct FallbackReport {
@@ -133,6 +161,7 @@ struct RunReport {
   std::string algorithm;
   std::vector<DeviceReport> devices;
   std::vector<TransferReport> transfers;
+  std::vector<CollectiveReport> collectives;
   std::vector<PhaseReport> phases;
   std::vector<FallbackReport> fallbacks;
   int64_t decode_tokens = 0;
@@ -151,6 +180,8 @@ struct RunReportInput {
 RunReport build_run_report(const RunReportInput& input);
 
 std::string run_report_to_json(const RunReport& report);
+// The "collectives" array of run_report_to_json alone (halctl run's parallel --json).
+std::string collectives_to_json(const std::vector<CollectiveReport>& collectives);
 // `origin` names the source in errors (a path).
 Result<RunReport> parse_run_report(std::string_view json_text, std::string_view origin);
 
@@ -164,5 +195,11 @@ std::string roofline_svg(const RunReport& report);
 
 // A few lines per device, op class, transfer and phase, for a terminal.
 std::string report_summary_text(const RunReport& report);
+
+// One line per op class of a phase, per run: commands, measured and predicted time, and
+// the error (predicted / measured - 1), after a header line; "" without op classes.
+std::string phase_prediction_text(const PhaseReport& phase);
+// " (+3.2%)": predicted against measured; "" when either is missing.
+std::string signed_error(double predicted, double measured);
 
 }  // namespace hal::runtime

@@ -184,6 +184,10 @@ struct SchedulingOptions {
   std::vector<OpTimer> timers;
   // Capacity each device may use (0 = DeviceInfo::memory_bytes); by index of devices.
   std::vector<uint64_t> capacity_bytes;
+  // The figures the cost model uses for each device (by index of devices; links between
+  // them from these too), instead of the devices' own: tests whose outcome must not
+  // depend on how fast this machine measured, and what-if planning. Empty = their own.
+  std::vector<DeviceInfo> device_figures;
   // kAuto: a placement with transfers must beat all-on-fastest by this fraction of its
   // predicted makespan, else all-on-fastest is used (when it holds no more memory).
   double min_gain = 0.01;

@@ -139,6 +139,9 @@ struct SessionOptions {
   // `context` positions when > 0 (else the run's need, rounded up to 64).
   std::vector<int64_t> prompt_buckets;
   int64_t context = 0;
+  // A parallel rank's channels (executor.h: ExecutorOptions::channels); its model is a
+  // shard (parallel.h). Not owned.
+  std::vector<const Channel*> channels;
 };
 
 // What a plan keeps on each device (by device index) and its streams' names.
@@ -161,6 +164,7 @@ struct ProfiledRun {
   std::shared_ptr<const Graph> graph;  // the plan's graph (identifies the plan)
   std::shared_ptr<const PlanFootprint> footprint;
   Timeline timeline;
+  std::vector<int64_t> symbols;  // the run-time integers it ran with (Graph::symbols order)
 };
 
 // Called with each token a row produces, in order, as soon as it is chosen (before the

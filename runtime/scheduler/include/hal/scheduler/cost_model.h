@@ -2,14 +2,22 @@
 // move between devices, from hal::DeviceInfo (and an optional Calibration) only, so a new
 // plugin that reports its figures honestly is scheduled without changes here.
 //
-// Op time (roofline):
-//   compute_s  = flops / (peak_flops(dtype) * efficiency.compute)
-//   memory_s   = bytes / (memory_bandwidth * efficiency.memory)
-//   seconds    = max(compute_s, memory_s) + launch_overhead_s
-// The peak for vector and data ops is DeviceInfo property "vector_flops" when the plugin
-// reports one (a number, FLOP/s), else the dtype's peak. Efficiencies come from the
-// device's Calibration (per op class and size bucket) or kDefaultEfficiency.
-// `bound` says which term dominates (overhead when the launch cost exceeds both).
+// Op time, in the first of these that applies:
+// 1. The op's own calibration (an OpCalibration of OpWork's op, dtype and layout; of
+//    another layout of the op and dtype when there is none): its baseline
+//      overhead_s + max(flops / flops_per_s, bytes / bytes_per_s)
+//    times a correction exp(r), r interpolated from the calibration samples' log ratios
+//    measured / baseline by inverse squared distance over their 4 nearest in
+//    (log2 FLOPs per byte, log2 baseline busy time), with a virtual sample of ratio 1 at
+//    distance 2 (octaves) so a shape far from every sample gets the baseline.
+// 2. The roofline:
+//      compute_s  = flops / (peak_flops(dtype) * efficiency.compute)
+//      memory_s   = bytes / (memory_bandwidth * efficiency.memory)
+//      seconds    = max(compute_s, memory_s) + launch_overhead_s
+//    The peak for vector and data ops is DeviceInfo property "vector_flops" when the
+//    plugin reports one (a number, FLOP/s), else the dtype's peak. Efficiencies come from
+//    the device's Calibration (per op class and size bucket) or kDefaultEfficiency.
+// `bound` says which term dominates (overhead when the per-op cost exceeds both).
 //
 // Transfer time: latency + bytes / bandwidth of the link between the two devices
 // (hal::Platform::link: the device's peer link, else host-staged over both host links).
@@ -57,7 +65,8 @@ struct OpEstimate {
   double memory_s = 0;
   double overhead_s = 0;
   Bound bound = Bound::kMemory;
-  Efficiency efficiency;
+  Efficiency efficiency;       // achieved fractions of the device's peaks
+  bool op_calibrated = false;  // from the op kind's own calibration (rule 1)
 };
 
 class DeviceCostModel {
@@ -77,9 +86,16 @@ class DeviceCostModel {
   Efficiency efficiency(hal::OpClass c, double ideal_seconds) const;
 
  private:
+  // Per calibration_->ops[i]: its samples' coordinates and log ratios to the baseline.
+  struct OpPoints {
+    std::vector<double> x, y, log_ratio;
+  };
+  OpEstimate estimate_calibrated(const OpWork& work, size_t op_index) const;
+
   hal::DeviceInfo info_;
   std::optional<Calibration> calibration_;
   double vector_flops_ = 0;
+  std::vector<OpPoints> op_points_;
 };
 
 struct LinkCost {

@@ -47,9 +47,17 @@ struct OpWork {
   hal::DType dtype = hal::DType::kF32;  // selects the device's peak FLOP/s
   double flops = 0;
   double bytes = 0;  // device-memory bytes read + written
+  // The op kind when the work is one op (a calibration of that kind then applies);
+  // kInvalid for summed or synthetic work, costed by its class.
+  hal::OpKind op = hal::OpKind::kInvalid;
+  // Operand layout, where it changes how fast a kernel runs: matmul bit 0 = A
+  // transposed, bit 1 = B transposed (a decode matmul streams [K, N] and [N, K] weights
+  // at different rates); 0 otherwise.
+  int32_t layout = 0;
 
   // FLOPs and bytes from hal::analytic_cost, the class from hal::op_class, the dtype of
-  // the first input (the output's when there is none).
+  // the first input (the output's when there is none), the op kind and layout from the
+  // spec.
   static OpWork from_spec(const hal::OpSpec& spec);
 };
 

@@ -1,0 +1,84 @@
+// hal/runtime/calibration_sweep.h: what `halctl bench DEVICE --calibrate` measures: the
+// ops transformer models dispatch, at the shapes they dispatch them, timed through the
+// HAL the way the executor issues them.
+//
+// The sweep (calibration_ops): every op, in order, of the forward graphs
+// (build_model_graph) of a family of synthetic one-block transformers: gpt2-style blocks
+// (layer norm, gelu, biases, fused qkv) and llama-style blocks (rms norm, silu, rotary,
+// grouped-query attention with a kv head per 4 query heads), hidden size 512, 1024 and
+// 2048 (64-wide heads), vocabulary 32768, decoding one token at KV lengths 32, 256 and
+// 1024 and prefilling 4 to 256 tokens; the copies of concats and KV-cache writes
+// included. Each graph's ops form one sequence. Real models' shapes are deliberately not
+// in it: they are predicted by the cost model's interpolation between these
+// (cost_model.h). `quick` keeps hidden 512 and 1024, fewer lengths.
+//
+// Timing (measure_calibration_ops): a sequence runs as the executor runs a graph, every
+// op once per step, in order, on one stream of the device that keeps command records;
+// steps repeat until the records cover `min_time_s` (and at least `min_reps` steps). An
+// op's time is the median of its records' durations over the steps (the device's own
+// clock: measured on a CPU, simulated on the NPU simulator; the median, so the odd step
+// another process preempted does not count), the figure a run's timeline and report add
+// up. In a sequence each op follows the ops a model runs before it, so caches, branch
+// predictors and the threads' state are what they are in a model (an op repeated
+// back to back on its own measured a tenth of what it took in a decode step for the
+// smallest ops). Inputs a model reads from its weights or KV caches come from a pool of
+// `cold_bytes`, larger than the caches: each dispatch reads the pool's next regions, so
+// they stream from memory as in a decode step; activations stay where the previous
+// step left them. The gap between commands (event-to-event time minus the records' sum,
+// per op) is kept as well.
+//
+// Errors: a device that cannot allocate or run an op gets that op skipped with the
+// reason (skipped), never a failed sweep; a stream or event that cannot be made fails it.
+// Threading: one sweep per device at a time.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hal/device.h"
+#include "hal/op.h"
+#include "hal/status.h"
+
+namespace hal::runtime {
+
+struct CalibrationOp {
+  std::string label;  // "h1024 llama decode kv256: matmul [1,1,1024] x [4096,1024]^T"
+  OpSpec spec;
+  std::array<bool, kMaxOpInputs> cold{};  // inputs read from weights or KV caches
+  int64_t kv_length = 0;                  // attention: the keys visible (its kv_lengths input)
+  int32_t sequence = 0;  // ops of one sequence are consecutive, in the graph's order
+};
+
+std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick);
+
+struct CalibrationMeasureOptions {
+  double min_time_s = 0.2;  // device seconds of records per sequence
+  int min_reps = 3;         // steps per sequence at least
+  int max_reps = 1000;
+  uint64_t cold_bytes = 1ull << 30;  // the pool cold inputs rotate over
+  bool timing_only = false;          // virtual buffers: timed, not computed
+  std::function<void(size_t done, size_t total)> progress;
+};
+
+struct MeasuredOp {
+  const CalibrationOp* op = nullptr;
+  double seconds = 0;       // median record duration (robust to the odd preempted rep)
+  double mean_seconds = 0;  // mean record duration
+  double gap_seconds = 0;   // per op, between back-to-back commands (>= 0)
+  int reps = 0;
+};
+
+struct CalibrationSkip {
+  std::string what, why;
+};
+
+Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
+                                                        std::span<const CalibrationOp> ops,
+                                                        const CalibrationMeasureOptions& options,
+                                                        std::vector<CalibrationSkip>* skipped);
+
+}  // namespace hal::runtime

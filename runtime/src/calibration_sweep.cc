@@ -1,0 +1,299 @@
+// The calibration sweep (calibration_sweep.h): the ops of synthetic transformer graphs,
+// and their times on a device through one recording stream.
+#include "hal/runtime/calibration_sweep.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "hal/event.h"
+#include "hal/runtime/graph.h"
+#include "hal/runtime/model_config.h"
+#include "hal/runtime/model_graph.h"
+#include "hal/runtime/scheduled_plan.h"
+#include "hal/stream.h"
+
+namespace hal::runtime {
+
+namespace {
+
+ModelConfig synthetic_config(bool llama, int64_t hidden) {
+  ModelConfig c;
+  c.family = llama ? ModelFamily::kLlama : ModelFamily::kGpt2;
+  c.model_type = llama ? "llama" : "gpt2";
+  c.vocab_size = 32768;
+  c.hidden_size = hidden;
+  c.num_layers = 1;
+  c.head_dim = 64;
+  c.num_heads = hidden / 64;
+  c.num_kv_heads = llama ? std::max<int64_t>(1, c.num_heads / 4) : c.num_heads;
+  // gpt2: 4x; llama: about 8/3 x, a multiple of 256.
+  c.intermediate_size = llama ? (hidden * 8 / 3 + 255) / 256 * 256 : 4 * hidden;
+  c.max_positions = 4096;
+  c.tie_word_embeddings = !llama;
+  return c;
+}
+
+}  // namespace
+
+std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
+  std::vector<CalibrationOp> out;
+  const std::vector<int64_t> hiddens =
+      quick ? std::vector<int64_t>{512, 1024} : std::vector<int64_t>{512, 1024, 2048};
+  const std::vector<int64_t> kv_lengths =
+      quick ? std::vector<int64_t>{32, 512} : std::vector<int64_t>{32, 256, 1024};
+  const std::vector<int64_t> prefills =
+      quick ? std::vector<int64_t>{8, 64} : std::vector<int64_t>{4, 8, 16, 64, 256};
+  int32_t sequence = 0;
+  for (bool llama : {false, true})
+    for (int64_t hidden : hiddens) {
+      const ModelConfig config = synthetic_config(llama, hidden);
+      struct Shape {
+        int64_t seq, kv;
+      };
+      std::vector<Shape> shapes;
+      for (int64_t kv : kv_lengths) shapes.push_back({1, kv});
+      for (int64_t seq : prefills) shapes.push_back({seq, seq});
+      for (const Shape& sh : shapes) {
+        ModelGraphShape gs;
+        gs.seq = sh.seq;
+        gs.cache_len = std::max<int64_t>(sh.kv, 64);
+        gs.compute_dtype = compute_dtype;
+        auto mg = build_model_graph(config, gs);
+        if (!mg.ok()) continue;
+        const Graph& g = *mg->graph;
+        std::string where = "h";
+        where.append(std::to_string(hidden)).append(llama ? " llama " : " gpt2 ");
+        where.append(sh.seq == 1 ? "decode kv" : "prefill ")
+            .append(std::to_string(sh.seq == 1 ? sh.kv : sh.seq));
+        auto order = g.topological_order();
+        if (!order.ok()) continue;
+        for (NodeId n : *order) {
+          const Node& node = g.node(n);
+          for (OpSpec spec : node_op_specs(g, n)) {
+            CalibrationOp op;
+            op.sequence = sequence;
+            if (node.kind == NodeKind::kOp && node.op == OpKind::kAttention) {
+              op.kv_length = sh.kv;
+              spec.attrs.kv_length = sh.kv;
+            }
+            op.spec = spec;
+            // Which inputs a model reads from weights or KV caches: a kOp node's inputs
+            // by their storage; a copy's source is an activation.
+            if (node.kind == NodeKind::kOp)
+              for (size_t i = 0; i < node.inputs.size() && i < size_t(kMaxOpInputs); ++i) {
+                const ValueKind k = g.value(g.storage_root(node.inputs[i])).kind;
+                op.cold[i] = k == ValueKind::kConstant || k == ValueKind::kState;
+              }
+            // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on
+            // "literal" + std::string chains.
+            op.label = where;
+            op.label.append(": ").append(node.name).append(" ").append(op_kind_name(spec.kind));
+            for (int i = 0; i < spec.num_inputs; ++i)
+              op.label.append(" ").append(spec.inputs[i].shape.to_string());
+            op.label.append(" -> ").append(spec.output.shape.to_string());
+            out.push_back(std::move(op));
+          }
+        }
+        ++sequence;
+      }
+    }
+  return out;
+}
+
+namespace {
+
+// A 1.0 fill pattern for float dtypes (ones: ordinary numbers for every op).
+std::pair<uint64_t, uint32_t> one_pattern(DType t) {
+  switch (t) {
+    case DType::kF32:
+      return {0x3f800000u, 4};
+    case DType::kF16:
+      return {0x3c00u, 2};
+    case DType::kBF16:
+      return {0x3f80u, 2};
+    default:
+      return {0, 1};
+  }
+}
+
+constexpr uint64_t kAlign = 4096;
+uint64_t aligned(uint64_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
+                                                        std::span<const CalibrationOp> ops,
+                                                        const CalibrationMeasureOptions& options,
+                                                        std::vector<CalibrationSkip>* skipped) {
+  const MemoryKind kind = options.timing_only ? MemoryKind::kVirtual : MemoryKind::kDevice;
+  StreamOptions so;
+  so.record_commands = true;
+  HAL_ASSIGN_OR_RETURN(Stream stream, device.create_stream(so));
+  HAL_ASSIGN_OR_RETURN(Event start, device.create_event());
+  HAL_ASSIGN_OR_RETURN(Event end, device.create_event());
+  auto skip = [&](const std::string& what, const Status& why) {
+    if (skipped) skipped->push_back({what, why.to_string()});
+  };
+  // The pool cold inputs are read from, filled once with ones (f32 1.0; read as 16-bit
+  // floats each word is 1.875 or 0: ordinary numbers too). Every dispatch takes the next
+  // region of it, so a region is read again only after the whole pool was.
+  Buffer pool;
+  uint64_t pool_bytes = std::min(options.cold_bytes, device.info().memory_bytes / 4);
+  if (pool_bytes > 0) {
+    auto p = device.allocate(pool_bytes, kind);
+    if (p.ok()) {
+      pool = std::move(*p);
+      if (!options.timing_only)
+        HAL_RETURN_IF_ERROR(stream.fill(pool, 0, pool_bytes, 0x3f800000u, 4));
+    } else {
+      skip("cold-input pool of " + std::to_string(pool_bytes) + " bytes", p.status());
+      pool_bytes = 0;
+    }
+  }
+  uint64_t cursor = 0;
+  std::vector<MeasuredOp> out;
+  size_t first = 0;
+  while (first < ops.size()) {
+    if (options.progress) options.progress(first, ops.size());
+    size_t last = first;
+    while (last < ops.size() && ops[last].sequence == ops[first].sequence) ++last;
+    // The sequence's ops this device runs, with their buffers; cold inputs larger than
+    // the pool get buffers of their own (already larger than any cache).
+    struct Prepared {
+      const CalibrationOp* op;
+      OpDescriptor desc;
+      std::array<bool, kMaxOpInputs> from_pool{};
+      uint64_t pool_bytes = 0;
+      std::vector<double> durations;
+    };
+    std::vector<Prepared> seq;
+    std::vector<Buffer> owned;
+    owned.reserve(4 * (last - first) + 4);
+    Status st;
+    for (size_t k = first; k < last && st.ok(); ++k) {
+      const CalibrationOp& c = ops[k];
+      if (!device.supports(c.spec)) {
+        skip(c.label, unimplemented("not supported by the device"));
+        continue;
+      }
+      Prepared p;
+      p.op = &c;
+      p.desc.kind = c.spec.kind;
+      p.desc.attrs = c.spec.attrs;
+      p.desc.num_inputs = c.spec.num_inputs;
+      auto make = [&](const TensorDesc& desc, int64_t int_value) -> const Buffer* {
+        auto buf = device.allocate(std::max<uint64_t>(desc.extent_bytes(), 1), kind);
+        if (!buf.ok()) {
+          st = buf.status();
+          return nullptr;
+        }
+        owned.push_back(std::move(*buf));
+        const Buffer& made = owned.back();
+        if (!options.timing_only && st.ok()) {
+          if (desc.dtype == DType::kI32 || desc.dtype == DType::kI64) {
+            st = stream.fill(made, 0, made.size(), uint64_t(int_value),
+                             desc.dtype == DType::kI32 ? 4 : 8);
+          } else {
+            const auto [pattern, width] = one_pattern(desc.dtype);
+            st = stream.fill(made, 0, made.size(), pattern, width);
+          }
+        }
+        return &made;
+      };
+      for (int i = 0; i < c.spec.num_inputs && st.ok(); ++i) {
+        const TensorDesc& d = c.spec.inputs[i];
+        if (c.cold[size_t(i)] && pool.valid() && aligned(d.extent_bytes()) <= pool_bytes / 2) {
+          p.from_pool[size_t(i)] = true;
+          p.pool_bytes += aligned(d.extent_bytes());
+          p.desc.inputs[size_t(i)] = TensorRef{&pool, 0, d};
+        } else if (const Buffer* made = make(d, c.kv_length)) {
+          p.desc.inputs[size_t(i)] = TensorRef{made, 0, d};
+        }
+      }
+      if (st.ok())
+        if (const Buffer* o = make(c.spec.output, 0))
+          p.desc.output = TensorRef{o, 0, c.spec.output};
+      if (!st.ok()) {
+        skip(c.label, st);
+        st = ok_status();
+        continue;
+      }
+      seq.push_back(std::move(p));
+    }
+    if (st.ok()) st = stream.synchronize();
+    // One step: every op once, in order, each reading the next regions of the pool.
+    auto step = [&]() -> Status {
+      for (size_t i = 0; i < seq.size(); ++i) {
+        OpDescriptor d = seq[i].desc;
+        for (int in = 0; in < d.num_inputs; ++in) {
+          if (!seq[i].from_pool[size_t(in)]) continue;
+          const uint64_t bytes = aligned(d.inputs[size_t(in)].desc.extent_bytes());
+          if (cursor + bytes > pool_bytes) cursor = 0;
+          d.inputs[size_t(in)].offset_bytes = cursor;
+          cursor += bytes;
+        }
+        HAL_RETURN_IF_ERROR(stream.dispatch(d, uint64_t(i) + 1));
+      }
+      return ok_status();
+    };
+    // A warm-up step (first touch, lazy initialisation), then steps until the records
+    // cover min_time_s and every op ran min_reps times.
+    if (st.ok() && !seq.empty()) st = step();
+    if (st.ok()) st = stream.synchronize();
+    stream.take_records();
+    double busy = 0, wall = 0;
+    int reps = 0;
+    while (st.ok() && !seq.empty()) {
+      st = stream.record(start);
+      if (st.ok()) st = step();
+      if (st.ok()) st = stream.record(end);
+      if (st.ok()) st = stream.synchronize();
+      if (!st.ok()) break;
+      auto elapsed = Event::elapsed_seconds(start, end);
+      wall += elapsed.ok() ? *elapsed : 0.0;
+      for (const CommandRecord& rec : stream.take_records())
+        if (rec.command == CommandKind::kOp && rec.tag >= 1 && rec.tag <= seq.size()) {
+          busy += rec.duration_s();
+          seq[size_t(rec.tag - 1)].durations.push_back(rec.duration_s());
+        }
+      ++reps;
+      if ((busy >= options.min_time_s && reps >= options.min_reps) || reps >= options.max_reps)
+        break;
+    }
+    if (!st.ok()) {
+      for (const Prepared& p : seq) skip(p.op->label, st);
+    } else {
+      const double gap = reps > 0 && !seq.empty()
+                             ? std::max(0.0, (wall - busy) / double(reps) / double(seq.size()))
+                             : 0.0;
+      for (const Prepared& p : seq) {
+        if (p.durations.empty()) {
+          skip(p.op->label, internal_error("no command records"));
+          continue;
+        }
+        MeasuredOp m;
+        m.op = p.op;
+        m.seconds = median_of(p.durations);
+        double sum = 0;
+        for (double d : p.durations) sum += d;
+        m.mean_seconds = sum / double(p.durations.size());
+        m.gap_seconds = gap;
+        m.reps = int(p.durations.size());
+        out.push_back(m);
+      }
+    }
+    first = last;
+  }
+  if (options.progress) options.progress(ops.size(), ops.size());
+  return out;
+}
+
+}  // namespace hal::runtime
