@@ -7,25 +7,6 @@
 
 namespace hal::runtime {
 
-std::string op_spec_key(const OpSpec& s) {
-  // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on
-  // "literal" + std::string chains here.
-  std::string k;
-  auto add = [&k](const std::string& piece) {
-    k.append(piece);
-    k.push_back('|');
-  };
-  add(std::to_string(int(s.kind)));
-  add(std::to_string(s.num_inputs));
-  for (int i = 0; i < s.num_inputs; ++i) add(s.inputs[i].to_string());
-  add(s.output.to_string());
-  const OpAttributes& a = s.attrs;
-  for (int64_t v : {int64_t(a.transpose_a), int64_t(a.transpose_b), int64_t(a.causal), a.kv_length,
-                    a.q_offset, int64_t(a.rotary_dim), int64_t(a.gelu_approximation)})
-    add(std::to_string(v));
-  return k;
-}
-
 bool is_simulated_device(const DeviceInfo& info) {
   const std::string s = info.property("simulated");
   return s == "true" || s == "1" || s == "yes" || !info.property("timing_only").empty();

@@ -100,9 +100,6 @@ struct PlanDevice {
   Device* device = nullptr;
 };
 
-// The key a timing cache files an op under: everything its time depends on.
-std::string op_spec_key(const OpSpec& spec);
-
 // Whether a device is simulated (property "simulated", or a timing-only one).
 bool is_simulated_device(const DeviceInfo& info);
 // An OpTimer that dispatches each op on virtual buffers of `device` (a simulator in
