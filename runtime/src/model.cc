@@ -100,7 +100,14 @@ void Model::add_owned_f32(std::string name, Shape shape, const std::vector<float
 
 std::vector<std::string> Model::weight_names() const {
   std::vector<std::string> names;
-  for (const WeightSpec& w : expected_weights(config_)) names.push_back(w.name);
+  // A pipeline stage's model (ShardLayout) holds its own blocks only.
+  const int64_t first = config_.shard.layer_begin,
+                end = config_.shard.layer_end < 0 ? config_.num_layers : config_.shard.layer_end;
+  for (const WeightSpec& w : expected_weights(config_)) {
+    const int64_t layer = weight_layer(w.name);
+    if (layer >= 0 && (layer < first || layer >= end)) continue;
+    names.push_back(w.name);
+  }
   if (config_.family == ModelFamily::kLlama) names.push_back("rope.inv_freq");
   return names;
 }

@@ -314,6 +314,22 @@ std::string model_config_json(const ModelConfig& c) {
   return j.dump(2);
 }
 
+int64_t weight_layer(std::string_view name) {
+  for (std::string_view prefix : {std::string_view("h."), std::string_view("model.layers.")}) {
+    if (name.substr(0, prefix.size()) != prefix) continue;
+    const std::string_view rest = name.substr(prefix.size());
+    const size_t dot = rest.find('.');
+    if (dot == 0 || dot == std::string_view::npos || dot > 18) return -1;
+    int64_t layer = 0;
+    for (char ch : rest.substr(0, dot)) {
+      if (ch < '0' || ch > '9') return -1;
+      layer = layer * 10 + (ch - '0');
+    }
+    return layer;
+  }
+  return -1;
+}
+
 std::vector<WeightSpec> expected_weights(const ModelConfig& c) {
   std::vector<WeightSpec> w;
   const int64_t d = c.hidden_size, v = c.vocab_size, f = c.intermediate_size;

@@ -124,22 +124,6 @@ bool ends_with(const std::string& s, const char* tail) {
   return s.size() >= n && s.compare(s.size() - n, n, tail) == 0;
 }
 
-// The layer index of a block weight ("h.3.", "model.layers.3."), -1 otherwise.
-int64_t layer_of(const std::string& name) {
-  for (const char* prefix : {"h.", "model.layers."}) {
-    const size_t n = std::strlen(prefix);
-    if (name.compare(0, n, prefix) != 0) continue;
-    const size_t dot = name.find('.', n);
-    if (dot == std::string::npos) return -1;
-    try {
-      return std::stoll(name.substr(n, dot - n));
-    } catch (...) {
-      return -1;
-    }
-  }
-  return -1;
-}
-
 }  // namespace
 
 Result<std::shared_ptr<const Model>> shard_model(std::shared_ptr<const Model> full,
@@ -162,7 +146,7 @@ Result<std::shared_ptr<const Model>> shard_model(std::shared_ptr<const Model> fu
       fc.num_kv_heads % p.tp == 0 ? t * c.num_kv_heads : t / (p.tp / fc.num_kv_heads);
   const int64_t kv_local = c.num_kv_heads * hd;
   for (const std::string& name : full->weight_names()) {
-    const int64_t layer = layer_of(name);
+    const int64_t layer = weight_layer(name);
     if (layer >= 0 && (layer < layer_begin || layer >= layer_end)) continue;  // another stage's
     HAL_ASSIGN_OR_RETURN(HostTensor w, full->weight(name));
     if (p.tp == 1 || layer < 0) {

@@ -133,6 +133,10 @@ struct WeightSpec {
 };
 std::vector<WeightSpec> expected_weights(const ModelConfig& config);
 
+// The block a weight belongs to ("h.3.attn.c_attn.weight", "model.layers.3.mlp..." -> 3);
+// -1 for the model's other weights (embeddings, final norm, head, rotary table).
+int64_t weight_layer(std::string_view name);
+
 // The rotary inverse frequencies for head_dim (llama), as transformers computes them:
 // theta^(-2i/d) in float32, then rope_scaling applied.
 std::vector<float> rope_inv_freq(const ModelConfig& config);
