@@ -16,7 +16,7 @@ constexpr int32_t kUnplaced = -2;
 
 uint64_t ExecutionPlan::peak_activation_bytes() const {
   uint64_t peak = 0;
-  for (const MemoryPlan& m : memory) peak = std::max(peak, m.arena_bytes);
+  for (const ArenaLayout& m : memory) peak = std::max(peak, m.arena_bytes);
   return peak;
 }
 
@@ -77,7 +77,7 @@ void add_reuse_events(ExecutionPlan& plan) {
     return std::make_pair(plan.steps[size_t(s)].stream_device(), plan.steps[size_t(s)].stream);
   };
   for (size_t d = 0; d < plan.devices.size(); ++d) {
-    const MemoryPlan& m = plan.memory[d];
+    const ArenaLayout& m = plan.memory[d];
     // With one stream and every touch of this device's memory issued on it, stream
     // order already orders every reuse.
     const auto home = std::make_pair(int32_t(d), 0);
@@ -427,7 +427,7 @@ Status finalize_plan(ExecutionPlan& plan) {
     auto intervals = live_intervals(g, order, [&](ValueId root) {
       return plan.value_device[size_t(root)] == d && !internal[size_t(root)];
     });
-    MemoryPlan m = plan_intervals(intervals, values.size());
+    ArenaLayout m = plan_intervals(intervals, values.size());
     fill_view_offsets(g, m);
     plan.memory.push_back(std::move(m));
   }

@@ -1,9 +1,9 @@
-// Timing ops on a simulated device (planner.h: simulated_op_timer).
+// Timing ops on a simulated device (forecast.h: simulated_op_timer).
 #include <map>
 #include <memory>
 
 #include "hal/device.h"
-#include "hal/runtime/planner.h"
+#include "hal/runtime/forecast.h"
 
 namespace hal::runtime {
 

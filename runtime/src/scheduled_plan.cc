@@ -522,17 +522,17 @@ PlanFootprint plan_footprint(const ExecutionPlan& plan) {
   return f;
 }
 
-// ---- SchedulingPlanner -------------------------------------------------------------
+// ---- ScheduledPlanBuilder -------------------------------------------------------------
 
-Result<std::shared_ptr<SchedulingPlanner>> SchedulingPlanner::create(std::vector<Device*> devices,
-                                                                     SchedulingOptions options) {
+Result<std::shared_ptr<ScheduledPlanBuilder>> ScheduledPlanBuilder::create(
+    std::vector<Device*> devices, SchedulingOptions options) {
   if (devices.empty()) return invalid_argument("scheduling planner: no devices");
   for (Device* d : devices)
     if (!d) return invalid_argument("scheduling planner: a device is null");
   if (!options.capacity_bytes.empty() && options.capacity_bytes.size() != devices.size())
     return invalid_argument("scheduling planner: " + std::to_string(options.capacity_bytes.size()) +
                             " capacities for " + std::to_string(devices.size()) + " devices");
-  std::shared_ptr<SchedulingPlanner> p(new SchedulingPlanner());
+  std::shared_ptr<ScheduledPlanBuilder> p(new ScheduledPlanBuilder());
   if (!options.placement.empty()) {
     HAL_ASSIGN_OR_RETURN(p->placement_, scheduler::parse_placement(options.placement));
   }
@@ -549,21 +549,21 @@ Result<std::shared_ptr<SchedulingPlanner>> SchedulingPlanner::create(std::vector
   return p;
 }
 
-Planner SchedulingPlanner::planner() {
-  std::shared_ptr<SchedulingPlanner> self = shared_from_this();
+PlanBuilder ScheduledPlanBuilder::planner() {
+  std::shared_ptr<ScheduledPlanBuilder> self = shared_from_this();
   return [self](std::shared_ptr<const Graph> graph, const std::vector<Device*>& devices) {
     return self->plan(std::move(graph), devices);
   };
 }
 
-const ScheduledGraph* SchedulingPlanner::find(const Graph* plan_graph) const {
+const ScheduledGraph* ScheduledPlanBuilder::find(const Graph* plan_graph) const {
   for (const ScheduledGraph& s : scheduled_)
     if (s.graph.get() == plan_graph) return &s;
   return nullptr;
 }
 
-Result<ExecutionPlan> SchedulingPlanner::plan(std::shared_ptr<const Graph> graph,
-                                              const std::vector<Device*>& devices) {
+Result<ExecutionPlan> ScheduledPlanBuilder::plan(std::shared_ptr<const Graph> graph,
+                                                 const std::vector<Device*>& devices) {
   if (!graph) return invalid_argument("scheduling planner: no graph");
   if (devices != devices_)
     return invalid_argument("scheduling planner: asked to place on other devices than it models");
@@ -695,8 +695,8 @@ Result<ExecutionPlan> SchedulingPlanner::plan(std::shared_ptr<const Graph> graph
   return plan;
 }
 
-Result<double> SchedulingPlanner::predict(const ExecutionPlan& plan,
-                                          std::span<const int64_t> symbols) const {
+Result<double> ScheduledPlanBuilder::predict(const ExecutionPlan& plan,
+                                             std::span<const int64_t> symbols) const {
   if (plan.devices != devices_)
     return invalid_argument("scheduling planner: the plan is on other devices");
   HAL_ASSIGN_OR_RETURN(UnitSchedule us,
@@ -704,7 +704,7 @@ Result<double> SchedulingPlanner::predict(const ExecutionPlan& plan,
   return us.schedule.makespan;
 }
 
-OpSupport SchedulingPlanner::support() const {
+OpSupport ScheduledPlanBuilder::support() const {
   std::vector<Device*> devices = devices_;
   auto custom = options_.supports;
   return [devices, custom](int32_t d, const OpSpec& spec) {
@@ -712,7 +712,7 @@ OpSupport SchedulingPlanner::support() const {
   };
 }
 
-OpSeconds SchedulingPlanner::op_seconds(bool fused) const {
+OpSeconds ScheduledPlanBuilder::op_seconds(bool fused) const {
   // Timers where given; fused: devices that compile lose the per-command overhead.
   std::vector<OpTimer> timers = options_.timers;
   std::vector<double> overhead(devices_.size(), 0.0);

@@ -172,7 +172,7 @@ Result<ExecutionPlan> two_stream_plan(std::shared_ptr<const Graph> graph,
 
 Outcome run(const std::string& model_name, const std::string& device_list,
             const std::string& faults, bool failover, bool record = false,
-            Planner planner = nullptr, GenerationOptions go = {}) {
+            PlanBuilder planner = nullptr, GenerationOptions go = {}) {
   Watchdog dog(model_name + " on " + device_list + " with '" + faults + "'",
                std::chrono::seconds(60));
   Outcome out;

@@ -13,8 +13,8 @@
 
 #include "hal/platform.h"
 #include "hal/runtime/compiled_units.h"
+#include "hal/runtime/forecast.h"
 #include "hal/runtime/model.h"
-#include "hal/runtime/planner.h"
 #include "hal/runtime/scheduled_plan.h"
 #include "hal/runtime/session.h"
 
@@ -259,7 +259,7 @@ TEST(PlanAndRun, PredictTheSameTimesForTheSameGraphs) {
   ASSERT_TRUE(m.ok());
   const int64_t prompt = 8, new_tokens = 56, cache = prompt + new_tokens;
   for (bool compile : {false, true}) {
-    PlanRequest req;
+    ForecastRequest req;
     req.config = (*m)->config();
     req.model_name = "gpt2-tiny";
     req.prompt_len = prompt;
@@ -272,7 +272,7 @@ TEST(PlanAndRun, PredictTheSameTimesForTheSameGraphs) {
     pd.timer = simulated_op_timer(**npu);
     pd.timing_source = "npu_sim timing-only execution";
     pd.device = *npu;
-    auto plan = plan_model(req, {pd});
+    auto plan = forecast_model(req, {pd});
     ASSERT_TRUE(plan.ok()) << plan.status().to_string();
     EXPECT_EQ(plan->compiled, compile);
 
@@ -280,7 +280,7 @@ TEST(PlanAndRun, PredictTheSameTimesForTheSameGraphs) {
     so.calibration.load = false;
     so.compile.enabled = compile;
     so.timers = {simulated_op_timer(**npu)};
-    auto planner = SchedulingPlanner::create({*npu}, so);
+    auto planner = ScheduledPlanBuilder::create({*npu}, so);
     ASSERT_TRUE(planner.ok()) << planner.status().to_string();
     auto predicted = [&](int64_t seq, int64_t past, int64_t kv) -> double {
       ModelGraphShape shape;

@@ -11,8 +11,8 @@
 
 #include "hal/platform.h"
 #include "hal/runtime/calibration_sweep.h"
+#include "hal/runtime/forecast.h"
 #include "hal/runtime/model_graph.h"
-#include "hal/runtime/planner.h"
 #include "hal/runtime/scheduled_plan.h"
 #include "hal/scheduler/calibration.h"
 #include "hal/scheduler/cost_model.h"

@@ -134,7 +134,7 @@ TEST(MemoryPlanning, ModelGraphArenaReusesAcrossLayers) {
   ASSERT_TRUE(prefill.ok()) << prefill.status().to_string();
   auto plan = make_single_device_plan(prefill->graph, cpu());
   ASSERT_TRUE(plan.ok()) << plan.status().to_string();
-  const MemoryPlan& m = plan->memory[0];
+  const ArenaLayout& m = plan->memory[0];
   EXPECT_GE(m.arena_bytes, m.live_peak_bytes);
   EXPECT_LT(m.arena_bytes, m.unshared_bytes / 4);
   // The largest single intermediate: the MLP's [2, 32, 512] f32 activations (x2 live:
@@ -313,7 +313,7 @@ TEST(ExecutionPlanEvents, ReuseAcrossStreamsIsOrdered) {
   ASSERT_TRUE(finalize_plan(plan).ok());
   // d reuses the bytes of a or b (both dead by step 3); b is only touched on stream 1
   // (written at step 1, read at step 2), a last at step 1 on stream 1.
-  const MemoryPlan& m = plan.memory[0];
+  const ArenaLayout& m = plan.memory[0];
   const bool reuses_a = m.offsets[size_t(d)] == m.offsets[size_t(a)];
   const bool reuses_b = m.offsets[size_t(d)] == m.offsets[size_t(b)];
   ASSERT_TRUE(reuses_a || reuses_b) << "the planner should reuse memory for d";

@@ -5,9 +5,9 @@
 
 #include <algorithm>
 
+#include "hal/runtime/arena_layout.h"
 #include "hal/runtime/execution_plan.h"
 #include "hal/runtime/graph.h"
-#include "hal/runtime/memory_plan.h"
 
 namespace hal::runtime {
 namespace {
@@ -185,7 +185,7 @@ TEST(Graph, ValidateCatchesShapeMismatchAfterEdit) {
 
 // A chain x -> a -> b -> c -> d of equal sizes: at most two live at once, so the
 // planner must reuse memory: arena = 2 buffers, not 5.
-TEST(MemoryPlan, ChainReusesBuffers) {
+TEST(ArenaLayout, ChainReusesBuffers) {
   Graph g;
   ValueId v = g.add_input("x", DType::kF32, {1024});
   for (int i = 0; i < 4; ++i)
@@ -193,7 +193,7 @@ TEST(MemoryPlan, ChainReusesBuffers) {
   g.mark_output(v);
   auto order = g.topological_order();
   ASSERT_TRUE(order.ok());
-  MemoryPlan plan = plan_memory(g, *order);
+  ArenaLayout plan = plan_memory(g, *order);
   EXPECT_EQ(plan.unshared_bytes, 5u * 4096);
   EXPECT_EQ(plan.live_peak_bytes, 2u * 4096);
   EXPECT_EQ(plan.arena_bytes, 2u * 4096);
@@ -206,7 +206,7 @@ TEST(MemoryPlan, ChainReusesBuffers) {
 
 // Values live at the same time never overlap, views share their root's bytes, and
 // constants are not planned.
-TEST(MemoryPlan, LiveValuesNeverOverlapAndViewsShare) {
+TEST(ArenaLayout, LiveValuesNeverOverlapAndViewsShare) {
   Graph g;
   ValueId x = g.add_input("x", DType::kF32, {4, 96});
   ValueId w = g.add_constant("w", DType::kF32, {96, 96});
@@ -219,7 +219,7 @@ TEST(MemoryPlan, LiveValuesNeverOverlapAndViewsShare) {
   ASSERT_TRUE(g.status().ok()) << g.status().to_string();
   auto order = g.topological_order();
   ASSERT_TRUE(order.ok());
-  MemoryPlan plan = plan_memory(g, *order);
+  ArenaLayout plan = plan_memory(g, *order);
   EXPECT_EQ(plan.offsets[size_t(w)], kNotPlanned);
   EXPECT_EQ(plan.offsets[size_t(parts[2])], plan.offsets[size_t(big)] + 64 * 4);
   // Check no two intervals alive together overlap in bytes.

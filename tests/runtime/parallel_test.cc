@@ -11,7 +11,7 @@
 #include "hal/collective_cost.h"
 #include "hal/runtime/model_graph.h"
 #include "hal/runtime/parallel.h"
-#include "hal/runtime/parallel_planner.h"
+#include "hal/runtime/parallel_forecast.h"
 
 namespace {
 
@@ -200,8 +200,8 @@ std::vector<rt::PlanDevice> dies(int n, uint64_t memory) {
   return out;
 }
 
-rt::ParallelPlanRequest request(const std::string& model, DType dtype) {
-  rt::ParallelPlanRequest r;
+rt::ParallelForecastRequest request(const std::string& model, DType dtype) {
+  rt::ParallelForecastRequest r;
   auto c = rt::resolve_model_config(model);
   EXPECT_TRUE(c.ok()) << c.status().to_string();
   r.base.config = *c;
@@ -214,10 +214,10 @@ rt::ParallelPlanRequest request(const std::string& model, DType dtype) {
 }
 
 TEST(ParallelPlanner, AllReducesArePricedOverTheGroupsLinks) {
-  rt::ParallelPlanRequest r = request("llama-3-8b", DType::kBF16);
+  rt::ParallelForecastRequest r = request("llama-3-8b", DType::kBF16);
   r.tp = 4;
   r.pp = 1;
-  auto p = rt::plan_parallel(r, dies(4, 16 * kGiB));
+  auto p = rt::forecast_parallel(r, dies(4, 16 * kGiB));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
   ASSERT_EQ(p->stages.size(), 1u);
   EXPECT_EQ(p->all_reduces_per_step, 2 * 32);
@@ -235,8 +235,8 @@ TEST(ParallelPlanner, AllReducesArePricedOverTheGroupsLinks) {
 }
 
 TEST(ParallelPlanner, ChoosesTheFastestSplitThatFitsAndSaysWhyOthersDoNot) {
-  rt::ParallelPlanRequest r = request("llama-3-8b", DType::kBF16);  // 15 GiB of weights
-  auto p = rt::plan_parallel(r, dies(4, 8 * kGiB));
+  rt::ParallelForecastRequest r = request("llama-3-8b", DType::kBF16);  // 15 GiB of weights
+  auto p = rt::forecast_parallel(r, dies(4, 8 * kGiB));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
   EXPECT_TRUE(p->chosen);
   bool refused_for_memory = false, refused_for_heads = false;
@@ -254,8 +254,8 @@ TEST(ParallelPlanner, ChoosesTheFastestSplitThatFitsAndSaysWhyOthersDoNot) {
 }
 
 TEST(ParallelPlanner, AModelTooBigForAllDevicesNamesHowManyItNeeds) {
-  rt::ParallelPlanRequest r = request("llama-3-70b", DType::kBF16);
-  auto p = rt::plan_parallel(r, dies(8, 16 * kGiB));
+  rt::ParallelForecastRequest r = request("llama-3-70b", DType::kBF16);
+  auto p = rt::forecast_parallel(r, dies(8, 16 * kGiB));
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), hal::StatusCode::kOutOfMemory);
   EXPECT_NE(p.status().message().find("at least 9 devices"), std::string::npos)
@@ -263,12 +263,12 @@ TEST(ParallelPlanner, AModelTooBigForAllDevicesNamesHowManyItNeeds) {
 }
 
 TEST(ParallelPlanner, StagesOnTwoHostsTalkOverTheNetwork) {
-  rt::ParallelPlanRequest r = request("llama-3-8b", DType::kBF16);
+  rt::ParallelForecastRequest r = request("llama-3-8b", DType::kBF16);
   r.tp = 2;
   r.pp = 2;
   r.host_of = {0, 0, 1, 1};
   r.network = {"", -1, "test-net", 10e9, 10e-6};
-  auto p = rt::plan_parallel(r, dies(4, 16 * kGiB));
+  auto p = rt::forecast_parallel(r, dies(4, 16 * kGiB));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
   EXPECT_EQ(p->hosts, 2);
   ASSERT_EQ(p->stages.size(), 2u);

@@ -56,7 +56,7 @@ std::shared_ptr<const Model> model(const std::string& name) {
 struct RunOut {
   std::vector<std::vector<int32_t>> tokens;
   GenerationResult result;
-  std::shared_ptr<SchedulingPlanner> planner;
+  std::shared_ptr<ScheduledPlanBuilder> planner;
   std::vector<int32_t> layer_devices;
   std::vector<hal::Device*> devs;
 };
@@ -70,7 +70,7 @@ hal::Result<RunOut> run(const std::string& name, std::vector<hal::Device*> devs,
   so.devices = devs;
   so.profile = profile;
   if (scheduling) {
-    HAL_ASSIGN_OR_RETURN(out.planner, SchedulingPlanner::create(devs, *scheduling));
+    HAL_ASSIGN_OR_RETURN(out.planner, ScheduledPlanBuilder::create(devs, *scheduling));
     so.planner = out.planner->planner();
   }
   HAL_ASSIGN_OR_RETURN(auto session, Session::create(model(name), so));
@@ -232,14 +232,14 @@ TEST(ScheduledRunCapacity, FixedFiguresMakeTheSameDecisionsWhateverTheMachineMea
   const std::vector<hal::Device*> both = {devices().cpu, devices().npu};
   // The planner's cost model sees the fixed figures, not the devices' own.
   SchedulingOptions so = fixed_figures(both);
-  auto planner = SchedulingPlanner::create(both, so);
+  auto planner = ScheduledPlanBuilder::create(both, so);
   ASSERT_TRUE(planner.ok()) << planner.status().to_string();
   EXPECT_EQ((*planner)->cost_model().device(0).info().memory_bandwidth_bytes_per_s, 20e9);
   EXPECT_EQ((*planner)->cost_model().device(0).launch_overhead_s(), 5e-6);
   EXPECT_FALSE((*planner)->cost_model().device(0).calibration().has_value());
   // A figure list that does not match the devices is refused.
   so.device_figures.pop_back();
-  auto bad = SchedulingPlanner::create(both, so);
+  auto bad = ScheduledPlanBuilder::create(both, so);
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.status().message(), HasSubstr("1 device figures for 2 devices"));
 }
@@ -278,7 +278,7 @@ TEST(ScheduledRunPlacement, BadPlacementIsAClearError) {
   NEED_DEVICES();
   SchedulingOptions so;
   so.placement = "layers=0-x:npu:0";
-  auto p = SchedulingPlanner::create({devices().cpu, devices().npu}, so);
+  auto p = ScheduledPlanBuilder::create({devices().cpu, devices().npu}, so);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), hal::StatusCode::kInvalidArgument);
   EXPECT_THAT(p.status().message(), HasSubstr("layers=0-x:npu:0"));
@@ -331,7 +331,7 @@ TEST(RunReport, DecodeBytesPerTokenCoverTheWeightsWithoutInflation) {
   SchedulingOptions so;
   so.placement = "layers=0:npu:0;rest=cpu:0";
   const std::vector<hal::Device*> devs = {devices().cpu, devices().npu};
-  auto planner = SchedulingPlanner::create(devs, so);
+  auto planner = ScheduledPlanBuilder::create(devs, so);
   ASSERT_TRUE(planner.ok());
   SessionOptions opts;
   opts.devices = devs;

@@ -1,6 +1,6 @@
 // halctl plan: how a model would run on devices the user may not own, without running it.
 //
-// A thin CLI over hal::runtime::plan_model (runtime/include/hal/runtime/planner.h): it
+// A thin CLI over hal::runtime::forecast_model (runtime/include/hal/runtime/forecast.h): it
 // opens the platform with the NPU simulator in timing-only mode (so nothing of the model
 // is ever allocated, and a 70B model is planned from its config.json alone), optionally
 // on a preset (--preset rebel-quad), resolves --devices, gives every simulated device an
@@ -17,7 +17,7 @@
 #include <map>
 
 #include "common.h"
-#include "hal/runtime/planner.h"
+#include "hal/runtime/forecast.h"
 #include "plan_parallel.h"
 #include "run_executables.h"
 
@@ -53,7 +53,7 @@ nlohmann::json compiled_json(const rt::PhasePlan& p) {
           {"compile_seconds", p.compile_seconds}};
 }
 
-nlohmann::json plan_json(const rt::ModelPlan& p, const std::string& source) {
+nlohmann::json plan_json(const rt::ModelForecast& p, const std::string& source) {
   nlohmann::json devices = nlohmann::json::array();
   for (const rt::DevicePlan& d : p.devices) {
     devices.push_back({{"id", d.id},
@@ -131,7 +131,7 @@ nlohmann::json plan_json(const rt::ModelPlan& p, const std::string& source) {
           {"notes", p.notes}};
 }
 
-void print_plan(const rt::ModelPlan& p, const std::string& source) {
+void print_plan(const rt::ModelForecast& p, const std::string& source) {
   fmt::print("{} ({}): {}, {:.2f} B parameters\n", p.model, source, p.summary,
              double(p.parameters) * 1e-9);
   fmt::print(
@@ -396,7 +396,7 @@ int cmd_plan(const Args& args) {
     plan_devices.push_back(std::move(pd));
   }
 
-  rt::PlanRequest req;
+  rt::ForecastRequest req;
   req.config = *config;
   req.model_name = source.rfind("built-in ", 0) == 0 ? source.substr(9) : model_text;
   req.batch = batch;
@@ -411,7 +411,7 @@ int cmd_plan(const Args& args) {
   if (!compile.ok()) return usage_error("plan", compile.status().message());
   req.compile = *compile;
   if (parallel) {
-    rt::ParallelPlanRequest pr;
+    rt::ParallelForecastRequest pr;
     pr.base = req;
     pr.tp = *tp;
     pr.pp = *pp;
@@ -437,7 +437,7 @@ int cmd_plan(const Args& args) {
                                        " states no network link; give --network-bandwidth and "
                                        "--network-latency");
     }
-    auto pplan = rt::plan_parallel(pr, plan_devices);
+    auto pplan = rt::forecast_parallel(pr, plan_devices);
     if (!pplan.ok()) return report_error("plan", pplan.status());
     if (common.json)
       print_json(parallel_plan_json(*pplan, source, req));
@@ -445,7 +445,7 @@ int cmd_plan(const Args& args) {
       print_parallel_plan(*pplan, source, req);
     return 0;
   }
-  auto plan = rt::plan_model(req, plan_devices);
+  auto plan = rt::forecast_model(req, plan_devices);
   if (!plan.ok()) return report_error("plan", plan.status());
   if (common.json)
     print_json(plan_json(*plan, source));

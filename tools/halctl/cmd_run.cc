@@ -184,7 +184,7 @@ struct RunState {
   std::unique_ptr<hal::Platform> platform;
   std::vector<hal::Device*> devices;  // --devices
   std::shared_ptr<const hal::runtime::Model> model;
-  std::shared_ptr<hal::runtime::SchedulingPlanner> planner;  // null: plain layer split
+  std::shared_ptr<hal::runtime::ScheduledPlanBuilder> planner;  // null: plain layer split
   TerminalProgress progress;
   std::unique_ptr<hal::runtime::Session> session;
   hal::runtime::GenerationResult result;

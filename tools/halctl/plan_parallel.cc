@@ -77,8 +77,8 @@ uint64_t stage_peak(const rt::StagePlan& s) {
 
 }  // namespace
 
-nlohmann::json parallel_plan_json(const rt::ParallelPlan& p, const std::string& source,
-                                  const rt::PlanRequest& req) {
+nlohmann::json parallel_plan_json(const rt::ParallelForecast& p, const std::string& source,
+                                  const rt::ForecastRequest& req) {
   nlohmann::json stages = nlohmann::json::array();
   for (const rt::StagePlan& s : p.stages) {
     const rt::DevicePlan* d = s.rank.devices.empty() ? nullptr : &s.rank.devices[0];
@@ -140,8 +140,8 @@ nlohmann::json parallel_plan_json(const rt::ParallelPlan& p, const std::string& 
           {"notes", p.notes}};
 }
 
-void print_parallel_plan(const rt::ParallelPlan& p, const std::string& source,
-                         const rt::PlanRequest& req) {
+void print_parallel_plan(const rt::ParallelForecast& p, const std::string& source,
+                         const rt::ForecastRequest& req) {
   fmt::print("{} ({}): {}, {:.2f} B parameters\n", p.model, source, req.config.summary(),
              double(req.config.parameter_count()) * 1e-9);
   int32_t feasible = 0;

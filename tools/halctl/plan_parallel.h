@@ -1,6 +1,6 @@
 // tools/halctl/plan_parallel.h: the tensor/pipeline-parallel half of `halctl plan`
 // (--tensor-parallel, --pipeline-parallel, --hosts): printing and JSON of a
-// hal::runtime::ParallelPlan, and the device-list and degree parsing it needs.
+// hal::runtime::ParallelForecast, and the device-list and degree parsing it needs.
 #pragma once
 
 #include <optional>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common.h"
-#include "hal/runtime/parallel_planner.h"
+#include "hal/runtime/parallel_forecast.h"
 
 namespace halctl {
 
@@ -19,9 +19,10 @@ hal::Result<std::vector<std::string>> expand_device_ranges(const std::vector<std
 hal::Result<std::optional<int32_t>> parse_degree(const std::string& text,
                                                  const std::string& option);
 
-nlohmann::json parallel_plan_json(const hal::runtime::ParallelPlan& p, const std::string& source,
-                                  const hal::runtime::PlanRequest& request);
-void print_parallel_plan(const hal::runtime::ParallelPlan& p, const std::string& source,
-                         const hal::runtime::PlanRequest& request);
+nlohmann::json parallel_plan_json(const hal::runtime::ParallelForecast& p,
+                                  const std::string& source,
+                                  const hal::runtime::ForecastRequest& request);
+void print_parallel_plan(const hal::runtime::ParallelForecast& p, const std::string& source,
+                         const hal::runtime::ForecastRequest& request);
 
 }  // namespace halctl

@@ -72,7 +72,7 @@ hal::Result<CompiledManifest> read_manifest(const std::string& dir) {
 }
 
 hal::Status write_manifest(const std::string& dir, const CompiledManifest& m,
-                           const rt::SchedulingPlanner& planner) {
+                           const rt::ScheduledPlanBuilder& planner) {
   nlohmann::json exes = nlohmann::json::array();
   std::set<std::string> files;
   for (const rt::ScheduledGraph& g : planner.scheduled())
@@ -106,7 +106,7 @@ struct Measured {
   std::map<size_t, double> unit_seconds;  // by unit index, summed over runs
 };
 
-std::vector<Measured> measure(const rt::SchedulingPlanner& planner,
+std::vector<Measured> measure(const rt::ScheduledPlanBuilder& planner,
                               const rt::GenerationResult& result) {
   std::vector<Measured> out(planner.scheduled().size());
   for (const rt::ProfiledRun& run : result.runs) {
@@ -128,7 +128,7 @@ std::vector<Measured> measure(const rt::SchedulingPlanner& planner,
 
 }  // namespace
 
-nlohmann::json executables_json(const rt::SchedulingPlanner& planner,
+nlohmann::json executables_json(const rt::ScheduledPlanBuilder& planner,
                                 const rt::GenerationResult& result) {
   const std::vector<Measured> measured = measure(planner, result);
   nlohmann::json out = nlohmann::json::array();
@@ -161,7 +161,7 @@ nlohmann::json executables_json(const rt::SchedulingPlanner& planner,
   return out;
 }
 
-std::string executables_lines(const rt::SchedulingPlanner& planner,
+std::string executables_lines(const rt::ScheduledPlanBuilder& planner,
                               const rt::GenerationResult& result) {
   const std::vector<Measured> measured = measure(planner, result);
   std::string s;

@@ -51,13 +51,13 @@ struct CompiledManifest {
 };
 hal::Result<CompiledManifest> read_manifest(const std::string& dir);
 hal::Status write_manifest(const std::string& dir, const CompiledManifest& m,
-                           const hal::runtime::SchedulingPlanner& planner);
+                           const hal::runtime::ScheduledPlanBuilder& planner);
 
 // Every compiled unit of the session's graphs, with its measured time per run when the
 // result was profiled. `phase_of` names each scheduled graph.
-nlohmann::json executables_json(const hal::runtime::SchedulingPlanner& planner,
+nlohmann::json executables_json(const hal::runtime::ScheduledPlanBuilder& planner,
                                 const hal::runtime::GenerationResult& result);
-std::string executables_lines(const hal::runtime::SchedulingPlanner& planner,
+std::string executables_lines(const hal::runtime::ScheduledPlanBuilder& planner,
                               const hal::runtime::GenerationResult& result);
 
 }  // namespace halctl

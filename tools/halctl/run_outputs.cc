@@ -26,7 +26,7 @@ void add_run_placement_options(po::options_description& desc, RunPlacementOption
       "per stream, transfers on tracks of their own");
 }
 
-hal::Result<std::shared_ptr<hal::runtime::SchedulingPlanner>> make_run_planner(
+hal::Result<std::shared_ptr<hal::runtime::ScheduledPlanBuilder>> make_run_planner(
     const RunPlacementOptions& o, const std::vector<hal::Device*>& devices,
     const hal::runtime::CompileSettings& compile) {
   const auto algorithm = hal::scheduler::parse_algorithm(o.algorithm);
@@ -46,20 +46,20 @@ hal::Result<std::shared_ptr<hal::runtime::SchedulingPlanner>> make_run_planner(
     so.timers.push_back(hal::runtime::is_simulated_device(d->info())
                             ? hal::runtime::simulated_op_timer(*d)
                             : hal::runtime::OpTimer());
-  auto planner = hal::runtime::SchedulingPlanner::create(devices, so);
+  auto planner = hal::runtime::ScheduledPlanBuilder::create(devices, so);
   if (!planner.ok()) return planner.status().with_context("--placement");
   return planner;
 }
 
 namespace {
 
-std::string device_id(const hal::runtime::SchedulingPlanner& p, int32_t d) {
+std::string device_id(const hal::runtime::ScheduledPlanBuilder& p, int32_t d) {
   return d >= 0 && size_t(d) < p.devices().size() ? p.devices()[size_t(d)]->id() : "?";
 }
 
 }  // namespace
 
-std::string placement_lines(const hal::runtime::SchedulingPlanner& p) {
+std::string placement_lines(const hal::runtime::ScheduledPlanBuilder& p) {
   std::string s;
   for (const std::string& note : p.notes()) s += "note       " + note + "\n";
   for (const hal::runtime::ScheduledGraph& g : p.scheduled()) {
@@ -87,7 +87,7 @@ std::string placement_lines(const hal::runtime::SchedulingPlanner& p) {
   return s;
 }
 
-nlohmann::json placement_json(const hal::runtime::SchedulingPlanner& p) {
+nlohmann::json placement_json(const hal::runtime::ScheduledPlanBuilder& p) {
   nlohmann::json out;
   nlohmann::json graphs = nlohmann::json::array();
   for (const hal::runtime::ScheduledGraph& g : p.scheduled()) {
@@ -119,7 +119,7 @@ nlohmann::json placement_json(const hal::runtime::SchedulingPlanner& p) {
 
 hal::Result<hal::runtime::RunReport> write_run_outputs(
     const RunPlacementOptions& o, const std::string& model, hal::DType dtype,
-    const std::vector<hal::Device*>& devices, const hal::runtime::SchedulingPlanner* planner,
+    const std::vector<hal::Device*>& devices, const hal::runtime::ScheduledPlanBuilder* planner,
     const hal::runtime::GenerationResult& result) {
   hal::runtime::RunReportInput in;
   in.model = model;

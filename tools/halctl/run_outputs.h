@@ -28,20 +28,20 @@ void add_run_placement_options(po::options_description& desc, RunPlacementOption
 
 // The planner for the session (INVALID_ARGUMENT naming the option for a bad
 // --scheduler or --placement).
-hal::Result<std::shared_ptr<hal::runtime::SchedulingPlanner>> make_run_planner(
+hal::Result<std::shared_ptr<hal::runtime::ScheduledPlanBuilder>> make_run_planner(
     const RunPlacementOptions& o, const std::vector<hal::Device*>& devices,
     const hal::runtime::CompileSettings& compile = {});
 
 // Human lines: the scheduler's choice, predicted times and each fallback.
-std::string placement_lines(const hal::runtime::SchedulingPlanner& planner);
+std::string placement_lines(const hal::runtime::ScheduledPlanBuilder& planner);
 // The same for --json.
-nlohmann::json placement_json(const hal::runtime::SchedulingPlanner& planner);
+nlohmann::json placement_json(const hal::runtime::ScheduledPlanBuilder& planner);
 
 // Writes --report and --trace (when asked); returns the report built (for printing).
 // `planner` null: no predictions or fallbacks (the plain layer split placed the run).
 hal::Result<hal::runtime::RunReport> write_run_outputs(
     const RunPlacementOptions& o, const std::string& model, hal::DType dtype,
-    const std::vector<hal::Device*>& devices, const hal::runtime::SchedulingPlanner* planner,
+    const std::vector<hal::Device*>& devices, const hal::runtime::ScheduledPlanBuilder* planner,
     const hal::runtime::GenerationResult& result);
 
 // --dump-logits: each generated token's logits (GenerationResult::logits) as one row of

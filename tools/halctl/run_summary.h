@@ -24,7 +24,7 @@ struct RunSummary {
   const std::vector<std::vector<int32_t>>& prompts;
   const std::vector<hal::Device*>& requested_devices;  // --devices
   const hal::runtime::Session& session;                // its devices: those left after any failover
-  const hal::runtime::SchedulingPlanner* planner;      // null: the plain layer split placed it
+  const hal::runtime::ScheduledPlanBuilder* planner;   // null: the plain layer split placed it
   const RunPlacementOptions& placing;
   const hal::runtime::RunReport& profile;  // what --report/--trace wrote (empty otherwise)
   const hal::runtime::GenerationResult& result;

@@ -34,8 +34,8 @@
 #include <vector>
 
 #include "hal/device.h"
+#include "hal/runtime/arena_layout.h"
 #include "hal/runtime/graph.h"
-#include "hal/runtime/memory_plan.h"
 
 namespace hal::runtime {
 
@@ -86,7 +86,7 @@ struct ExecutionPlan {
   // Device index of each value's storage (inputs, intermediates and views); -1 for
   // constants and states, which are bound per device.
   std::vector<int32_t> value_device;
-  std::vector<MemoryPlan> memory;  // per device
+  std::vector<ArenaLayout> memory;  // per device
   std::vector<RequiredBinding> required_bindings;
   // Index into steps of the step running each node.
   std::vector<int32_t> step_of_node;

@@ -174,7 +174,7 @@ struct RunReportInput {
   DType compute_dtype = DType::kF32;
   std::vector<Device*> devices;
   std::span<const ProfiledRun> runs;
-  const SchedulingPlanner* planner = nullptr;  // predictions, placement, fallbacks
+  const ScheduledPlanBuilder* planner = nullptr;  // predictions, placement, fallbacks
 };
 
 RunReport build_run_report(const RunReportInput& input);

@@ -1,6 +1,6 @@
 // hal/runtime/scheduled_plan.h: the bridge between the runtime's graph IR and the
 // scheduler (hal/scheduler): a runtime Graph as a scheduler TaskGraph, a Schedule turned
-// back into an ExecutionPlan the Executor runs, and SchedulingPlanner, the
+// back into an ExecutionPlan the Executor runs, and ScheduledPlanBuilder, the
 // SessionOptions::planner that places every graph a Session prepares.
 //
 // Graph -> tasks (build_graph_tasks)
@@ -25,7 +25,7 @@
 // - Steps are issued in the order of the scheduler's predicted start times (a
 //   topological order of the edited graph); events come from the dependencies.
 //
-// SchedulingPlanner
+// ScheduledPlanBuilder
 // - The first graph it sees (the session's prototype: a decode step over the planned
 //   context) is scheduled freely (user pins from `placement` apply) and fixes where
 //   every task touching a weight or KV cache runs, by node name (and by weight / cache
@@ -52,7 +52,7 @@
 //   head) and its transfers are certain.
 //
 // Threading: build_graph_tasks / plan_from_assignment are pure functions. A
-// SchedulingPlanner is used by one session at a time (its planner() may be called from
+// ScheduledPlanBuilder is used by one session at a time (its planner() may be called from
 // Session methods only).
 #pragma once
 
@@ -69,8 +69,8 @@
 #include "hal/device.h"
 #include "hal/runtime/compiled_units.h"
 #include "hal/runtime/execution_plan.h"
+#include "hal/runtime/forecast.h"
 #include "hal/runtime/graph.h"
-#include "hal/runtime/planner.h"
 #include "hal/runtime/session.h"
 #include "hal/scheduler/cost_model.h"
 #include "hal/scheduler/scheduler.h"
@@ -113,7 +113,7 @@ struct TaskBuildOptions {
 };
 
 // The one graph-to-task builder: halctl run's scheduling planner and halctl plan
-// (planner.h) both place and time graphs through it.
+// (forecast.h) both place and time graphs through it.
 Result<GraphTasks> build_graph_tasks(const Graph& graph, const TaskBuildOptions& options = {});
 
 // The cost model's work of an op: hal::analytic_cost, at the 1-byte weight dtype's peak
@@ -246,15 +246,15 @@ struct ScheduledGraph {
   double op_by_op_makespan_s = 0;
 };
 
-class SchedulingPlanner : public std::enable_shared_from_this<SchedulingPlanner> {
+class ScheduledPlanBuilder : public std::enable_shared_from_this<ScheduledPlanBuilder> {
  public:
   // Builds the cost model (DeviceInfo + stored calibrations) and parses the placement
   // (INVALID_ARGUMENT quoting it when malformed).
-  static Result<std::shared_ptr<SchedulingPlanner>> create(std::vector<Device*> devices,
-                                                           SchedulingOptions options = {});
+  static Result<std::shared_ptr<ScheduledPlanBuilder>> create(std::vector<Device*> devices,
+                                                              SchedulingOptions options = {});
 
-  // A Planner for SessionOptions that calls plan() on this planner (kept alive by it).
-  Planner planner();
+  // A PlanBuilder for SessionOptions that calls plan() on this planner (kept alive by it).
+  PlanBuilder planner();
   Result<ExecutionPlan> plan(std::shared_ptr<const Graph> graph,
                              const std::vector<Device*>& devices);
 
@@ -274,7 +274,7 @@ class SchedulingPlanner : public std::enable_shared_from_this<SchedulingPlanner>
   OpSupport support() const;
   // Timers, else the cost model; `fused`: devices that compile lose the launch overhead.
   OpSeconds op_seconds(bool fused) const;
-  SchedulingPlanner() = default;
+  ScheduledPlanBuilder() = default;
   std::vector<Device*> devices_;
   SchedulingOptions options_;
   scheduler::PlacementSpec placement_;

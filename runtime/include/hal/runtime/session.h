@@ -10,7 +10,7 @@
 // blocks are split into contiguous layer ranges, one per device in order (embeddings
 // on the first, the head on the last), with transfers where the residual stream crosses
 // devices: a simple placement until a scheduler is passed as SessionOptions::planner
-// (SchedulingPlanner in scheduled_plan.h). Each weight and KV cache lives on the
+// (ScheduledPlanBuilder in scheduled_plan.h). Each weight and KV cache lives on the
 // device(s) whose nodes read it (the plan's required bindings). Weights are placed by
 // planning a prototype graph: one decode step over `planned_context` positions, so a
 // planner that respects capacity counts the KV caches a long generation will need.
@@ -112,8 +112,8 @@ using ProgressFn = std::function<void(std::string_view what, uint64_t done, uint
 // everything and several get make_layer_split_plan. It is called for every graph shape
 // the session prepares (prototype, prefill, decode), so it must place a given layer the
 // same way each time (weights are uploaded once, where the prototype plan reads them).
-using Planner = std::function<Result<ExecutionPlan>(std::shared_ptr<const Graph> graph,
-                                                    const std::vector<Device*>& devices)>;
+using PlanBuilder = std::function<Result<ExecutionPlan>(std::shared_ptr<const Graph> graph,
+                                                        const std::vector<Device*>& devices)>;
 
 struct SessionOptions {
   std::vector<Device*> devices;  // at least one
@@ -124,7 +124,7 @@ struct SessionOptions {
   WeightOptions weights;
   ProgressFn progress;
   bool record_commands = false;  // executors keep CommandRecords (last_records())
-  Planner planner;               // empty: the default placement (above)
+  PlanBuilder planner;           // empty: the default placement (above)
   // KV-cache positions the placement plans room for (0: the model's position limit,
   // at most 4096; 2048 when the model states none).
   int64_t planned_context = 0;

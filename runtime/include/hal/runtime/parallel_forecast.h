@@ -1,4 +1,4 @@
-// hal/runtime/parallel_planner.h: predicts a tensor- and pipeline-parallel run of a model
+// hal/runtime/parallel_forecast.h: predicts a tensor- and pipeline-parallel run of a model
 // on a set of devices, possibly on several hosts, without running it (`halctl plan
 // --tensor-parallel N --pipeline-parallel M`, or the degrees chosen).
 //
@@ -7,13 +7,13 @@
 //   tensor-parallel group is consecutive, so it stays on one card or host when the list
 //   is ordered that way). Its tensor-parallel rank 0's graph (parallel.h: shard_config:
 //   its heads, MLP columns and layers, with an all-reduce after attention and after the
-//   MLP, and the pipeline's send/recv and logits broadcast) is planned by plan_model on
+//   MLP, and the pipeline's send/recv and logits broadcast) is planned by forecast_model on
 //   that rank's device: op times from the NPU simulator's timing-only execution or the
 //   roofline model; residency against the device's capacity.
 // - Each collective is priced by the HAL's alpha-beta model (hal/collective_cost.h: ring or
 //   tree, the faster) over the links between the members: DeviceInfo links within a host
 //   (PCIe peer-to-peer through an ATOM-Max switch, host-staged between cards), and
-//   between hosts the hosts' network (ParallelPlanRequest::network) behind both ends' host
+//   between hosts the hosts' network (ParallelForecastRequest::network) behind both ends' host
 //   links. Plus the device's launch overhead.
 // - decode: the stages run one after another for a batch (no micro-batching in decode:
 //   what the runtime does), so a step takes the sum of the stages' steps; prefill likewise.
@@ -32,13 +32,13 @@
 #include <vector>
 
 #include "hal/device_info.h"
+#include "hal/runtime/forecast.h"
 #include "hal/runtime/parallel.h"
-#include "hal/runtime/planner.h"
 
 namespace hal::runtime {
 
-struct ParallelPlanRequest {
-  PlanRequest base;  // model, batch, lengths, dtype, calibration (placement is ignored)
+struct ParallelForecastRequest {
+  ForecastRequest base;  // model, batch, lengths, dtype, calibration (placement is ignored)
   std::optional<int32_t> tp, pp;  // unset: chosen
   // Host of each device (parallel to the devices; empty: all on one host).
   std::vector<int32_t> host_of;
@@ -51,7 +51,7 @@ struct StagePlan {
   int32_t stage = 0;
   std::vector<std::string> devices;  // its tensor-parallel group
   int64_t layer_begin = 0, layer_end = 0;
-  ModelPlan rank;       // tensor-parallel rank 0's plan (on devices[0])
+  ModelForecast rank;   // tensor-parallel rank 0's plan (on devices[0])
   double decode_s = 0;  // one decode step
   double prefill_s = 0;
   double all_reduce_s = 0;  // of the decode step: its all-reduces
@@ -70,7 +70,7 @@ struct ParallelCandidate {
   std::string why_not;
 };
 
-struct ParallelPlan {
+struct ParallelForecast {
   std::string model;
   ParallelDegrees degrees;
   bool chosen = false;  // degrees were chosen (not given)
@@ -92,8 +92,8 @@ struct ParallelPlan {
   std::string why;  // one sentence
 };
 
-Result<ParallelPlan> plan_parallel(const ParallelPlanRequest& request,
-                                   const std::vector<PlanDevice>& devices);
+Result<ParallelForecast> forecast_parallel(const ParallelForecastRequest& request,
+                                           const std::vector<PlanDevice>& devices);
 
 // Built-in config of a 405B-class model (Llama 3.1 405B's config.json values) for plans
 // across hosts: "llama-3.1-405b" in public_model_names.

@@ -1,4 +1,4 @@
-// hal/runtime/memory_plan.h: where each intermediate tensor lives in a device's
+// hal/runtime/arena_layout.h: where each intermediate tensor lives in a device's
 // activation arena, chosen by liveness so buffers whose lifetimes do not overlap share
 // memory; and the peak activation memory that results.
 //
@@ -40,7 +40,7 @@ struct LiveInterval {
   int32_t last_step = 0;
 };
 
-struct MemoryPlan {
+struct ArenaLayout {
   // Bytes the arena needs: the peak activation memory of this placement.
   uint64_t arena_bytes = 0;
   // Max over steps of the bytes live at that step: no placement can need less.
@@ -66,15 +66,16 @@ std::vector<LiveInterval> live_intervals(const Graph& graph, std::span<const Nod
 // Assigns offsets to intervals: largest first, each at the lowest aligned offset that
 // overlaps no already placed interval alive at the same time (greedy by size; within a
 // few percent of the live peak on transformer graphs). `value_count` sizes `offsets`.
-MemoryPlan plan_intervals(std::span<const LiveInterval> intervals, size_t value_count,
-                          uint64_t alignment = 256);
+ArenaLayout plan_intervals(std::span<const LiveInterval> intervals, size_t value_count,
+                           uint64_t alignment = 256);
 
 // Sets the offset of every view whose storage root was planned: the root's offset plus
 // the view's offset into it.
-void fill_view_offsets(const Graph& graph, MemoryPlan& plan);
+void fill_view_offsets(const Graph& graph, ArenaLayout& plan);
 
 // All steps for one device: every input/intermediate root of `graph` read or written
 // by `order`.
-MemoryPlan plan_memory(const Graph& graph, std::span<const NodeId> order, uint64_t alignment = 256);
+ArenaLayout plan_memory(const Graph& graph, std::span<const NodeId> order,
+                        uint64_t alignment = 256);
 
 }  // namespace hal::runtime

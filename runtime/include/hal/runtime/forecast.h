@@ -1,4 +1,4 @@
-// hal/runtime/planner.h: predicts how a model would run on a set of devices without
+// hal/runtime/forecast.h: predicts how a model would run on a set of devices without
 // running it (`halctl plan`): placement, memory per device, prefill latency, decode
 // tokens/s, HBM bytes per token and which resource bounds each phase.
 //
@@ -25,7 +25,7 @@
 // - The decode graph is scheduled first; the prefill graph is pinned to its layer split
 //   (weights are placed once, as the runtime does).
 //
-// Weight dtypes (PlanRequest::weight_dtype): bf16/f16 weights and compute in that dtype.
+// Weight dtypes (ForecastRequest::weight_dtype): bf16/f16 weights and compute in that dtype.
 // fp8 (e4m3) and int8 are planned as 1-byte weights whether or not a device can compute
 // in them: every matmul weight and embedding table is accounted at 1 byte per element
 // (residency and HBM traffic), norms/biases/rotary tables stay in the compute dtype
@@ -34,13 +34,13 @@
 // else at its f32/bf16 peak (weight-only quantisation: dequantised on the fly). Devices
 // are asked whether they support the op in bf16 (the op they would run after
 // dequantising); an OpTimer is given the op with 1-byte weights, and where its device
-// cannot run that op the cost model times it instead (noted in ModelPlan::notes).
+// cannot run that op the cost model times it instead (noted in ModelForecast::notes).
 //
 // Errors: INVALID_ARGUMENT for bad requests (batch, lengths beyond the model's
 // positions, dtype); OUT_OF_MEMORY when the model does not fit, naming the sizes
 // (weights, KV cache, each device's capacity); scheduler errors otherwise.
 //
-// Threading: plan_model is a pure function of its inputs (OpTimers may touch devices).
+// Threading: forecast_model is a pure function of its inputs (OpTimers may touch devices).
 #pragma once
 
 #include <cstdint>
@@ -96,7 +96,7 @@ struct PlanDevice {
   std::function<bool(const OpSpec&)> supports;
   OpTimer timer;              // empty: the cost model
   std::string timing_source;  // what `timer` is ("npu_sim timing-only execution")
-  // The device itself (optional): needed to compile its partitions (PlanRequest::compile).
+  // The device itself (optional): needed to compile its partitions (ForecastRequest::compile).
   Device* device = nullptr;
 };
 
@@ -119,7 +119,7 @@ struct CollectivePrice {
 using CollectivePricer =
     std::function<CollectivePrice(const CollectiveShape& shape, int32_t channel)>;
 
-struct PlanRequest {
+struct ForecastRequest {
   ModelConfig config;
   std::string model_name;  // for messages
   int64_t batch = 1;
@@ -133,7 +133,7 @@ struct PlanRequest {
   // each phase's placement (compiled_units.h), and the phase is timed with the units as
   // tasks at their executables' predictions, as halctl run's planner does. Off: op by op.
   CompileSettings compile;
-  // Prices the collectives of a parallel rank's config (config.shard): parallel_planner.h
+  // Prices the collectives of a parallel rank's config (config.shard): parallel_forecast.h
   // sets it. Empty: collectives cost nothing.
   CollectivePricer collective_price;
 };
@@ -166,7 +166,7 @@ struct PhasePlan {
   int32_t fallbacks = 0;
   std::string algorithm;  // the scheduler's
   BoundBreakdown bound;
-  // Whole-graph offload (PlanRequest::compile): whether compiled units timed the phase,
+  // Whole-graph offload (ForecastRequest::compile): whether compiled units timed the phase,
   // how many, the nodes run op by op instead, and what op-by-op dispatch predicts.
   bool compiled = false;
   int64_t units = 0;
@@ -199,7 +199,7 @@ struct DevicePlan {
   }
 };
 
-struct ModelPlan {
+struct ModelForecast {
   std::string model;
   std::string summary;  // ModelConfig::summary()
   int64_t parameters = 0;
@@ -247,6 +247,7 @@ struct ModelPlan {
   std::string why;                 // one sentence: why decode runs at this speed
 };
 
-Result<ModelPlan> plan_model(const PlanRequest& request, const std::vector<PlanDevice>& devices);
+Result<ModelForecast> forecast_model(const ForecastRequest& request,
+                                     const std::vector<PlanDevice>& devices);
 
 }  // namespace hal::runtime

@@ -1,8 +1,8 @@
-// Planning without running: the model's real graphs through the scheduler (planner.h).
+// Planning without running: the model's real graphs through the scheduler (forecast.h).
 // About 800 lines: the built-in configs, the graph-to-task conversion (collective nodes
-// included) and plan_model share its pricing and memory helpers; parallel plans
-// (parallel/parallel_planner.cc) call plan_model per stage rather than copy it.
-#include "hal/runtime/planner.h"
+// included) and forecast_model share its pricing and memory helpers; parallel plans
+// (parallel/parallel_forecast.cc) call forecast_model per stage rather than copy it.
+#include "hal/runtime/forecast.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,8 +13,8 @@
 #include <sstream>
 
 #include "hal/file_io.h"
+#include "hal/runtime/arena_layout.h"
 #include "hal/runtime/graph.h"
-#include "hal/runtime/memory_plan.h"
 #include "hal/runtime/model.h"
 #include "hal/runtime/model_graph.h"
 #include "hal/runtime/scheduled_plan.h"
@@ -257,7 +257,8 @@ std::string_view bound_word(BoundBy b) {
 
 }  // namespace
 
-Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevice>& devices) {
+Result<ModelForecast> forecast_model(const ForecastRequest& req,
+                                     const std::vector<PlanDevice>& devices) {
   const ModelConfig& c = req.config;
   if (devices.empty()) return invalid_argument("plan: no devices");
   if (req.batch < 1 || req.prompt_len < 1 || req.max_new_tokens < 1)
@@ -276,7 +277,7 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
                             " is not one a plan takes (bf16, fp16, fp8, int8)");
   const DType compute = w == DType::kF16 ? DType::kF16 : DType::kBF16;
 
-  ModelPlan plan;
+  ModelForecast plan;
   plan.model = req.model_name;
   plan.summary = c.summary();
   plan.parameters = c.parameter_count();
@@ -291,7 +292,7 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
   std::vector<std::string> cal_notes;
   const sch::CostModel model = sch::CostModel::from_infos(infos, req.calibration, &cal_notes);
 
-  // Decode is timed at the mean context of its N steps (planner.h).
+  // Decode is timed at the mean context of its N steps (forecast.h).
   const int64_t decode_context = req.prompt_len + (req.max_new_tokens + 1) / 2;
 
   // Op times: the device's timer (each distinct op once per device), else the cost model.
@@ -382,14 +383,15 @@ Result<ModelPlan> plan_model(const PlanRequest& req, const std::vector<PlanDevic
       const uint64_t cap = r.problem.device(d).capacity_bytes;
       if (cap > 0 && reserve > 0) r.problem.set_capacity(d, cap > reserve ? cap - reserve : 1);
     }
-    // A parallel rank's collectives: their price on every device (PlanRequest::collective_price).
+    // A parallel rank's collectives: their price on every device
+    // (ForecastRequest::collective_price).
     r.collectives = collectives_of_tasks(*mg.graph, r.tasks);
     for (size_t t = 0; t < r.collectives.size(); ++t) {
       if (!r.collectives[t]) continue;
-      const CollectivePrice price = req.collective_price ? req.collective_price(
-                                                               r.collectives[t]->shape,
-                                                               r.collectives[t]->channel)
-                                                         : CollectivePrice{};
+      const CollectivePrice price =
+          req.collective_price
+              ? req.collective_price(r.collectives[t]->shape, r.collectives[t]->channel)
+              : CollectivePrice{};
       for (int32_t d = 0; d < r.problem.device_count(); ++d)
         r.problem.set_cost(sch::TaskId(t), d, price.seconds);
     }

@@ -1,8 +1,8 @@
-// hal::runtime::plan_model on devices described by hand (no plugin): what it accounts
+// hal::runtime::forecast_model on devices described by hand (no plugin): what it accounts
 // (weights by dtype, KV caches, HBM bytes per token), that a model too big for the devices
 // fails naming the sizes, that a big one is split by layers, that stored calibrations
 // change the cost model's predictions, and the config/dtype resolution errors.
-#include "hal/runtime/planner.h"
+#include "hal/runtime/forecast.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -46,8 +46,8 @@ std::vector<rt::PlanDevice> devices_of(std::vector<hal::DeviceInfo> infos) {
   return out;
 }
 
-rt::PlanRequest request(const std::string& model, hal::DType dtype = hal::DType::kBF16) {
-  rt::PlanRequest r;
+rt::ForecastRequest request(const std::string& model, hal::DType dtype = hal::DType::kBF16) {
+  rt::ForecastRequest r;
   auto c = rt::resolve_model_config(model);
   EXPECT_TRUE(c.ok()) << c.status().to_string();
   r.config = *c;
@@ -72,7 +72,7 @@ struct TempDir {
   }
 };
 
-TEST(Planner, BuiltinConfigsParseWithTheirPublishedSizes) {
+TEST(Forecast, BuiltinConfigsParseWithTheirPublishedSizes) {
   for (const std::string& name : rt::public_model_names()) {
     auto c = rt::resolve_model_config(name);
     ASSERT_TRUE(c.ok()) << name << ": " << c.status().to_string();
@@ -83,7 +83,7 @@ TEST(Planner, BuiltinConfigsParseWithTheirPublishedSizes) {
   EXPECT_NEAR(double(rt::resolve_model_config("llama-3-70b")->parameter_count()), 70.55e9, 0.05e9);
 }
 
-TEST(Planner, ModelAndDtypeErrorsNameWhatWasWrong) {
+TEST(Forecast, ModelAndDtypeErrorsNameWhatWasWrong) {
   auto unknown = rt::resolve_model_config("llama-9-400b");
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.status().code(), hal::StatusCode::kInvalidArgument);
@@ -106,9 +106,9 @@ TEST(Planner, ModelAndDtypeErrorsNameWhatWasWrong) {
   EXPECT_EQ(*rt::parse_plan_dtype("INT8"), hal::DType::kI8);
 }
 
-TEST(Planner, DecodeIsMemoryBoundBelowTheBandwidthLimitAndMovesAtLeastTheWeights) {
-  auto plan =
-      rt::plan_model(request("llama-3-8b"), devices_of({hbm_device("npu:0", 140 * kGiB, 4.8e12)}));
+TEST(Forecast, DecodeIsMemoryBoundBelowTheBandwidthLimitAndMovesAtLeastTheWeights) {
+  auto plan = rt::forecast_model(request("llama-3-8b"),
+                                 devices_of({hbm_device("npu:0", 140 * kGiB, 4.8e12)}));
   ASSERT_TRUE(plan.ok()) << plan.status().to_string();
   // bf16: two bytes per parameter.
   // (and the rotary table, 64 floats)
@@ -142,11 +142,11 @@ TEST(Planner, DecodeIsMemoryBoundBelowTheBandwidthLimitAndMovesAtLeastTheWeights
   EXPECT_LT(plan->prefill.flops, 64 * plan->decode.flops);
 }
 
-TEST(Planner, OneByteWeightsHalveTheWeightBytesAndRaiseTheLimit) {
+TEST(Forecast, OneByteWeightsHalveTheWeightBytesAndRaiseTheLimit) {
   const auto devs = devices_of({hbm_device("npu:0", 140 * kGiB, 4.8e12)});
-  auto bf16 = rt::plan_model(request("llama-3-8b"), devs);
-  auto fp8 = rt::plan_model(request("llama-3-8b", hal::DType::kFP8E4M3), devs);
-  auto int8 = rt::plan_model(request("llama-3-8b", hal::DType::kI8), devs);
+  auto bf16 = rt::forecast_model(request("llama-3-8b"), devs);
+  auto fp8 = rt::forecast_model(request("llama-3-8b", hal::DType::kFP8E4M3), devs);
+  auto int8 = rt::forecast_model(request("llama-3-8b", hal::DType::kI8), devs);
   ASSERT_TRUE(bf16.ok() && fp8.ok() && int8.ok());
   // Matmul weights and embeddings at 1 byte; only the norms stay bf16.
   EXPECT_LT(fp8->weight_bytes, bf16->weight_bytes / 2 + bf16->weight_bytes / 1000);
@@ -157,9 +157,9 @@ TEST(Planner, OneByteWeightsHalveTheWeightBytesAndRaiseTheLimit) {
   EXPECT_LT(fp8->decode_tokens_per_s(), fp8->bandwidth_limit_tokens_per_s());
 }
 
-TEST(Planner, TooBigForTheDevicesFailsNamingTheSizes) {
-  auto plan =
-      rt::plan_model(request("llama-3-70b"), devices_of({hbm_device("npu:0", 16 * kGiB, 256e9)}));
+TEST(Forecast, TooBigForTheDevicesFailsNamingTheSizes) {
+  auto plan = rt::forecast_model(request("llama-3-70b"),
+                                 devices_of({hbm_device("npu:0", 16 * kGiB, 256e9)}));
   ASSERT_FALSE(plan.ok());
   EXPECT_EQ(plan.status().code(), hal::StatusCode::kOutOfMemory);
   const std::string& m = plan.status().message();
@@ -170,15 +170,15 @@ TEST(Planner, TooBigForTheDevicesFailsNamingTheSizes) {
   EXPECT_NE(m.find("at least 9 devices"), std::string::npos) << m;
 }
 
-TEST(Planner, BigModelIsSplitByLayersAcrossEnoughDevices) {
+TEST(Forecast, BigModelIsSplitByLayersAcrossEnoughDevices) {
   std::vector<hal::DeviceInfo> infos;
   for (int i = 0; i < 8; ++i)
     infos.push_back(hbm_device("npu:" + std::to_string(i), 16 * kGiB, 256e9));
   // int8: 65.7 GiB. (The scheduler's layer partition considers at most six devices, so
   // bf16's 131 GiB cannot be split by it over 16 GiB devices; see below for bf16.)
-  rt::PlanRequest req = request("llama-3-70b", hal::DType::kI8);
+  rt::ForecastRequest req = request("llama-3-70b", hal::DType::kI8);
   req.algorithm = sch::Algorithm::kLayerPartition;
-  auto plan = rt::plan_model(req, devices_of(infos));
+  auto plan = rt::forecast_model(req, devices_of(infos));
   ASSERT_TRUE(plan.ok()) << plan.status().to_string();
   int32_t layers = 0, used = 0;
   for (const rt::DevicePlan& d : plan->devices) {
@@ -203,7 +203,7 @@ TEST(Planner, BigModelIsSplitByLayersAcrossEnoughDevices) {
   // its memory, still below the limit of its placement.
   for (int i = 8; i < 10; ++i)
     infos.push_back(hbm_device("npu:" + std::to_string(i), 16 * kGiB, 256e9));
-  auto any = rt::plan_model(request("llama-3-70b"), devices_of(infos));
+  auto any = rt::forecast_model(request("llama-3-70b"), devices_of(infos));
   ASSERT_TRUE(any.ok()) << any.status().to_string();
   std::vector<int> seen(80, 0);
   for (const rt::DevicePlan& d : any->devices) {
@@ -215,11 +215,11 @@ TEST(Planner, BigModelIsSplitByLayersAcrossEnoughDevices) {
   EXPECT_LT(any->decode_tokens_per_s(), any->bandwidth_limit_tokens_per_s());
 }
 
-TEST(Planner, StoredCalibrationChangesTheCostModelsPrediction) {
+TEST(Forecast, StoredCalibrationChangesTheCostModelsPrediction) {
   TempDir dir;
   const hal::DeviceInfo info = hbm_device("npu:0", 140 * kGiB, 4.8e12);
-  rt::PlanRequest req = request("llama-3-8b");
-  auto before = rt::plan_model(req, devices_of({info}));
+  rt::ForecastRequest req = request("llama-3-8b");
+  auto before = rt::forecast_model(req, devices_of({info}));
   ASSERT_TRUE(before.ok());
   // A device that streams at half its peak bandwidth in every class.
   sch::Calibration cal;
@@ -230,7 +230,7 @@ TEST(Planner, StoredCalibrationChangesTheCostModelsPrediction) {
   ASSERT_TRUE(sch::save_calibration(cal, sch::calibration_path(info, dir.path)).ok());
   req.calibration.load = true;
   req.calibration.directory = dir.path;
-  auto after = rt::plan_model(req, devices_of({info}));
+  auto after = rt::forecast_model(req, devices_of({info}));
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->devices[0].timing, "roofline cost model, calibrated");
   EXPECT_EQ(before->devices[0].timing, "roofline cost model, default efficiencies");
@@ -242,7 +242,7 @@ TEST(Planner, StoredCalibrationChangesTheCostModelsPrediction) {
   EXPECT_TRUE(noted);
 }
 
-TEST(Planner, OpTimerReplacesTheCostModelWhereGiven) {
+TEST(Forecast, OpTimerReplacesTheCostModelWhereGiven) {
   // A timer that says every op takes 1 ms: decode time is then ops x 1 ms on one device.
   rt::PlanDevice d{hbm_device("npu:0", 140 * kGiB, 4.8e12), {}, {}, "fixed test timer"};
   int calls = 0;
@@ -250,7 +250,7 @@ TEST(Planner, OpTimerReplacesTheCostModelWhereGiven) {
     ++calls;
     return std::optional<rt::OpTiming>(rt::OpTiming{1e-3, "compute", 0});
   };
-  auto plan = rt::plan_model(request("gpt2"), {d});
+  auto plan = rt::forecast_model(request("gpt2"), {d});
   ASSERT_TRUE(plan.ok()) << plan.status().to_string();
   EXPECT_GT(calls, 0);
   // Identical ops of different layers are timed once.
@@ -260,18 +260,19 @@ TEST(Planner, OpTimerReplacesTheCostModelWhereGiven) {
   EXPECT_GE(plan->decode.seconds, 1e-3 * 12);  // at least one op per layer
 }
 
-TEST(Planner, RejectsImpossibleRequests) {
-  rt::PlanRequest r = request("gpt2");
+TEST(Forecast, RejectsImpossibleRequests) {
+  rt::ForecastRequest r = request("gpt2");
   r.prompt_len = 1000;
   r.max_new_tokens = 100;  // 1100 > gpt2's 1024 positions
-  auto plan = rt::plan_model(r, devices_of({hbm_device("npu:0", 16 * kGiB, 256e9)}));
+  auto plan = rt::forecast_model(r, devices_of({hbm_device("npu:0", 16 * kGiB, 256e9)}));
   ASSERT_FALSE(plan.ok());
   EXPECT_EQ(plan.status().code(), hal::StatusCode::kInvalidArgument);
   EXPECT_NE(plan.status().message().find("1024"), std::string::npos) << plan.status().message();
   r = request("gpt2");
   r.batch = 0;
-  EXPECT_EQ(rt::plan_model(r, devices_of({hbm_device("npu:0", 16 * kGiB, 256e9)})).status().code(),
-            hal::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      rt::forecast_model(r, devices_of({hbm_device("npu:0", 16 * kGiB, 256e9)})).status().code(),
+      hal::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Liveness-based placement of intermediate tensors in a per-device arena.
-#include "hal/runtime/memory_plan.h"
+#include "hal/runtime/arena_layout.h"
 
 #include <algorithm>
 #include <map>
@@ -14,7 +14,7 @@ uint64_t align_up(uint64_t v, uint64_t a) { return a <= 1 ? v : (v + a - 1) / a 
 
 }  // namespace
 
-std::string MemoryPlan::to_string() const {
+std::string ArenaLayout::to_string() const {
   return "arena " + format_bytes(arena_bytes) + " (live peak " + format_bytes(live_peak_bytes) +
          ", no reuse " + format_bytes(unshared_bytes) + ")";
 }
@@ -65,9 +65,9 @@ std::vector<LiveInterval> live_intervals(const Graph& graph, std::span<const Nod
   return result;
 }
 
-MemoryPlan plan_intervals(std::span<const LiveInterval> intervals, size_t value_count,
-                          uint64_t alignment) {
-  MemoryPlan plan;
+ArenaLayout plan_intervals(std::span<const LiveInterval> intervals, size_t value_count,
+                           uint64_t alignment) {
+  ArenaLayout plan;
   plan.offsets.assign(value_count, kNotPlanned);
   plan.intervals.assign(intervals.begin(), intervals.end());
 
@@ -121,7 +121,7 @@ MemoryPlan plan_intervals(std::span<const LiveInterval> intervals, size_t value_
   return plan;
 }
 
-void fill_view_offsets(const Graph& graph, MemoryPlan& plan) {
+void fill_view_offsets(const Graph& graph, ArenaLayout& plan) {
   for (size_t v = 0; v < graph.values().size() && v < plan.offsets.size(); ++v) {
     const ValueId root = graph.storage_root(ValueId(v));
     if (root == ValueId(v) || plan.offsets[size_t(root)] == kNotPlanned) continue;
@@ -132,9 +132,9 @@ void fill_view_offsets(const Graph& graph, MemoryPlan& plan) {
   }
 }
 
-MemoryPlan plan_memory(const Graph& graph, std::span<const NodeId> order, uint64_t alignment) {
+ArenaLayout plan_memory(const Graph& graph, std::span<const NodeId> order, uint64_t alignment) {
   auto intervals = live_intervals(graph, order, [](ValueId) { return true; });
-  MemoryPlan plan = plan_intervals(intervals, graph.values().size(), alignment);
+  ArenaLayout plan = plan_intervals(intervals, graph.values().size(), alignment);
   fill_view_offsets(graph, plan);
   return plan;
 }

@@ -1,5 +1,5 @@
-// Planning tensor- and pipeline-parallel runs (hal/runtime/parallel_planner.h).
-#include "hal/runtime/parallel_planner.h"
+// Planning tensor- and pipeline-parallel runs (hal/runtime/parallel_forecast.h).
+#include "hal/runtime/parallel_forecast.h"
 
 #include <algorithm>
 #include <cmath>
@@ -79,15 +79,15 @@ struct Links {
 };
 
 // One candidate, fully planned.
-Result<ParallelPlan> plan_degrees(const ParallelPlanRequest& req,
-                                  const std::vector<PlanDevice>& devices, ParallelDegrees deg) {
+Result<ParallelForecast> plan_degrees(const ParallelForecastRequest& req,
+                                      const std::vector<PlanDevice>& devices, ParallelDegrees deg) {
   const ModelConfig& full = req.base.config;
   HAL_RETURN_IF_ERROR(check_parallel_degrees(full, deg));
   if (deg.ranks() > int32_t(devices.size()))
     return invalid_argument(deg.to_string() + " needs " + std::to_string(deg.ranks()) +
                             " devices; " + std::to_string(devices.size()) + " given");
   const Links links{devices, req.host_of, req.network};
-  ParallelPlan plan;
+  ParallelForecast plan;
   plan.model = req.base.model_name;
   plan.degrees = deg;
   for (int32_t h : req.host_of) plan.hosts = std::max(plan.hosts, h + 1);
@@ -99,7 +99,7 @@ Result<ParallelPlan> plan_degrees(const ParallelPlanRequest& req,
     for (int32_t q = 0; q < deg.pp; ++q) pp_members.push_back(q * deg.tp);
     for (int32_t m : tp_members) st.devices.push_back(devices[size_t(m)].info.id);
     const int32_t first = tp_members[0];
-    PlanRequest r = req.base;
+    ForecastRequest r = req.base;
     r.placement.clear();
     r.config = shard_config(full, deg, 0, s);
     st.layer_begin = r.config.shard.layer_begin;
@@ -134,7 +134,7 @@ Result<ParallelPlan> plan_degrees(const ParallelPlanRequest& req,
       return price;
     };
     std::vector<PlanDevice> one = {devices[size_t(first)]};
-    auto rank_plan = plan_model(r, one);
+    auto rank_plan = forecast_model(r, one);
     if (!rank_plan.ok())
       return Status(rank_plan.status().code(),
                     "stage " + std::to_string(s) + " (layers " + std::to_string(st.layer_begin) +
@@ -194,7 +194,7 @@ Result<ParallelPlan> plan_degrees(const ParallelPlanRequest& req,
   return plan;
 }
 
-void explain(ParallelPlan& p, int64_t batch) {
+void explain(ParallelForecast& p, int64_t batch) {
   const BoundBreakdown& b = p.bound;
   const std::string dom = b.dominant();
   char buf[640];
@@ -212,8 +212,8 @@ void explain(ParallelPlan& p, int64_t batch) {
 
 }  // namespace
 
-Result<ParallelPlan> plan_parallel(const ParallelPlanRequest& req,
-                                   const std::vector<PlanDevice>& devices) {
+Result<ParallelForecast> forecast_parallel(const ParallelForecastRequest& req,
+                                           const std::vector<PlanDevice>& devices) {
   if (devices.empty()) return invalid_argument("plan: no devices");
   if (!req.host_of.empty() && req.host_of.size() != devices.size())
     return invalid_argument("plan: a host for each of the " + std::to_string(devices.size()) +
@@ -231,7 +231,7 @@ Result<ParallelPlan> plan_parallel(const ParallelPlanRequest& req,
       }
   }
   std::vector<ParallelCandidate> candidates;
-  std::optional<ParallelPlan> best;
+  std::optional<ParallelForecast> best;
   Status first_error;
   for (const ParallelDegrees& d : options) {
     ParallelCandidate c;
@@ -287,11 +287,11 @@ Result<ParallelPlan> plan_parallel(const ParallelPlanRequest& req,
                   "no tensor x pipeline split of " + req.base.model_name + " fits these " +
                       std::to_string(n) + " devices" + total + why);
   }
-  ParallelPlan plan = std::move(*best);
+  ParallelForecast plan = std::move(*best);
   plan.chosen = !(req.tp && req.pp);
   plan.candidates = std::move(candidates);
   plan.method =
-      "each stage's tensor-parallel rank planned by plan_model on its device (the rank's own "
+      "each stage's tensor-parallel rank planned by forecast_model on its device (the rank's own "
       "graph: its heads, MLP columns and layers); collectives priced by the HAL's alpha-beta "
       "model (hal/collective_cost.h) over the links between the members";
   if (plan.hosts > 1) {
