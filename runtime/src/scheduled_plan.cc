@@ -1,5 +1,7 @@
 // The runtime <-> scheduler bridge: graphs as task graphs, schedules as execution plans,
-// and the session planner that keeps weights and KV caches where the first plan put them.
+// and the session plan builder that keeps weights and KV caches where the first plan put
+// them. Just over 800 lines: the graph-to-task builder that run and plan share lives here
+// beside the plan assembly it feeds.
 #include "hal/runtime/scheduled_plan.h"
 
 #include <algorithm>
