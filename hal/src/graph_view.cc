@@ -52,7 +52,7 @@ uint64_t GraphView::offset_of(int32_t v, std::span<const int64_t> sym) const {
   const GraphValue& x = values[size_t(v)];
   uint64_t off = x.offset_bytes;
   if (x.offset_symbol >= 0 && size_t(x.offset_symbol) < sym.size())
-    off += uint64_t(sym[size_t(x.offset_symbol)] * x.offset_symbol_stride_bytes);
+    off += uint64_t(sym[size_t(x.offset_symbol)]) * uint64_t(x.offset_symbol_stride_bytes);
   return off;
 }
 
@@ -122,6 +122,22 @@ Status GraphView::validate() const {
       if (x.desc.shape.dims[i] < 0 || x.desc.strides[i] < 0)
         return invalid_argument(value_name(v) + " " + x.desc.to_string() +
                                 " has a negative dim or stride");
+    // No device holds 2^46 elements; past that the byte sizes computed below would
+    // overflow (a blob read from disk may say anything).
+    constexpr uint64_t kMaxElements = uint64_t(1) << 46;
+    uint64_t elements = 1, last = 0;
+    bool too_large = false;
+    for (int i = 0; i < x.desc.shape.rank && !too_large; ++i) {
+      const uint64_t d = uint64_t(x.desc.shape.dims[i]), st = uint64_t(x.desc.strides[i]);
+      if (d > 0 && elements > kMaxElements / d) too_large = true;
+      elements *= d;
+      if (d > 1 && st > kMaxElements / (d - 1)) too_large = true;
+      last += (d > 0 ? d - 1 : 0) * st;
+      if (last > kMaxElements) too_large = true;
+    }
+    if (too_large)
+      return invalid_argument(value_name(v) + " " + x.desc.to_string() +
+                              " spans more than 2^46 elements");
     const int32_t kind = int32_t(x.kind);
     if (kind < 0 || kind > int32_t(GraphValueKind::kIntermediate))
       return invalid_argument(value_name(v) + " has kind " + std::to_string(kind));
@@ -143,6 +159,13 @@ Status GraphView::validate() const {
                               std::string(graph_value_kind_name(x.kind)) + " view of a " +
                               std::string(graph_value_kind_name(o.kind)));
     if (x.is_output) return invalid_argument(value_name(v) + " is a view marked as an output");
+    // Offsets within 2^50 bytes (validate's bound on sizes), so the sums below cannot wrap.
+    constexpr uint64_t kMaxOffset = uint64_t(1) << 50;
+    const uint64_t sym_max =
+        x.offset_symbol >= 0 ? uint64_t(symbols[size_t(x.offset_symbol)].max_value) : 0;
+    if (x.offset_bytes > kMaxOffset || uint64_t(x.offset_symbol_stride_bytes) > kMaxOffset ||
+        (sym_max > 0 && uint64_t(x.offset_symbol_stride_bytes) > kMaxOffset / sym_max))
+      return invalid_argument(value_name(v) + " has an offset past 2^50 bytes");
     const uint64_t at_max = offset_of(int32_t(v), max_symbols());
     if (at_max + x.desc.extent_bytes() > o.desc.extent_bytes())
       return invalid_argument(value_name(v) + " " + x.desc.to_string() + " at offset " +
@@ -331,8 +354,10 @@ class Reader {
     return true;
   }
   bool str(std::string* s) {
-    size_t n = 0;
-    if (!count(&n, in_.size() - at_)) return false;
+    int64_t v = 0;
+    // The length is read first: the bytes left are counted after it.
+    if (!i64(&v) || v < 0 || uint64_t(v) > in_.size() - at_) return false;
+    const size_t n = size_t(v);
     s->assign(reinterpret_cast<const char*>(in_.data() + at_), n);
     at_ += n;
     return true;

@@ -100,19 +100,19 @@ TensorDesc TensorDesc::contiguous(DType dtype, Shape shape) {
   TensorDesc t;
   t.dtype = dtype;
   t.shape = shape;
-  int64_t stride = 1;
+  uint64_t stride = 1;  // unsigned: wraps (defined) on shapes no tensor can have
   for (int i = shape.rank - 1; i >= 0; --i) {
-    t.strides[i] = stride;
-    stride *= std::max<int64_t>(shape.dims[i], 1);
+    t.strides[i] = int64_t(stride);
+    stride *= uint64_t(std::max<int64_t>(shape.dims[i], 1));
   }
   return t;
 }
 
 bool TensorDesc::is_contiguous() const {
-  int64_t stride = 1;
+  uint64_t stride = 1;  // unsigned: wraps (defined) on shapes no tensor can have
   for (int i = shape.rank - 1; i >= 0; --i) {
-    if (shape.dims[i] != 1 && strides[i] != stride) return false;
-    stride *= shape.dims[i];
+    if (shape.dims[i] != 1 && uint64_t(strides[i]) != stride) return false;
+    stride *= uint64_t(shape.dims[i]);
   }
   return true;
 }

@@ -159,10 +159,12 @@ struct Shape {
   int64_t& operator[](int i) { return dims[i]; }
   // Negative indices count from the end: back(1) is the last dim.
   int64_t back(int from_end = 1) const { return dims[rank - from_end]; }
+  // Multiplied as unsigned (wrapping, defined) and read back: equal to the signed product
+  // whenever that fits; a shape read from a file may not, and must not be UB to describe.
   int64_t numel() const {
-    int64_t n = 1;
-    for (int i = 0; i < rank; ++i) n *= dims[i];
-    return n;
+    uint64_t n = 1;
+    for (int i = 0; i < rank; ++i) n *= uint64_t(dims[i]);
+    return int64_t(n);
   }
   bool operator==(const Shape& o) const {
     if (rank != o.rank) return false;
