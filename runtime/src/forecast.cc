@@ -541,8 +541,10 @@ Result<ModelForecast> forecast_model(const ForecastRequest& req,
     shape.cache_len = cache_len;
     shape.compute_dtype = compute;
     HAL_ASSIGN_OR_RETURN(ModelGraph mg, build_model_graph(c, shape));
+    // Kept alive: build.symbols is a view of it.
+    const std::vector<int64_t> symbols = phase_symbols(*mg.graph, 0, req.prompt_len);
     TaskBuildOptions build;
-    build.symbols = phase_symbols(*mg.graph, 0, req.prompt_len);
+    build.symbols = symbols;
     build.weight_dtype = dtype_size(w) == 1 ? w : DType::kInvalid;
     HAL_ASSIGN_OR_RETURN(GraphTasks conv, build_graph_tasks(*mg.graph, build));
     if (req.placement.empty()) {
