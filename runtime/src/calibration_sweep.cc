@@ -72,6 +72,7 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
         if (!order.ok()) continue;
         for (NodeId n : *order) {
           const Node& node = g.node(n);
+          int concat_part = 0;
           for (OpSpec spec : node_op_specs(g, n)) {
             CalibrationOp op;
             op.sequence = sequence;
@@ -87,6 +88,28 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
                 const ValueKind k = g.value(g.storage_root(node.inputs[i])).kind;
                 op.cold[i] = k == ValueKind::kConstant || k == ValueKind::kState;
               }
+            // Which activations it reads and writes (the values its spec's operands come
+            // from: a kOp's inputs, a concat part's or KV write's source; its output).
+            auto activation = [&](ValueId v, DType dtype) -> int32_t {
+              const ValueId root = g.storage_root(v);
+              if (g.value(root).kind != ValueKind::kIntermediate || !is_floating(dtype)) return -1;
+              return int32_t(root);
+            };
+            if (node.kind == NodeKind::kOp) {
+              for (int i = 0; i < spec.num_inputs && size_t(i) < node.inputs.size(); ++i)
+                op.input_value[size_t(i)] = activation(node.inputs[size_t(i)], spec.inputs[i].dtype);
+              if (!node.outputs.empty())
+                op.output_value = activation(node.outputs[0], spec.output.dtype);
+            } else if (node.kind == NodeKind::kConcat && !node.outputs.empty()) {
+              const size_t part = size_t(concat_part++);
+              if (part < node.inputs.size())
+                op.input_value[0] = activation(node.inputs[part], spec.inputs[0].dtype);
+              op.output_value = activation(node.outputs[0], spec.output.dtype);
+            } else if (node.kind == NodeKind::kWriteSlice && node.inputs.size() > 1) {
+              op.input_value[0] = activation(node.inputs[1], spec.inputs[0].dtype);
+              op.output_value = activation(node.inputs[0], spec.output.dtype);
+              op.cold_output = g.value(g.storage_root(node.inputs[0])).kind == ValueKind::kState;
+            }
             // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on
             // "literal" + std::string chains.
             op.label = where;
@@ -105,15 +128,20 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
 
 namespace {
 
-// A 1.0 fill pattern for float dtypes (ones: ordinary numbers for every op).
-std::pair<uint64_t, uint32_t> one_pattern(DType t) {
+// Fill patterns for float dtypes: 1.0 for activations' first step (they then hold what
+// the ops computed), 2^-10 for weights and KV caches. With every weight 2^-10 a matmul
+// over K ~ 1000 inputs keeps its input's magnitude and a norm scales to ~1e-3, so the
+// values a block computes stay ordinary numbers, as a trained model's do. With weights
+// of 1.0 they grew by K per matmul, and silu and gelu, whose exp takes a slow path far
+// from zero, measured 2.5x what they take in a model.
+std::pair<uint64_t, uint32_t> fill_pattern(DType t, bool weight) {
   switch (t) {
     case DType::kF32:
-      return {0x3f800000u, 4};
+      return {weight ? 0x3a800000u : 0x3f800000u, 4};
     case DType::kF16:
-      return {0x3c00u, 2};
+      return {weight ? 0x1400u : 0x3c00u, 2};
     case DType::kBF16:
-      return {0x3f80u, 2};
+      return {weight ? 0x3a80u : 0x3f80u, 2};
     default:
       return {0, 1};
   }
@@ -142,17 +170,26 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
   auto skip = [&](const std::string& what, const Status& why) {
     if (skipped) skipped->push_back({what, why.to_string()});
   };
-  // The pool cold inputs are read from, filled once with ones (f32 1.0; read as 16-bit
-  // floats each word is 1.875 or 0: ordinary numbers too). Every dispatch takes the next
-  // region of it, so a region is read again only after the whole pool was.
+  // The pool cold inputs are read from, filled once with the weight pattern of their
+  // dtype (the sweep's compute dtype). Every dispatch takes the next region of it, so a
+  // region is read again only after the whole pool was.
+  DType cold_dtype = DType::kF32;
+  for (const CalibrationOp& c : ops) {
+    const auto it = std::find(c.cold.begin(), c.cold.begin() + c.spec.num_inputs, true);
+    if (it != c.cold.begin() + c.spec.num_inputs &&
+        is_floating(c.spec.inputs[size_t(it - c.cold.begin())].dtype)) {
+      cold_dtype = c.spec.inputs[size_t(it - c.cold.begin())].dtype;
+      break;
+    }
+  }
   Buffer pool;
   uint64_t pool_bytes = std::min(options.cold_bytes, device.info().memory_bytes / 4);
   if (pool_bytes > 0) {
     auto p = device.allocate(pool_bytes, kind);
     if (p.ok()) {
       pool = std::move(*p);
-      if (!options.timing_only)
-        HAL_RETURN_IF_ERROR(stream.fill(pool, 0, pool_bytes, 0x3f800000u, 4));
+      const auto [pattern, width] = fill_pattern(cold_dtype, /*weight=*/true);
+      if (!options.timing_only) HAL_RETURN_IF_ERROR(stream.fill(pool, 0, pool_bytes, pattern, width));
     } else {
       skip("cold-input pool of " + std::to_string(pool_bytes) + " bytes", p.status());
       pool_bytes = 0;
@@ -171,12 +208,26 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
       const CalibrationOp* op;
       OpDescriptor desc;
       std::array<bool, kMaxOpInputs> from_pool{};
+      bool output_from_pool = false;
       uint64_t pool_bytes = 0;
       std::vector<double> durations;
     };
     std::vector<Prepared> seq;
     std::vector<Buffer> owned;
-    owned.reserve(4 * (last - first) + 4);
+    owned.reserve(size_t(kMaxOpInputs + 1) * (last - first) + 4);  // pointers into it stay valid
+    // One buffer per activation of the sequence, as large as its largest use.
+    std::map<int32_t, uint64_t> activation_bytes;
+    for (size_t k = first; k < last; ++k) {
+      const CalibrationOp& c = ops[k];
+      auto need = [&](int32_t value, const TensorDesc& d) {
+        if (value < 0) return;
+        uint64_t& b = activation_bytes[value];
+        b = std::max<uint64_t>({b, d.extent_bytes(), 1});
+      };
+      for (int i = 0; i < c.spec.num_inputs; ++i) need(c.input_value[size_t(i)], c.spec.inputs[i]);
+      need(c.output_value, c.spec.output);
+    }
+    std::map<int32_t, const Buffer*> activation_buffer;
     Status st;
     for (size_t k = first; k < last && st.ok(); ++k) {
       const CalibrationOp& c = ops[k];
@@ -189,8 +240,15 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
       p.desc.kind = c.spec.kind;
       p.desc.attrs = c.spec.attrs;
       p.desc.num_inputs = c.spec.num_inputs;
-      auto make = [&](const TensorDesc& desc, int64_t int_value) -> const Buffer* {
-        auto buf = device.allocate(std::max<uint64_t>(desc.extent_bytes(), 1), kind);
+      // A buffer for `desc`: the activation's (made at its first use) or one of its own.
+      auto make = [&](const TensorDesc& desc, int64_t int_value, int32_t value,
+                      bool weight) -> const Buffer* {
+        if (value >= 0)
+          if (auto it = activation_buffer.find(value); it != activation_buffer.end())
+            return it->second;
+        const uint64_t bytes = value >= 0 ? activation_bytes[value]
+                                          : std::max<uint64_t>(desc.extent_bytes(), 1);
+        auto buf = device.allocate(bytes, kind);
         if (!buf.ok()) {
           st = buf.status();
           return nullptr;
@@ -202,10 +260,11 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
             st = stream.fill(made, 0, made.size(), uint64_t(int_value),
                              desc.dtype == DType::kI32 ? 4 : 8);
           } else {
-            const auto [pattern, width] = one_pattern(desc.dtype);
+            const auto [pattern, width] = fill_pattern(desc.dtype, weight);
             st = stream.fill(made, 0, made.size(), pattern, width);
           }
         }
+        if (value >= 0) activation_buffer[value] = &made;
         return &made;
       };
       for (int i = 0; i < c.spec.num_inputs && st.ok(); ++i) {
@@ -214,13 +273,18 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
           p.from_pool[size_t(i)] = true;
           p.pool_bytes += aligned(d.extent_bytes());
           p.desc.inputs[size_t(i)] = TensorRef{&pool, 0, d};
-        } else if (const Buffer* made = make(d, c.kv_length)) {
+        } else if (const Buffer* made = make(d, c.kv_length, c.input_value[size_t(i)], c.cold[size_t(i)])) {
           p.desc.inputs[size_t(i)] = TensorRef{made, 0, d};
         }
       }
-      if (st.ok())
-        if (const Buffer* o = make(c.spec.output, 0))
+      if (st.ok() && c.cold_output && pool.valid() &&
+          aligned(c.spec.output.extent_bytes()) <= pool_bytes / 2) {
+        p.output_from_pool = true;
+        p.desc.output = TensorRef{&pool, 0, c.spec.output};
+      } else if (st.ok()) {
+        if (const Buffer* o = make(c.spec.output, 0, c.output_value, false))
           p.desc.output = TensorRef{o, 0, c.spec.output};
+      }
       if (!st.ok()) {
         skip(c.label, st);
         st = ok_status();
@@ -238,6 +302,12 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
           const uint64_t bytes = aligned(d.inputs[size_t(in)].desc.extent_bytes());
           if (cursor + bytes > pool_bytes) cursor = 0;
           d.inputs[size_t(in)].offset_bytes = cursor;
+          cursor += bytes;
+        }
+        if (seq[i].output_from_pool) {
+          const uint64_t bytes = aligned(d.output.desc.extent_bytes());
+          if (cursor + bytes > pool_bytes) cursor = 0;
+          d.output.offset_bytes = cursor;
           cursor += bytes;
         }
         HAL_RETURN_IF_ERROR(stream.dispatch(d, uint64_t(i) + 1));

@@ -620,7 +620,7 @@ std::string report_summary_text(const RunReport& rep) {
        (rep.algorithm.empty() ? "" : " by " + rep.algorithm));
   for (const PhaseReport& p : rep.phases) {
     line("phase      " + p.name + ": " + std::to_string(p.runs) + " run(s), " +
-         std::to_string(p.tokens) + " tokens, measured " + format_seconds(p.measured_makespan_s) +
+         std::to_string(p.tokens) + " token(s) generated, measured " + format_seconds(p.measured_makespan_s) +
          " per run, predicted " + format_seconds(p.predicted_makespan_s) +
          signed_error(p.predicted_makespan_s, p.measured_makespan_s));
     s += phase_prediction_text(p);

@@ -23,8 +23,13 @@
 // back to back on its own measured a tenth of what it took in a decode step for the
 // smallest ops). Inputs a model reads from its weights or KV caches come from a pool of
 // `cold_bytes`, larger than the caches: each dispatch reads the pool's next regions, so
-// they stream from memory as in a decode step; activations stay where the previous
-// step left them. The gap between commands (event-to-event time minus the records' sum,
+// they stream from memory as in a decode step; a KV-cache write writes the pool's next
+// region too (a model writes a cache line it last read a step ago). Activations flow as in the graph: an
+// op's activation input is the buffer the op that produced it wrote (one buffer per
+// graph value of a sequence), so an add reads what the matmul before it just wrote,
+// from cache, as it does in a model (separate input buffers, last touched a step
+// before and evicted since by the weights, made the small ops' predictions up to 3x
+// what a model step measured). The gap between commands (event-to-event time minus the records' sum,
 // per op) is kept as well.
 //
 // Errors: a device that cannot allocate or run an op gets that op skipped with the
@@ -49,8 +54,21 @@ struct CalibrationOp {
   std::string label;  // "h1024 llama decode kv256: matmul [1,1,1024] x [4096,1024]^T"
   OpSpec spec;
   std::array<bool, kMaxOpInputs> cold{};  // inputs read from weights or KV caches
+  bool cold_output = false;               // writes a KV cache (a region not touched lately)
   int64_t kv_length = 0;                  // attention: the keys visible (its kv_lengths input)
   int32_t sequence = 0;  // ops of one sequence are consecutive, in the graph's order
+  // The activation each input reads and the output writes: an index of the sequence's
+  // graph values (its storage root), shared by the ops that produce and consume it; -1:
+  // a buffer of its own (weights and KV caches, integer inputs).
+  std::array<int32_t, kMaxOpInputs> input_value = filled_minus_one();
+  int32_t output_value = -1;
+
+ private:
+  static constexpr std::array<int32_t, kMaxOpInputs> filled_minus_one() {
+    std::array<int32_t, kMaxOpInputs> a{};
+    a.fill(-1);
+    return a;
+  }
 };
 
 std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick);
