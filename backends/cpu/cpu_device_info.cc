@@ -18,9 +18,9 @@
 #include <string>
 #include <thread>
 
-#include "cpu_bandwidth.h"
 #include "cpu_blas.h"
 #include "cpu_threading.h"
+#include "hal/memory_bandwidth.h"
 #include "hal/plugin/host_queue.h"
 
 namespace hal::cpu {
@@ -265,7 +265,14 @@ Measured measure_now(uint64_t llc) {
   Measured m;
   m.load_average = load_average_1min();
   m.measured_at = utc_now();
-  m.bandwidth = measure_memory_bandwidth(bandwidth_buffer_bytes(llc), 5);
+  // On the backend's own threads (its arena and thread budget), as its kernels stream.
+  const int threads = int(thread_budget());
+  m.bandwidth = measure_memory_bandwidth(bandwidth_buffer_bytes(llc), 5, threads,
+                                         [](int n, const std::function<void(int)>& part) {
+                                           parallel_for_static(n, [&](int64_t t0, int64_t t1) {
+                                             for (int64_t t = t0; t < t1; ++t) part(int(t));
+                                           });
+                                         });
   m.provisional = m.bandwidth.disturbed();
   m.launch_overhead_s = measure_launch(&m.launch_how);
   return m;

@@ -6,7 +6,7 @@
 // - peak FLOP/s: CPU features (cores in the thread budget x max clock x SIMD lanes x FMA
 //   units x 2); f16/bf16 are computed through f32 and get the f32 figure;
 // - memory bandwidth: read-only and STREAM triad probes over one buffer much larger than
-//   any cache (cpu_bandwidth.h: 4x the last-level cache, at least 1 GiB; 2 GiB when sysfs
+//   any cache (hal/memory_bandwidth.h: 4x the last-level cache, at least 1 GiB; 2 GiB when sysfs
 //   lists no cache sizes), on the thread budget. memory_bandwidth_bytes_per_s is the
 //   read-only best (what streaming weights reaches); both figures, the buffer size, the
 //   UTC time of the measurement and how busy the machine was are in the properties

@@ -1,7 +1,7 @@
 // CPU benchmarks of products with quantized weights (Google Benchmark; built by default,
 // never run by ctest), through the HAL on cpu:0.
 //
-//  BM_ReadBandwidth                the host's read bandwidth over 1 GiB with the CPU
+//  BM_ReadBandwidth                the host's read bandwidth (hal/memory_bandwidth.h) with the CPU
 //                                  backend's thread count: the roofline of decode.
 //  BM_QuantDecode/fmt/M/K/N        M rows (decode: 1..8) against N x K weights in `fmt`,
 //                                  cycled over copies larger than the last-level cache:
@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "hal/hal.h"
+#include "hal/memory_bandwidth.h"
 #include "hal/quant_reference.h"
-#include "hal/runtime/host_bandwidth.h"
 
 namespace {
 
@@ -60,9 +60,11 @@ Env& env() {
     check(d.status());
     x->cpu = *d;
     const char* t = std::getenv("HAL_CPU_THREADS");
-    x->read_bw = hal::runtime::measure_host_read_bandwidth(
-        t && std::atoi(t) > 0 ? std::atoi(t) : int(std::thread::hardware_concurrency()), uint64_t(1) << 30,
-        5);
+    x->read_bw =
+        hal::measure_memory_bandwidth(
+            hal::bandwidth_buffer_bytes(x->cpu->info().sram_bytes), 5,
+            t && std::atoi(t) > 0 ? std::atoi(t) : int(std::thread::hardware_concurrency()))
+            .read_best;
     return x;
   }();
   return *e;

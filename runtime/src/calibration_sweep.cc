@@ -97,7 +97,8 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
             };
             if (node.kind == NodeKind::kOp) {
               for (int i = 0; i < spec.num_inputs && size_t(i) < node.inputs.size(); ++i)
-                op.input_value[size_t(i)] = activation(node.inputs[size_t(i)], spec.inputs[i].dtype);
+                op.input_value[size_t(i)] =
+                    activation(node.inputs[size_t(i)], spec.inputs[i].dtype);
               if (!node.outputs.empty())
                 op.output_value = activation(node.outputs[0], spec.output.dtype);
             } else if (node.kind == NodeKind::kConcat && !node.outputs.empty()) {
@@ -189,7 +190,8 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
     if (p.ok()) {
       pool = std::move(*p);
       const auto [pattern, width] = fill_pattern(cold_dtype, /*weight=*/true);
-      if (!options.timing_only) HAL_RETURN_IF_ERROR(stream.fill(pool, 0, pool_bytes, pattern, width));
+      if (!options.timing_only)
+        HAL_RETURN_IF_ERROR(stream.fill(pool, 0, pool_bytes, pattern, width));
     } else {
       skip("cold-input pool of " + std::to_string(pool_bytes) + " bytes", p.status());
       pool_bytes = 0;
@@ -246,8 +248,8 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
         if (value >= 0)
           if (auto it = activation_buffer.find(value); it != activation_buffer.end())
             return it->second;
-        const uint64_t bytes = value >= 0 ? activation_bytes[value]
-                                          : std::max<uint64_t>(desc.extent_bytes(), 1);
+        const uint64_t bytes =
+            value >= 0 ? activation_bytes[value] : std::max<uint64_t>(desc.extent_bytes(), 1);
         auto buf = device.allocate(bytes, kind);
         if (!buf.ok()) {
           st = buf.status();
@@ -273,7 +275,8 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
           p.from_pool[size_t(i)] = true;
           p.pool_bytes += aligned(d.extent_bytes());
           p.desc.inputs[size_t(i)] = TensorRef{&pool, 0, d};
-        } else if (const Buffer* made = make(d, c.kv_length, c.input_value[size_t(i)], c.cold[size_t(i)])) {
+        } else if (const Buffer* made =
+                       make(d, c.kv_length, c.input_value[size_t(i)], c.cold[size_t(i)])) {
           p.desc.inputs[size_t(i)] = TensorRef{made, 0, d};
         }
       }

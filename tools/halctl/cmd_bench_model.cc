@@ -35,7 +35,7 @@
 
 #include "common.h"
 #include "hal/file_io.h"
-#include "hal/runtime/host_bandwidth.h"
+#include "hal/memory_bandwidth.h"
 #include "hal/runtime/session.h"
 #include "weight_options.h"
 
@@ -389,15 +389,17 @@ int cmd_bench_model(const Args& args) {
       for (const auto& e : j) rows.push_back(row_from_json(e));
       continue;
     }
-    // The host's read bandwidth at this thread count, over 32x the last-level cache.
+    // The host's read bandwidth at this thread count, by the probe the CPU backend's
+    // device figure comes from (hal/memory_bandwidth.h), over a buffer past every cache.
     double host_bw = 0;
+    std::string host_bw_how;
     for (hal::Device* d : devices)
-      if (d->info().kind == hal::DeviceKind::kCpu && host_bw == 0)
-        host_bw = hal::runtime::measure_host_read_bandwidth(
-            threads,
-            std::max<uint64_t>(uint64_t(1) << 30,
-                               32 * std::max<uint64_t>(d->info().sram_bytes, 1 << 20)),
-            5);
+      if (d->info().kind == hal::DeviceKind::kCpu && host_bw == 0) {
+        const hal::BandwidthMeasurement bw = hal::measure_memory_bandwidth(
+            hal::bandwidth_buffer_bytes(d->info().sram_bytes), 5, threads);
+        host_bw = bw.read_best;
+        host_bw_how = bw.describe();
+      }
     for (const std::string& m : p.models) {
       // Side by side: round by round, llama.cpp (one repetition per call) and ours, in
       // alternating order, so a change in the machine's load hits both alike.
@@ -450,6 +452,7 @@ int cmd_bench_model(const Args& args) {
         r.device = "host";
         r.threads = threads;
         r.test = "read";
+        r.bandwidth_source = host_bw_how;  // how it was measured
         r.samples_ts = {host_bw / 1e9};
         return r;
       }());
@@ -477,9 +480,8 @@ int cmd_bench_model(const Args& args) {
   }
   for (const Row& r : rows)
     if (r.engine == "memory")
-      fmt::print(
-          "\nread bandwidth with {} threads (this run, {} passes over 1 GiB, best): {:.1f} GB/s\n",
-          r.threads, 5, r.samples_ts[0]);
+      fmt::print("\nread bandwidth with {} threads (this run): {:.1f} GB/s; {}\n", r.threads,
+                 r.samples_ts[0], r.bandwidth_source);
   for (const Row& r : rows)
     if (r.engine == "hal" && !r.weights.empty() && r.test.rfind("tg", 0) == 0 &&
         r.threads == p.threads.front())

@@ -24,13 +24,12 @@
 // smallest ops). Inputs a model reads from its weights or KV caches come from a pool of
 // `cold_bytes`, larger than the caches: each dispatch reads the pool's next regions, so
 // they stream from memory as in a decode step; a KV-cache write writes the pool's next
-// region too (a model writes a cache line it last read a step ago). Activations flow as in the graph: an
-// op's activation input is the buffer the op that produced it wrote (one buffer per
-// graph value of a sequence), so an add reads what the matmul before it just wrote,
-// from cache, as it does in a model (separate input buffers, last touched a step
-// before and evicted since by the weights, made the small ops' predictions up to 3x
-// what a model step measured). The gap between commands (event-to-event time minus the records' sum,
-// per op) is kept as well.
+// region too (a model writes a cache line it last read a step ago). Activations flow as in the
+// graph: an op's activation input is the buffer the op that produced it wrote (one buffer per graph
+// value of a sequence), so an add reads what the matmul before it just wrote, from cache, as it
+// does in a model (separate input buffers, last touched a step before and evicted since by the
+// weights, made the small ops' predictions up to 3x what a model step measured). The gap between
+// commands (event-to-event time minus the records' sum, per op) is kept as well.
 //
 // Errors: a device that cannot allocate or run an op gets that op skipped with the
 // reason (skipped), never a failed sweep; a stream or event that cannot be made fails it.

@@ -1,6 +1,6 @@
-// Memory bandwidth probes (cpu_bandwidth.h): read-only and STREAM triad over a buffer
+// Memory bandwidth probes (hal/memory_bandwidth.h): read-only and STREAM triad over a buffer
 // past every cache, with the CPU time other work took while they ran.
-#include "cpu_bandwidth.h"
+#include "hal/memory_bandwidth.h"
 
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -12,12 +12,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <vector>
 
-#include "cpu_simd.h"
-#include "cpu_threading.h"
-
-namespace hal::cpu {
+namespace hal {
 
 namespace {
 
@@ -67,11 +65,11 @@ std::string format_gbs(double bytes_per_s) {
   return buf;
 }
 
-// The streaming loops, compiled per ISA (cpu_simd.h). The read loop XORs 64-bit words
-// (integer and associative: it vectorises without reassociating floats) from four
-// streams at once: one sequential stream per core left this 2-core EPYC VM at ~60% of the
-// bandwidth its triad (three streams) reached.
-HAL_CPU_MULTIVERSION
+// The streaming loops. The read loop XORs 64-bit words (integer and associative: it
+// vectorises without reassociating floats) from four streams at once: one sequential
+// stream per core left this 2-core EPYC VM at ~60% of the bandwidth its triad (three
+// streams) reached. Baseline SSE2 vectors: 16-byte loads on four streams keep a core's
+// share of the memory bus busy (a clone per ISA measured the same).
 uint64_t xor_words(const uint64_t* p, size_t n) {
   const size_t q = n / 4;
   const uint64_t *p0 = p, *p1 = p + q, *p2 = p + 2 * q, *p3 = p + 3 * q;
@@ -86,7 +84,6 @@ uint64_t xor_words(const uint64_t* p, size_t n) {
   return a ^ b ^ c ^ d;
 }
 
-HAL_CPU_MULTIVERSION
 void triad_floats(float* __restrict a, const float* __restrict b, const float* __restrict c,
                   float scalar, size_t n) {
   for (size_t i = 0; i < n; ++i) a[i] = b[i] + scalar * c[i];
@@ -153,10 +150,20 @@ std::string BandwidthMeasurement::describe() const {
   return buf;
 }
 
-BandwidthMeasurement measure_memory_bandwidth(uint64_t buffer_bytes, int passes) {
+BandwidthMeasurement measure_memory_bandwidth(uint64_t buffer_bytes, int passes, int threads_in,
+                                              const ThreadTeam& team_in) {
   BandwidthMeasurement m;
-  const int64_t threads = thread_budget();
+  const int64_t threads = std::max(threads_in, 1);
   m.threads = int(threads);
+  const ThreadTeam team = team_in ? team_in : [](int n, const std::function<void(int)>& part) {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < n; ++t) pool.emplace_back(part, t);
+    for (std::thread& th : pool) th.join();
+  };
+  // parallel_for_static's shape over the team: part t runs [t, t + 1).
+  auto parallel_for_static = [&](int64_t n, const auto& body) {
+    team(int(n), [&](int t) { body(int64_t(t), int64_t(t) + 1); });
+  };
   m.passes = std::max(passes, 1);
   // Whole 64-float blocks per thread and per triad array.
   const size_t block = size_t(64 * 3 * threads);
@@ -220,4 +227,4 @@ BandwidthMeasurement measure_memory_bandwidth(uint64_t buffer_bytes, int passes)
   return m;
 }
 
-}  // namespace hal::cpu
+}  // namespace hal

@@ -1,6 +1,8 @@
-// backends/cpu/cpu_bandwidth.h: how fast this machine's main memory streams, measured
-// the way the CPU backend's kernels use it, and whether other work disturbed the
-// measurement.
+// hal/memory_bandwidth.h: how fast this machine's main memory streams, measured the way
+// the CPU backend's kernels stream weights, and whether other work disturbed the
+// measurement. The one probe: the CPU backend measures its DeviceInfo figure with it
+// (backends/cpu/cpu_device_info.cc, on its own threads) and `halctl bench --model` and
+// the quantized-weight benchmarks the roofline of the run they compare.
 //
 // Two probes over one buffer much larger than any cache the CPU may have (sizing rule:
 // bandwidth_buffer_bytes):
@@ -16,13 +18,15 @@
 // core fully used by others on average). A figure taken while others used a good share
 // of the machine reads low and must not be kept as the machine's figure (cpu_device_info).
 //
-// Threading: one measurement at a time per process (uses the compute arena).
+// Threading: blocks the caller; the probes run on the ThreadTeam given (default: one
+// std::thread per part). One measurement at a time per process: they share the memory bus.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
-namespace hal::cpu {
+namespace hal {
 
 // The 1-minute load average, or -1 when the OS does not say.
 double load_average_1min();
@@ -66,8 +70,14 @@ struct BandwidthMeasurement {
   std::string describe() const;
 };
 
-// Runs both probes over `buffer_bytes` (rounded down to whole cache lines per thread).
-// Not ok() when the memory cannot be mapped.
-BandwidthMeasurement measure_memory_bandwidth(uint64_t buffer_bytes, int passes);
+// Runs part(t) for every t in [0, threads) at once, each on a thread of its own, and
+// returns when all have.
+using ThreadTeam = std::function<void(int threads, const std::function<void(int part)>& part)>;
 
-}  // namespace hal::cpu
+// Runs both probes over `buffer_bytes` (rounded down to whole cache lines per thread) on
+// `threads` threads of `team` (empty: std::threads). Not ok() when the memory cannot be
+// mapped.
+BandwidthMeasurement measure_memory_bandwidth(uint64_t buffer_bytes, int passes, int threads,
+                                              const ThreadTeam& team = {});
+
+}  // namespace hal
