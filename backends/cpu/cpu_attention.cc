@@ -49,15 +49,28 @@ KeyRows key_rows(const void* base, const TensorDesc& t, int64_t b, int64_t j0, i
   return {buf, pad};
 }
 
+// In 8-float vectors: compiled for AVX2, GCC kept the 16-float form's accumulators on the
+// stack (a 16-float vector is two ymm registers there), and the decode attention spent
+// its time on those round trips. Each lane sums what it summed in the 16-float form
+// (lo = lanes 0-7, hi = lanes 8-15 of its two accumulators) and the lanes are added in
+// the same order, so the values are unchanged.
 HAL_CPU_INLINE float dot(const float* a, const float* b, int64_t n) {
-  v16f acc0{}, acc1{};
+  v8f lo0{}, hi0{}, lo1{}, hi1{};
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    acc0 += load16(a + i) * load16(b + i);
-    acc1 += load16(a + i + 16) * load16(b + i + 16);
+    lo0 += load8(a + i) * load8(b + i);
+    hi0 += load8(a + i + 8) * load8(b + i + 8);
+    lo1 += load8(a + i + 16) * load8(b + i + 16);
+    hi1 += load8(a + i + 24) * load8(b + i + 24);
   }
-  for (; i + 16 <= n; i += 16) acc0 += load16(a + i) * load16(b + i);
-  float s = hsum(acc0 + acc1);
+  for (; i + 16 <= n; i += 16) {
+    lo0 += load8(a + i) * load8(b + i);
+    hi0 += load8(a + i + 8) * load8(b + i + 8);
+  }
+  const v8f lo = lo0 + lo1, hi = hi0 + hi1;
+  float s = 0;
+  for (int l = 0; l < 8; ++l) s += lo[l];
+  for (int l = 0; l < 8; ++l) s += hi[l];
   for (; i < n; ++i) s += a[i] * b[i];
   return s;
 }
@@ -86,16 +99,17 @@ void few_rows_update(float* s, int64_t jn, const KeyRows& v, int64_t dvp, float*
   for (int64_t j = 0; j < jn; ++j) s[j] = fast_exp(s[j] - m_new);
   *l = *l * corr + row_sum(s, jn);
   *m = m_new;
+  // 8-float vectors for the reason dot() gives (same lanes, same values).
   for (int64_t c = 0; c < dvp; c += 64) {
-    const int64_t w = std::min<int64_t>(64, dvp - c) / 16;  // vectors in this chunk
-    v16f acc[4];
-    for (int64_t q = 0; q < w; ++q) acc[q] = load16(o + c + 16 * q) * corr;
+    const int64_t w = std::min<int64_t>(64, dvp - c) / 8;  // 8-float vectors in this chunk
+    v8f acc[8];
+    for (int64_t q = 0; q < w; ++q) acc[q] = load8(o + c + 8 * q) * corr;
     for (int64_t j = 0; j < jn; ++j) {
       const float p = s[j];
       const float* vr = v.p + j * v.stride + c;
-      for (int64_t q = 0; q < w; ++q) acc[q] += p * load16(vr + 16 * q);
+      for (int64_t q = 0; q < w; ++q) acc[q] += p * load8(vr + 8 * q);
     }
-    for (int64_t q = 0; q < w; ++q) store16(o + c + 16 * q, acc[q]);
+    for (int64_t q = 0; q < w; ++q) store8(o + c + 8 * q, acc[q]);
   }
 }
 
