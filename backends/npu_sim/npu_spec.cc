@@ -294,8 +294,14 @@ class SpecReader {
 
 // The defaults a spec gets for figures nobody set (README.md lists them).
 void apply_defaults(DeviceSpec& s, const std::set<std::string>& set) {
+  // A figure nobody set gets its default, and the default as its source; a default the
+  // base preset (extends) already applied is kept. A citation in "sources" for a figure
+  // the spec does not set is replaced: it must not leave the figure at 0 (the fuzz job
+  // found a spec whose mac_array_cols was only cited, and every matmul timed as NaN).
   auto dflt = [&](const std::string& key, auto* field, auto value, const std::string& why) {
-    if (set.count(key) || s.sources.count(key)) return;
+    if (set.count(key)) return;
+    const auto it = s.sources.find(key);
+    if (it != s.sources.end() && it->second.rfind("default:", 0) == 0) return;
     *field = value;
     s.sources[key] = "default: " + why;
   };
