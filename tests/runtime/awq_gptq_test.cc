@@ -87,8 +87,10 @@ testmodels::Tensors write_quantized(const fs::path& dir, const Spec& s,
     // Canonical: gpt2 Conv1D [in, out]; llama Linear [out, in].
     const bool in_out = !s.llama;
     const int64_t in = in_out ? t.shape[0] : t.shape[1], out = in_out ? t.shape[1] : t.shape[0];
+    // The held tensor by pointer: clang before 16 cannot capture a structured binding.
+    std::vector<float>* held_values = &held[name].values;
     auto at = [&](int64_t k, int64_t n) -> float& {
-      return held[name].values[size_t(in_out ? k * out + n : n * in + k)];
+      return (*held_values)[size_t(in_out ? k * out + n : n * in + k)];
     };
     const int64_t groups = in / o.group;
     std::vector<int> q(size_t(in * out)), z(size_t(groups * out));
