@@ -197,7 +197,19 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
       pool_bytes = 0;
     }
   }
+  // Whether `d` lives in the pool's rotating regions (it fits in half the pool), and the
+  // next region for it (from the start again when the rest is too short).
+  auto in_pool = [&](const TensorDesc& d) {
+    return pool.valid() && aligned(d.extent_bytes()) <= pool_bytes / 2;
+  };
   uint64_t cursor = 0;
+  auto next_region = [&](const TensorDesc& d) {
+    const uint64_t bytes = aligned(d.extent_bytes());
+    if (cursor + bytes > pool_bytes) cursor = 0;
+    const uint64_t at = cursor;
+    cursor += bytes;
+    return at;
+  };
   std::vector<MeasuredOp> out;
   size_t first = 0;
   while (first < ops.size()) {
@@ -211,7 +223,6 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
       OpDescriptor desc;
       std::array<bool, kMaxOpInputs> from_pool{};
       bool output_from_pool = false;
-      uint64_t pool_bytes = 0;
       std::vector<double> durations;
     };
     std::vector<Prepared> seq;
@@ -271,17 +282,15 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
       };
       for (int i = 0; i < c.spec.num_inputs && st.ok(); ++i) {
         const TensorDesc& d = c.spec.inputs[i];
-        if (c.cold[size_t(i)] && pool.valid() && aligned(d.extent_bytes()) <= pool_bytes / 2) {
+        if (c.cold[size_t(i)] && in_pool(d)) {
           p.from_pool[size_t(i)] = true;
-          p.pool_bytes += aligned(d.extent_bytes());
           p.desc.inputs[size_t(i)] = TensorRef{&pool, 0, d};
         } else if (const Buffer* made =
                        make(d, c.kv_length, c.input_value[size_t(i)], c.cold[size_t(i)])) {
           p.desc.inputs[size_t(i)] = TensorRef{made, 0, d};
         }
       }
-      if (st.ok() && c.cold_output && pool.valid() &&
-          aligned(c.spec.output.extent_bytes()) <= pool_bytes / 2) {
+      if (st.ok() && c.cold_output && in_pool(c.spec.output)) {
         p.output_from_pool = true;
         p.desc.output = TensorRef{&pool, 0, c.spec.output};
       } else if (st.ok()) {
@@ -300,19 +309,10 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
     auto step = [&]() -> Status {
       for (size_t i = 0; i < seq.size(); ++i) {
         OpDescriptor d = seq[i].desc;
-        for (int in = 0; in < d.num_inputs; ++in) {
-          if (!seq[i].from_pool[size_t(in)]) continue;
-          const uint64_t bytes = aligned(d.inputs[size_t(in)].desc.extent_bytes());
-          if (cursor + bytes > pool_bytes) cursor = 0;
-          d.inputs[size_t(in)].offset_bytes = cursor;
-          cursor += bytes;
-        }
-        if (seq[i].output_from_pool) {
-          const uint64_t bytes = aligned(d.output.desc.extent_bytes());
-          if (cursor + bytes > pool_bytes) cursor = 0;
-          d.output.offset_bytes = cursor;
-          cursor += bytes;
-        }
+        for (int in = 0; in < d.num_inputs; ++in)
+          if (seq[i].from_pool[size_t(in)])
+            d.inputs[size_t(in)].offset_bytes = next_region(d.inputs[size_t(in)].desc);
+        if (seq[i].output_from_pool) d.output.offset_bytes = next_region(d.output.desc);
         HAL_RETURN_IF_ERROR(stream.dispatch(d, uint64_t(i) + 1));
       }
       return ok_status();
