@@ -5,12 +5,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
 
 #include "cpu_channel.h"
 #include "cpu_device_info.h"
 #include "cpu_executable.h"
 #include "cpu_kernels.h"
+#include "cpu_threading.h"
 #include "hal/plugin/host_queue_stream.h"
 #include "hal/plugin/memory_accountant.h"
 #include "hal/plugin/node_sequence.h"
@@ -189,6 +191,10 @@ class CpuDevice : public DeviceImpl {
   }
 
   Result<std::unique_ptr<StreamImpl>> create_stream(uint32_t flags) override {
+    // The compute threads start with the first stream, not inside the first op (where
+    // starting them cost a model's first prefill ~1 ms: cpu_threading.h).
+    static std::once_flag started;
+    std::call_once(started, warm_up_threads);
     return std::unique_ptr<StreamImpl>(new CpuStream(flags));
   }
   Result<std::unique_ptr<EventImpl>> create_event() override {

@@ -2,6 +2,8 @@
 
 #include <sched.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -69,6 +71,24 @@ tbb::task_arena& compute_arena() {
   // Never destroyed: kernels may still run from stream threads during static teardown.
   static tbb::task_arena* arena = new tbb::task_arena(thread_budget());
   return *arena;
+}
+
+void warm_up_threads() {
+  const int parts = thread_budget();
+  if (parts <= 1) return;
+  std::atomic<int> arrived{0};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  compute_arena().execute([&] {
+    tbb::parallel_for(
+        tbb::blocked_range<int>(0, parts, 1),
+        [&](const tbb::blocked_range<int>&) {
+          arrived.fetch_add(1);
+          // Each part waits for the others, so one thread cannot run them all.
+          while (arrived.load() < parts && std::chrono::steady_clock::now() < deadline) {
+          }
+        },
+        tbb::static_partitioner());
+  });
 }
 
 }  // namespace hal::cpu

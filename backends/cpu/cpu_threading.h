@@ -31,6 +31,10 @@ int thread_budget();
 // Where the budget came from ("HAL_CPU_THREADS=4", "affinity mask: 2 CPUs", ...).
 std::string thread_budget_source();
 tbb::task_arena& compute_arena();
+// Starts the arena's worker threads now (oneTBB starts them lazily, inside the first
+// parallel loop): returns once every part of a budget-wide loop has run, or after 50 ms
+// when the machine is too busy to give the threads a CPU sooner.
+void warm_up_threads();
 
 template <typename Fn>
 void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
