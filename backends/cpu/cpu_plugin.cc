@@ -13,6 +13,7 @@
 #include "cpu_executable.h"
 #include "cpu_kernels.h"
 #include "cpu_threading.h"
+#include "cpu_weight_cache.h"
 #include "hal/plugin/host_queue_stream.h"
 #include "hal/plugin/memory_accountant.h"
 #include "hal/plugin/node_sequence.h"
@@ -39,14 +40,19 @@ class CpuBuffer : public BufferImpl {
  public:
   CpuBuffer(DeviceImpl* device, uint64_t size, MemoryKind kind, void* data,
             MemoryAccountant* accountant)
-      : BufferImpl(device, size, kind), data_(data), accountant_(accountant) {}
+      : BufferImpl(device, size, kind), data_(data), accountant_(accountant) {
+    weight_cache_track(data_, size, accountant_);
+  }
   ~CpuBuffer() override {
+    weight_cache_untrack(data_);
     std::free(data_);
     accountant_->release(size());
   }
+  // The host may now write the bytes at any time, unseen: no weight copies of them.
   Result<void*> map() override {
     if (kind() == MemoryKind::kVirtual)
       return failed_precondition("a virtual buffer has no storage to map");
+    weight_cache_mapped(data_);
     return data_;
   }
   char* data() const { return static_cast<char*>(data_); }
@@ -64,8 +70,17 @@ Status execute_on_worker(const plugin::ExecuteCall& call, uint64_t tag, plugin::
     return b && b->kind() != MemoryKind::kVirtual ? static_cast<CpuBuffer*>(b)->data() : nullptr;
   };
   std::vector<CommandRecord> records;
-  HAL_RETURN_IF_ERROR(static_cast<const CpuExecutable&>(*call.executable)
-                          .run(call, data, tag, log.enabled() ? &records : nullptr));
+  const auto& exe = static_cast<const CpuExecutable&>(*call.executable);
+  Status s = exe.run(call, data, tag, log.enabled() ? &records : nullptr);
+  // What the execution may have written: its states and bound intermediates (outputs).
+  const GraphView& view = exe.view();
+  for (size_t v = 0; v < call.bindings.size() && v < view.values.size(); ++v) {
+    const GraphValueKind k = view.values[v].kind;
+    if (char* p = data(call.bindings[v].buffer);
+        p && (k == GraphValueKind::kState || k == GraphValueKind::kIntermediate))
+      weight_cache_written(p + call.bindings[v].offset_bytes, view.values[v].desc.extent_bytes());
+  }
+  HAL_RETURN_IF_ERROR(s);
   for (const CommandRecord& r : records) log.add(r);
   return ok_status();
 }
@@ -86,6 +101,7 @@ class CpuStream : public HostQueueStream {
         const void* src = c.src_host ? c.src_host : ptr_of(c.src_buffer, c.src_offset);
         void* dst = c.dst_host ? c.dst_host : ptr_of(c.dst_buffer, c.dst_offset);
         std::memmove(dst, src, c.size_bytes);
+        if (c.dst_buffer) weight_cache_written(dst, c.size_bytes);
       }
       CommandRecord r;
       r.tag = c.tag;
@@ -105,8 +121,10 @@ class CpuStream : public HostQueueStream {
   Status fill(const FillCall& f) override {
     enqueue([this, f]() -> Status {
       const uint64_t t0 = steady_clock_ns();
-      if (f.buffer->kind() != MemoryKind::kVirtual)
+      if (f.buffer->kind() != MemoryKind::kVirtual) {
         plugin::write_fill_pattern(ptr_of(f.buffer, f.offset), f);
+        weight_cache_written(ptr_of(f.buffer, f.offset), f.size_bytes);
+      }
       CommandRecord r;
       r.tag = f.tag;
       r.command = CommandKind::kFill;
@@ -131,7 +149,9 @@ class CpuStream : public HostQueueStream {
         const void* inputs[kMaxOpInputs] = {};
         for (int i = 0; i < op.num_inputs; ++i)
           inputs[i] = ptr_of(op.inputs[i].buffer, op.inputs[i].offset_bytes);
-        Status s = run_op(spec, inputs, ptr_of(op.output.buffer, op.output.offset_bytes));
+        char* out = ptr_of(op.output.buffer, op.output.offset_bytes);
+        Status s = run_op(spec, inputs, out);
+        weight_cache_written(out, spec.output.extent_bytes());
         if (!s.ok()) return s.with_command_tag(tag);  // names the failed op to the host
       }
       if (records().enabled()) {

@@ -18,6 +18,7 @@
 #include "cpu_quant.h"
 #include "cpu_simd.h"
 #include "cpu_threading.h"
+#include "cpu_weight_cache.h"
 #include "hal/quant_reference.h"
 
 namespace hal::cpu {
@@ -57,6 +58,7 @@ struct QuantKernels {
   decltype(&isa_base::int_offset) int_offset = &isa_base::int_offset;
   decltype(&isa_base::dequant) dequant = &isa_base::dequant;
   decltype(&isa_base::quantize_rows) quantize_rows = &isa_base::quantize_rows;
+  decltype(&isa_base::q4_0x8_gemv) q4_0x8_gemv = &isa_base::q4_0x8_gemv;
   // Prefill panels (cpu_quant_tiles.inc): none on the baseline ISA.
   bool (*tile_format)(DType) = nullptr;
   void (*tile_gemm)(DType, const QuantActs&, int64_t, const uint8_t*, uint64_t, int64_t, int64_t,
@@ -77,6 +79,7 @@ const QuantKernels& kernels() {
       s.int_offset = &isa_vnni::int_offset;
       s.dequant = &isa_vnni::dequant;
       s.quantize_rows = &isa_vnni::quantize_rows;
+      s.q4_0x8_gemv = &isa_vnni::q4_0x8_gemv;
       s.tile_format = &isa_vnni::tile_format;
       s.tile_gemm = &isa_vnni::tile_gemm;
       s.panel_block_bytes = isa_vnni::kPanelBlockBytes;
@@ -86,6 +89,7 @@ const QuantKernels& kernels() {
       s.int_offset = &isa_v3::int_offset;
       s.dequant = &isa_v3::dequant;
       s.quantize_rows = &isa_v3::quantize_rows;
+      s.q4_0x8_gemv = &isa_v3::q4_0x8_gemv;
       s.tile_format = &isa_v3::tile_format;
       s.tile_gemm = &isa_v3::tile_gemm;
       s.panel_block_bytes = isa_v3::kPanelBlockBytes;
@@ -221,6 +225,32 @@ void f32_panel_products(const Product& p, const float* af, float* res, int64_t l
   });
 }
 
+// q4_0 weights as groups of 8 rows (the q4_0x8 layout of cpu_quant.h), made once per
+// weight and kept by cpu_weight_cache.h; null when there is no copy (rows not tracked,
+// fewer than 8 rows, HAL_CPU_WEIGHT_COPIES=0, no memory for it).
+constexpr uint32_t kLayoutQ4_0x8 = 1;
+std::shared_ptr<const uint8_t> q4_0x8_copy(const Product& p) {
+  const int64_t groups = p.n / 8, blocks = p.k / 32;
+  if (groups == 0 || blocks == 0) return nullptr;
+  const uint64_t row_bytes = dtype_row_bytes(DType::kQ4_0, p.k);
+  WeightCopyKey key{DType::kQ4_0, p.n, p.k, p.w_rs, kLayoutQ4_0x8};
+  const uint64_t original = uint64_t(p.n - 1) * p.w_rs + row_bytes;
+  const uint64_t bytes = uint64_t(groups) * uint64_t(blocks) * 144;
+  return weight_cache_get(p.w, key, original, bytes, [&](uint8_t* dst) {
+    parallel_for(groups, 16, [&](int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g)
+        for (int64_t b = 0; b < blocks; ++b) {
+          uint8_t* out = dst + (uint64_t(g) * uint64_t(blocks) + uint64_t(b)) * 144;
+          for (int r = 0; r < 8; ++r) {
+            const uint8_t* blk = p.w + uint64_t(8 * g + r) * p.w_rs + uint64_t(b) * 18;
+            std::memcpy(out + 2 * r, blk, 2);
+            for (int c = 0; c < 4; ++c) std::memcpy(out + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
+          }
+        }
+    });
+  });
+}
+
 void run_product(const Product& p) {
   if (p.m == 0 || p.n == 0) return;
   const QuantKernels& kern = kernels();
@@ -277,15 +307,34 @@ void run_product(const Product& p) {
   } else {
     // One contiguous range of weight rows per task; several per core when the product is
     // large enough that load balance matters more than one stream per core.
+    const std::shared_ptr<const uint8_t> x8 =
+        p.w_t == DType::kQ4_0 ? q4_0x8_copy(p) : std::shared_ptr<const uint8_t>();
+    const int64_t units = x8 ? p.n / 8 : p.n;  // groups of 8 rows, or rows
     const int64_t work = p.m * p.n * p.k;
-    const int64_t tasks =
-        work >= (int64_t(1) << 24) ? std::min<int64_t>(p.n, 8 * thread_budget()) : thread_budget();
+    const int64_t tasks = work >= (int64_t(1) << 24) ? std::min<int64_t>(units, 8 * thread_budget())
+                                                     : thread_budget();
+    int32_t* sums8 = nullptr;
+    if (x8) {
+      sums8 = reinterpret_cast<int32_t*>(scratch_floats(Scratch::kOuter3, size_t(p.m * blocks)));
+      for (int64_t i = 0; i < p.m * blocks; ++i) {
+        int32_t s = 0;
+        for (int l = 0; l < 8; ++l) s += acts.lanes[8 * i + l];
+        sums8[i] = s;
+      }
+    }
     parallel_for_static(std::max<int64_t>(tasks, 1), [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
-        const int64_t n0 = p.n * t / tasks, n1 = p.n * (t + 1) / tasks;
-        if (n1 > n0) kern.qgemm(p.w_t, acts, p.m, p.w, p.w_rs, n0, n1, res, ldr, lut);
+        const int64_t u0 = units * t / tasks, u1 = units * (t + 1) / tasks;
+        if (u1 <= u0) continue;
+        if (x8)
+          kern.q4_0x8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr, sums8);
+        else
+          kern.qgemm(p.w_t, acts, p.m, p.w, p.w_rs, u0, u1, res, ldr, lut);
       }
     });
+    // Rows past the last whole group: the one-row kernel on the original bytes.
+    if (x8 && units * 8 < p.n)
+      kern.qgemm(p.w_t, acts, p.m, p.w, p.w_rs, units * 8, p.n, res, ldr, lut);
   }
   if (direct) return;
   for (int64_t r = 0; r < p.m; ++r) {

@@ -269,6 +269,52 @@ TEST_F(StreamTest, CopyAndFillBoundsAreCheckedAtEnqueue) {
   EXPECT_TRUE(s.synchronize().ok());
 }
 
+// q4_0 products on cpu:0 may read a copy of the weights in a faster layout (the CPU
+// plugin's weight cache): new weights written by a copy, or through a mapped pointer,
+// must be what the next product reads.
+TEST_F(StreamTest, QuantizedWeightsRewrittenInPlaceAreReadAnew) {
+  constexpr int kRows = 24, kK = 64, kBlocks = kK / 32;
+  // Every weight (nibble - 8) x scale 1.0: one value per matrix.
+  auto weights = [](uint8_t nibble) {
+    std::vector<uint8_t> w(size_t(kRows * kBlocks * 18));
+    for (size_t b = 0; b < w.size(); b += 18) {
+      w[b] = 0x00;
+      w[b + 1] = 0x3C;  // f16 1.0
+      std::memset(&w[b + 2], nibble | (nibble << 4), 16);
+    }
+    return w;
+  };
+  Stream s = stream();
+  Buffer a = alloc(4 * kK), w = alloc(kRows * kBlocks * 18), c = alloc(4 * kRows);
+  const std::vector<float> av(kK, 1.0f);
+  ASSERT_TRUE(s.copy_from_host(av.data(), a, 0, 4 * kK).ok());
+  const OpDescriptor mm(OpKind::kMatmul,
+                        {TensorRef::contiguous(a, DType::kF32, {1, kK}),
+                         TensorRef::contiguous(w, DType::kQ4_0, {kRows, kK})},
+                        TensorRef::contiguous(c, DType::kF32, {1, kRows}), [] {
+                          OpAttributes at;
+                          at.transpose_b = true;
+                          return at;
+                        }());
+  auto product = [&]() {
+    std::vector<float> cv(kRows, -1.0f);
+    EXPECT_TRUE(s.dispatch(mm).ok());
+    EXPECT_TRUE(s.copy_to_host(c, 0, cv.data(), 4 * kRows).ok());
+    EXPECT_TRUE(s.synchronize().ok());
+    return cv;
+  };
+  const std::vector<uint8_t> ones = weights(9), twos = weights(10), fours = weights(12);
+  ASSERT_TRUE(s.copy_from_host(ones.data(), w, 0, ones.size()).ok());
+  EXPECT_EQ(product(), std::vector<float>(kRows, 1.0f * kK));
+  EXPECT_EQ(product(), std::vector<float>(kRows, 1.0f * kK));
+  ASSERT_TRUE(s.copy_from_host(twos.data(), w, 0, twos.size()).ok());
+  EXPECT_EQ(product(), std::vector<float>(kRows, 2.0f * kK));
+  auto mapped = w.map();
+  ASSERT_TRUE(mapped.ok()) << mapped.status().to_string();
+  std::memcpy(*mapped, fours.data(), fours.size());
+  EXPECT_EQ(product(), std::vector<float>(kRows, 4.0f * kK));
+}
+
 TEST_F(StreamTest, RecordsDescribeEachCommand) {
   Stream s = stream(/*records=*/true);
   Buffer a = alloc(4 * 6), b = alloc(4 * 6), c = alloc(4 * 4);
