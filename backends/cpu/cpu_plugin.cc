@@ -8,6 +8,9 @@
 #include <mutex>
 #include <new>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "cpu_channel.h"
 #include "cpu_device_info.h"
 #include "cpu_executable.h"
@@ -185,6 +188,23 @@ class CpuStream : public HostQueueStream {
   }
 };
 
+// Maps the pages of [p, p + bytes) now, as a GPU's allocation is resident memory, so the
+// first op to write a KV cache or an activation arena does not take the page faults
+// (traced: the first 8-token prefill's KV-cache writes ran at ~1.5 GB/s, its first
+// residual add took 5x the later ones). The faults are taken anyway at first touch; here
+// in one batch. Kernels without MADV_POPULATE_WRITE (before Linux 5.14) skip it.
+void populate(void* p, uint64_t bytes) {
+#ifdef MADV_POPULATE_WRITE
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(p) / page * page;
+  const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + bytes + page - 1) / page * page;
+  (void)madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
 class CpuDevice : public DeviceImpl {
  public:
   CpuDevice() : info_(describe_cpu()), memory_(info_.memory_bytes) {}
@@ -207,6 +227,7 @@ class CpuDevice : public DeviceImpl {
       memory_.release(size);
       return out_of_memory("the OS refused " + std::to_string(size) + " bytes");
     }
+    populate(data, rounded);
     return std::unique_ptr<BufferImpl>(new CpuBuffer(this, size, kind, data, &memory_));
   }
 
