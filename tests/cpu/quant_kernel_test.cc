@@ -188,7 +188,7 @@ TEST(CpuQuantMatmul, BatchedActivationsShareTheWeights) {
 // they lie in memory the plugin tracks: every group/remainder split, a strided view, and
 // a write to the weights dropping the copy so the next product reads the new values.
 TEST(CpuQuantMatmul, Q4_0DecodeThroughItsEightRowCopy) {
-  for (int64_t rows : {8, 21, 64}) {
+  for (int64_t rows : {8, 21, 64, 203}) {
     for (int64_t step : {1, 2}) {
       HostTensor w = make_weights(DType::kQ4_0, rows, 256, step);
       weight_cache_track(w.data(), w.bytes.size(), nullptr);
