@@ -59,6 +59,7 @@ struct QuantKernels {
   decltype(&isa_base::dequant) dequant = &isa_base::dequant;
   decltype(&isa_base::quantize_rows) quantize_rows = &isa_base::quantize_rows;
   decltype(&isa_base::q4_0x8_gemv) q4_0x8_gemv = &isa_base::q4_0x8_gemv;
+  decltype(&isa_base::q8_0x8_gemv) q8_0x8_gemv = &isa_base::q8_0x8_gemv;
   // Prefill panels (cpu_quant_tiles.inc): none on the baseline ISA.
   bool (*tile_format)(DType) = nullptr;
   void (*tile_gemm)(DType, const QuantActs&, int64_t, const uint8_t*, uint64_t, int64_t, int64_t,
@@ -80,6 +81,7 @@ const QuantKernels& kernels() {
       s.dequant = &isa_vnni::dequant;
       s.quantize_rows = &isa_vnni::quantize_rows;
       s.q4_0x8_gemv = &isa_vnni::q4_0x8_gemv;
+      s.q8_0x8_gemv = &isa_vnni::q8_0x8_gemv;
       s.tile_format = &isa_vnni::tile_format;
       s.tile_gemm = &isa_vnni::tile_gemm;
       s.panel_block_bytes = isa_vnni::kPanelBlockBytes;
@@ -90,6 +92,7 @@ const QuantKernels& kernels() {
       s.dequant = &isa_v3::dequant;
       s.quantize_rows = &isa_v3::quantize_rows;
       s.q4_0x8_gemv = &isa_v3::q4_0x8_gemv;
+      s.q8_0x8_gemv = &isa_v3::q8_0x8_gemv;
       s.tile_format = &isa_v3::tile_format;
       s.tile_gemm = &isa_v3::tile_gemm;
       s.panel_block_bytes = isa_v3::kPanelBlockBytes;
@@ -225,26 +228,31 @@ void f32_panel_products(const Product& p, const float* af, float* res, int64_t l
   });
 }
 
-// q4_0 weights as groups of 8 rows (the q4_0x8 layout of cpu_quant.h), made once per
-// weight and kept by cpu_weight_cache.h; null when there is no copy (rows not tracked,
-// fewer than 8 rows, HAL_CPU_WEIGHT_COPIES=0, no memory for it).
-constexpr uint32_t kLayoutQ4_0x8 = 1;
-std::shared_ptr<const uint8_t> q4_0x8_copy(const Product& p) {
+// q4_0 or q8_0 weights as groups of 8 rows (the q4_0x8 / q8_0x8 layouts of
+// cpu_quant_kernels.inc), made once per weight and kept by cpu_weight_cache.h; null when
+// there is no copy (other formats, rows not tracked, fewer than 8 rows,
+// HAL_CPU_WEIGHT_COPIES=0, no memory for it).
+constexpr uint32_t kLayoutInterleaved8 = 1;
+std::shared_ptr<const uint8_t> interleaved8_copy(const Product& p) {
+  if (p.w_t != DType::kQ4_0 && p.w_t != DType::kQ8_0) return nullptr;
   const int64_t groups = p.n / 8, blocks = p.k / 32;
   if (groups == 0 || blocks == 0) return nullptr;
-  const uint64_t row_bytes = dtype_row_bytes(DType::kQ4_0, p.k);
-  WeightCopyKey key{DType::kQ4_0, p.n, p.k, p.w_rs, kLayoutQ4_0x8};
+  const uint64_t block_bytes = dtype_row_bytes(p.w_t, 32);  // 18 or 34: f16 scale + quants
+  const int64_t chunks = int64_t(block_bytes - 2) / 4;      // 4 bytes of each row per chunk
+  const uint64_t row_bytes = dtype_row_bytes(p.w_t, p.k);
+  const WeightCopyKey key{p.w_t, p.n, p.k, p.w_rs, kLayoutInterleaved8};
   const uint64_t original = uint64_t(p.n - 1) * p.w_rs + row_bytes;
-  const uint64_t bytes = uint64_t(groups) * uint64_t(blocks) * 144;
+  const uint64_t bytes = uint64_t(groups) * uint64_t(blocks) * 8 * block_bytes;
   return weight_cache_get(p.w, key, original, bytes, [&](uint8_t* dst) {
     parallel_for(groups, 16, [&](int64_t g0, int64_t g1) {
       for (int64_t g = g0; g < g1; ++g)
         for (int64_t b = 0; b < blocks; ++b) {
-          uint8_t* out = dst + (uint64_t(g) * uint64_t(blocks) + uint64_t(b)) * 144;
+          uint8_t* out = dst + (uint64_t(g) * uint64_t(blocks) + uint64_t(b)) * 8 * block_bytes;
           for (int r = 0; r < 8; ++r) {
-            const uint8_t* blk = p.w + uint64_t(8 * g + r) * p.w_rs + uint64_t(b) * 18;
+            const uint8_t* blk = p.w + uint64_t(8 * g + r) * p.w_rs + uint64_t(b) * block_bytes;
             std::memcpy(out + 2 * r, blk, 2);
-            for (int c = 0; c < 4; ++c) std::memcpy(out + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
+            for (int64_t c = 0; c < chunks; ++c)
+              std::memcpy(out + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
           }
         }
     });
@@ -307,14 +315,13 @@ void run_product(const Product& p) {
   } else {
     // One contiguous range of weight rows per task; several per core when the product is
     // large enough that load balance matters more than one stream per core.
-    const std::shared_ptr<const uint8_t> x8 =
-        p.w_t == DType::kQ4_0 ? q4_0x8_copy(p) : std::shared_ptr<const uint8_t>();
+    const std::shared_ptr<const uint8_t> x8 = interleaved8_copy(p);
     const int64_t units = x8 ? p.n / 8 : p.n;  // groups of 8 rows, or rows
     const int64_t work = p.m * p.n * p.k;
     const int64_t tasks = work >= (int64_t(1) << 24) ? std::min<int64_t>(units, 8 * thread_budget())
                                                      : thread_budget();
     int32_t* sums8 = nullptr;
-    if (x8) {
+    if (x8 && p.w_t == DType::kQ4_0) {
       sums8 = reinterpret_cast<int32_t*>(scratch_floats(Scratch::kOuter3, size_t(p.m * blocks)));
       for (int64_t i = 0; i < p.m * blocks; ++i) {
         int32_t s = 0;
@@ -326,8 +333,10 @@ void run_product(const Product& p) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t u0 = units * t / tasks, u1 = units * (t + 1) / tasks;
         if (u1 <= u0) continue;
-        if (x8)
+        if (x8 && p.w_t == DType::kQ4_0)
           kern.q4_0x8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr, sums8);
+        else if (x8)
+          kern.q8_0x8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr);
         else
           kern.qgemm(p.w_t, acts, p.m, p.w, p.w_rs, u0, u1, res, ldr, lut);
       }

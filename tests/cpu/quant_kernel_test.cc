@@ -184,30 +184,34 @@ TEST(CpuQuantMatmul, BatchedActivationsShareTheWeights) {
   check_product(DType::kQ5_1, ab, wb, false);
 }
 
-// q4_0 decode reads a copy of the weights in groups of 8 rows (cpu_weight_cache.h) when
-// they lie in memory the plugin tracks: every group/remainder split, a strided view, and
-// a write to the weights dropping the copy so the next product reads the new values.
-TEST(CpuQuantMatmul, Q4_0DecodeThroughItsEightRowCopy) {
-  for (int64_t rows : {8, 21, 64, 203}) {
-    for (int64_t step : {1, 2}) {
-      HostTensor w = make_weights(DType::kQ4_0, rows, 256, step);
-      weight_cache_track(w.data(), w.bytes.size(), nullptr);
-      const uint64_t made = weight_cache_stats().made;
-      for (int64_t m : {1, 3, 8}) {
-        HostTensor a = make_tensor(DType::kF32, {m, 256});
-        check_product(DType::kQ4_0, a, w, false);
+// q4_0 and q8_0 decode read a copy of the weights in groups of 8 rows
+// (cpu_weight_cache.h) when they lie in memory the plugin tracks: every group/remainder
+// split (one and several groups per stream), a strided view, and a write to the weights
+// dropping the copy so the next product reads the new values.
+TEST(CpuQuantMatmul, DecodeThroughEightRowCopies) {
+  for (DType t : {DType::kQ4_0, DType::kQ8_0})
+    for (int64_t rows : {8, 21, 64, 203}) {
+      for (int64_t step : {1, 2}) {
+        SCOPED_TRACE(std::string(dtype_name(t)) + " rows " + std::to_string(rows) + " step " +
+                     std::to_string(step));
+        HostTensor w = make_weights(t, rows, 256, step);
+        weight_cache_track(w.data(), w.bytes.size(), nullptr);
+        const uint64_t made = weight_cache_stats().made;
+        for (int64_t m : {1, 3, 8}) {
+          HostTensor a = make_tensor(DType::kF32, {m, 256});
+          check_product(t, a, w, false);
+        }
+        EXPECT_EQ(weight_cache_stats().made, made + 1) << "one copy per weight, re-used";
+        // New weights in the same memory: the copy goes with the write.
+        const HostTensor fresh = make_weights(t, rows, 256, step);
+        std::copy(fresh.bytes.begin(), fresh.bytes.end(), w.bytes.begin());
+        weight_cache_written(static_cast<const uint8_t*>(w.data()) + 40, 1);
+        EXPECT_EQ(weight_cache_stats().made, made + 1);
+        check_product(t, make_tensor(DType::kF32, {1, 256}), w, false);
+        EXPECT_EQ(weight_cache_stats().made, made + 2);
+        weight_cache_untrack(w.data());
       }
-      EXPECT_EQ(weight_cache_stats().made, made + 1) << "one copy per weight, re-used";
-      // New weights in the same memory: the copy goes with the write.
-      const HostTensor fresh = make_weights(DType::kQ4_0, rows, 256, step);
-      std::copy(fresh.bytes.begin(), fresh.bytes.end(), w.bytes.begin());
-      weight_cache_written(static_cast<const uint8_t*>(w.data()) + 40, 1);
-      EXPECT_EQ(weight_cache_stats().made, made + 1);
-      check_product(DType::kQ4_0, make_tensor(DType::kF32, {1, 256}), w, false);
-      EXPECT_EQ(weight_cache_stats().made, made + 2);
-      weight_cache_untrack(w.data());
     }
-  }
 }
 
 TEST(CpuQuantMatmul, ReportsItsInstructionSet) {
