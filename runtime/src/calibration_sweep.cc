@@ -210,160 +210,183 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
     cursor += bytes;
     return at;
   };
-  std::vector<MeasuredOp> out;
-  size_t first = 0;
-  while (first < ops.size()) {
-    if (options.progress) options.progress(first, ops.size());
-    size_t last = first;
-    while (last < ops.size() && ops[last].sequence == ops[first].sequence) ++last;
-    // The sequence's ops this device runs, with their buffers; cold inputs larger than
-    // the pool get buffers of their own (already larger than any cache).
-    struct Prepared {
-      const CalibrationOp* op;
-      OpDescriptor desc;
-      std::array<bool, kMaxOpInputs> from_pool{};
-      bool output_from_pool = false;
-      std::vector<double> durations;
+  // Per op of `ops`: its records' durations over every round, and the per-op gap between
+  // back-to-back commands of each round.
+  std::vector<std::vector<double>> durations(ops.size());
+  std::vector<std::vector<double>> gaps(ops.size());
+  std::vector<bool> failed(ops.size(), false);
+  const int rounds = std::max(1, options.rounds);
+  for (int round = 0; round < rounds; ++round) {
+    // Skips are the same every round: reported in the first.
+    auto skip_once = [&](const std::string& what, const Status& why) {
+      if (round == 0) skip(what, why);
     };
-    std::vector<Prepared> seq;
-    std::vector<Buffer> owned;
-    owned.reserve(size_t(kMaxOpInputs + 1) * (last - first) + 4);  // pointers into it stay valid
-    // One buffer per activation of the sequence, as large as its largest use.
-    std::map<int32_t, uint64_t> activation_bytes;
-    for (size_t k = first; k < last; ++k) {
-      const CalibrationOp& c = ops[k];
-      auto need = [&](int32_t value, const TensorDesc& d) {
-        if (value < 0) return;
-        uint64_t& b = activation_bytes[value];
-        b = std::max<uint64_t>({b, d.extent_bytes(), 1});
+    size_t first = 0;
+    while (first < ops.size()) {
+      if (options.progress)
+        options.progress((ops.size() * size_t(round) + first) / size_t(rounds), ops.size());
+      size_t last = first;
+      while (last < ops.size() && ops[last].sequence == ops[first].sequence) ++last;
+      // The sequence's ops this device runs, with their buffers; cold inputs larger than
+      // the pool get buffers of their own (already larger than any cache).
+      struct Prepared {
+        const CalibrationOp* op;
+        OpDescriptor desc;
+        std::array<bool, kMaxOpInputs> from_pool{};
+        bool output_from_pool = false;
+        std::vector<double> durations;
       };
-      for (int i = 0; i < c.spec.num_inputs; ++i) need(c.input_value[size_t(i)], c.spec.inputs[i]);
-      need(c.output_value, c.spec.output);
-    }
-    std::map<int32_t, const Buffer*> activation_buffer;
-    Status st;
-    for (size_t k = first; k < last && st.ok(); ++k) {
-      const CalibrationOp& c = ops[k];
-      if (!device.supports(c.spec)) {
-        skip(c.label, unimplemented("not supported by the device"));
-        continue;
+      std::vector<Prepared> seq;
+      std::vector<Buffer> owned;
+      owned.reserve(size_t(kMaxOpInputs + 1) * (last - first) + 4);  // pointers into it stay valid
+      // One buffer per activation of the sequence, as large as its largest use.
+      std::map<int32_t, uint64_t> activation_bytes;
+      for (size_t k = first; k < last; ++k) {
+        const CalibrationOp& c = ops[k];
+        auto need = [&](int32_t value, const TensorDesc& d) {
+          if (value < 0) return;
+          uint64_t& b = activation_bytes[value];
+          b = std::max<uint64_t>({b, d.extent_bytes(), 1});
+        };
+        for (int i = 0; i < c.spec.num_inputs; ++i)
+          need(c.input_value[size_t(i)], c.spec.inputs[i]);
+        need(c.output_value, c.spec.output);
       }
-      Prepared p;
-      p.op = &c;
-      p.desc.kind = c.spec.kind;
-      p.desc.attrs = c.spec.attrs;
-      p.desc.num_inputs = c.spec.num_inputs;
-      // A buffer for `desc`: the activation's (made at its first use) or one of its own.
-      auto make = [&](const TensorDesc& desc, int64_t int_value, int32_t value,
-                      bool weight) -> const Buffer* {
-        if (value >= 0)
-          if (auto it = activation_buffer.find(value); it != activation_buffer.end())
-            return it->second;
-        const uint64_t bytes =
-            value >= 0 ? activation_bytes[value] : std::max<uint64_t>(desc.extent_bytes(), 1);
-        auto buf = device.allocate(bytes, kind);
-        if (!buf.ok()) {
-          st = buf.status();
-          return nullptr;
-        }
-        owned.push_back(std::move(*buf));
-        const Buffer& made = owned.back();
-        if (!options.timing_only && st.ok()) {
-          if (desc.dtype == DType::kI32 || desc.dtype == DType::kI64) {
-            st = stream.fill(made, 0, made.size(), uint64_t(int_value),
-                             desc.dtype == DType::kI32 ? 4 : 8);
-          } else {
-            const auto [pattern, width] = fill_pattern(desc.dtype, weight);
-            st = stream.fill(made, 0, made.size(), pattern, width);
-          }
-        }
-        if (value >= 0) activation_buffer[value] = &made;
-        return &made;
-      };
-      for (int i = 0; i < c.spec.num_inputs && st.ok(); ++i) {
-        const TensorDesc& d = c.spec.inputs[i];
-        if (c.cold[size_t(i)] && in_pool(d)) {
-          p.from_pool[size_t(i)] = true;
-          p.desc.inputs[size_t(i)] = TensorRef{&pool, 0, d};
-        } else if (const Buffer* made =
-                       make(d, c.kv_length, c.input_value[size_t(i)], c.cold[size_t(i)])) {
-          p.desc.inputs[size_t(i)] = TensorRef{made, 0, d};
-        }
-      }
-      if (st.ok() && c.cold_output && in_pool(c.spec.output)) {
-        p.output_from_pool = true;
-        p.desc.output = TensorRef{&pool, 0, c.spec.output};
-      } else if (st.ok()) {
-        if (const Buffer* o = make(c.spec.output, 0, c.output_value, false))
-          p.desc.output = TensorRef{o, 0, c.spec.output};
-      }
-      if (!st.ok()) {
-        skip(c.label, st);
-        st = ok_status();
-        continue;
-      }
-      seq.push_back(std::move(p));
-    }
-    if (st.ok()) st = stream.synchronize();
-    // One step: every op once, in order, each reading the next regions of the pool.
-    auto step = [&]() -> Status {
-      for (size_t i = 0; i < seq.size(); ++i) {
-        OpDescriptor d = seq[i].desc;
-        for (int in = 0; in < d.num_inputs; ++in)
-          if (seq[i].from_pool[size_t(in)])
-            d.inputs[size_t(in)].offset_bytes = next_region(d.inputs[size_t(in)].desc);
-        if (seq[i].output_from_pool) d.output.offset_bytes = next_region(d.output.desc);
-        HAL_RETURN_IF_ERROR(stream.dispatch(d, uint64_t(i) + 1));
-      }
-      return ok_status();
-    };
-    // A warm-up step (first touch, lazy initialisation), then steps until the records
-    // cover min_time_s and every op ran min_reps times.
-    if (st.ok() && !seq.empty()) st = step();
-    if (st.ok()) st = stream.synchronize();
-    stream.take_records();
-    double busy = 0, wall = 0;
-    int reps = 0;
-    while (st.ok() && !seq.empty()) {
-      st = stream.record(start);
-      if (st.ok()) st = step();
-      if (st.ok()) st = stream.record(end);
-      if (st.ok()) st = stream.synchronize();
-      if (!st.ok()) break;
-      auto elapsed = Event::elapsed_seconds(start, end);
-      wall += elapsed.ok() ? *elapsed : 0.0;
-      for (const CommandRecord& rec : stream.take_records())
-        if (rec.command == CommandKind::kOp && rec.tag >= 1 && rec.tag <= seq.size()) {
-          busy += rec.duration_s();
-          seq[size_t(rec.tag - 1)].durations.push_back(rec.duration_s());
-        }
-      ++reps;
-      if ((busy >= options.min_time_s && reps >= options.min_reps) || reps >= options.max_reps)
-        break;
-    }
-    if (!st.ok()) {
-      for (const Prepared& p : seq) skip(p.op->label, st);
-    } else {
-      const double gap = reps > 0 && !seq.empty()
-                             ? std::max(0.0, (wall - busy) / double(reps) / double(seq.size()))
-                             : 0.0;
-      for (const Prepared& p : seq) {
-        if (p.durations.empty()) {
-          skip(p.op->label, internal_error("no command records"));
+      std::map<int32_t, const Buffer*> activation_buffer;
+      Status st;
+      for (size_t k = first; k < last && st.ok(); ++k) {
+        const CalibrationOp& c = ops[k];
+        if (!device.supports(c.spec)) {
+          skip_once(c.label, unimplemented("not supported by the device"));
           continue;
         }
-        MeasuredOp m;
-        m.op = p.op;
-        m.seconds = median_of(p.durations);
-        double sum = 0;
-        for (double d : p.durations) sum += d;
-        m.mean_seconds = sum / double(p.durations.size());
-        m.gap_seconds = gap;
-        m.reps = int(p.durations.size());
-        out.push_back(m);
+        Prepared p;
+        p.op = &c;
+        p.desc.kind = c.spec.kind;
+        p.desc.attrs = c.spec.attrs;
+        p.desc.num_inputs = c.spec.num_inputs;
+        // A buffer for `desc`: the activation's (made at its first use) or one of its own.
+        auto make = [&](const TensorDesc& desc, int64_t int_value, int32_t value,
+                        bool weight) -> const Buffer* {
+          if (value >= 0)
+            if (auto it = activation_buffer.find(value); it != activation_buffer.end())
+              return it->second;
+          const uint64_t bytes =
+              value >= 0 ? activation_bytes[value] : std::max<uint64_t>(desc.extent_bytes(), 1);
+          auto buf = device.allocate(bytes, kind);
+          if (!buf.ok()) {
+            st = buf.status();
+            return nullptr;
+          }
+          owned.push_back(std::move(*buf));
+          const Buffer& made = owned.back();
+          if (!options.timing_only && st.ok()) {
+            if (desc.dtype == DType::kI32 || desc.dtype == DType::kI64) {
+              st = stream.fill(made, 0, made.size(), uint64_t(int_value),
+                               desc.dtype == DType::kI32 ? 4 : 8);
+            } else {
+              const auto [pattern, width] = fill_pattern(desc.dtype, weight);
+              st = stream.fill(made, 0, made.size(), pattern, width);
+            }
+          }
+          if (value >= 0) activation_buffer[value] = &made;
+          return &made;
+        };
+        for (int i = 0; i < c.spec.num_inputs && st.ok(); ++i) {
+          const TensorDesc& d = c.spec.inputs[i];
+          if (c.cold[size_t(i)] && in_pool(d)) {
+            p.from_pool[size_t(i)] = true;
+            p.desc.inputs[size_t(i)] = TensorRef{&pool, 0, d};
+          } else if (const Buffer* made =
+                         make(d, c.kv_length, c.input_value[size_t(i)], c.cold[size_t(i)])) {
+            p.desc.inputs[size_t(i)] = TensorRef{made, 0, d};
+          }
+        }
+        if (st.ok() && c.cold_output && in_pool(c.spec.output)) {
+          p.output_from_pool = true;
+          p.desc.output = TensorRef{&pool, 0, c.spec.output};
+        } else if (st.ok()) {
+          if (const Buffer* o = make(c.spec.output, 0, c.output_value, false))
+            p.desc.output = TensorRef{o, 0, c.spec.output};
+        }
+        if (!st.ok()) {
+          skip_once(c.label, st);
+          st = ok_status();
+          continue;
+        }
+        seq.push_back(std::move(p));
       }
+      if (st.ok()) st = stream.synchronize();
+      // One step: every op once, in order, each reading the next regions of the pool.
+      auto step = [&]() -> Status {
+        for (size_t i = 0; i < seq.size(); ++i) {
+          OpDescriptor d = seq[i].desc;
+          for (int in = 0; in < d.num_inputs; ++in)
+            if (seq[i].from_pool[size_t(in)])
+              d.inputs[size_t(in)].offset_bytes = next_region(d.inputs[size_t(in)].desc);
+          if (seq[i].output_from_pool) d.output.offset_bytes = next_region(d.output.desc);
+          HAL_RETURN_IF_ERROR(stream.dispatch(d, uint64_t(i) + 1));
+        }
+        return ok_status();
+      };
+      // A warm-up step (first touch, lazy initialisation), then steps until the records
+      // cover min_time_s and every op ran min_reps times.
+      if (st.ok() && !seq.empty()) st = step();
+      if (st.ok()) st = stream.synchronize();
+      stream.take_records();
+      double busy = 0, wall = 0;
+      int reps = 0;
+      while (st.ok() && !seq.empty()) {
+        st = stream.record(start);
+        if (st.ok()) st = step();
+        if (st.ok()) st = stream.record(end);
+        if (st.ok()) st = stream.synchronize();
+        if (!st.ok()) break;
+        auto elapsed = Event::elapsed_seconds(start, end);
+        wall += elapsed.ok() ? *elapsed : 0.0;
+        for (const CommandRecord& rec : stream.take_records())
+          if (rec.command == CommandKind::kOp && rec.tag >= 1 && rec.tag <= seq.size()) {
+            busy += rec.duration_s();
+            seq[size_t(rec.tag - 1)].durations.push_back(rec.duration_s());
+          }
+        ++reps;
+        if ((busy >= options.min_time_s && reps >= options.min_reps) || reps >= options.max_reps)
+          break;
+      }
+      if (!st.ok()) {
+        for (const Prepared& p : seq) {
+          skip_once(p.op->label, st);
+          failed[size_t(p.op - ops.data())] = true;
+        }
+      } else {
+        const double gap = reps > 0 && !seq.empty()
+                               ? std::max(0.0, (wall - busy) / double(reps) / double(seq.size()))
+                               : 0.0;
+        for (const Prepared& p : seq) {
+          const size_t at = size_t(p.op - ops.data());
+          durations[at].insert(durations[at].end(), p.durations.begin(), p.durations.end());
+          gaps[at].push_back(gap);
+        }
+      }
+      first = last;
     }
-    first = last;
+  }
+  std::vector<MeasuredOp> out;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (failed[i] || gaps[i].empty()) continue;  // skipped (reported) or not run here
+    if (durations[i].empty()) {
+      skip(ops[i].label, internal_error("no command records"));
+      continue;
+    }
+    MeasuredOp m;
+    m.op = &ops[i];
+    m.seconds = median_of(durations[i]);
+    double sum = 0;
+    for (double d : durations[i]) sum += d;
+    m.mean_seconds = sum / double(durations[i].size());
+    m.gap_seconds = median_of(gaps[i]);
+    m.reps = int(durations[i].size());
+    out.push_back(m);
   }
   if (options.progress) options.progress(ops.size(), ops.size());
   return out;

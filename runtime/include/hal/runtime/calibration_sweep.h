@@ -14,8 +14,9 @@
 //
 // Timing (measure_calibration_ops): a sequence runs as the executor runs a graph, every
 // op once per step, in order, on one stream of the device that keeps command records;
-// steps repeat until the records cover `min_time_s` (and at least `min_reps` steps). An
-// op's time is the median of its records' durations over the steps (the device's own
+// steps repeat until the records cover `min_time_s` (and at least `min_reps` steps), and
+// the whole sweep runs `rounds` times. An op's time is the median of its records'
+// durations over the steps of every round (the device's own
 // clock: measured on a CPU, simulated on the NPU simulator; the median, so the odd step
 // another process preempted does not count), the figure a run's timeline and report add
 // up. In a sequence each op follows the ops a model runs before it, so caches, branch
@@ -73,8 +74,12 @@ struct CalibrationOp {
 std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick);
 
 struct CalibrationMeasureOptions {
-  double min_time_s = 0.2;  // device seconds of records per sequence
-  int min_reps = 3;         // steps per sequence at least
+  // Every sequence runs in `rounds` rounds, one after the other over the whole sweep, and
+  // an op's time is the median over all of them: a shared machine's memory bandwidth
+  // drifts by 15-20% over tens of seconds, and one round catches one moment of it.
+  int rounds = 3;
+  double min_time_s = 0.2 / 3;  // device seconds of records per sequence and round
+  int min_reps = 3;             // steps per sequence and round at least
   int max_reps = 1000;
   uint64_t cold_bytes = 1ull << 30;  // the pool cold inputs rotate over
   bool timing_only = false;          // virtual buffers: timed, not computed
