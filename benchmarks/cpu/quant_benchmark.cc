@@ -79,7 +79,12 @@ hal::Buffer weights(hal::DType t, int64_t rows, int64_t k, uint32_t seed) {
   const std::vector<uint8_t> q = hal::reference::quantize_rows(t, v.data(), rows, k);
   auto b = env().cpu->allocate(q.size());
   check(b.status());
-  std::memcpy(*b->map(), q.data(), q.size());
+  // Uploaded through a stream, as a session uploads a model's weights: the CPU backend
+  // keeps its faster decode copies (cpu_weight_cache.h) only for buffers never mapped.
+  auto stream = env().cpu->create_stream();
+  check(stream.status());
+  check(stream->copy_from_host(q.data(), *b, 0, q.size()));
+  check(stream->synchronize());
   return std::move(*b);
 }
 
