@@ -60,6 +60,7 @@ struct QuantKernels {
   decltype(&isa_base::quantize_rows) quantize_rows = &isa_base::quantize_rows;
   decltype(&isa_base::q4_0x8_gemv) q4_0x8_gemv = &isa_base::q4_0x8_gemv;
   decltype(&isa_base::q8_0x8_gemv) q8_0x8_gemv = &isa_base::q8_0x8_gemv;
+  decltype(&isa_base::q4_kx8_gemv) q4_kx8_gemv = &isa_base::q4_kx8_gemv;
   // Prefill panels (cpu_quant_tiles.inc): none on the baseline ISA.
   bool (*tile_format)(DType) = nullptr;
   void (*tile_gemm)(DType, const QuantActs&, int64_t, const uint8_t*, uint64_t, int64_t, int64_t,
@@ -82,6 +83,7 @@ const QuantKernels& kernels() {
       s.quantize_rows = &isa_vnni::quantize_rows;
       s.q4_0x8_gemv = &isa_vnni::q4_0x8_gemv;
       s.q8_0x8_gemv = &isa_vnni::q8_0x8_gemv;
+      s.q4_kx8_gemv = &isa_vnni::q4_kx8_gemv;
       s.tile_format = &isa_vnni::tile_format;
       s.tile_gemm = &isa_vnni::tile_gemm;
       s.panel_block_bytes = isa_vnni::kPanelBlockBytes;
@@ -93,6 +95,7 @@ const QuantKernels& kernels() {
       s.quantize_rows = &isa_v3::quantize_rows;
       s.q4_0x8_gemv = &isa_v3::q4_0x8_gemv;
       s.q8_0x8_gemv = &isa_v3::q8_0x8_gemv;
+      s.q4_kx8_gemv = &isa_v3::q4_kx8_gemv;
       s.tile_format = &isa_v3::tile_format;
       s.tile_gemm = &isa_v3::tile_gemm;
       s.panel_block_bytes = isa_v3::kPanelBlockBytes;
@@ -233,10 +236,49 @@ void f32_panel_products(const Product& p, const float* af, float* res, int64_t l
 // there is no copy (other formats, rows not tracked, fewer than 8 rows,
 // HAL_CPU_WEIGHT_COPIES=0, no memory for it).
 constexpr uint32_t kLayoutInterleaved8 = 1;
+// q4_K's copy (X8Q4_K in cpu_quant_kernels.inc): 192 bytes per group and sub-block.
+void fill_q4_kx8(const Product& p, int64_t groups, uint8_t* dst) {
+  const int64_t subs = p.k / 32, supers = p.k / 256;
+  parallel_for(groups, 16, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g)
+      for (int r = 0; r < 8; ++r) {
+        const uint8_t* row = p.w + uint64_t(8 * g + r) * p.w_rs;
+        for (int64_t sb = 0; sb < supers; ++sb) {
+          const uint8_t* blk = row + uint64_t(sb) * 144;
+          float scale[8], offset[8];
+          isa_base::k_scales(blk, scale, offset);
+          const uint8_t* qs = blk + 16;
+          for (int j = 0; j < 8; ++j) {
+            uint8_t* out = dst + (uint64_t(g) * uint64_t(subs) + uint64_t(sb * 8 + j)) * 192;
+            std::memcpy(out + 4 * r, &scale[j], 4);
+            std::memcpy(out + 32 + 4 * r, &offset[j], 4);
+            // Sub-block j: nibbles (j odd: high) of qs[32 (j / 2) ..]; repacked as q4_0's
+            // bytes (element i low, i + 16 high), 4 of them per chunk and row.
+            uint8_t q[32];
+            for (int i = 0; i < 32; ++i) {
+              const uint8_t b = qs[32 * (j / 2) + i];
+              q[i] = (j % 2) ? uint8_t(b >> 4) : uint8_t(b & 15);
+            }
+            for (int c = 0; c < 4; ++c)
+              for (int i = 0; i < 4; ++i)
+                out[64 + 32 * c + 4 * r + i] = uint8_t(q[4 * c + i] | (q[16 + 4 * c + i] << 4));
+          }
+        }
+      }
+  });
+}
+
 std::shared_ptr<const uint8_t> interleaved8_copy(const Product& p) {
-  if (p.w_t != DType::kQ4_0 && p.w_t != DType::kQ8_0) return nullptr;
+  if (p.w_t != DType::kQ4_0 && p.w_t != DType::kQ8_0 && p.w_t != DType::kQ4_K) return nullptr;
   const int64_t groups = p.n / 8, blocks = p.k / 32;
   if (groups == 0 || blocks == 0) return nullptr;
+  if (p.w_t == DType::kQ4_K) {
+    const WeightCopyKey key{p.w_t, p.n, p.k, p.w_rs, kLayoutInterleaved8};
+    const uint64_t original = uint64_t(p.n - 1) * p.w_rs + dtype_row_bytes(p.w_t, p.k);
+    const uint64_t bytes = uint64_t(groups) * uint64_t(blocks) * 192;
+    return weight_cache_get(p.w, key, original, bytes,
+                            [&](uint8_t* dst) { fill_q4_kx8(p, groups, dst); });
+  }
   const uint64_t block_bytes = dtype_row_bytes(p.w_t, 32);  // 18 or 34: f16 scale + quants
   const int64_t chunks = int64_t(block_bytes - 2) / 4;      // 4 bytes of each row per chunk
   const uint64_t row_bytes = dtype_row_bytes(p.w_t, p.k);
@@ -318,7 +360,8 @@ void run_product(const Product& p) {
     // q8_0 with several rows of A keeps the one-row kernel, which unpacks a block once
     // for 4 rows (BM_QuantDecode M=4, [3072, 768]: 13.2 GB/s against 10.7 from the copy;
     // q4_0's copy is faster there too: 9.2 against 4.1).
-    const bool use_copy = p.w_t == DType::kQ4_0 || (p.w_t == DType::kQ8_0 && p.m == 1);
+    const bool use_copy =
+        p.w_t == DType::kQ4_0 || ((p.w_t == DType::kQ8_0 || p.w_t == DType::kQ4_K) && p.m == 1);
     const std::shared_ptr<const uint8_t> x8 =
         use_copy ? interleaved8_copy(p) : std::shared_ptr<const uint8_t>();
     const int64_t units = x8 ? p.n / 8 : p.n;  // groups of 8 rows, or rows
@@ -340,8 +383,10 @@ void run_product(const Product& p) {
         if (u1 <= u0) continue;
         if (x8 && p.w_t == DType::kQ4_0)
           kern.q4_0x8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr, sums8);
-        else if (x8)
+        else if (x8 && p.w_t == DType::kQ8_0)
           kern.q8_0x8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr);
+        else if (x8)
+          kern.q4_kx8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr);
         else
           kern.qgemm(p.w_t, acts, p.m, p.w, p.w_rs, u0, u1, res, ldr, lut);
       }

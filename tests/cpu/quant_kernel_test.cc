@@ -184,12 +184,12 @@ TEST(CpuQuantMatmul, BatchedActivationsShareTheWeights) {
   check_product(DType::kQ5_1, ab, wb, false);
 }
 
-// q4_0 and q8_0 decode read a copy of the weights in groups of 8 rows
+// q4_0, q8_0 and q4_K decode read a copy of the weights in groups of 8 rows
 // (cpu_weight_cache.h) when they lie in memory the plugin tracks: every group/remainder
 // split (one and several groups per stream), a strided view, and a write to the weights
 // dropping the copy so the next product reads the new values.
 TEST(CpuQuantMatmul, DecodeThroughEightRowCopies) {
-  for (DType t : {DType::kQ4_0, DType::kQ8_0})
+  for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K})
     for (int64_t rows : {8, 21, 64, 203}) {
       for (int64_t step : {1, 2}) {
         SCOPED_TRACE(std::string(dtype_name(t)) + " rows " + std::to_string(rows) + " step " +
