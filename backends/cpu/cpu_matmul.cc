@@ -28,10 +28,7 @@ namespace {
 // 20.4-20.9; [3072, 768] f32 14.3-18.8 -> 30.0-35.2, f16 11.3-12.2 -> 25.2-27.1.
 // HAL_CPU_ROWS_STREAMS=1 goes back to the slices, to repeat the comparison.
 bool rows_in_eight_streams() {
-  static const bool on = [] {
-    const char* v = std::getenv("HAL_CPU_ROWS_STREAMS");
-    return !(v && std::string(v) == "1");
-  }();
+  static const bool on = !env_equals("HAL_CPU_ROWS_STREAMS", "1");
   return on;
 }
 

@@ -11,12 +11,21 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <string_view>
 #include <vector>
 
 #include "hal/op.h"
 #include "hal/status.h"
 
 namespace hal::cpu {
+
+// Whether environment variable `name` is set to exactly `value`: the backend's HAL_CPU_*
+// switches that turn a path off to repeat a comparison (each caller reads it once).
+inline bool env_equals(const char* name, std::string_view value) {
+  const char* v = std::getenv(name);
+  return v != nullptr && value == v;
+}
 
 Status matmul(const OpSpec& spec, const void* const* in, void* out);
 // The prefill panel tile (cpu_panel_kernels.inc), for the quantized products' dequantized

@@ -194,10 +194,7 @@ void run_product_sgemm(const Product& p) {
 // rounded to int8 as in decode; about 1.5-2x less compute than f32 on AVX2, at the cost
 // of A's rounding), instead of exact A through f32 panels. Read once.
 bool int8_prefill() {
-  static const bool on = [] {
-    const char* v = std::getenv("HAL_CPU_INT8_PREFILL");
-    return v && std::string(v) == "1";
-  }();
+  static const bool on = env_equals("HAL_CPU_INT8_PREFILL", "1");
   return on;
 }
 
@@ -231,11 +228,6 @@ void f32_panel_products(const Product& p, const float* af, float* res, int64_t l
   });
 }
 
-// q4_0 or q8_0 weights as groups of 8 rows (the q4_0x8 / q8_0x8 layouts of
-// cpu_quant_kernels.inc), made once per weight and kept by cpu_weight_cache.h; null when
-// there is no copy (other formats, rows not tracked, fewer than 8 rows,
-// HAL_CPU_WEIGHT_COPIES=0, no memory for it).
-constexpr uint32_t kLayoutInterleaved8 = 1;
 // q4_K's copy (X8Q4_K in cpu_quant_kernels.inc): 192 bytes per group and sub-block.
 void fill_q4_kx8(const Product& p, int64_t groups, uint8_t* dst) {
   const int64_t subs = p.k / 32, supers = p.k / 256;
@@ -268,36 +260,45 @@ void fill_q4_kx8(const Product& p, int64_t groups, uint8_t* dst) {
   });
 }
 
+// q4_0's and q8_0's copies: per group and block, the 8 rows' f16 scales, then each row's
+// quants in 4-byte chunks (`block_bytes`: the format's 18 or 34 bytes per block).
+void fill_simple_x8(const Product& p, int64_t groups, uint64_t block_bytes, uint8_t* dst) {
+  const int64_t blocks = p.k / 32;
+  const int64_t chunks = int64_t(block_bytes - 2) / 4;
+  parallel_for(groups, 16, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g)
+      for (int64_t b = 0; b < blocks; ++b) {
+        uint8_t* out = dst + (uint64_t(g) * uint64_t(blocks) + uint64_t(b)) * 8 * block_bytes;
+        for (int r = 0; r < 8; ++r) {
+          const uint8_t* blk = p.w + uint64_t(8 * g + r) * p.w_rs + uint64_t(b) * block_bytes;
+          std::memcpy(out + 2 * r, blk, 2);
+          for (int64_t c = 0; c < chunks; ++c)
+            std::memcpy(out + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
+        }
+      }
+  });
+}
+
+// q4_0, q8_0 or q4_K weights as groups of 8 rows (the x8 layouts of
+// cpu_quant_kernels.inc), made once per weight and kept by cpu_weight_cache.h; null when
+// there is no copy (other formats, rows not tracked, fewer than 8 rows,
+// HAL_CPU_WEIGHT_COPIES=0, no memory for it).
+constexpr uint32_t kLayoutInterleaved8 = 1;
 std::shared_ptr<const uint8_t> interleaved8_copy(const Product& p) {
   if (p.w_t != DType::kQ4_0 && p.w_t != DType::kQ8_0 && p.w_t != DType::kQ4_K) return nullptr;
   const int64_t groups = p.n / 8, blocks = p.k / 32;
   if (groups == 0 || blocks == 0) return nullptr;
-  if (p.w_t == DType::kQ4_K) {
-    const WeightCopyKey key{p.w_t, p.n, p.k, p.w_rs, kLayoutInterleaved8};
-    const uint64_t original = uint64_t(p.n - 1) * p.w_rs + dtype_row_bytes(p.w_t, p.k);
-    const uint64_t bytes = uint64_t(groups) * uint64_t(blocks) * 192;
-    return weight_cache_get(p.w, key, original, bytes,
-                            [&](uint8_t* dst) { fill_q4_kx8(p, groups, dst); });
-  }
-  const uint64_t block_bytes = dtype_row_bytes(p.w_t, 32);  // 18 or 34: f16 scale + quants
-  const int64_t chunks = int64_t(block_bytes - 2) / 4;      // 4 bytes of each row per chunk
-  const uint64_t row_bytes = dtype_row_bytes(p.w_t, p.k);
+  const bool k_quant = p.w_t == DType::kQ4_K;
+  const uint64_t block_bytes = k_quant ? 0 : dtype_row_bytes(p.w_t, 32);  // q4_0 18, q8_0 34
+  const uint64_t group_block_bytes = k_quant ? 192 : 8 * block_bytes;
   const WeightCopyKey key{p.w_t, p.n, p.k, p.w_rs, kLayoutInterleaved8};
-  const uint64_t original = uint64_t(p.n - 1) * p.w_rs + row_bytes;
-  const uint64_t bytes = uint64_t(groups) * uint64_t(blocks) * 8 * block_bytes;
+  const uint64_t original = uint64_t(p.n - 1) * p.w_rs + dtype_row_bytes(p.w_t, p.k);
+  const uint64_t bytes = uint64_t(groups) * uint64_t(blocks) * group_block_bytes;
   return weight_cache_get(p.w, key, original, bytes, [&](uint8_t* dst) {
-    parallel_for(groups, 16, [&](int64_t g0, int64_t g1) {
-      for (int64_t g = g0; g < g1; ++g)
-        for (int64_t b = 0; b < blocks; ++b) {
-          uint8_t* out = dst + (uint64_t(g) * uint64_t(blocks) + uint64_t(b)) * 8 * block_bytes;
-          for (int r = 0; r < 8; ++r) {
-            const uint8_t* blk = p.w + uint64_t(8 * g + r) * p.w_rs + uint64_t(b) * block_bytes;
-            std::memcpy(out + 2 * r, blk, 2);
-            for (int64_t c = 0; c < chunks; ++c)
-              std::memcpy(out + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
-          }
-        }
-    });
+    if (k_quant)
+      fill_q4_kx8(p, groups, dst);
+    else
+      fill_simple_x8(p, groups, block_bytes, dst);
   });
 }
 

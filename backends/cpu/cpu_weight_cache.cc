@@ -1,5 +1,7 @@
 #include "cpu_weight_cache.h"
 
+#include "cpu_ops.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -40,10 +42,7 @@ Registry& registry() {
 }
 
 bool copies_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("HAL_CPU_WEIGHT_COPIES");
-    return !(v && std::string(v) == "0");
-  }();
+  static const bool on = !env_equals("HAL_CPU_WEIGHT_COPIES", "0");
   return on;
 }
 
@@ -71,6 +70,21 @@ void drop_overlapping(Registry& r, Allocation& a, uint64_t lo, uint64_t hi) {
   }
 }
 
+// Drops every copy of the allocation at `base`, then forgets the allocation (freed) or
+// marks it mapped (the host may write it unseen: no copies from now on).
+void drop_all_copies(const void* base, bool forget) {
+  if (!base) return;
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.allocations.find(reinterpret_cast<uintptr_t>(base));
+  if (it == r.allocations.end()) return;
+  drop_overlapping(r, it->second, 0, UINT64_MAX);
+  if (forget)
+    r.allocations.erase(it);
+  else
+    it->second.mapped = true;
+}
+
 }  // namespace
 
 void weight_cache_track(const void* base, uint64_t size, plugin::MemoryAccountant* accountant) {
@@ -83,15 +97,7 @@ void weight_cache_track(const void* base, uint64_t size, plugin::MemoryAccountan
   r.allocations[reinterpret_cast<uintptr_t>(base)] = std::move(a);
 }
 
-void weight_cache_untrack(const void* base) {
-  if (!base) return;
-  Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  auto it = r.allocations.find(reinterpret_cast<uintptr_t>(base));
-  if (it == r.allocations.end()) return;
-  drop_overlapping(r, it->second, 0, UINT64_MAX);
-  r.allocations.erase(it);
-}
+void weight_cache_untrack(const void* base) { drop_all_copies(base, /*forget=*/true); }
 
 void weight_cache_written(const void* p, uint64_t bytes) {
   Registry& r = registry();
@@ -104,15 +110,7 @@ void weight_cache_written(const void* p, uint64_t bytes) {
   drop_overlapping(r, it->second, lo, bytes > UINT64_MAX - lo ? UINT64_MAX : lo + bytes);
 }
 
-void weight_cache_mapped(const void* base) {
-  if (!base) return;
-  Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  auto it = r.allocations.find(reinterpret_cast<uintptr_t>(base));
-  if (it == r.allocations.end()) return;
-  it->second.mapped = true;
-  drop_overlapping(r, it->second, 0, UINT64_MAX);
-}
+void weight_cache_mapped(const void* base) { drop_all_copies(base, /*forget=*/false); }
 
 std::shared_ptr<const uint8_t> weight_cache_get(const void* w, const WeightCopyKey& key,
                                                 uint64_t original_bytes, uint64_t copy_bytes,
