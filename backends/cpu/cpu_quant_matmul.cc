@@ -61,6 +61,7 @@ struct QuantKernels {
   decltype(&isa_base::q4_0x8_gemv) q4_0x8_gemv = &isa_base::q4_0x8_gemv;
   decltype(&isa_base::q8_0x8_gemv) q8_0x8_gemv = &isa_base::q8_0x8_gemv;
   decltype(&isa_base::q4_kx8_gemv) q4_kx8_gemv = &isa_base::q4_kx8_gemv;
+  decltype(&isa_base::q6_kx8_gemv) q6_kx8_gemv = &isa_base::q6_kx8_gemv;
   // Prefill panels (cpu_quant_tiles.inc): none on the baseline ISA.
   bool (*tile_format)(DType) = nullptr;
   void (*tile_gemm)(DType, const QuantActs&, int64_t, const uint8_t*, uint64_t, int64_t, int64_t,
@@ -84,6 +85,7 @@ const QuantKernels& kernels() {
       s.q4_0x8_gemv = &isa_vnni::q4_0x8_gemv;
       s.q8_0x8_gemv = &isa_vnni::q8_0x8_gemv;
       s.q4_kx8_gemv = &isa_vnni::q4_kx8_gemv;
+      s.q6_kx8_gemv = &isa_vnni::q6_kx8_gemv;
       s.tile_format = &isa_vnni::tile_format;
       s.tile_gemm = &isa_vnni::tile_gemm;
       s.panel_block_bytes = isa_vnni::kPanelBlockBytes;
@@ -96,6 +98,7 @@ const QuantKernels& kernels() {
       s.q4_0x8_gemv = &isa_v3::q4_0x8_gemv;
       s.q8_0x8_gemv = &isa_v3::q8_0x8_gemv;
       s.q4_kx8_gemv = &isa_v3::q4_kx8_gemv;
+      s.q6_kx8_gemv = &isa_v3::q6_kx8_gemv;
       s.tile_format = &isa_v3::tile_format;
       s.tile_gemm = &isa_v3::tile_gemm;
       s.panel_block_bytes = isa_v3::kPanelBlockBytes;
@@ -260,6 +263,53 @@ void fill_q4_kx8(const Product& p, int64_t groups, uint8_t* dst) {
   });
 }
 
+// q6_K's copy (X8Q6_K in cpu_quant_kernels.inc): 256 bytes per group and block.
+void fill_q6_kx8(const Product& p, int64_t groups, uint8_t* dst) {
+  const int64_t blocks = p.k / 32, supers = p.k / 256;
+  parallel_for(groups, 16, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g)
+      for (int r = 0; r < 8; ++r) {
+        const uint8_t* row = p.w + uint64_t(8 * g + r) * p.w_rs;
+        for (int64_t sb = 0; sb < supers; ++sb) {
+          // The super-block's 256 quants (0..63) in element order (hal/op.h's layout:
+          // per 128 elements, 64 bytes of low nibbles, then 32 of top bits).
+          const uint8_t* blk = row + uint64_t(sb) * 210;
+          uint8_t q[256];
+          for (int h = 0; h < 2; ++h) {
+            const uint8_t* ql = blk + 64 * h;
+            const uint8_t* qh = blk + 128 + 32 * h;
+            for (int l = 0; l < 32; ++l) {
+              q[128 * h + l] = uint8_t((ql[l] & 15) | ((qh[l] & 3) << 4));
+              q[128 * h + l + 32] = uint8_t((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4));
+              q[128 * h + l + 64] = uint8_t((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+              q[128 * h + l + 96] = uint8_t((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+            }
+          }
+          const float d = isa_base::f16_at(blk + 208);
+          for (int j = 0; j < 8; ++j) {
+            uint8_t* out = dst + (uint64_t(g) * uint64_t(blocks) + uint64_t(sb * 8 + j)) * 256;
+            const uint8_t* e = q + 32 * j;
+            const float scale_lo = d * float(int8_t(blk[192 + 2 * j]));
+            const float scale_hi = d * float(int8_t(blk[192 + 2 * j + 1]));
+            std::memcpy(out + 4 * r, &scale_lo, 4);
+            std::memcpy(out + 32 + 4 * r, &scale_hi, 4);
+            for (int i = 0; i < 4; ++i) {
+              uint8_t top_lo = 0, top_hi = 0;
+              for (int c = 0; c < 4; ++c) {
+                out[64 + 32 * c + 4 * r + i] =
+                    uint8_t((e[4 * c + i] & 15) | (e[16 + 4 * c + i] << 4));
+                top_lo = uint8_t(top_lo | (e[4 * c + i] >> 4) << (2 * c));
+                top_hi = uint8_t(top_hi | (e[16 + 4 * c + i] >> 4) << (2 * c));
+              }
+              out[192 + 4 * r + i] = top_lo;
+              out[224 + 4 * r + i] = top_hi;
+            }
+          }
+        }
+      }
+  });
+}
+
 // q4_0's and q8_0's copies: per group and block, the 8 rows' f16 scales, then each row's
 // quants in 4-byte chunks (`block_bytes`: the format's 18 or 34 bytes per block).
 void fill_simple_x8(const Product& p, int64_t groups, uint64_t block_bytes, uint8_t* dst) {
@@ -279,24 +329,38 @@ void fill_simple_x8(const Product& p, int64_t groups, uint64_t block_bytes, uint
   });
 }
 
-// q4_0, q8_0 or q4_K weights as groups of 8 rows (the x8 layouts of
+// q4_0, q8_0, q4_K or q6_K weights as groups of 8 rows (the x8 layouts of
 // cpu_quant_kernels.inc), made once per weight and kept by cpu_weight_cache.h; null when
 // there is no copy (other formats, rows not tracked, fewer than 8 rows,
 // HAL_CPU_WEIGHT_COPIES=0, no memory for it).
 constexpr uint32_t kLayoutInterleaved8 = 1;
 std::shared_ptr<const uint8_t> interleaved8_copy(const Product& p) {
-  if (p.w_t != DType::kQ4_0 && p.w_t != DType::kQ8_0 && p.w_t != DType::kQ4_K) return nullptr;
+  uint64_t group_block_bytes = 0, block_bytes = 0;  // per group and 32 elements; q4_0/q8_0's
+  switch (p.w_t) {
+    case DType::kQ4_0:
+    case DType::kQ8_0:
+      block_bytes = dtype_row_bytes(p.w_t, 32);  // 18, 34
+      group_block_bytes = 8 * block_bytes;
+      break;
+    case DType::kQ4_K:
+      group_block_bytes = 192;
+      break;
+    case DType::kQ6_K:
+      group_block_bytes = 256;
+      break;
+    default:
+      return nullptr;
+  }
   const int64_t groups = p.n / 8, blocks = p.k / 32;
   if (groups == 0 || blocks == 0) return nullptr;
-  const bool k_quant = p.w_t == DType::kQ4_K;
-  const uint64_t block_bytes = k_quant ? 0 : dtype_row_bytes(p.w_t, 32);  // q4_0 18, q8_0 34
-  const uint64_t group_block_bytes = k_quant ? 192 : 8 * block_bytes;
   const WeightCopyKey key{p.w_t, p.n, p.k, p.w_rs, kLayoutInterleaved8};
   const uint64_t original = uint64_t(p.n - 1) * p.w_rs + dtype_row_bytes(p.w_t, p.k);
   const uint64_t bytes = uint64_t(groups) * uint64_t(blocks) * group_block_bytes;
   return weight_cache_get(p.w, key, original, bytes, [&](uint8_t* dst) {
-    if (k_quant)
+    if (p.w_t == DType::kQ4_K)
       fill_q4_kx8(p, groups, dst);
+    else if (p.w_t == DType::kQ6_K)
+      fill_q6_kx8(p, groups, dst);
     else
       fill_simple_x8(p, groups, block_bytes, dst);
   });
@@ -362,20 +426,25 @@ void run_product(const Product& p) {
     // for 4 rows (BM_QuantDecode M=4, [3072, 768]: 13.2 GB/s against 10.7 from the copy;
     // q4_0's copy is faster there too: 9.2 against 4.1).
     const bool use_copy =
-        p.w_t == DType::kQ4_0 || ((p.w_t == DType::kQ8_0 || p.w_t == DType::kQ4_K) && p.m == 1);
+        p.w_t == DType::kQ4_0 ||
+        ((p.w_t == DType::kQ8_0 || p.w_t == DType::kQ4_K || p.w_t == DType::kQ6_K) && p.m == 1);
     const std::shared_ptr<const uint8_t> x8 =
         use_copy ? interleaved8_copy(p) : std::shared_ptr<const uint8_t>();
     const int64_t units = x8 ? p.n / 8 : p.n;  // groups of 8 rows, or rows
     const int64_t work = p.m * p.n * p.k;
     const int64_t tasks = work >= (int64_t(1) << 24) ? std::min<int64_t>(units, 8 * thread_budget())
                                                      : thread_budget();
-    int32_t* sums8 = nullptr;
-    if (x8 && p.w_t == DType::kQ4_0) {
-      sums8 = reinterpret_cast<int32_t*>(scratch_floats(Scratch::kOuter3, size_t(p.m * blocks)));
-      for (int64_t i = 0; i < p.m * blocks; ++i) {
+    // The copies' activation sums (x8_gemv): q4_0 8 x each block's, q6_K 32 x each half's
+    // (the lanes hold offset x the sums of 4 values).
+    int32_t* sums = nullptr;
+    if (x8 && (p.w_t == DType::kQ4_0 || p.w_t == DType::kQ6_K)) {
+      const int per_block = p.w_t == DType::kQ4_0 ? 1 : 2, lanes = 8 / per_block;
+      sums = reinterpret_cast<int32_t*>(
+          scratch_floats(Scratch::kOuter3, size_t(p.m * blocks * per_block)));
+      for (int64_t i = 0; i < p.m * blocks * per_block; ++i) {
         int32_t s = 0;
-        for (int l = 0; l < 8; ++l) s += acts.lanes[8 * i + l];
-        sums8[i] = s;
+        for (int l = 0; l < lanes; ++l) s += acts.lanes[lanes * i + l];
+        sums[i] = s;
       }
     }
     parallel_for_static(std::max<int64_t>(tasks, 1), [&](int64_t t0, int64_t t1) {
@@ -383,11 +452,13 @@ void run_product(const Product& p) {
         const int64_t u0 = units * t / tasks, u1 = units * (t + 1) / tasks;
         if (u1 <= u0) continue;
         if (x8 && p.w_t == DType::kQ4_0)
-          kern.q4_0x8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr, sums8);
+          kern.q4_0x8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr, sums);
         else if (x8 && p.w_t == DType::kQ8_0)
           kern.q8_0x8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr);
-        else if (x8)
+        else if (x8 && p.w_t == DType::kQ4_K)
           kern.q4_kx8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr);
+        else if (x8)
+          kern.q6_kx8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr, sums);
         else
           kern.qgemm(p.w_t, acts, p.m, p.w, p.w_rs, u0, u1, res, ldr, lut);
       }

@@ -184,30 +184,32 @@ TEST(CpuQuantMatmul, BatchedActivationsShareTheWeights) {
   check_product(DType::kQ5_1, ab, wb, false);
 }
 
-// q4_0, q8_0 and q4_K decode read a copy of the weights in groups of 8 rows
+// q4_0, q8_0, q4_K and q6_K decode read a copy of the weights in groups of 8 rows
 // (cpu_weight_cache.h) when they lie in memory the plugin tracks: every group/remainder
 // split (one and several groups per stream), a strided view, and a write to the weights
 // dropping the copy so the next product reads the new values.
 TEST(CpuQuantMatmul, DecodeThroughEightRowCopies) {
-  for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K})
+  for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K})
     for (int64_t rows : {8, 21, 64, 203}) {
       for (int64_t step : {1, 2}) {
+        // Three super-blocks (GPT-2's 768) where rows are few; one elsewhere.
+        const int64_t k = rows <= 21 ? 768 : 256;
         SCOPED_TRACE(std::string(dtype_name(t)) + " rows " + std::to_string(rows) + " step " +
-                     std::to_string(step));
-        HostTensor w = make_weights(t, rows, 256, step);
+                     std::to_string(step) + " k " + std::to_string(k));
+        HostTensor w = make_weights(t, rows, k, step);
         weight_cache_track(w.data(), w.bytes.size(), nullptr);
         const uint64_t made = weight_cache_stats().made;
         for (int64_t m : {1, 3, 8}) {
-          HostTensor a = make_tensor(DType::kF32, {m, 256});
+          HostTensor a = make_tensor(DType::kF32, {m, k});
           check_product(t, a, w, false);
         }
         EXPECT_EQ(weight_cache_stats().made, made + 1) << "one copy per weight, re-used";
         // New weights in the same memory: the copy goes with the write.
-        const HostTensor fresh = make_weights(t, rows, 256, step);
+        const HostTensor fresh = make_weights(t, rows, k, step);
         std::copy(fresh.bytes.begin(), fresh.bytes.end(), w.bytes.begin());
         weight_cache_written(static_cast<const uint8_t*>(w.data()) + 40, 1);
         EXPECT_EQ(weight_cache_stats().made, made + 1);
-        check_product(t, make_tensor(DType::kF32, {1, 256}), w, false);
+        check_product(t, make_tensor(DType::kF32, {1, k}), w, false);
         EXPECT_EQ(weight_cache_stats().made, made + 2);
         weight_cache_untrack(w.data());
       }
