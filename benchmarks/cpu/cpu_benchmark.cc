@@ -147,7 +147,8 @@ void set_blas_label(benchmark::State& state) {
 // here mostly waits); rates are therefore computed from measured wall time.
 void set_rate(benchmark::State& state, const char* name, double amount_per_iteration,
               double seconds) {
-  state.counters[name] = seconds > 0 ? amount_per_iteration * double(state.iterations()) / seconds : 0;
+  state.counters[name] =
+      seconds > 0 ? amount_per_iteration * double(state.iterations()) / seconds : 0;
 }
 
 double median(std::vector<double> v) {
@@ -188,7 +189,8 @@ void BM_MatmulHal(benchmark::State& state) {
   mm.run_hal();
   const auto t0 = Clock::now();
   for (auto _ : state) mm.run_hal();
-  set_rate(state, "GFLOPs", mm.flops() * 1e-9, std::chrono::duration<double>(Clock::now() - t0).count());
+  set_rate(state, "GFLOPs", mm.flops() * 1e-9,
+           std::chrono::duration<double>(Clock::now() - t0).count());
 }
 BENCHMARK(BM_MatmulHal)
     ->Arg(256)
@@ -203,7 +205,8 @@ void BM_MatmulBlas(benchmark::State& state) {
   mm.run_blas();
   const auto t0 = Clock::now();
   for (auto _ : state) mm.run_blas();
-  set_rate(state, "GFLOPs", mm.flops() * 1e-9, std::chrono::duration<double>(Clock::now() - t0).count());
+  set_rate(state, "GFLOPs", mm.flops() * 1e-9,
+           std::chrono::duration<double>(Clock::now() - t0).count());
   set_blas_label(state);
 }
 BENCHMARK(BM_MatmulBlas)
@@ -306,7 +309,6 @@ struct DecodeSet {
         hal::TensorRef::contiguous(y, t, {m, n}), a);
   }
 };
-
 
 // GB/s of weights streamed, and that as a fraction of cpu:0's memory bandwidth.
 void report_roofline(benchmark::State& state, double bytes_per_iteration, double seconds) {
@@ -473,6 +475,7 @@ void BM_Attention(benchmark::State& state) {
   set_rate(state, "GB/s", double(cost.bytes_read) * 1e-9, seconds);
 }
 BENCHMARK(BM_Attention)
+    ->Args({1, 64})
     ->Args({1, 1024})
     ->Args({1, 4096})
     ->Args({128, 128})

@@ -33,6 +33,8 @@ TEST(CpuAttention, PrefillCausalGroupedQuery) {
       {1, 65, 6, 65, 6, 24, 40},   // several row and key blocks, odd widths
       {1, 33, 8, 100, 1, 64, 64},  // MQA, query block not at position 0
       {2, 5, 2, 129, 2, 7, 9},     // tiny odd head dims
+      {2, 1, 6, 45, 3, 16, 16},    // decode: keys 8 at a time, then a tail of 5
+      {1, 1, 4, 37, 2, 20, 24},    // decode with a head dim not a multiple of 8
   };
   for (const Case& c : cases)
     for (bool causal : {false, true})
