@@ -7,9 +7,9 @@
 // in integer arithmetic (AVX2 maddubs, or AVX-512 VNNI dpbusd where the CPU has it),
 // its scales and offsets applied in f32 per block. Products with f32 accumulate per
 // block, so the result differs from the f64 reference by A's int8 rounding (about
-// 2^-9 of each block's largest element) plus f32 accumulation. q4_0, q8_0, q4_K and q6_K
-// weights in memory the plugin allocated are read, in decode, from a copy in groups of 8
-// rows ("q4_0x8", "q8_0x8", "q4_Kx8", "q6_Kx8": made at their first decode product and
+// 2^-9 of each block's largest element) plus f32 accumulation. q4_0, q8_0 and the K-quants
+// in memory the plugin allocated are read, in decode, from a copy in groups of 8 rows
+// ("q4_0x8", "q8_0x8", "q4_Kx8", "q5_Kx8", "q6_Kx8": made at their first decode product and
 // kept by cpu_weight_cache.h; the layouts are in cpu_quant_kernels.inc): one integer
 // multiply-add then serves 8 rows, and a core reads four such streams at once. fp8
 // weights are multiplied with A in f32 (no int8 rounding). Every format has a scalar version for

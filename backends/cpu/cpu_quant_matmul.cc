@@ -61,6 +61,7 @@ struct QuantKernels {
   decltype(&isa_base::q4_0x8_gemv) q4_0x8_gemv = &isa_base::q4_0x8_gemv;
   decltype(&isa_base::q8_0x8_gemv) q8_0x8_gemv = &isa_base::q8_0x8_gemv;
   decltype(&isa_base::q4_kx8_gemv) q4_kx8_gemv = &isa_base::q4_kx8_gemv;
+  decltype(&isa_base::q5_kx8_gemv) q5_kx8_gemv = &isa_base::q5_kx8_gemv;
   decltype(&isa_base::q6_kx8_gemv) q6_kx8_gemv = &isa_base::q6_kx8_gemv;
   // Prefill panels (cpu_quant_tiles.inc): none on the baseline ISA.
   bool (*tile_format)(DType) = nullptr;
@@ -85,6 +86,7 @@ const QuantKernels& kernels() {
       s.q4_0x8_gemv = &isa_vnni::q4_0x8_gemv;
       s.q8_0x8_gemv = &isa_vnni::q8_0x8_gemv;
       s.q4_kx8_gemv = &isa_vnni::q4_kx8_gemv;
+      s.q5_kx8_gemv = &isa_vnni::q5_kx8_gemv;
       s.q6_kx8_gemv = &isa_vnni::q6_kx8_gemv;
       s.tile_format = &isa_vnni::tile_format;
       s.tile_gemm = &isa_vnni::tile_gemm;
@@ -98,6 +100,7 @@ const QuantKernels& kernels() {
       s.q4_0x8_gemv = &isa_v3::q4_0x8_gemv;
       s.q8_0x8_gemv = &isa_v3::q8_0x8_gemv;
       s.q4_kx8_gemv = &isa_v3::q4_kx8_gemv;
+      s.q5_kx8_gemv = &isa_v3::q5_kx8_gemv;
       s.q6_kx8_gemv = &isa_v3::q6_kx8_gemv;
       s.tile_format = &isa_v3::tile_format;
       s.tile_gemm = &isa_v3::tile_gemm;
@@ -231,20 +234,27 @@ void f32_panel_products(const Product& p, const float* af, float* res, int64_t l
   });
 }
 
-// q4_K's copy (X8Q4_K in cpu_quant_kernels.inc): 192 bytes per group and sub-block.
-void fill_q4_kx8(const Product& p, int64_t groups, uint8_t* dst) {
+// q4_K's and q5_K's copies (X8Q4_K, X8Q5_K in cpu_quant_kernels.inc): 192 or 224 bytes
+// per group and sub-block.
+void fill_k_quant_x8(const Product& p, int64_t groups, uint8_t* dst) {
+  const bool five = p.w_t == DType::kQ5_K;
+  const uint64_t super_bytes = five ? 176 : 144, block_bytes = five ? 224 : 192;
   const int64_t subs = p.k / 32, supers = p.k / 256;
   parallel_for(groups, 16, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g)
       for (int r = 0; r < 8; ++r) {
         const uint8_t* row = p.w + uint64_t(8 * g + r) * p.w_rs;
         for (int64_t sb = 0; sb < supers; ++sb) {
-          const uint8_t* blk = row + uint64_t(sb) * 144;
+          // hal/op.h: d, dmin, 12 bytes of 6-bit scales and mins; q5_K then 32 bytes of
+          // fifth bits (bit j of byte i: element i of sub-block j); then the nibbles.
+          const uint8_t* blk = row + uint64_t(sb) * super_bytes;
           float scale[8], offset[8];
           isa_base::k_scales(blk, scale, offset);
-          const uint8_t* qs = blk + 16;
+          const uint8_t* qh = blk + 16;
+          const uint8_t* qs = blk + (five ? 48 : 16);
           for (int j = 0; j < 8; ++j) {
-            uint8_t* out = dst + (uint64_t(g) * uint64_t(subs) + uint64_t(sb * 8 + j)) * 192;
+            uint8_t* out =
+                dst + (uint64_t(g) * uint64_t(subs) + uint64_t(sb * 8 + j)) * block_bytes;
             std::memcpy(out + 4 * r, &scale[j], 4);
             std::memcpy(out + 32 + 4 * r, &offset[j], 4);
             // Sub-block j: nibbles (j odd: high) of qs[32 (j / 2) ..]; repacked as q4_0's
@@ -257,6 +267,15 @@ void fill_q4_kx8(const Product& p, int64_t groups, uint8_t* dst) {
             for (int c = 0; c < 4; ++c)
               for (int i = 0; i < 4; ++i)
                 out[64 + 32 * c + 4 * r + i] = uint8_t(q[4 * c + i] | (q[16 + 4 * c + i] << 4));
+            if (!five) continue;
+            for (int i = 0; i < 4; ++i) {
+              uint8_t top = 0;
+              for (int c = 0; c < 4; ++c) {
+                top = uint8_t(top | ((qh[4 * c + i] >> j) & 1) << c);
+                top = uint8_t(top | ((qh[16 + 4 * c + i] >> j) & 1) << (4 + c));
+              }
+              out[192 + 4 * r + i] = top;
+            }
           }
         }
       }
@@ -329,7 +348,7 @@ void fill_simple_x8(const Product& p, int64_t groups, uint64_t block_bytes, uint
   });
 }
 
-// q4_0, q8_0, q4_K or q6_K weights as groups of 8 rows (the x8 layouts of
+// q4_0, q8_0, q4_K, q5_K or q6_K weights as groups of 8 rows (the x8 layouts of
 // cpu_quant_kernels.inc), made once per weight and kept by cpu_weight_cache.h; null when
 // there is no copy (other formats, rows not tracked, fewer than 8 rows,
 // HAL_CPU_WEIGHT_COPIES=0, no memory for it).
@@ -345,6 +364,9 @@ std::shared_ptr<const uint8_t> interleaved8_copy(const Product& p) {
     case DType::kQ4_K:
       group_block_bytes = 192;
       break;
+    case DType::kQ5_K:
+      group_block_bytes = 224;
+      break;
     case DType::kQ6_K:
       group_block_bytes = 256;
       break;
@@ -357,8 +379,8 @@ std::shared_ptr<const uint8_t> interleaved8_copy(const Product& p) {
   const uint64_t original = uint64_t(p.n - 1) * p.w_rs + dtype_row_bytes(p.w_t, p.k);
   const uint64_t bytes = uint64_t(groups) * uint64_t(blocks) * group_block_bytes;
   return weight_cache_get(p.w, key, original, bytes, [&](uint8_t* dst) {
-    if (p.w_t == DType::kQ4_K)
-      fill_q4_kx8(p, groups, dst);
+    if (p.w_t == DType::kQ4_K || p.w_t == DType::kQ5_K)
+      fill_k_quant_x8(p, groups, dst);
     else if (p.w_t == DType::kQ6_K)
       fill_q6_kx8(p, groups, dst);
     else
@@ -426,8 +448,9 @@ void run_product(const Product& p) {
     // for 4 rows (BM_QuantDecode M=4, [3072, 768]: 13.2 GB/s against 10.7 from the copy;
     // q4_0's copy is faster there too: 9.2 against 4.1).
     const bool use_copy =
-        p.w_t == DType::kQ4_0 ||
-        ((p.w_t == DType::kQ8_0 || p.w_t == DType::kQ4_K || p.w_t == DType::kQ6_K) && p.m == 1);
+        p.w_t == DType::kQ4_0 || ((p.w_t == DType::kQ8_0 || p.w_t == DType::kQ4_K ||
+                                   p.w_t == DType::kQ5_K || p.w_t == DType::kQ6_K) &&
+                                  p.m == 1);
     const std::shared_ptr<const uint8_t> x8 =
         use_copy ? interleaved8_copy(p) : std::shared_ptr<const uint8_t>();
     const int64_t units = x8 ? p.n / 8 : p.n;  // groups of 8 rows, or rows
@@ -457,6 +480,8 @@ void run_product(const Product& p) {
           kern.q8_0x8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr);
         else if (x8 && p.w_t == DType::kQ4_K)
           kern.q4_kx8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr);
+        else if (x8 && p.w_t == DType::kQ5_K)
+          kern.q5_kx8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr);
         else if (x8)
           kern.q6_kx8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr, sums);
         else

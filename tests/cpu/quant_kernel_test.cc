@@ -184,12 +184,12 @@ TEST(CpuQuantMatmul, BatchedActivationsShareTheWeights) {
   check_product(DType::kQ5_1, ab, wb, false);
 }
 
-// q4_0, q8_0, q4_K and q6_K decode read a copy of the weights in groups of 8 rows
+// q4_0, q8_0 and the K-quants decode read a copy of the weights in groups of 8 rows
 // (cpu_weight_cache.h) when they lie in memory the plugin tracks: every group/remainder
 // split (one and several groups per stream), a strided view, and a write to the weights
 // dropping the copy so the next product reads the new values.
 TEST(CpuQuantMatmul, DecodeThroughEightRowCopies) {
-  for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K})
+  for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K})
     for (int64_t rows : {8, 21, 64, 203}) {
       for (int64_t step : {1, 2}) {
         // Three super-blocks (GPT-2's 768) where rows are few; one elsewhere.
