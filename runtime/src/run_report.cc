@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "hal/scheduler/calibration.h"
-#include "report_format.h"
 #include "hal/scheduler/cost_model.h"
 #include "hal/units.h"
+#include "report_format.h"
 #include "run_prediction.h"
 
 namespace hal::runtime {
@@ -107,6 +107,10 @@ RunReport build_run_report(const RunReportInput& in) {
           dr.decode_kv_cache_bytes = run.footprint->state_bytes[d];
         }
       }
+    // The op of each node's entry: where a fused op's prediction goes.
+    std::map<NodeId, OpKind> op_of_node;
+    for (const TimelineEntry& e : run.timeline.entries)
+      if (e.kind == TimelineEntry::Kind::kOp && e.node != kNoNode) op_of_node[e.node] = e.op;
     for (size_t i = 0; i < run.timeline.entries.size(); ++i) {
       const TimelineEntry& e = run.timeline.entries[i];
       if (e.device < 0 || size_t(e.device) >= n_dev) continue;
@@ -117,11 +121,26 @@ RunReport build_run_report(const RunReportInput& in) {
           add(dr.total, e, predicted);
           const std::string name = std::string(op_kind_name(e.op));
           WorkStats& c = classes[size_t(e.device)][name];
-          c.name = name;
-          add(c, e, predicted);
           WorkStats& pc = phase_classes[run.phase][name];
-          pc.name = name;
-          add(pc, e, predicted);
+          c.name = pc.name = name;
+          const auto head =
+              e.fused_into == kNoNode ? op_of_node.end() : op_of_node.find(e.fused_into);
+          if (head != op_of_node.end()) {
+            // Ran inside another op's group: counted here, timed and predicted there.
+            add(c, e);
+            add(pc, e);
+            ++c.fused;
+            ++pc.fused;
+            const std::string head_name = std::string(op_kind_name(head->second));
+            WorkStats& hc = classes[size_t(e.device)][head_name];
+            WorkStats& hpc = phase_classes[run.phase][head_name];
+            hc.name = hpc.name = head_name;
+            hc.predicted_s += predicted;
+            hpc.predicted_s += predicted;
+          } else {
+            add(c, e, predicted);
+            add(pc, e, predicted);
+          }
           if (decode) decode_bytes[size_t(e.device)] += e.bytes_read + e.bytes_written;
           break;
         }
@@ -242,6 +261,7 @@ json stats_json(const WorkStats& s) {
   if (!s.name.empty()) j["name"] = s.name;
   if (!s.engine.empty()) j["engine"] = s.engine;
   j["commands"] = s.commands;
+  if (s.fused > 0) j["fused"] = s.fused;
   j["busy_s"] = s.busy_s;
   j["flops"] = s.flops;
   j["bytes_read"] = s.bytes_read;
@@ -283,6 +303,7 @@ void read_stats(Reader& r, const json& j, WorkStats& s, const std::string& where
   r.get(j, "name", s.name, where, false);
   r.get(j, "engine", s.engine, where, false);
   r.get(j, "commands", s.commands, where);
+  r.get(j, "fused", s.fused, where, false);
   r.get(j, "busy_s", s.busy_s, where);
   r.get(j, "flops", s.flops, where);
   r.get(j, "bytes_read", s.bytes_read, where);
@@ -604,11 +625,23 @@ std::string phase_prediction_text(const PhaseReport& p) {
   const double runs = double(p.runs);
   std::string s = "    " + padded("per run", 13) + padded("ops", 6) + padded("measured", 12) +
                   padded("predicted", 12) + "error\n";
-  for (const WorkStats& c : p.op_classes)
+  bool fused = false;
+  for (const WorkStats& c : p.op_classes) {
+    // A class all of whose ops ran inside other ops' fused groups has no time of its own.
+    const bool all_fused = c.commands > 0 && c.fused == c.commands;
+    const bool compared = c.predicted_s > 0 && c.busy_s > 0;
+    fused |= c.fused > 0;
     s += "    " + padded(c.name, 13) + padded(fmt_double(double(c.commands) / runs, "%.0f"), 6) +
-         padded(format_seconds(c.busy_s / runs), 12) +
+         padded(all_fused ? "fused" : format_seconds(c.busy_s / runs), 12) +
          padded(c.predicted_s > 0 ? format_seconds(c.predicted_s / runs) : "-", 12) +
-         (c.predicted_s > 0 ? fmt_double(100 * c.prediction_error(), "%+.1f") + "%" : "-") + "\n";
+         (compared ? fmt_double(100 * c.prediction_error(), "%+.1f") + "%" : "-") +
+         (c.fused > 0 && !all_fused ? "  (" + fmt_double(double(c.fused) / runs, "%.0f") + " fused)"
+                                    : "") +
+         "\n";
+  }
+  if (fused)
+    s += "    fused: ops run inside another op's fused group (a compiled executable); their\n"
+         "    time is measured, and their prediction counted, with that op's class\n";
   return s;
 }
 
@@ -620,8 +653,9 @@ std::string report_summary_text(const RunReport& rep) {
        (rep.algorithm.empty() ? "" : " by " + rep.algorithm));
   for (const PhaseReport& p : rep.phases) {
     line("phase      " + p.name + ": " + std::to_string(p.runs) + " run(s), " +
-         std::to_string(p.tokens) + " token(s) generated, measured " + format_seconds(p.measured_makespan_s) +
-         " per run, predicted " + format_seconds(p.predicted_makespan_s) +
+         std::to_string(p.tokens) + " token(s) generated, measured " +
+         format_seconds(p.measured_makespan_s) + " per run, predicted " +
+         format_seconds(p.predicted_makespan_s) +
          signed_error(p.predicted_makespan_s, p.measured_makespan_s));
     s += phase_prediction_text(p);
   }
@@ -643,15 +677,21 @@ std::string report_summary_text(const RunReport& rep) {
       line("             decode " + format_bytes(uint64_t(d.decode_hbm_bytes_per_token)) +
            " per token (weights here " + format_bytes(d.decode_weight_bytes) + ", read in full " +
            format_bytes(d.decode_streamed_weight_bytes) + ")");
-    for (const WorkStats& c : d.op_classes)
-      line("    " + c.name + std::string(c.name.size() < 12 ? 12 - c.name.size() : 1, ' ') +
-           format_seconds(c.busy_s) + "  " + si(c.achieved_flops_per_s(), "FLOP/s") + " (" +
+    for (const WorkStats& c : d.op_classes) {
+      const std::string label =
+          "    " + c.name + std::string(c.name.size() < 12 ? 12 - c.name.size() : 1, ' ');
+      if (c.commands > 0 && c.fused == c.commands) {
+        line(label + "fused into other ops' groups (" + std::to_string(c.commands) + " ops)");
+        continue;
+      }
+      line(label + format_seconds(c.busy_s) + "  " + si(c.achieved_flops_per_s(), "FLOP/s") + " (" +
            fmt_double(100 * c.flops_fraction(), "%.1f") + "%)  " +
            si(c.achieved_bandwidth(), "B/s") + " (" +
            fmt_double(100 * c.bandwidth_fraction(), "%.1f") + "%)  " + c.bound + "-bound" +
            (c.predicted_s > 0 ? ", predicted " + format_seconds(c.predicted_s) +
                                     signed_error(c.predicted_s, c.busy_s)
                               : ""));
+    }
   }
   for (const TransferReport& t : rep.transfers)
     line("transfer   " + t.from + " -> " + t.to + ": " + std::to_string(t.count) + " x, " +

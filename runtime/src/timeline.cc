@@ -77,6 +77,23 @@ Timeline build_timeline(const ExecutionPlan& p, std::span<const StepRecord> reco
         std::max(uploads_done, add_host_copies(TimelineEntry::Kind::kUpload, d, uploads[d], 0.0));
   for (auto& streams : free_at) std::fill(streams.begin(), streams.end(), uploads_done);
   std::vector<double> event_at(p.event_producer.size(), 0.0);
+  // Each node of a compiled unit's fused group -> the group's main node (the one its
+  // record comes back on).
+  std::vector<NodeId> group_head(g.nodes().size(), kNoNode);
+  for (const CompiledUnit& u : p.units)
+    for (const FusedGroupInfo& fg : u.info.groups) {
+      auto graph_node = [&](int32_t view_node) {
+        return view_node >= 0 && size_t(view_node) < u.node_of.size() ? u.node_of[size_t(view_node)]
+                                                                      : kNoNode;
+      };
+      const NodeId head = graph_node(fg.main_node);
+      if (head == kNoNode) continue;
+      for (int32_t k : fg.nodes) {
+        const NodeId n = graph_node(k);
+        if (n != kNoNode && n != head && size_t(n) < group_head.size())
+          group_head[size_t(n)] = head;
+      }
+    }
   for (const PlannedStep& st : p.steps) {
     const Node& node = g.node(st.node);
     const int32_t sd = st.stream_device();
@@ -94,9 +111,15 @@ Timeline build_timeline(const ExecutionPlan& p, std::span<const StepRecord> reco
       e.stream = st.stream;
       e.start_s = start;
       if (node.kind == NodeKind::kOp) e.op = node.op;
+      // Concat and write_slice run as identity transposes into their output's slices.
+      if (node.kind == NodeKind::kConcat || node.kind == NodeKind::kWriteSlice)
+        e.op = OpKind::kTranspose;
       double seconds = 0;
       auto it = of_node.find(st.node);
-      if (it != of_node.end()) seconds = add_records(e, it->second);
+      if (it != of_node.end())
+        seconds = add_records(e, it->second);
+      else if (size_t(st.node) < group_head.size())
+        e.fused_into = group_head[size_t(st.node)];
       if (node.kind == NodeKind::kCollective)
         describe_collective(node,
                             it != of_node.end() ? it->second : std::vector<const StepRecord*>{}, e);

@@ -489,4 +489,77 @@ TEST(RunReport, PredictedBesideMeasuredPerOpClassAndPhase) {
                    rep.devices[0].op_classes[0].predicted_s);
 }
 
+// Compiled executables fuse ops into groups whose time comes back on one node: the ops
+// fused away have no time of their own, so the report counts them as fused in their class
+// and adds their predictions to the class that timed them (each class then compares like
+// with like); KV-cache writes are transposes, never an "invalid" class.
+TEST(RunReport, FusedOpsCountWithTheOpThatTimedThem) {
+  NEED_DEVICES();
+  const std::vector<hal::Device*> devs = {devices().cpu};
+  SchedulingOptions so = fixed_figures(devs);
+  so.compile.enabled = true;
+  auto out = run("gpt2-tiny", devs, &so, /*profile=*/true, /*new_tokens=*/3);
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  size_t fused_entries = 0;
+  for (const ProfiledRun& r : out->result.runs) {
+    std::map<NodeId, const TimelineEntry*> at;
+    for (const TimelineEntry& e : r.timeline.entries)
+      if (e.node != kNoNode) at[e.node] = &e;
+    for (const TimelineEntry& e : r.timeline.entries) {
+      if (e.kind != TimelineEntry::Kind::kOp) continue;
+      EXPECT_NE(e.op, hal::OpKind::kInvalid) << r.graph->node(e.node).name;
+      if (e.commands > 0) continue;
+      // No command of its own: it ran in a group whose main node has the records.
+      ASSERT_NE(e.fused_into, kNoNode) << r.graph->node(e.node).name;
+      ASSERT_TRUE(at.count(e.fused_into));
+      EXPECT_GT(at[e.fused_into]->commands, 0);
+      ++fused_entries;
+    }
+  }
+  ASSERT_GT(fused_entries, 0u) << "the CPU compiler fuses norms and activations into groups";
+
+  RunReportInput in;
+  in.model = "gpt2-tiny";
+  in.devices = devs;
+  in.runs = out->result.runs;
+  in.planner = out->planner.get();
+  const RunReport rep = build_run_report(in);
+  // The same runs with the fusion forgotten: every op its own class entry.
+  std::vector<ProfiledRun> plain_runs = out->result.runs;
+  for (ProfiledRun& r : plain_runs)
+    for (TimelineEntry& e : r.timeline.entries) e.fused_into = kNoNode;
+  RunReportInput plain = in;
+  plain.runs = plain_runs;
+  const RunReport unfused = build_run_report(plain);
+  ASSERT_EQ(rep.phases.size(), unfused.phases.size());
+  for (size_t p = 0; p < rep.phases.size(); ++p) {
+    SCOPED_TRACE(rep.phases[p].name);
+    double predicted = 0, predicted_unfused = 0;
+    int64_t fused = 0;
+    for (const WorkStats& c : rep.phases[p].op_classes) {
+      EXPECT_NE(c.name, "invalid");
+      predicted += c.predicted_s;
+      fused += c.fused;
+      if (c.fused == c.commands) {
+        EXPECT_EQ(c.busy_s, 0) << c.name;
+        EXPECT_EQ(c.predicted_s, 0) << c.name << ": its prediction went to the group's class";
+      }
+    }
+    for (const WorkStats& c : unfused.phases[p].op_classes) predicted_unfused += c.predicted_s;
+    EXPECT_GT(fused, 0);
+    // Predictions moved between classes, none lost or counted twice.
+    EXPECT_NEAR(predicted, predicted_unfused, 1e-9 * predicted_unfused);
+    const std::string text = phase_prediction_text(rep.phases[p]);
+    EXPECT_THAT(text, HasSubstr("fused"));
+  }
+  // The JSON keeps the counts.
+  auto back = parse_run_report(run_report_to_json(rep), "test");
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  int64_t fused_back = 0, fused_here = 0;
+  for (const WorkStats& c : back->devices[0].op_classes) fused_back += c.fused;
+  for (const WorkStats& c : rep.devices[0].op_classes) fused_here += c.fused;
+  EXPECT_GT(fused_here, 0);
+  EXPECT_EQ(fused_back, fused_here);
+}
+
 }  // namespace

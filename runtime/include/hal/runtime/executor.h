@@ -108,6 +108,9 @@ struct TimelineEntry {
   int32_t stream = 0;            // index among that device's streams
   int32_t peer = -1;             // transfers: the destination device (uploads: -1 = host)
   OpKind op = OpKind::kInvalid;  // the op (concat and write_slice: their copies' op)
+  // An op that ran inside another node's fused group (a compiled executable): that node,
+  // whose entry carries the group's time; this entry has no command of its own.
+  NodeId fused_into = kNoNode;
   double start_s = 0;
   double end_s = 0;
   double flops = 0;

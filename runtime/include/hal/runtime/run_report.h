@@ -76,6 +76,10 @@ struct WorkStats {
   std::string name;    // op class ("matmul") or "" for a device total
   std::string engine;  // "matrix", "vector", "data"
   int64_t commands = 0;
+  // Of `commands`, the ops that ran inside another op's fused group (compiled
+  // executables): their time is measured with that op's class, and their prediction is
+  // added there too, so each class compares like with like.
+  int64_t fused = 0;
   double busy_s = 0;
   double flops = 0;
   uint64_t bytes_read = 0;
