@@ -136,6 +136,9 @@ std::string roofline_svg(const RunReport& rep) {
     // Points.
     size_t k = 0;
     for (const WorkStats& c : dev.op_classes) {
+      // A class whose ops all ran inside other ops' fused groups has no rate of its own
+      // (its work is in the point of the class that timed the group).
+      if (c.commands > 0 && c.fused == c.commands) continue;
       const char* color = colors[k % 10];
       const double x = std::clamp(c.intensity() > 0 ? c.intensity() : xmin, xmin, xmax);
       const double y =

@@ -552,6 +552,12 @@ TEST(RunReport, FusedOpsCountWithTheOpThatTimedThem) {
     const std::string text = phase_prediction_text(rep.phases[p]);
     EXPECT_THAT(text, HasSubstr("fused"));
   }
+  // The roofline plots the classes that have a time of their own.
+  const std::string svg = roofline_svg(rep);
+  for (const WorkStats& c : rep.devices[0].op_classes) {
+    const bool plotted = svg.find("data-op=\"" + c.name + "\"") != std::string::npos;
+    EXPECT_EQ(plotted, c.fused < c.commands) << c.name;
+  }
   // The JSON keeps the counts.
   auto back = parse_run_report(run_report_to_json(rep), "test");
   ASSERT_TRUE(back.ok()) << back.status().to_string();
