@@ -234,98 +234,104 @@ void f32_panel_products(const Product& p, const float* af, float* res, int64_t l
   });
 }
 
-// q4_K's and q5_K's copies (X8Q4_K, X8Q5_K in cpu_quant_kernels.inc): 192 or 224 bytes
-// per group and sub-block.
-void fill_k_quant_x8(const Product& p, int64_t groups, uint8_t* dst) {
-  const bool five = p.w_t == DType::kQ5_K;
-  const uint64_t super_bytes = five ? 176 : 144, block_bytes = five ? 224 : 192;
-  const int64_t subs = p.k / 32, supers = p.k / 256;
+// The K-quant copies' walk: fn(g, r, sb, blk) for every group g in [0, groups), row r of
+// it and super-block sb of that row (blk: its bytes, `super_bytes` long), the groups
+// shared among the cores.
+template <class F>
+void for_each_row_super_block(const Product& p, int64_t groups, uint64_t super_bytes, F&& fn) {
+  const int64_t supers = p.k / 256;
   parallel_for(groups, 16, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g)
       for (int r = 0; r < 8; ++r) {
         const uint8_t* row = p.w + uint64_t(8 * g + r) * p.w_rs;
-        for (int64_t sb = 0; sb < supers; ++sb) {
-          // hal/op.h: d, dmin, 12 bytes of 6-bit scales and mins; q5_K then 32 bytes of
-          // fifth bits (bit j of byte i: element i of sub-block j); then the nibbles.
-          const uint8_t* blk = row + uint64_t(sb) * super_bytes;
-          float scale[8], offset[8];
-          isa_base::k_scales(blk, scale, offset);
-          const uint8_t* qh = blk + 16;
-          const uint8_t* qs = blk + (five ? 48 : 16);
-          for (int j = 0; j < 8; ++j) {
-            uint8_t* out =
-                dst + (uint64_t(g) * uint64_t(subs) + uint64_t(sb * 8 + j)) * block_bytes;
-            std::memcpy(out + 4 * r, &scale[j], 4);
-            std::memcpy(out + 32 + 4 * r, &offset[j], 4);
-            // Sub-block j: nibbles (j odd: high) of qs[32 (j / 2) ..]; repacked as q4_0's
-            // bytes (element i low, i + 16 high), 4 of them per chunk and row.
-            uint8_t q[32];
-            for (int i = 0; i < 32; ++i) {
-              const uint8_t b = qs[32 * (j / 2) + i];
-              q[i] = (j % 2) ? uint8_t(b >> 4) : uint8_t(b & 15);
-            }
-            for (int c = 0; c < 4; ++c)
-              for (int i = 0; i < 4; ++i)
-                out[64 + 32 * c + 4 * r + i] = uint8_t(q[4 * c + i] | (q[16 + 4 * c + i] << 4));
-            if (!five) continue;
-            for (int i = 0; i < 4; ++i) {
-              uint8_t top = 0;
-              for (int c = 0; c < 4; ++c) {
-                top = uint8_t(top | ((qh[4 * c + i] >> j) & 1) << c);
-                top = uint8_t(top | ((qh[16 + 4 * c + i] >> j) & 1) << (4 + c));
-              }
-              out[192 + 4 * r + i] = top;
-            }
-          }
-        }
+        for (int64_t sb = 0; sb < supers; ++sb) fn(g, r, sb, row + uint64_t(sb) * super_bytes);
       }
   });
 }
 
-// q6_K's copy (X8Q6_K in cpu_quant_kernels.inc): 256 bytes per group and block.
-void fill_q6_kx8(const Product& p, int64_t groups, uint8_t* dst) {
-  const int64_t blocks = p.k / 32, supers = p.k / 256;
-  parallel_for(groups, 16, [&](int64_t g0, int64_t g1) {
-    for (int64_t g = g0; g < g1; ++g)
-      for (int r = 0; r < 8; ++r) {
-        const uint8_t* row = p.w + uint64_t(8 * g + r) * p.w_rs;
-        for (int64_t sb = 0; sb < supers; ++sb) {
-          // The super-block's 256 quants (0..63) in element order (hal/op.h's layout:
-          // per 128 elements, 64 bytes of low nibbles, then 32 of top bits).
-          const uint8_t* blk = row + uint64_t(sb) * 210;
-          uint8_t q[256];
-          for (int h = 0; h < 2; ++h) {
-            const uint8_t* ql = blk + 64 * h;
-            const uint8_t* qh = blk + 128 + 32 * h;
-            for (int l = 0; l < 32; ++l) {
-              q[128 * h + l] = uint8_t((ql[l] & 15) | ((qh[l] & 3) << 4));
-              q[128 * h + l + 32] = uint8_t((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4));
-              q[128 * h + l + 64] = uint8_t((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
-              q[128 * h + l + 96] = uint8_t((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
-            }
+// Row r's 32 quants of a block (q: in element order) written as the copies' nibbles: their
+// low 4 bits in q4_0's chunk layout (element 4c + i low, 16 + 4c + i high, at
+// out[32c + 4r + i]).
+void put_nibbles(uint8_t* out, int r, const uint8_t* q) {
+  for (int c = 0; c < 4; ++c)
+    for (int i = 0; i < 4; ++i)
+      out[32 * c + 4 * r + i] = uint8_t((q[4 * c + i] & 15) | (q[16 + 4 * c + i] & 15) << 4);
+}
+
+// q4_K's and q5_K's copies (X8Q4_K, X8Q5_K in cpu_quant_kernels.inc): 192 or 224 bytes
+// per group and sub-block.
+void fill_k_quant_x8(const Product& p, int64_t groups, uint8_t* dst) {
+  const bool five = p.w_t == DType::kQ5_K;
+  const uint64_t block_bytes = five ? 224 : 192;
+  const int64_t subs = p.k / 32;
+  for_each_row_super_block(
+      p, groups, five ? 176 : 144, [&](int64_t g, int r, int64_t sb, const uint8_t* blk) {
+        // hal/op.h: d, dmin, 12 bytes of 6-bit scales and mins; q5_K then 32 bytes of fifth
+        // bits (bit j of byte i: element i of sub-block j); then the nibbles.
+        float scale[8], offset[8];
+        isa_base::k_scales(blk, scale, offset);
+        const uint8_t* qh = blk + 16;
+        const uint8_t* qs = blk + (five ? 48 : 16);
+        for (int j = 0; j < 8; ++j) {
+          uint8_t* out = dst + (uint64_t(g) * uint64_t(subs) + uint64_t(sb * 8 + j)) * block_bytes;
+          std::memcpy(out + 4 * r, &scale[j], 4);
+          std::memcpy(out + 32 + 4 * r, &offset[j], 4);
+          // Sub-block j's quants: nibbles (j odd: high) of qs[32 (j / 2) ..], q5_K's fifth bit
+          // above them.
+          uint8_t q[32];
+          for (int i = 0; i < 32; ++i) {
+            const uint8_t b = qs[32 * (j / 2) + i];
+            q[i] = (j % 2) ? uint8_t(b >> 4) : uint8_t(b & 15);
+            if (five) q[i] = uint8_t(q[i] | ((qh[i] >> j) & 1) << 4);
           }
-          const float d = isa_base::f16_at(blk + 208);
-          for (int j = 0; j < 8; ++j) {
-            uint8_t* out = dst + (uint64_t(g) * uint64_t(blocks) + uint64_t(sb * 8 + j)) * 256;
-            const uint8_t* e = q + 32 * j;
-            const float scale_lo = d * float(int8_t(blk[192 + 2 * j]));
-            const float scale_hi = d * float(int8_t(blk[192 + 2 * j + 1]));
-            std::memcpy(out + 4 * r, &scale_lo, 4);
-            std::memcpy(out + 32 + 4 * r, &scale_hi, 4);
-            for (int i = 0; i < 4; ++i) {
-              uint8_t top_lo = 0, top_hi = 0;
-              for (int c = 0; c < 4; ++c) {
-                out[64 + 32 * c + 4 * r + i] =
-                    uint8_t((e[4 * c + i] & 15) | (e[16 + 4 * c + i] << 4));
-                top_lo = uint8_t(top_lo | (e[4 * c + i] >> 4) << (2 * c));
-                top_hi = uint8_t(top_hi | (e[16 + 4 * c + i] >> 4) << (2 * c));
-              }
-              out[192 + 4 * r + i] = top_lo;
-              out[224 + 4 * r + i] = top_hi;
-            }
+          put_nibbles(out + 64, r, q);
+          if (!five) continue;
+          for (int i = 0; i < 4; ++i) {
+            uint8_t top = 0;
+            for (int c = 0; c < 4; ++c)
+              top = uint8_t(top | (q[4 * c + i] >> 4) << c | (q[16 + 4 * c + i] >> 4) << (4 + c));
+            out[192 + 4 * r + i] = top;
           }
         }
+      });
+}
+
+// q6_K's copy (X8Q6_K in cpu_quant_kernels.inc): 256 bytes per group and block.
+void fill_q6_kx8(const Product& p, int64_t groups, uint8_t* dst) {
+  const int64_t blocks = p.k / 32;
+  for_each_row_super_block(p, groups, 210, [&](int64_t g, int r, int64_t sb, const uint8_t* blk) {
+    // The super-block's 256 quants (0..63) in element order (hal/op.h's layout: per 128
+    // elements, 64 bytes of low nibbles, then 32 of top bits).
+    uint8_t q[256];
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = blk + 64 * h;
+      const uint8_t* qh = blk + 128 + 32 * h;
+      for (int l = 0; l < 32; ++l) {
+        q[128 * h + l] = uint8_t((ql[l] & 15) | ((qh[l] & 3) << 4));
+        q[128 * h + l + 32] = uint8_t((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4));
+        q[128 * h + l + 64] = uint8_t((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+        q[128 * h + l + 96] = uint8_t((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
       }
+    }
+    const float d = isa_base::f16_at(blk + 208);
+    for (int j = 0; j < 8; ++j) {
+      uint8_t* out = dst + (uint64_t(g) * uint64_t(blocks) + uint64_t(sb * 8 + j)) * 256;
+      const uint8_t* e = q + 32 * j;
+      const float scale_lo = d * float(int8_t(blk[192 + 2 * j]));
+      const float scale_hi = d * float(int8_t(blk[192 + 2 * j + 1]));
+      std::memcpy(out + 4 * r, &scale_lo, 4);
+      std::memcpy(out + 32 + 4 * r, &scale_hi, 4);
+      put_nibbles(out + 64, r, e);
+      for (int i = 0; i < 4; ++i) {
+        uint8_t top_lo = 0, top_hi = 0;
+        for (int c = 0; c < 4; ++c) {
+          top_lo = uint8_t(top_lo | (e[4 * c + i] >> 4) << (2 * c));
+          top_hi = uint8_t(top_hi | (e[16 + 4 * c + i] >> 4) << (2 * c));
+        }
+        out[192 + 4 * r + i] = top_lo;
+        out[224 + 4 * r + i] = top_hi;
+      }
+    }
   });
 }
 
@@ -444,15 +450,12 @@ void run_product(const Product& p) {
   } else {
     // One contiguous range of weight rows per task; several per core when the product is
     // large enough that load balance matters more than one stream per core.
-    // q8_0 with several rows of A keeps the one-row kernel, which unpacks a block once
-    // for 4 rows (BM_QuantDecode M=4, [3072, 768]: 13.2 GB/s against 10.7 from the copy;
-    // q4_0's copy is faster there too: 9.2 against 4.1).
-    const bool use_copy =
-        p.w_t == DType::kQ4_0 || ((p.w_t == DType::kQ8_0 || p.w_t == DType::kQ4_K ||
-                                   p.w_t == DType::kQ5_K || p.w_t == DType::kQ6_K) &&
-                                  p.m == 1);
+    // The copy (interleaved8_copy says which formats have one) serves one row of A; with
+    // several, the one-row kernels unpack a block once for 4 rows and q8_0's is faster
+    // (BM_QuantDecode M=4, [3072, 768]: 13.2 GB/s against 10.7 from the copy), while q4_0's
+    // copy stays faster there too (9.2 against 4.1).
     const std::shared_ptr<const uint8_t> x8 =
-        use_copy ? interleaved8_copy(p) : std::shared_ptr<const uint8_t>();
+        p.w_t == DType::kQ4_0 || p.m == 1 ? interleaved8_copy(p) : std::shared_ptr<const uint8_t>();
     const int64_t units = x8 ? p.n / 8 : p.n;  // groups of 8 rows, or rows
     const int64_t work = p.m * p.n * p.k;
     const int64_t tasks = work >= (int64_t(1) << 24) ? std::min<int64_t>(units, 8 * thread_budget())
