@@ -82,6 +82,16 @@ hal::Result<RunOut> run(const std::string& name, std::vector<hal::Device*> devs,
   return out;
 }
 
+// The report input of a run made by run() (its runs stay owned by `out`).
+RunReportInput report_input(const RunOut& out, const std::string& model) {
+  RunReportInput in;
+  in.model = model;
+  in.devices = out.devs;
+  in.runs = out.result.runs;
+  in.planner = out.planner.get();
+  return in;
+}
+
 TEST(GraphTasks, KvCacheWritersRunWithTheAttentionThatReadsThem) {
   auto m = model("gpt2-tiny");
   ModelGraphShape shape;
@@ -441,11 +451,7 @@ TEST(RunReport, PredictedBesideMeasuredPerOpClassAndPhase) {
   SchedulingOptions so = fixed_figures(devs);
   auto out = run("llama-tiny", devs, &so, /*profile=*/true, /*new_tokens=*/5);
   ASSERT_TRUE(out.ok()) << out.status().to_string();
-  RunReportInput in;
-  in.model = "llama-tiny";
-  in.devices = devs;
-  in.runs = out->result.runs;
-  in.planner = out->planner.get();
+  const RunReportInput in = report_input(*out, "llama-tiny");
   const RunReport rep = build_run_report(in);
   ASSERT_EQ(rep.phases.size(), 2u);
   for (const PhaseReport& p : rep.phases) {
@@ -518,11 +524,7 @@ TEST(RunReport, FusedOpsCountWithTheOpThatTimedThem) {
   }
   ASSERT_GT(fused_entries, 0u) << "the CPU compiler fuses norms and activations into groups";
 
-  RunReportInput in;
-  in.model = "gpt2-tiny";
-  in.devices = devs;
-  in.runs = out->result.runs;
-  in.planner = out->planner.get();
+  const RunReportInput in = report_input(*out, "gpt2-tiny");
   const RunReport rep = build_run_report(in);
   // The same runs with the fusion forgotten: every op its own class entry.
   std::vector<ProfiledRun> plain_runs = out->result.runs;
