@@ -6,9 +6,11 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "hal/event.h"
+#include "hal/runtime/arena_layout.h"
 #include "hal/runtime/graph.h"
 #include "hal/runtime/model_config.h"
 #include "hal/runtime/model_graph.h"
@@ -70,6 +72,13 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
             .append(std::to_string(sh.seq == 1 ? sh.kv : sh.seq));
         auto order = g.topological_order();
         if (!order.ok()) continue;
+        // The executor's layout of the activations over this order.
+        const ArenaLayout arena = plan_memory(g, *order);
+        auto offset_of = [&](ValueId v) -> uint64_t {
+          return size_t(v) < arena.offsets.size() && arena.offsets[size_t(v)] != kNotPlanned
+                     ? arena.offsets[size_t(v)]
+                     : 0;
+        };
         for (NodeId n : *order) {
           const Node& node = g.node(n);
           int concat_part = 0;
@@ -95,22 +104,28 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
               if (g.value(root).kind != ValueKind::kIntermediate || !is_floating(dtype)) return -1;
               return int32_t(root);
             };
+            auto read = [&](size_t i, ValueId v) {
+              op.input_value[i] = activation(v, spec.inputs[i].dtype);
+              op.input_offset[i] = offset_of(v);
+            };
+            auto write = [&](ValueId v) {
+              op.output_value = activation(v, spec.output.dtype);
+              op.output_offset = offset_of(v);
+            };
             if (node.kind == NodeKind::kOp) {
               for (int i = 0; i < spec.num_inputs && size_t(i) < node.inputs.size(); ++i)
-                op.input_value[size_t(i)] =
-                    activation(node.inputs[size_t(i)], spec.inputs[i].dtype);
-              if (!node.outputs.empty())
-                op.output_value = activation(node.outputs[0], spec.output.dtype);
+                read(size_t(i), node.inputs[size_t(i)]);
+              if (!node.outputs.empty()) write(node.outputs[0]);
             } else if (node.kind == NodeKind::kConcat && !node.outputs.empty()) {
               const size_t part = size_t(concat_part++);
-              if (part < node.inputs.size())
-                op.input_value[0] = activation(node.inputs[part], spec.inputs[0].dtype);
-              op.output_value = activation(node.outputs[0], spec.output.dtype);
+              if (part < node.inputs.size()) read(0, node.inputs[part]);
+              write(node.outputs[0]);
             } else if (node.kind == NodeKind::kWriteSlice && node.inputs.size() > 1) {
-              op.input_value[0] = activation(node.inputs[1], spec.inputs[0].dtype);
-              op.output_value = activation(node.inputs[0], spec.output.dtype);
+              read(0, node.inputs[1]);
+              write(node.inputs[0]);
               op.cold_output = g.value(g.storage_root(node.inputs[0])).kind == ValueKind::kState;
             }
+            op.arena_bytes = arena.arena_bytes;
             // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on
             // "literal" + std::string chains.
             op.label = where;
@@ -239,21 +254,35 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
       std::vector<Prepared> seq;
       std::vector<Buffer> owned;
       owned.reserve(size_t(kMaxOpInputs + 1) * (last - first) + 4);  // pointers into it stay valid
-      // One buffer per activation of the sequence, as large as its largest use.
-      std::map<int32_t, uint64_t> activation_bytes;
+      // The sequence's activation arena, as the executor lays it out (every use inside it),
+      // filled once with the activation pattern of the first floating activation's dtype.
+      uint64_t arena_bytes = 0;
+      DType arena_dtype = DType::kF32;
+      bool arena_typed = false;
       for (size_t k = first; k < last; ++k) {
         const CalibrationOp& c = ops[k];
-        auto need = [&](int32_t value, const TensorDesc& d) {
+        auto need = [&](int32_t value, uint64_t offset, const TensorDesc& d) {
           if (value < 0) return;
-          uint64_t& b = activation_bytes[value];
-          b = std::max<uint64_t>({b, d.extent_bytes(), 1});
+          arena_bytes = std::max<uint64_t>({arena_bytes, c.arena_bytes, offset + d.extent_bytes()});
+          if (!arena_typed) arena_dtype = d.dtype;
+          arena_typed = true;
         };
         for (int i = 0; i < c.spec.num_inputs; ++i)
-          need(c.input_value[size_t(i)], c.spec.inputs[i]);
-        need(c.output_value, c.spec.output);
+          need(c.input_value[size_t(i)], c.input_offset[size_t(i)], c.spec.inputs[i]);
+        need(c.output_value, c.output_offset, c.spec.output);
       }
-      std::map<int32_t, const Buffer*> activation_buffer;
+      Buffer arena;
       Status st;
+      if (arena_bytes > 0) {
+        auto a = device.allocate(arena_bytes, kind);
+        if (a.ok()) {
+          arena = std::move(*a);
+          const auto [pattern, width] = fill_pattern(arena_dtype, /*weight=*/false);
+          if (!options.timing_only) st = stream.fill(arena, 0, arena_bytes, pattern, width);
+        } else {
+          st = a.status();
+        }
+      }
       for (size_t k = first; k < last && st.ok(); ++k) {
         const CalibrationOp& c = ops[k];
         if (!device.supports(c.spec)) {
@@ -265,18 +294,15 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
         p.desc.kind = c.spec.kind;
         p.desc.attrs = c.spec.attrs;
         p.desc.num_inputs = c.spec.num_inputs;
-        // A buffer for `desc`: the activation's (made at its first use) or one of its own.
-        auto make = [&](const TensorDesc& desc, int64_t int_value, int32_t value,
-                        bool weight) -> const Buffer* {
-          if (value >= 0)
-            if (auto it = activation_buffer.find(value); it != activation_buffer.end())
-              return it->second;
-          const uint64_t bytes =
-              value >= 0 ? activation_bytes[value] : std::max<uint64_t>(desc.extent_bytes(), 1);
-          auto buf = device.allocate(bytes, kind);
+        // Where `desc` lives: the arena at `offset` for an activation, else a buffer of
+        // its own.
+        auto place = [&](const TensorDesc& desc, int64_t int_value, int32_t value, uint64_t offset,
+                         bool weight) -> std::optional<TensorRef> {
+          if (value >= 0) return TensorRef{&arena, offset, desc};
+          auto buf = device.allocate(std::max<uint64_t>(desc.extent_bytes(), 1), kind);
           if (!buf.ok()) {
             st = buf.status();
-            return nullptr;
+            return std::nullopt;
           }
           owned.push_back(std::move(*buf));
           const Buffer& made = owned.back();
@@ -289,25 +315,24 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
               st = stream.fill(made, 0, made.size(), pattern, width);
             }
           }
-          if (value >= 0) activation_buffer[value] = &made;
-          return &made;
+          return TensorRef{&made, 0, desc};
         };
         for (int i = 0; i < c.spec.num_inputs && st.ok(); ++i) {
           const TensorDesc& d = c.spec.inputs[i];
           if (c.cold[size_t(i)] && in_pool(d)) {
             p.from_pool[size_t(i)] = true;
             p.desc.inputs[size_t(i)] = TensorRef{&pool, 0, d};
-          } else if (const Buffer* made =
-                         make(d, c.kv_length, c.input_value[size_t(i)], c.cold[size_t(i)])) {
-            p.desc.inputs[size_t(i)] = TensorRef{made, 0, d};
+          } else if (auto ref = place(d, c.kv_length, c.input_value[size_t(i)],
+                                      c.input_offset[size_t(i)], c.cold[size_t(i)])) {
+            p.desc.inputs[size_t(i)] = *ref;
           }
         }
         if (st.ok() && c.cold_output && in_pool(c.spec.output)) {
           p.output_from_pool = true;
           p.desc.output = TensorRef{&pool, 0, c.spec.output};
         } else if (st.ok()) {
-          if (const Buffer* o = make(c.spec.output, 0, c.output_value, false))
-            p.desc.output = TensorRef{o, 0, c.spec.output};
+          if (auto ref = place(c.spec.output, 0, c.output_value, c.output_offset, false))
+            p.desc.output = *ref;
         }
         if (!st.ok()) {
           skip_once(c.label, st);

@@ -174,6 +174,45 @@ TEST(CalibrationSweep, CoversEveryOpKindOfTheModelGraphsInSequences) {
     }
 }
 
+// Activations live where the executor's memory plan puts them: an op reads an activation
+// (or a view of it, as attention's K of the fused qkv) inside the bytes its producer
+// wrote, every use fits the sequence's arena, and values
+// whose lifetimes do not overlap share bytes (an op writes memory a value that died
+// lately used, as in a model, not a buffer last touched a step before).
+TEST(CalibrationSweep, ActivationsLiveWhereTheExecutorsMemoryPlanPutsThem) {
+  const std::vector<CalibrationOp> ops = calibration_ops(hal::DType::kF32, /*quick=*/true);
+  // sequence -> value -> [begin, end) its producer wrote
+  std::map<int32_t, std::map<int32_t, std::pair<uint64_t, uint64_t>>> written;
+  std::map<int32_t, std::map<uint64_t, std::set<int32_t>>> tenants;  // offset -> values
+  for (const CalibrationOp& op : ops) {
+    ASSERT_GT(op.arena_bytes, 0u) << op.label;
+    auto& seq = written[op.sequence];
+    for (int i = 0; i < op.spec.num_inputs; ++i) {
+      const int32_t v = op.input_value[size_t(i)];
+      if (v < 0) continue;
+      EXPECT_LE(op.input_offset[size_t(i)] + op.spec.inputs[i].extent_bytes(), op.arena_bytes)
+          << op.label;
+      if (auto it = seq.find(v); it != seq.end()) {
+        EXPECT_GE(op.input_offset[size_t(i)], it->second.first) << op.label << ", input " << i;
+        EXPECT_LE(op.input_offset[size_t(i)] + op.spec.inputs[i].extent_bytes(), it->second.second)
+            << op.label << ", input " << i;
+      }
+    }
+    if (op.output_value >= 0) {
+      const uint64_t end = op.output_offset + op.spec.output.extent_bytes();
+      EXPECT_LE(end, op.arena_bytes) << op.label;
+      if (!seq.count(op.output_value)) seq[op.output_value] = {op.output_offset, end};
+      tenants[op.sequence][op.output_offset].insert(op.output_value);
+    }
+  }
+  // In each sequence some offset is written by two values: the plan reuses memory.
+  for (const auto& [sequence, by_offset] : tenants) {
+    size_t shared = 0;
+    for (const auto& [offset, values] : by_offset) shared += values.size() > 1;
+    EXPECT_GT(shared, 0u) << "sequence " << sequence;
+  }
+}
+
 // Measured through a recording stream: every op gets a time and repetitions, or a skip
 // with its reason; timing says nothing about speed here (a test asserts none).
 TEST(CalibrationSweep, MeasuresOpsThroughTheDevicesStream) {

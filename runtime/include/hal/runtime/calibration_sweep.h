@@ -26,11 +26,15 @@
 // `cold_bytes`, larger than the caches: each dispatch reads the pool's next regions, so
 // they stream from memory as in a decode step; a KV-cache write writes the pool's next
 // region too (a model writes a cache line it last read a step ago). Activations flow as in the
-// graph: an op's activation input is the buffer the op that produced it wrote (one buffer per graph
-// value of a sequence), so an add reads what the matmul before it just wrote, from cache, as it
-// does in a model (separate input buffers, last touched a step before and evicted since by the
-// weights, made the small ops' predictions up to 3x what a model step measured). The gap between
-// commands (event-to-event time minus the records' sum, per op) is kept as well.
+// graph, in one activation arena per sequence laid out by the executor's memory plan: an op's
+// activation input is where the op that produced it wrote, so an add reads what the matmul
+// before it just wrote, from cache, as it does in a model (separate input buffers, last touched
+// a step before and evicted since by the weights, made the small ops' predictions up to 3x what
+// a model step measured), and an op writes where the plan puts its output: memory a value that
+// died lately used, as in a model (a buffer of its own per value, last written a step before,
+// made the decode step's adds, gelu and attention ~2x what they take in a model: each output
+// line came from memory before it was written). The gap between commands (event-to-event time
+// minus the records' sum, per op) is kept as well.
 //
 // Errors: a device that cannot allocate or run an op gets that op skipped with the
 // reason (skipped), never a failed sweep; a stream or event that cannot be made fails it.
@@ -62,6 +66,12 @@ struct CalibrationOp {
   // a buffer of its own (weights and KV caches, integer inputs).
   std::array<int32_t, kMaxOpInputs> input_value = filled_minus_one();
   int32_t output_value = -1;
+  // Where those activations live in the sequence's activation arena: the offsets the
+  // executor's memory plan (arena_layout.h, plan_memory) gives the values over the graph's
+  // order, and the arena's size (the same in every op of a sequence).
+  std::array<uint64_t, kMaxOpInputs> input_offset{};
+  uint64_t output_offset = 0;
+  uint64_t arena_bytes = 0;
 
  private:
   static constexpr std::array<int32_t, kMaxOpInputs> filled_minus_one() {
