@@ -6,7 +6,7 @@
 // (build_model_graph) of a family of synthetic one-block transformers: gpt2-style blocks
 // (layer norm, gelu, biases, fused qkv) and llama-style blocks (rms norm, silu, rotary,
 // grouped-query attention with a kv head per 4 query heads), hidden size 512, 1024 and
-// 2048 (64-wide heads), vocabulary 32768, decoding one token at KV lengths 32, 256 and
+// 2048 (64-wide heads), vocabulary 32768, decoding one token at KV lengths 8, 32, 256 and
 // 1024 and prefilling 4 to 256 tokens; the copies of concats and KV-cache writes
 // included. Each graph's ops form one sequence. Real models' shapes are deliberately not
 // in it: they are predicted by the cost model's interpolation between these
@@ -25,7 +25,8 @@
 // smallest ops). Inputs a model reads from its weights or KV caches come from a pool of
 // `cold_bytes`, larger than the caches: each dispatch reads the pool's next regions, so
 // they stream from memory as in a decode step; a KV-cache write writes the pool's next
-// region too (a model writes a cache line it last read a step ago). Activations flow as in the
+// region too, 2 MiB clear of the next one (a model writes a cache line it last read a step
+// ago, in a cache of its own). Activations flow as in the
 // graph, in one activation arena per sequence laid out by the executor's memory plan: an op's
 // activation input is where the op that produced it wrote, so an add reads what the matmul
 // before it just wrote, from cache, as it does in a model (separate input buffers, last touched
