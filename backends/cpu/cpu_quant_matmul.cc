@@ -296,7 +296,7 @@ void fill_k_quant_x8(const Product& p, int64_t groups, uint8_t* dst) {
       });
 }
 
-// q6_K's copy (X8Q6_K in cpu_quant_kernels.inc): 256 bytes per group and block.
+// q6_K's copy (X8Q6_K in cpu_quant_kernels.inc): 224 bytes per group and block.
 void fill_q6_kx8(const Product& p, int64_t groups, uint8_t* dst) {
   const int64_t blocks = p.k / 32;
   for_each_row_super_block(p, groups, 210, [&](int64_t g, int r, int64_t sb, const uint8_t* blk) {
@@ -313,23 +313,21 @@ void fill_q6_kx8(const Product& p, int64_t groups, uint8_t* dst) {
         q[128 * h + l + 96] = uint8_t((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
       }
     }
-    const float d = isa_base::f16_at(blk + 208);
     for (int j = 0; j < 8; ++j) {
-      uint8_t* out = dst + (uint64_t(g) * uint64_t(blocks) + uint64_t(sb * 8 + j)) * 256;
+      uint8_t* out = dst + (uint64_t(g) * uint64_t(blocks) + uint64_t(sb * 8 + j)) * 224;
       const uint8_t* e = q + 32 * j;
-      const float scale_lo = d * float(int8_t(blk[192 + 2 * j]));
-      const float scale_hi = d * float(int8_t(blk[192 + 2 * j + 1]));
-      std::memcpy(out + 4 * r, &scale_lo, 4);
-      std::memcpy(out + 32 + 4 * r, &scale_hi, 4);
-      put_nibbles(out + 64, r, e);
+      std::memcpy(out + 2 * r, blk + 208, 2);  // d, as stored
+      out[16 + r] = blk[192 + 2 * j];          // the int8 scales of the block's halves
+      out[24 + r] = blk[192 + 2 * j + 1];
+      put_nibbles(out + 32, r, e);
       for (int i = 0; i < 4; ++i) {
         uint8_t top_lo = 0, top_hi = 0;
         for (int c = 0; c < 4; ++c) {
           top_lo = uint8_t(top_lo | (e[4 * c + i] >> 4) << (2 * c));
           top_hi = uint8_t(top_hi | (e[16 + 4 * c + i] >> 4) << (2 * c));
         }
-        out[192 + 4 * r + i] = top_lo;
-        out[224 + 4 * r + i] = top_hi;
+        out[160 + 4 * r + i] = top_lo;
+        out[192 + 4 * r + i] = top_hi;
       }
     }
   });
@@ -374,7 +372,7 @@ std::shared_ptr<const uint8_t> interleaved8_copy(const Product& p) {
       group_block_bytes = 224;
       break;
     case DType::kQ6_K:
-      group_block_bytes = 256;
+      group_block_bytes = 224;
       break;
     default:
       return nullptr;
