@@ -258,24 +258,26 @@ void put_nibbles(uint8_t* out, int r, const uint8_t* q) {
       out[32 * c + 4 * r + i] = uint8_t((q[4 * c + i] & 15) | (q[16 + 4 * c + i] & 15) << 4);
 }
 
-// q4_K's and q5_K's copies (X8Q4_K, X8Q5_K in cpu_quant_kernels.inc): 192 or 224 bytes
+// q4_K's and q5_K's copies (X8Q4_K, X8Q5_K in cpu_quant_kernels.inc): 176 or 208 bytes
 // per group and sub-block.
 void fill_k_quant_x8(const Product& p, int64_t groups, uint8_t* dst) {
   const bool five = p.w_t == DType::kQ5_K;
-  const uint64_t block_bytes = five ? 224 : 192;
+  const uint64_t block_bytes = five ? 208 : 176;
   const int64_t subs = p.k / 32;
   for_each_row_super_block(
       p, groups, five ? 176 : 144, [&](int64_t g, int r, int64_t sb, const uint8_t* blk) {
         // hal/op.h: d, dmin, 12 bytes of 6-bit scales and mins; q5_K then 32 bytes of fifth
         // bits (bit j of byte i: element i of sub-block j); then the nibbles.
-        float scale[8], offset[8];
-        isa_base::k_scales(blk, scale, offset);
+        uint8_t scale[8], min[8];
+        isa_base::k_scale_ints(blk, scale, min);
         const uint8_t* qh = blk + 16;
         const uint8_t* qs = blk + (five ? 48 : 16);
         for (int j = 0; j < 8; ++j) {
           uint8_t* out = dst + (uint64_t(g) * uint64_t(subs) + uint64_t(sb * 8 + j)) * block_bytes;
-          std::memcpy(out + 4 * r, &scale[j], 4);
-          std::memcpy(out + 32 + 4 * r, &offset[j], 4);
+          std::memcpy(out + 2 * r, blk, 2);  // d and dmin, as stored
+          std::memcpy(out + 16 + 2 * r, blk + 2, 2);
+          out[32 + r] = scale[j];
+          out[40 + r] = min[j];
           // Sub-block j's quants: nibbles (j odd: high) of qs[32 (j / 2) ..], q5_K's fifth bit
           // above them.
           uint8_t q[32];
@@ -284,13 +286,13 @@ void fill_k_quant_x8(const Product& p, int64_t groups, uint8_t* dst) {
             q[i] = (j % 2) ? uint8_t(b >> 4) : uint8_t(b & 15);
             if (five) q[i] = uint8_t(q[i] | ((qh[i] >> j) & 1) << 4);
           }
-          put_nibbles(out + 64, r, q);
+          put_nibbles(out + 48, r, q);
           if (!five) continue;
           for (int i = 0; i < 4; ++i) {
             uint8_t top = 0;
             for (int c = 0; c < 4; ++c)
               top = uint8_t(top | (q[4 * c + i] >> 4) << c | (q[16 + 4 * c + i] >> 4) << (4 + c));
-            out[192 + 4 * r + i] = top;
+            out[176 + 4 * r + i] = top;
           }
         }
       });
@@ -366,10 +368,10 @@ std::shared_ptr<const uint8_t> interleaved8_copy(const Product& p) {
       group_block_bytes = 8 * block_bytes;
       break;
     case DType::kQ4_K:
-      group_block_bytes = 192;
+      group_block_bytes = 176;
       break;
     case DType::kQ5_K:
-      group_block_bytes = 224;
+      group_block_bytes = 208;
       break;
     case DType::kQ6_K:
       group_block_bytes = 224;
