@@ -10,7 +10,7 @@
 // 2^-9 of each block's largest element) plus f32 accumulation. q4_0, q8_0 and the K-quants
 // in memory the plugin allocated are read, in decode, from a copy in groups of 8 rows
 // ("q4_0x8", "q8_0x8", "q4_Kx8", "q5_Kx8", "q6_Kx8": made at their first decode product and
-// kept by cpu_weight_cache.h; the layouts are in cpu_quant_kernels.inc): one integer
+// kept by cpu_weight_cache.h; the layouts are in cpu_quant_x8_kernels.inc): one integer
 // multiply-add then serves 8 rows, and a core reads four such streams at once. fp8
 // weights are multiplied with A in f32 (no int8 rounding). Every format has a scalar version for
 // CPUs without AVX2; the widest version the CPU runs is chosen once, at first use

@@ -258,7 +258,7 @@ void put_nibbles(uint8_t* out, int r, const uint8_t* q) {
       out[32 * c + 4 * r + i] = uint8_t((q[4 * c + i] & 15) | (q[16 + 4 * c + i] & 15) << 4);
 }
 
-// q4_K's and q5_K's copies (X8Q4_K, X8Q5_K in cpu_quant_kernels.inc): 176 or 208 bytes
+// q4_K's and q5_K's copies (X8Q4_K, X8Q5_K in cpu_quant_x8_kernels.inc): 176 or 208 bytes
 // per group and sub-block.
 void fill_k_quant_x8(const Product& p, int64_t groups, uint8_t* dst) {
   const bool five = p.w_t == DType::kQ5_K;
@@ -298,7 +298,7 @@ void fill_k_quant_x8(const Product& p, int64_t groups, uint8_t* dst) {
       });
 }
 
-// q6_K's copy (X8Q6_K in cpu_quant_kernels.inc): 224 bytes per group and block.
+// q6_K's copy (X8Q6_K in cpu_quant_x8_kernels.inc): 224 bytes per group and block.
 void fill_q6_kx8(const Product& p, int64_t groups, uint8_t* dst) {
   const int64_t blocks = p.k / 32;
   for_each_row_super_block(p, groups, 210, [&](int64_t g, int r, int64_t sb, const uint8_t* blk) {
@@ -355,7 +355,7 @@ void fill_simple_x8(const Product& p, int64_t groups, uint64_t block_bytes, uint
 }
 
 // q4_0, q8_0, q4_K, q5_K or q6_K weights as groups of 8 rows (the x8 layouts of
-// cpu_quant_kernels.inc), made once per weight and kept by cpu_weight_cache.h; null when
+// cpu_quant_x8_kernels.inc), made once per weight and kept by cpu_weight_cache.h; null when
 // there is no copy (other formats, rows not tracked, fewer than 8 rows,
 // HAL_CPU_WEIGHT_COPIES=0, no memory for it).
 constexpr uint32_t kLayoutInterleaved8 = 1;
