@@ -280,12 +280,19 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
       Status st;
       if (arena_bytes > 0) {
         auto a = device.allocate(arena_bytes, kind);
+        Status made = a.status();
         if (a.ok()) {
           arena = std::move(*a);
           const auto [pattern, width] = fill_pattern(arena_dtype, /*weight=*/false);
-          if (!options.timing_only) st = stream.fill(arena, 0, arena_bytes, pattern, width);
-        } else {
-          st = a.status();
+          if (!options.timing_only) made = stream.fill(arena, 0, arena_bytes, pattern, width);
+        }
+        if (!made.ok()) {
+          // No arena, no sequence: each of its ops is skipped with the reason.
+          const Status why =
+              made.with_context("activation arena of " + std::to_string(arena_bytes) + " bytes");
+          for (size_t k = first; k < last; ++k) skip_once(ops[k].label, why);
+          first = last;
+          continue;
         }
       }
       for (size_t k = first; k < last && st.ok(); ++k) {

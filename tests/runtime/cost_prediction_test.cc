@@ -5,7 +5,10 @@
 // are this file's, never this machine's. A change that moves a value is a change of the
 // cost model, the analytic costs or the model graphs: update it only with that reason.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -211,6 +214,43 @@ TEST(CalibrationSweep, ActivationsLiveWhereTheExecutorsMemoryPlanPutsThem) {
     for (const auto& [offset, values] : by_offset) shared += values.size() > 1;
     EXPECT_GT(shared, 0u) << "sequence " << sequence;
   }
+}
+
+// A device whose memory cannot hold a sequence's activation arena skips every op of the
+// sequence, each with the reason, and the sweep goes on (nothing stays allocated).
+TEST(CalibrationSweep, ADeviceWithoutRoomForTheArenaSkipsTheSequenceSayingWhy) {
+  const std::string path =
+      ::testing::TempDir() + "/calibration_sweep_tiny_npu_" + std::to_string(::getpid()) + ".json";
+  std::ofstream(path) << R"({"extends": "atom", "name": "tiny-memory", "memory_bytes": 100000,
+                             "sram_shared_bytes": 4096, "sram_local_bytes_per_engine": 8192,
+                             "memory_reserved_bytes": 0})";
+  hal::PlatformOptions o;
+  o.only_plugins = {"npu_sim"};
+  o.plugin_options["npu_sim"] = {{"devices", path}, {"timing_only", "true"}};
+  auto platform = hal::Platform::create(o);
+  std::remove(path.c_str());
+  ASSERT_TRUE(platform.ok()) << platform.status().to_string();
+  auto npu = (*platform)->device("npu:0");
+  ASSERT_TRUE(npu.ok()) << npu.status().to_string();
+  std::vector<CalibrationOp> few;
+  for (const CalibrationOp& op : calibration_ops(hal::DType::kF32, true))
+    if (op.sequence == 0) few.push_back(op);
+  ASSERT_GT(few.front().arena_bytes, 100000u);  // the logits alone are 128 KiB
+  CalibrationMeasureOptions mo;
+  mo.rounds = 1;
+  mo.min_time_s = 0;
+  mo.min_reps = 1;
+  mo.timing_only = true;
+  std::vector<CalibrationSkip> skipped;
+  auto measured = measure_calibration_ops(**npu, few, mo, &skipped);
+  ASSERT_TRUE(measured.ok()) << measured.status().to_string();
+  EXPECT_TRUE(measured->empty());
+  ASSERT_EQ(skipped.size(), few.size());
+  for (const CalibrationSkip& s : skipped)
+    EXPECT_NE(s.why.find("activation arena of"), std::string::npos) << s.what << ": " << s.why;
+  auto stats = (*npu)->memory_stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->bytes_in_use, 0u);
 }
 
 // Measured through a recording stream: every op gets a time and repetitions, or a skip
