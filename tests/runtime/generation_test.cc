@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <limits>
 #include <numeric>
 
 #include "hal/runtime/session.h"
@@ -203,6 +204,19 @@ TEST(Sampling, GreedyIsArgmaxWithLowestIdOnTies) {
   for (int i = 0; i < 20; ++i) EXPECT_EQ(sample_token(logits, top1, rng), 1);
   SamplingOptions tiny_p{1.0f, 0, 1e-6f, 0};
   for (int i = 0; i < 20; ++i) EXPECT_EQ(sample_token(logits, tiny_p, rng), 1);
+}
+
+TEST(Sampling, GreedySkipsNaNsAndTakesInfinities) {
+  SamplingRng rng(1);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  auto greedy = [&](std::vector<float> l) { return sample_token(l, {}, rng); };
+  EXPECT_EQ(greedy({nan, 1.f, 2.f, 2.f}), 2);
+  EXPECT_EQ(greedy({1.f, nan, 3.f, nan, 3.f}), 2);
+  EXPECT_EQ(greedy({nan, nan}), 0);         // nothing to pick: the first id
+  EXPECT_EQ(greedy({nan, -inf, -inf}), 1);  // the first non-NaN
+  EXPECT_EQ(greedy({-inf, 0.f, inf, nan, inf}), 2);
+  EXPECT_EQ(greedy({-0.f, 0.f}), 0);  // equal values: the lowest id
 }
 
 TEST(Sampling, FrequenciesFollowSoftmaxOfLogitsOverTemperature) {
