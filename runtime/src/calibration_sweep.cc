@@ -4,10 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <map>
 #include <memory>
 #include <optional>
-#include <set>
 
 #include "hal/event.h"
 #include "hal/runtime/arena_layout.h"
