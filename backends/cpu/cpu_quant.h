@@ -14,13 +14,14 @@
 // multiply-add then serves 8 rows, and a core reads four such streams at once. fp8
 // weights are multiplied with A in f32 (no int8 rounding). Every format has a scalar version for
 // CPUs without AVX2; the widest version the CPU runs is chosen once, at first use
-// (HAL_CPU_ISA caps it, as for the other kernels). Prefill (9 rows or more) uses A
-// exactly: on AVX2 and up, 16 weight rows at a time are dequantized into f32 and
-// multiplied by the FMA panel tile of cpu_panel_kernels.inc; on the baseline ISA, f32
-// panels go through OpenBLAS sgemm. With HAL_CPU_INT8_PREFILL=1, q8_0, q4_0 and int8
-// weights prefill instead through integer panels (cpu_quant_tiles.inc: unpacked once per
-// 8 weight rows, multiplied by register tiles of A's int8 rows; A rounded as for decode,
-// which costs these models' logits ~1e-2 relative, so it is not the default).
+// (HAL_CPU_ISA caps it, as for the other kernels). Prefill (9 rows or more) with q8_0,
+// q4_0 and int8 weights on AVX2 and up runs through integer panels (cpu_quant_tiles.inc:
+// unpacked once per 8 weight rows, multiplied by register tiles of A's int8 rows; A
+// rounded as for decode, so prompt and generated tokens share the arithmetic, as in
+// llama.cpp; ~1.5x faster than f32 panels). The other formats, and these with
+// HAL_CPU_INT8_PREFILL=0, use A exactly: 16 weight rows at a time are dequantized into f32
+// and multiplied by the FMA panel tile of cpu_panel_kernels.inc (on the baseline ISA, f32
+// panels through OpenBLAS sgemm).
 //
 // Contract: quant_matmul() takes a validated matmul whose B is quantized ([.., N, K],
 // transpose_b); A may be f32, f16 or bf16 with any strides; out likewise. Batch dims

@@ -5,9 +5,10 @@
 // So each product is checked twice: tightly against the reference fed the A the kernels
 // actually multiply (A rounded the same way: this catches any unpacking or indexing
 // error), and against the plain reference within the rounding's worst case (sum of |w|
-// x half an activation step), which bounds what a user sees. Prefill-sized products
-// (dequantized panels through sgemm) and fp8 weights use A exactly: both comparisons are
-// then tight against the plain reference.
+// x half an activation step), which bounds what a user sees. Prefill-sized products of
+// the formats without integer panels (and of all with HAL_CPU_INT8_PREFILL=0: dequantized
+// f32 panels) and fp8 weights use A exactly: both comparisons are then tight against the
+// plain reference.
 #include <gtest/gtest.h>
 
 #include <cmath>
