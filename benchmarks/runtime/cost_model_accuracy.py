@@ -8,7 +8,12 @@ fastest run's time (the run another tenant disturbed least) and the range of the
 errors. A run's prefill is measured once, so its spread is wide; decode
 averages every step of the run. Python's standard library only; not run by ctest.
 
-Usage: cost_model_accuracy.py HALCTL OUTDIR [RUNS] [MODEL ...]
+With --recalibrate, every run is preceded by a calibration of its own (~30 s each), so
+each prediction comes from the machine as it was just before the run: on a shared host
+whose memory bandwidth drifts by 10-40% within minutes (28-45 GB/s here), a calibration
+taken once and used minutes later measures that drift as much as the cost model.
+
+Usage: cost_model_accuracy.py [--recalibrate] HALCTL OUTDIR [RUNS] [MODEL ...]
   e.g. benchmarks/runtime/cost_model_accuracy.py build/bin/halctl /tmp/acc 5
 Writes OUTDIR/accuracy.md (and prints it).
 """
@@ -21,24 +26,32 @@ import sys
 
 
 def main():
-    if len(sys.argv) < 3:
+    args = [a for a in sys.argv[1:] if a != '--recalibrate']
+    recalibrate = len(args) < len(sys.argv) - 1
+    if len(args) < 2:
         print(__doc__)
         return 2
-    halctl, out = sys.argv[1], sys.argv[2]
-    runs = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-    models = sys.argv[4:] or ['gpt2-small-random', 'llama-small-random']
+    halctl, out = args[0], args[1]
+    runs = int(args[2]) if len(args) > 2 else 5
+    models = args[3:] or ['gpt2-small-random', 'llama-small-random']
     os.makedirs(out, exist_ok=True)
     cal = os.path.join(out, 'calibration')
-    shutil.rmtree(cal, ignore_errors=True)
     env = dict(os.environ, HAL_CALIBRATION_DIR=cal)
     load = [open('/proc/loadavg').read().split()[0]]
-    subprocess.run([halctl, 'bench', 'cpu:0', '--calibrate'], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+
+    def calibrate():
+        shutil.rmtree(cal, ignore_errors=True)
+        subprocess.run([halctl, 'bench', 'cpu:0', '--calibrate'], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+
+    calibrate()
     prompt = ','.join(str(i) for i in range(1, 9))
     lines = []
     for model in models:
         per = {}
         for r in range(runs):
+            if recalibrate and (r > 0 or model != models[0]):
+                calibrate()
             report = os.path.join(out, f'{model}.{r}.json')
             subprocess.run([halctl, 'run', '--model', model, '--devices', 'cpu:0', '--prompt-ids',
                             prompt, '--max-new-tokens', '16', '--compile', 'off', '--report',
@@ -53,10 +66,11 @@ def main():
                 for c in phase['op_classes']:
                     per.setdefault((phase['name'], c['name']), []).append(
                         (c['busy_s'] / n, c['predicted_s'] / n, c['busy_s'] / n / total))
-        lines.append(f'## {model}: {runs} runs, median measured vs median predicted')
+        how = ', each after a calibration of its own' if recalibrate else ', one calibration'
+        lines.append(f'## {model}: {runs} runs{how}; median measured vs median predicted')
         lines.append('| phase | op class | share of phase | measured | predicted | error | '
-                     'fastest run | error vs fastest | per-run errors |')
-        lines.append('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |')
+                     'fastest run | error vs fastest | per-run errors | median per-run error |')
+        lines.append('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |')
         for (phase, cls), v in per.items():
             measured = statistics.median(x[0] for x in v)
             predicted = statistics.median(x[1] for x in v)
@@ -68,7 +82,8 @@ def main():
             lines.append(f'| {phase} | {cls} | {share:.1f}% | {measured * 1e3:.3f} ms | '
                          f'{predicted * 1e3:.3f} ms | {(predicted - measured) / measured * 100:+.1f}% | '
                          f'{fastest * 1e3:.3f} ms | {(predicted - fastest) / fastest * 100:+.1f}% | '
-                         f'{errors[0]:+.0f}% .. {errors[-1]:+.0f}% |')
+                         f'{errors[0]:+.0f}% .. {errors[-1]:+.0f}% | '
+                         f'{statistics.median(errors):+.1f}% |')
     load.append(open('/proc/loadavg').read().split()[0])
     lines.append(f'1-minute load: {load[0]} at the start, {load[1]} at the end')
     text = '\n'.join(lines) + '\n'
