@@ -13,7 +13,8 @@
 //   ("memory_bandwidth.read_only", ".triad", ".measured_at", ".provisional") and in
 //   "source.memory_bandwidth";
 // - SRAM: the last-level cache from sysfs; clock: cpufreq, /proc/cpuinfo or the model
-//   name; launch overhead: measured cost of a no-op stream command plus a TBB fork/join.
+//   name; launch overhead: measured cost of a no-op stream command plus a fork/join of
+//   the compute threads (cpu_threading.h).
 //
 // Measurements take a second or two, so they are cached in $XDG_CACHE_HOME/hal (else
 // ~/.cache/hal), keyed by CPU model, thread budget and cache size; later plugin loads

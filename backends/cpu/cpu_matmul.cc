@@ -339,6 +339,7 @@ void blas_gemm(const Gemm& g, bool parallel) {
     if (!g.bias)
       for (int64_t r = 0; r < g.m; ++r) std::memset(c + r * ldc, 0, size_t(g.n) * sizeof(float));
   } else {
+    PauseHotTeam pause;  // OpenBLAS computes on threads of its own
     lib.sgemm(la.trans, lb.trans, g.m, g.n, g.k, g.alpha, a, la.ld, b, lb.ld, beta, c, ldc);
   }
   if (!c_direct)

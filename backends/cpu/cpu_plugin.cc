@@ -145,6 +145,7 @@ class CpuStream : public HostQueueStream {
     bool virt = op.output.buffer->kind() == MemoryKind::kVirtual;
     for (int i = 0; i < op.num_inputs; ++i)
       virt |= op.inputs[i].buffer->kind() == MemoryKind::kVirtual;
+    if (!virt) prepare_threads();  // the worker threads wake while the op waits its turn
     enqueue([this, op, tag, virt]() -> Status {
       const OpSpec spec = op.spec();
       const uint64_t t0 = steady_clock_ns();
@@ -176,6 +177,7 @@ class CpuStream : public HostQueueStream {
   }
 
   Status execute(const plugin::ExecuteCall& call, uint64_t tag) override {
+    prepare_threads();  // the worker threads wake while the executable waits its turn
     enqueue([this, call, tag]() -> Status { return execute_on_worker(call, tag, records()); });
     return ok_status();
   }

@@ -6,8 +6,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
+#include <mutex>
 #include <thread>
+
+#include <tbb/global_control.h>
+#include <tbb/info.h>
 
 namespace hal::cpu {
 
@@ -68,14 +73,206 @@ int thread_budget() { return budget().threads; }
 std::string thread_budget_source() { return budget().source; }
 
 tbb::task_arena& compute_arena() {
-  // Never destroyed: kernels may still run from stream threads during static teardown.
-  static tbb::task_arena* arena = new tbb::task_arena(thread_budget());
+  static tbb::task_arena* arena = [] {
+    // oneTBB starts one worker fewer than the CPUs it sees; a budget above that
+    // (HAL_CPU_THREADS) needs more workers, or the arena's extra slots stay empty.
+    if (thread_budget() > tbb::info::default_concurrency())
+      new tbb::global_control(tbb::global_control::max_allowed_parallelism,
+                              size_t(thread_budget()));
+    // Never destroyed: kernels may still run from stream threads during static teardown.
+    return new tbb::task_arena(thread_budget());
+  }();
   return *arena;
+}
+
+namespace {
+
+// How long a helper polls after its last part before giving its thread back to oneTBB.
+std::chrono::microseconds hot_team_linger() {
+  static const std::chrono::microseconds linger = [] {
+    long us = 2000;
+    if (const char* env = std::getenv("HAL_CPU_SPIN_US")) {
+      char* end = nullptr;
+      const long v = std::strtol(env, &end, 10);
+      if (end != env && *end == '\0' && v >= 0 && v <= 10'000'000) us = v;
+    }
+    return std::chrono::microseconds(us);
+  }();
+  return linger;
+}
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// The hot team's shared state. One loop at a time owns it (`owned`); the loop is
+// published in `word`: its sequence number (bits 32-63), part count (16-31) and the next
+// part to claim (0-15). A thread claims a part with a compare-and-swap on the whole word,
+// which fails when the loop has changed, so the fields below, written by the owner before
+// it publishes and not again until every part is done, are read only by a thread holding
+// a claim (no data race).
+struct HotTeam {
+  std::atomic<uint64_t> word{0};
+  std::atomic<int64_t> done{0};    // parts of the current loop finished
+  std::atomic<bool> owned{false};  // a loop holds the team
+  std::atomic<int> live{0};        // helpers polling now
+  std::atomic<int> enlisted{0};    // helpers enqueued and not yet gone
+  std::atomic<int64_t> loops{0};   // loops run on the team
+  std::atomic<int> paused{0};      // PauseHotTeam objects alive (not nested): helpers leave
+  // The current loop (written by its owner).
+  detail::LoopPart part = nullptr;
+  void* context = nullptr;
+  int64_t n = 0;
+  uint32_t sequence = 0;
+  std::mutex error_mutex;
+  std::exception_ptr error;
+};
+
+constexpr int64_t kMaxHotParts = 0xffff;
+
+HotTeam& hot_team() {
+  // Never destroyed: helpers may still poll it while the process exits.
+  static HotTeam* team = new HotTeam;
+  return *team;
+}
+
+// True while this thread runs a part of a hot loop or a oneTBB loop: a loop started
+// there is nested: it runs through oneTBB and leaves the team alone.
+thread_local int loop_depth = 0;
+
+// Claims and runs parts of loop `sequence` until none is left.
+void run_parts(HotTeam& team, uint32_t sequence) {
+  for (;;) {
+    uint64_t w = team.word.load(std::memory_order_acquire);
+    if (uint32_t(w >> 32) != sequence) return;
+    const int64_t parts = int64_t((w >> 16) & 0xffff);
+    const int64_t next = int64_t(w & 0xffff);
+    if (next >= parts) return;
+    if (!team.word.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel)) continue;
+    const int64_t n = team.n;
+    try {
+      detail::InLoopPart in_part;
+      team.part(team.context, n * next / parts, n * (next + 1) / parts);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(team.error_mutex);
+      if (!team.error) team.error = std::current_exception();
+    }
+    team.done.fetch_add(1, std::memory_order_release);
+  }
+}
+
+// A helper: holds an arena worker thread, runs parts of each loop published, and leaves
+// after `hot_team_linger()` without one or while the team is paused.
+void help(HotTeam& team) {
+  if (loop_depth > 0) {
+    // oneTBB handed this task to a thread waiting inside a loop's part (a nested loop):
+    // polling here would hold that part up, so this helper does not start.
+    team.enlisted.fetch_sub(1, std::memory_order_acq_rel);
+    return;
+  }
+  team.live.fetch_add(1, std::memory_order_acq_rel);
+  using Clock = std::chrono::steady_clock;
+  const auto linger = hot_team_linger();
+  // Polls with `pause` this long after the last part, then yields between polls so the
+  // core goes to any runnable thread (the caller's, on a machine with few cores).
+  const auto yield_after = std::min<Clock::duration>(linger, std::chrono::microseconds(50));
+  auto last = Clock::now();
+  uint32_t seen = uint32_t(team.word.load(std::memory_order_acquire) >> 32) - 1;
+  for (unsigned polls = 1;; ++polls) {
+    const uint32_t sequence = uint32_t(team.word.load(std::memory_order_acquire) >> 32);
+    if (sequence != seen) {
+      seen = sequence;
+      run_parts(team, sequence);
+      last = Clock::now();
+      continue;
+    }
+    if (team.paused.load(std::memory_order_acquire) > 0) break;
+    if (polls % 64 == 0) {
+      const auto idle = Clock::now() - last;
+      if (idle >= linger) break;
+      if (idle >= yield_after) std::this_thread::yield();
+    }
+    cpu_relax();
+  }
+  team.live.fetch_sub(1, std::memory_order_acq_rel);
+  team.enlisted.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+}  // namespace
+
+// Enqueues helpers until budget - 1 are enlisted.
+void prepare_threads() {
+  const int want = thread_budget() - 1;
+  if (want <= 0 || hot_team_linger().count() == 0) return;
+  HotTeam& team = hot_team();
+  int have = team.enlisted.load(std::memory_order_acquire);
+  while (have < want) {
+    if (!team.enlisted.compare_exchange_weak(have, have + 1, std::memory_order_acq_rel)) continue;
+    compute_arena().enqueue([&team] { help(team); });
+    ++have;
+  }
+}
+
+namespace detail {
+
+bool run_on_hot_team(int64_t n, int64_t parts, LoopPart part, void* context) {
+  if (loop_depth > 0 || parts < 2 || parts > kMaxHotParts) return false;
+  HotTeam& team = hot_team();
+  if (team.live.load(std::memory_order_acquire) < thread_budget() - 1) return false;
+  bool expected = false;
+  if (!team.owned.compare_exchange_strong(expected, true, std::memory_order_acquire)) return false;
+  team.part = part;
+  team.context = context;
+  team.n = n;
+  team.error = nullptr;
+  team.done.store(0, std::memory_order_relaxed);
+  const uint32_t sequence = ++team.sequence;
+  team.word.store((uint64_t(sequence) << 32) | (uint64_t(parts) << 16), std::memory_order_release);
+  run_parts(team, sequence);
+  // Parts claimed by helpers finish without waiting on anything, so this ends.
+  for (unsigned polls = 1; team.done.load(std::memory_order_acquire) < parts; ++polls) {
+    if (polls % 1024 == 0) std::this_thread::yield();  // a helper's thread was preempted
+    cpu_relax();
+  }
+  std::exception_ptr error = std::move(team.error);
+  team.error = nullptr;
+  team.owned.store(false, std::memory_order_release);
+  team.loops.fetch_add(1, std::memory_order_relaxed);
+  if (error) std::rethrow_exception(error);
+  return true;
+}
+
+}  // namespace detail
+
+int64_t hot_team_loops() { return hot_team().loops.load(std::memory_order_relaxed); }
+
+namespace detail {
+
+InLoopPart::InLoopPart() { ++loop_depth; }
+InLoopPart::~InLoopPart() { --loop_depth; }
+
+}  // namespace detail
+
+PauseHotTeam::PauseHotTeam() : nested_(loop_depth > 0) {
+  if (!nested_) hot_team().paused.fetch_add(1, std::memory_order_acq_rel);
+  ++loop_depth;
+}
+
+PauseHotTeam::~PauseHotTeam() {
+  --loop_depth;
+  if (nested_) return;
+  hot_team().paused.fetch_sub(1, std::memory_order_acq_rel);
+  prepare_threads();
 }
 
 void warm_up_threads() {
   const int parts = thread_budget();
   if (parts <= 1) return;
+  PauseHotTeam pause;
   std::atomic<int> arrived{0};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
   compute_arena().execute([&] {
