@@ -76,9 +76,12 @@ tbb::task_arena& compute_arena() {
   static tbb::task_arena* arena = [] {
     // oneTBB starts one worker fewer than the CPUs it sees; a budget above that
     // (HAL_CPU_THREADS) needs more workers, or the arena's extra slots stay empty.
+    // Held (never destroyed) for the process lifetime, as the arena.
+    static tbb::global_control* raised = nullptr;
     if (thread_budget() > tbb::info::default_concurrency())
-      new tbb::global_control(tbb::global_control::max_allowed_parallelism,
-                              size_t(thread_budget()));
+      raised = new tbb::global_control(tbb::global_control::max_allowed_parallelism,
+                                       size_t(thread_budget()));
+    (void)raised;
     // Never destroyed: kernels may still run from stream threads during static teardown.
     return new tbb::task_arena(thread_budget());
   }();
