@@ -15,6 +15,8 @@
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 
+#include "hal/plugin/spin_wait.h"
+
 namespace hal::cpu {
 
 namespace {
@@ -34,16 +36,23 @@ int cgroup_cpu_limit() {
   return q > 0 ? int(std::ceil(q / period)) : 0;
 }
 
+// The integer in environment variable `name` when it is set to one in [lo, hi] (nothing
+// else on the line), else nothing.
+std::optional<long> env_integer(const char* name, long lo, long hi) {
+  const char* env = std::getenv(name);
+  if (env == nullptr) return std::nullopt;
+  char* end = nullptr;
+  const long v = std::strtol(env, &end, 10);
+  if (end == env || *end != '\0' || v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
 Budget compute_budget() {
   Budget b;
-  if (const char* env = std::getenv("HAL_CPU_THREADS")) {
-    char* end = nullptr;
-    const long v = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && v >= 1 && v <= 4096) {
-      b.threads = int(v);
-      b.source = "HAL_CPU_THREADS=" + std::string(env);
-      return b;
-    }
+  if (const auto v = env_integer("HAL_CPU_THREADS", 1, 4096)) {
+    b.threads = int(*v);
+    b.source = "HAL_CPU_THREADS=" + std::string(std::getenv("HAL_CPU_THREADS"));
+    return b;
   }
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -92,23 +101,9 @@ namespace {
 // How long a helper polls after its last part before giving its thread back to oneTBB.
 std::chrono::microseconds hot_team_linger() {
   static const std::chrono::microseconds linger = [] {
-    long us = 2000;
-    if (const char* env = std::getenv("HAL_CPU_SPIN_US")) {
-      char* end = nullptr;
-      const long v = std::strtol(env, &end, 10);
-      if (end != env && *end == '\0' && v >= 0 && v <= 10'000'000) us = v;
-    }
-    return std::chrono::microseconds(us);
+    return std::chrono::microseconds(env_integer("HAL_CPU_SPIN_US", 0, 10'000'000).value_or(2000));
   }();
   return linger;
-}
-
-void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
 }
 
 // The hot team's shared state. One loop at a time owns it (`owned`); the loop is
@@ -198,7 +193,7 @@ void help(HotTeam& team) {
       if (idle >= linger) break;
       if (idle >= yield_after) std::this_thread::yield();
     }
-    cpu_relax();
+    plugin::cpu_relax();
   }
   team.live.fetch_sub(1, std::memory_order_acq_rel);
   team.enlisted.fetch_sub(1, std::memory_order_acq_rel);
@@ -238,7 +233,7 @@ bool run_on_hot_team(int64_t n, int64_t parts, LoopPart part, void* context) {
   // Parts claimed by helpers finish without waiting on anything, so this ends.
   for (unsigned polls = 1; team.done.load(std::memory_order_acquire) < parts; ++polls) {
     if (polls % 1024 == 0) std::this_thread::yield();  // a helper's thread was preempted
-    cpu_relax();
+    plugin::cpu_relax();
   }
   std::exception_ptr error = std::move(team.error);
   team.error = nullptr;
@@ -248,16 +243,12 @@ bool run_on_hot_team(int64_t n, int64_t parts, LoopPart part, void* context) {
   return true;
 }
 
-}  // namespace detail
-
-int64_t hot_team_loops() { return hot_team().loops.load(std::memory_order_relaxed); }
-
-namespace detail {
-
 InLoopPart::InLoopPart() { ++loop_depth; }
 InLoopPart::~InLoopPart() { --loop_depth; }
 
 }  // namespace detail
+
+int64_t hot_team_loops() { return hot_team().loops.load(std::memory_order_relaxed); }
 
 PauseHotTeam::PauseHotTeam() : nested_(loop_depth > 0) {
   if (!nested_) hot_team().paused.fetch_add(1, std::memory_order_acq_rel);

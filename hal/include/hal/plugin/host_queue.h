@@ -44,20 +44,13 @@
 #include <vector>
 
 #include "hal/command_record.h"
+#include "hal/plugin/spin_wait.h"
 #include "hal/plugin_adapter.h"
 #include "hal/status.h"
 
 namespace hal::plugin {
 
 namespace detail {
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 // Polls `ready` for up to `budget`; true as soon as it holds. After the first couple of
 // microseconds it yields between polls, so a waiting thread gives its core to runnable
