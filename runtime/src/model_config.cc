@@ -2,6 +2,7 @@
 #include "hal/runtime/model_config.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <tuple>
@@ -122,7 +123,10 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
                            ? std::optional<int64_t>(j["n_ctx"].get<int64_t>())
                            : std::optional<int64_t>(1024);
     c.max_positions = r.integer("n_positions", n_ctx);
-    c.intermediate_size = r.integer("n_inner", 4 * c.hidden_size);
+    // The default is 4 x n_embd; an n_embd too large for that product is rejected by the
+    // size limits below, so the default only has to be computed without overflowing.
+    c.intermediate_size = r.integer(
+        "n_inner", c.hidden_size <= INT64_MAX / 4 ? 4 * c.hidden_size : c.hidden_size);
     c.norm_eps = norm_epsilon(r, "layer_norm_epsilon", 1e-5);
     const std::string act = r.string("activation_function", "gelu_new");
     if (act == "gelu_new" || act == "gelu_pytorch_tanh" || act == "gelu_fast") {

@@ -134,6 +134,12 @@ TEST_F(CheckpointTest, BadConfigs) {
   j["num_hidden_layers"] = 1 << 14;
   j["head_dim"] = 64;
   EXPECT_THAT(config_error(j.dump()), HasSubstr("parameters, implausibly many"));
+  // Found with fuzz_model_config: n_inner's default, 4 x n_embd, overflowed int64.
+  j = testmodels::config_json(Spec{});
+  j.erase("n_inner");
+  j["n_embd"] = int64_t(3333333333333333772);
+  EXPECT_THAT(config_error(j.dump()),
+              HasSubstr("hidden size 3333333333333333772 is implausibly large"));
   j = testmodels::config_json(ls);
   j["head_dim"] = int64_t(1) << 40;
   EXPECT_THAT(config_error(j.dump()), HasSubstr("head_dim 1099511627776 is implausibly large"));
