@@ -23,14 +23,31 @@ namespace hal::cpu {
 
 namespace {
 
-// Decode with B as [K, N]: each core reads a contiguous range of B's rows as eight long
-// streams (rows_kernel), not a slice of every row. Measured (BM_DecodeMatmul, tb:0, two
-// alternating runs each): [768, 768] f32 16.7-17.5 -> 24.8-25.4 GB/s, f16 10.5-11.0 ->
-// 20.4-20.9; [3072, 768] f32 14.3-18.8 -> 30.0-35.2, f16 11.3-12.2 -> 25.2-27.1.
-// HAL_CPU_ROWS_STREAMS=1 goes back to the slices, to repeat the comparison.
-bool rows_in_eight_streams() {
+// Decode with B as [K, N]: each core reads a contiguous range of B's rows as long
+// sequential streams (rows_kernel), not a slice of every row. Measured (BM_DecodeMatmul,
+// tb:0, two alternating runs each): [768, 768] f32 16.7-17.5 -> 24.8-25.4 GB/s, f16
+// 10.5-11.0 -> 20.4-20.9; [3072, 768] f32 14.3-18.8 -> 30.0-35.2, f16 11.3-12.2 ->
+// 25.2-27.1. HAL_CPU_ROWS_STREAMS=1 goes back to the slices, to repeat the comparison.
+bool rows_in_streams() {
   static const bool on = !env_equals("HAL_CPU_ROWS_STREAMS", "1");
   return on;
+}
+
+// How many sequential streams one core reads at once in a decode product (both layouts:
+// rows_streams and cols_range's one-row path): 4, or HAL_CPU_DECODE_STREAMS = 2, 4 or 8.
+// Why 4: each stream is one hardware-prefetcher stream; eight (the earlier choice, from a
+// comparison against neighbouring rows, not against fewer streams) pulled less from
+// memory on the AVX-512 Zen 4 of the issue-14 runs. Paired rounds of the same product
+// in one process, 2 threads, [3072, 768] weights cycled over 160 MB: f16 4 streams
+// 1.04-1.10x the rate of 8, f32 1.04-1.12x; 2 streams about as 4.
+int decode_streams() {
+  static const int n = [] {
+    const char* v = std::getenv("HAL_CPU_DECODE_STREAMS");
+    if (v != nullptr && (std::string_view(v) == "2" || std::string_view(v) == "8"))
+      return v[0] - '0';
+    return 4;
+  }();
+  return n;
 }
 
 // A 2-D strided view (element strides) of a float tensor.
@@ -196,8 +213,8 @@ void stream_gemm(const Gemm& g, bool parallel) {
   const int64_t max_tile = std::max<int64_t>(64, (8192 / g.m) / 16 * 16);
   int64_t tiles = (g.n + max_tile - 1) / max_tile;
   int64_t k_splits = 1;
-  if (g.m == 1 && rows_in_eight_streams() && g.n <= 16384) {
-    // Decode: each core reads a contiguous range of B's rows, all columns (eight streams
+  if (g.m == 1 && rows_in_streams() && g.n <= 16384) {
+    // Decode: each core reads a contiguous range of B's rows, all columns (a few streams
     // in it, rows_kernel), instead of a slice of every row.
     tiles = 1;
     k_splits = std::max<int64_t>(1, std::min<int64_t>(threads, g.k / 64));

@@ -96,8 +96,9 @@ TEST(CpuMatmul, DecodeShapesUseStreamingKernels) {
         HostTensor bias = make_tensor(DType::kF32, {1100});
         check_op(matmul_spec(false, tb), {&a, &b, &bias}, kMatmulTol);
       }
-  // One row of A against [N, K] rows read as eight streams: rows past the last eighth,
-  // a K with a vector tail, and fewer rows than streams.
+  // One row of A against [N, K] rows read as 2, 4 or 8 streams (HAL_CPU_DECODE_STREAMS,
+  // ctest runs each): rows past the last stream's part, a K with a vector tail, and fewer
+  // rows than streams.
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16})
     for (int64_t n : {int64_t(7), int64_t(29), int64_t(203)}) {
       HostTensor a = make_tensor(t, {1, 43});
