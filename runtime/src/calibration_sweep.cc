@@ -140,6 +140,22 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
   return out;
 }
 
+std::vector<int64_t> calibration_token_ids(int64_t count, int64_t rows, int64_t first) {
+  std::vector<int64_t> ids(size_t(std::max<int64_t>(count, 0)));
+  if (rows <= 0) return ids;
+  // A prime stride is coprime with any table size it does not divide, so the ids stay
+  // distinct for count <= rows: 7919, or 7907 for a multiple of 7919 (one row for a
+  // multiple of both, 62.6 M rows).
+  const int64_t prime = rows % 7919 != 0 ? 7919 : rows % 7907 != 0 ? 7907 : 1;
+  const int64_t stride = prime % rows == 0 ? 1 : prime % rows;
+  int64_t id = ((first % rows) + rows) % rows;
+  for (int64_t& v : ids) {
+    v = id;
+    id = (id + stride) % rows;
+  }
+  return ids;
+}
+
 namespace {
 
 // Fill patterns for float dtypes: 1.0 for activations' first step (they then hold what
@@ -256,6 +272,8 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
       };
       std::vector<Prepared> seq;
       std::vector<Buffer> owned;
+      // Embedding ids, uploaded from here: alive until the synchronize below.
+      std::vector<std::vector<uint8_t>> host_ids;
       owned.reserve(size_t(kMaxOpInputs + 1) * (last - first) + 4);  // pointers into it stay valid
       // The sequence's activation arena, as the executor lays it out (every use inside it),
       // filled once with the activation pattern of the first floating activation's dtype.
@@ -335,6 +353,24 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
           } else if (auto ref = place(d, c.kv_length, c.input_value[size_t(i)],
                                       c.input_offset[size_t(i)], c.cold[size_t(i)])) {
             p.desc.inputs[size_t(i)] = *ref;
+            // An embedding's ids: distinct rows of its table, as a prompt's tokens.
+            const bool ids = c.spec.kind == OpKind::kEmbedding && i == 1 &&
+                             (d.dtype == DType::kI32 || d.dtype == DType::kI64) &&
+                             c.spec.inputs[0].shape.rank >= 1;
+            if (ids && !options.timing_only && st.ok()) {
+              const int64_t width = d.dtype == DType::kI32 ? 4 : 8;
+              const uint64_t bytes = ref->buffer->size();
+              const std::vector<int64_t> v = calibration_token_ids(
+                  int64_t(bytes) / width, c.spec.inputs[0].shape[0], c.kv_length);
+              std::vector<uint8_t>& host = host_ids.emplace_back(bytes);
+              for (size_t j = 0; j < v.size(); ++j) {
+                const int32_t narrow = int32_t(v[j]);
+                std::memcpy(host.data() + j * size_t(width),
+                            width == 4 ? static_cast<const void*>(&narrow) : &v[j],
+                            size_t(width));
+              }
+              st = stream.copy_from_host(host.data(), *ref->buffer, 0, bytes);
+            }
           }
         }
         if (st.ok() && c.cold_output && in_pool(c.spec.output)) {

@@ -253,6 +253,55 @@ TEST(CalibrationSweep, ADeviceWithoutRoomForTheArenaSkipsTheSequenceSayingWhy) {
   EXPECT_EQ(stats->bytes_in_use, 0u);
 }
 
+// The sweep's embedding ids: distinct rows spread over the table, in range, for any table.
+TEST(CalibrationSweep, TokenIdsAreDistinctRowsOfTheTable) {
+  for (int64_t rows : {int64_t(1), int64_t(7), int64_t(512), int64_t(7919), int64_t(32768),
+                       int64_t(50257)}) {
+    const int64_t count = std::min<int64_t>(rows, 300);
+    const std::vector<int64_t> ids = calibration_token_ids(count, rows, 5);
+    ASSERT_EQ(ids.size(), size_t(count));
+    std::set<int64_t> seen(ids.begin(), ids.end());
+    EXPECT_EQ(seen.size(), ids.size()) << rows << " rows";
+    for (int64_t id : ids) {
+      EXPECT_GE(id, 0);
+      EXPECT_LT(id, rows);
+    }
+    if (rows >= 512) {
+      EXPECT_GT(*seen.rbegin() - *seen.begin(), rows / 2) << "spread";
+    }
+  }
+  EXPECT_TRUE(calibration_token_ids(4, 0).size() == 4);  // no table: zeros, no division
+}
+
+// A prefill sequence (several ids per embedding) measures every op: the ids are rows
+// of the table (an id outside it would fail the op, and the sweep would skip it).
+TEST(CalibrationSweep, PrefillEmbeddingsGatherValidRows) {
+  auto platform = hal::Platform::create();
+  ASSERT_TRUE(platform.ok()) << platform.status().to_string();
+  auto cpu = (*platform)->device("cpu:0");
+  ASSERT_TRUE(cpu.ok());
+  std::vector<CalibrationOp> ops = calibration_ops(hal::DType::kF32, true);
+  int32_t prefill = -1;
+  for (const CalibrationOp& op : ops)
+    if (op.spec.kind == hal::OpKind::kEmbedding && op.spec.inputs[1].shape.numel() > 1) {
+      prefill = op.sequence;
+      break;
+    }
+  ASSERT_GE(prefill, 0);
+  std::vector<CalibrationOp> few;
+  for (const CalibrationOp& op : ops)
+    if (op.sequence == prefill) few.push_back(op);
+  CalibrationMeasureOptions mo;
+  mo.rounds = 1;
+  mo.min_time_s = 0;
+  mo.min_reps = 1;
+  mo.cold_bytes = 16ull << 20;
+  std::vector<CalibrationSkip> skipped;
+  auto measured = measure_calibration_ops(**cpu, few, mo, &skipped);
+  ASSERT_TRUE(measured.ok()) << measured.status().to_string();
+  EXPECT_EQ(measured->size(), few.size()) << (skipped.empty() ? "" : skipped[0].why);
+}
+
 // Measured through a recording stream: every op gets a time and repetitions, or a skip
 // with its reason; timing says nothing about speed here (a test asserts none).
 TEST(CalibrationSweep, MeasuresOpsThroughTheDevicesStream) {

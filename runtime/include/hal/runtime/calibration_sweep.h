@@ -34,8 +34,11 @@
 // a model step measured), and an op writes where the plan puts its output: memory a value that
 // died lately used, as in a model (a buffer of its own per value, last written a step before,
 // made the decode step's adds, gelu and attention ~2x what they take in a model: each output
-// line came from memory before it was written). The gap between commands (event-to-event time
-// minus the records' sum, per op) is kept as well.
+// line came from memory before it was written). An embedding gathers distinct rows spread
+// over its table (calibration_token_ids), as a prompt's tokens do (one id repeated read one
+// row from memory and the rest from cache: prefill gathers measured a fifth of a model's).
+// The gap between commands (event-to-event time minus the records' sum, per op) is kept as
+// well.
 //
 // Errors: a device that cannot allocate or run an op gets that op skipped with the
 // reason (skipped), never a failed sweep; a stream or event that cannot be made fails it.
@@ -83,6 +86,10 @@ struct CalibrationOp {
 };
 
 std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick);
+
+// The ids the sweep's embeddings gather: `count` rows of a `rows`-row table, distinct while
+// count <= rows, spread over the whole table (a prime stride), starting at `first`.
+std::vector<int64_t> calibration_token_ids(int64_t count, int64_t rows, int64_t first = 0);
 
 struct CalibrationMeasureOptions {
   // Every sequence runs in `rounds` rounds, one after the other over the whole sweep, and
