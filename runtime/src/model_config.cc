@@ -34,16 +34,23 @@ struct Reader {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) {
       if (!fallback) fail(std::string("missing '") + key + "'");
-      return fallback.value_or(0);
+      return fallback.value_or(min);
     }
     if (!it->is_number_integer()) {
       fail(std::string("'") + key + "' must be an integer, got " + it->dump());
-      return 0;
+      return min;
+    }
+    // Past int64 (JSON's unsigned integers): get<int64_t>() would wrap it negative.
+    if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX)) {
+      fail(std::string("'") + key + "' is " + it->dump() + ", too large");
+      return min;
     }
     const int64_t v = it->get<int64_t>();
-    if (v < min)
+    if (v < min) {
       fail(std::string("'") + key + "' is " + std::to_string(v) +
            ", must be >= " + std::to_string(min));
+      return min;  // the caller may compute with it before the status is checked
+    }
     return v;
   }
   double number(const char* key, double fallback) {
@@ -119,14 +126,12 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
     c.num_layers = r.integer("n_layer");
     c.num_heads = r.integer("n_head");
     c.num_kv_heads = c.num_heads;
-    const auto n_ctx = j.contains("n_ctx") && j["n_ctx"].is_number_integer()
-                           ? std::optional<int64_t>(j["n_ctx"].get<int64_t>())
-                           : std::optional<int64_t>(1024);
-    c.max_positions = r.integer("n_positions", n_ctx);
+    c.max_positions = r.integer("n_positions", r.integer("n_ctx", 1024));
     // The default is 4 x n_embd; an n_embd too large for that product is rejected by the
     // size limits below, so the default only has to be computed without overflowing.
     c.intermediate_size = r.integer(
-        "n_inner", c.hidden_size <= INT64_MAX / 4 ? 4 * c.hidden_size : c.hidden_size);
+        "n_inner", c.hidden_size >= 0 && c.hidden_size <= INT64_MAX / 4 ? 4 * c.hidden_size
+                                                                        : c.hidden_size);
     c.norm_eps = norm_epsilon(r, "layer_norm_epsilon", 1e-5);
     const std::string act = r.string("activation_function", "gelu_new");
     if (act == "gelu_new" || act == "gelu_pytorch_tanh" || act == "gelu_fast") {

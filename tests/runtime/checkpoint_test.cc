@@ -140,6 +140,16 @@ TEST_F(CheckpointTest, BadConfigs) {
   j["n_embd"] = int64_t(3333333333333333772);
   EXPECT_THAT(config_error(j.dump()),
               HasSubstr("hidden size 3333333333333333772 is implausibly large"));
+  // Found with fuzz_model_config: an integer past int64 was read wrapped to a negative
+  // n_embd, whose n_inner default overflowed.
+  j = testmodels::config_json(Spec{});
+  j.erase("n_inner");
+  j["n_embd"] = uint64_t(12555555555555555555ull);
+  EXPECT_THAT(config_error(j.dump()), HasSubstr("'n_embd' is 12555555555555555555, too large"));
+  j = testmodels::config_json(Spec{});
+  j["n_ctx"] = -5;
+  j.erase("n_positions");
+  EXPECT_THAT(config_error(j.dump()), HasSubstr("'n_ctx' is -5, must be >= 1"));
   j = testmodels::config_json(ls);
   j["head_dim"] = int64_t(1) << 40;
   EXPECT_THAT(config_error(j.dump()), HasSubstr("head_dim 1099511627776 is implausibly large"));
