@@ -41,13 +41,24 @@ bool rows_in_streams() {
 // in one process, 2 threads, [3072, 768] weights cycled over 160 MB: f16 4 streams
 // 1.04-1.10x the rate of 8, f32 1.04-1.12x; 2 streams about as 4.
 int decode_streams() {
-  static const int n = [] {
-    const char* v = std::getenv("HAL_CPU_DECODE_STREAMS");
-    if (v != nullptr && (std::string_view(v) == "2" || std::string_view(v) == "8"))
-      return v[0] - '0';
-    return 4;
-  }();
+  static const int n = env_equals("HAL_CPU_DECODE_STREAMS", "2")   ? 2
+                       : env_equals("HAL_CPU_DECODE_STREAMS", "8") ? 8
+                                                                   : 4;
   return n;
+}
+
+// fn(std::integral_constant<int, S>{}) for S = decode_streams(), so the stream loops are
+// compiled for each count.
+template <class Fn>
+void with_decode_streams(Fn&& fn) {
+  switch (decode_streams()) {
+    case 2:
+      return fn(std::integral_constant<int, 2>{});
+    case 8:
+      return fn(std::integral_constant<int, 8>{});
+    default:
+      return fn(std::integral_constant<int, 4>{});
+  }
 }
 
 // A 2-D strided view (element strides) of a float tensor.
@@ -201,10 +212,9 @@ void stream_gemm(const Gemm& g, bool parallel) {
     // rounds in one process read f16 [3072, 768] weights 11% slower that way (f32, whose
     // rows are twice as long, the same). HAL_CPU_COLS_ITEMS=64 goes back to the items.
     static const bool decode_items = env_equals("HAL_CPU_COLS_ITEMS", "64");
-    const int64_t items =
-        m == 1 && !decode_items
-            ? std::max<int64_t>(1, std::min<int64_t>(threads, g.n / 64))
-            : std::min<int64_t>(std::max<int64_t>(1, g.n / 64), 64 * threads);
+    const int64_t items = m == 1 && !decode_items
+                              ? std::max<int64_t>(1, std::min<int64_t>(threads, g.n / 64))
+                              : std::min<int64_t>(std::max<int64_t>(1, g.n / 64), 64 * threads);
     run(items, [&](int64_t i) {
       const int64_t n0 = g.n * i / items, n1 = g.n * (i + 1) / items;
       const int64_t nc = n1 - n0;

@@ -128,10 +128,10 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_v
     c.num_kv_heads = c.num_heads;
     c.max_positions = r.integer("n_positions", r.integer("n_ctx", 1024));
     // The default is 4 x n_embd; an n_embd too large for that product is rejected by the
-    // size limits below, so the default only has to be computed without overflowing.
-    c.intermediate_size = r.integer(
-        "n_inner", c.hidden_size >= 0 && c.hidden_size <= INT64_MAX / 4 ? 4 * c.hidden_size
-                                                                        : c.hidden_size);
+    // size limits below, so the default only has to be computed without overflowing (the
+    // reader returns at least 1, even for a refused value).
+    c.intermediate_size =
+        r.integer("n_inner", c.hidden_size <= INT64_MAX / 4 ? 4 * c.hidden_size : c.hidden_size);
     c.norm_eps = norm_epsilon(r, "layer_norm_epsilon", 1e-5);
     const std::string act = r.string("activation_function", "gelu_new");
     if (act == "gelu_new" || act == "gelu_pytorch_tanh" || act == "gelu_fast") {
