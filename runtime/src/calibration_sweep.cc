@@ -366,8 +366,7 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
               for (size_t j = 0; j < v.size(); ++j) {
                 const int32_t narrow = int32_t(v[j]);
                 std::memcpy(host.data() + j * size_t(width),
-                            width == 4 ? static_cast<const void*>(&narrow) : &v[j],
-                            size_t(width));
+                            width == 4 ? static_cast<const void*>(&narrow) : &v[j], size_t(width));
               }
               st = stream.copy_from_host(host.data(), *ref->buffer, 0, bytes);
             }

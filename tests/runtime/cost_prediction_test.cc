@@ -255,8 +255,8 @@ TEST(CalibrationSweep, ADeviceWithoutRoomForTheArenaSkipsTheSequenceSayingWhy) {
 
 // The sweep's embedding ids: distinct rows spread over the table, in range, for any table.
 TEST(CalibrationSweep, TokenIdsAreDistinctRowsOfTheTable) {
-  for (int64_t rows : {int64_t(1), int64_t(7), int64_t(512), int64_t(7919), int64_t(32768),
-                       int64_t(50257)}) {
+  for (int64_t rows :
+       {int64_t(1), int64_t(7), int64_t(512), int64_t(7919), int64_t(32768), int64_t(50257)}) {
     const int64_t count = std::min<int64_t>(rows, 300);
     const std::vector<int64_t> ids = calibration_token_ids(count, rows, 5);
     ASSERT_EQ(ids.size(), size_t(count));
