@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 
+#include "cpu_kernels.h"
 #include "cpu_ops.h"
 #include "cpu_simd.h"
 #include "cpu_threading.h"
@@ -38,6 +39,11 @@ float* scratch_floats(Scratch slot, size_t count) {
     b.size = count;
   }
   return b.data;
+}
+
+void prepare_kernel_thread() {
+  ScratchBlock* blocks = scratch_blocks;  // this use sets them up on this thread
+  asm volatile("" : : "r"(blocks) : "memory");
 }
 
 void trim_outer_scratch(size_t keep_bytes) {

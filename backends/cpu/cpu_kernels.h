@@ -28,5 +28,11 @@ namespace hal::cpu {
 
 Status run_op(const OpSpec& spec, const void* const* inputs, void* output);
 bool kernel_supports(const OpSpec& spec);
+// Makes this thread's kernel scratch blocks exist now. A thread_local with a destructor, in a
+// library loaded with dlopen, is set up at its first use on each thread (its block
+// allocated, its destructor registered with the C runtime): on a stream's new worker
+// thread that took 14-47 us inside the first op's record. Stream workers call this
+// before their first command.
+void prepare_kernel_thread();
 
 }  // namespace hal::cpu

@@ -92,7 +92,12 @@ Status execute_on_worker(const plugin::ExecuteCall& call, uint64_t tag, plugin::
 // events, host functions and records; this class adds the CPU's copies, fills and ops.
 class CpuStream : public HostQueueStream {
  public:
-  explicit CpuStream(uint32_t flags) : HostQueueStream(flags) {}
+  explicit CpuStream(uint32_t flags) : HostQueueStream(flags) {
+    enqueue([]() -> Status {  // the worker's thread-locals, before any command's record
+      prepare_kernel_thread();
+      return ok_status();
+    });
+  }
   ~CpuStream() override { drain(); }  // the queued work may still call this class
 
   Status copy(const CopyCall& c) override {
