@@ -360,8 +360,13 @@ Result<std::vector<MeasuredOp>> measure_calibration_ops(Device& device,
             if (ids && !options.timing_only && st.ok()) {
               const int64_t width = d.dtype == DType::kI32 ? 4 : 8;
               const uint64_t bytes = ref->buffer->size();
-              const std::vector<int64_t> v = calibration_token_ids(
-                  int64_t(bytes) / width, c.spec.inputs[0].shape[0], c.kv_length);
+              // From mid-table: the table sits in the pool just after the region the op
+              // before streamed (the last step's lm_head), and its first rows came in
+              // with that stream's prefetches (a decode step's gather measured half of
+              // a model's).
+              const int64_t rows = c.spec.inputs[0].shape[0];
+              const std::vector<int64_t> v =
+                  calibration_token_ids(int64_t(bytes) / width, rows, rows / 2 + c.kv_length);
               std::vector<uint8_t>& host = host_ids.emplace_back(bytes);
               for (size_t j = 0; j < v.size(); ++j) {
                 const int32_t narrow = int32_t(v[j]);
