@@ -442,6 +442,52 @@ TEST(GoldenPredictions, FitOfAnOpKind) {
   }
 }
 
+// Samples of one shape are one point, their lower median: a sweep measures an add at several
+// places of a step (once right after the embeddings, its code cold, then in every block),
+// and the odd place first in sweep order must not decide the shape's prediction.
+TEST(Calibration, SamplesOfOneShapeArePooledByTheirMedian) {
+  OpCalibration add;
+  add.op = OpKind::kAdd;
+  add.dtype = DType::kF32;
+  add.overhead_s = 1e-6;
+  add.bytes_per_s = 2e10;
+  const double small = 6144, large = 12288;
+  const double base_small = add.baseline_seconds(0, small),
+               base_large = add.baseline_seconds(0, large);
+  // Per shape, in sweep order: the cold one at 2x, then two at 0.8x; four steps of it.
+  for (int step = 0; step < 4; ++step)
+    for (double b : {small, large}) {
+      const double base = b == small ? base_small : base_large;
+      add.samples.push_back({0, b, 2.0 * base});
+      add.samples.push_back({0, b, 0.8 * base});
+      add.samples.push_back({0, b, 0.8 * base});
+    }
+  // A shape sampled twice (a prefill's two norms of one block): the lower one.
+  const double big = 4e6, base_big = add.baseline_seconds(0, big);
+  add.samples.push_back({0, big, 2.0 * base_big});
+  add.samples.push_back({0, big, 0.8 * base_big});
+  Calibration cal;
+  cal.device_name = "Test CPU 9000";
+  cal.backend = "cpu";
+  cal.ops.push_back(add);
+  const DeviceCostModel m(cpu_info(), cal);
+  OpWork at_big = work(OpClass::kVector, DType::kF32, 0, big);
+  at_big.op = OpKind::kAdd;
+  EXPECT_GT(m.seconds(at_big) / base_big, 0.79);
+  EXPECT_LT(m.seconds(at_big) / base_big, 0.82);
+  OpWork w = work(OpClass::kVector, DType::kF32, 0, small);
+  w.op = OpKind::kAdd;
+  // At a sampled shape: 0.8x, pulled a little towards the baseline by the neutral sample.
+  const double at_small = m.seconds(w) / base_small;
+  EXPECT_GT(at_small, 0.79);
+  EXPECT_LT(at_small, 0.82);
+  // Between the two shapes: still the common case, not a blend with the cold one.
+  w.bytes = 9216;
+  const double between = m.seconds(w) / add.baseline_seconds(0, w.bytes);
+  EXPECT_GT(between, 0.79);
+  EXPECT_LT(between, 0.9);
+}
+
 class CalibrationFiles : public ::testing::Test {
  protected:
   void SetUp() override {

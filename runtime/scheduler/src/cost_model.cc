@@ -71,13 +71,37 @@ DeviceCostModel::DeviceCostModel(hal::DeviceInfo info, std::optional<Calibration
   vector_flops_ = parse_positive(info_.property("vector_flops"));
   if (!calibration_) return;
   for (const OpCalibration& c : calibration_->ops) {
-    OpPoints p;
+    // Samples of one shape (the same FLOPs and bytes) are one point, their lower median
+    // ratio: a sweep measures a shape at several places of a step (an add right after the
+    // embeddings, its code cold, and the residual adds of the block), and a model runs
+    // most of its ops of a shape inside its many blocks, the common place. As separate
+    // points, the 4 nearest were simply the first 4 of the shape in sweep order, and the
+    // odd one out could be half of them (predicted decode adds were 1.8x a GPT-2 step's);
+    // of two samples (a prefill's two norms of one block) the lower is the block's.
+    struct Sample {
+      double flops, bytes, log_ratio;
+    };
+    std::vector<Sample> kept;
     for (const OpSample& s : c.samples) {
       const double base = c.baseline_seconds(s.flops, s.bytes);
       if (!(base > 0) || !(s.seconds > 0)) continue;
-      p.x.push_back(log2_intensity(s.flops, s.bytes));
-      p.y.push_back(log2_busy(c, s.flops, s.bytes));
-      p.log_ratio.push_back(std::log(s.seconds / base));
+      kept.push_back({s.flops, s.bytes, std::log(s.seconds / base)});
+    }
+    std::sort(kept.begin(), kept.end(), [](const Sample& a, const Sample& b) {
+      return a.flops != b.flops ? a.flops < b.flops : a.bytes < b.bytes;
+    });
+    OpPoints p;
+    for (size_t i = 0; i < kept.size();) {
+      size_t j = i;
+      std::vector<double> ratios;
+      while (j < kept.size() && kept[j].flops == kept[i].flops && kept[j].bytes == kept[i].bytes)
+        ratios.push_back(kept[j++].log_ratio);
+      const size_t lower_median = (ratios.size() - 1) / 2;
+      std::nth_element(ratios.begin(), ratios.begin() + ptrdiff_t(lower_median), ratios.end());
+      p.x.push_back(log2_intensity(kept[i].flops, kept[i].bytes));
+      p.y.push_back(log2_busy(c, kept[i].flops, kept[i].bytes));
+      p.log_ratio.push_back(ratios[lower_median]);
+      i = j;
     }
     op_points_.push_back(std::move(p));
   }
