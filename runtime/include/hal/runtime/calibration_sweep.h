@@ -36,7 +36,9 @@
 // made the decode step's adds, gelu and attention ~2x what they take in a model: each output
 // line came from memory before it was written). An embedding gathers distinct rows spread
 // over its table (calibration_token_ids), as a prompt's tokens do (one id repeated read one
-// row from memory and the rest from cache: prefill gathers measured a fifth of a model's).
+// row from memory and the rest from cache: prefill gathers measured a fifth of a model's),
+// starting mid-table (the table's first rows follow the region the step's last op streamed,
+// and came in with its prefetches: a decode gather measured half of a model's).
 // The gap between commands (event-to-event time minus the records' sum, per op) is kept as
 // well.
 //

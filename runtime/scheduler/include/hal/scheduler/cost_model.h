@@ -9,7 +9,9 @@
 //    times a correction exp(r), r interpolated from the calibration samples' log ratios
 //    measured / baseline by inverse squared distance over their 4 nearest in
 //    (log2 FLOPs per byte, log2 baseline busy time), with a virtual sample of ratio 1 at
-//    distance 2 (octaves) so a shape far from every sample gets the baseline.
+//    distance 2 (octaves) so a shape far from every sample gets the baseline. Samples of
+//    one shape (equal FLOPs and bytes: one op measured at several places of a step) are
+//    one point, the lower median of their ratios.
 // 2. The roofline:
 //      compute_s  = flops / (peak_flops(dtype) * efficiency.compute)
 //      memory_s   = bytes / (memory_bandwidth * efficiency.memory)
