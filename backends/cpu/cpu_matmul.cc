@@ -131,7 +131,7 @@ struct StreamKernels {
   decltype(&isa_base::cols_kernel) cols = &isa_base::cols_kernel;
   // f16/bf16 prefill panels (cpu_panel_kernels.inc): none on the baseline ISA.
   void (*panel)(DType, int64_t, const float*, int64_t, const char*, int64_t, int64_t, int64_t,
-                float*, float*, int64_t) = nullptr;
+                float*, float*, int64_t, int64_t) = nullptr;
 };
 
 // The widest copy the running CPU supports (cpu_isa.h), chosen once.
@@ -287,7 +287,10 @@ void panel_product(const Gemm& g, bool parallel) {
     float* res = scratch_floats(Scratch::kLeaf3, size_t(16 * g.m));
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t n0 = 16 * p, nc = std::min<int64_t>(16, g.n - n0);
-      stream_kernels().panel(g.b.t, g.m, a, g.k, g.b.at(0, n0), bn_bytes, g.k, nc, wp, res, 16);
+      // The next panel of this range is read next: its rows are prefetched meanwhile.
+      const int64_t next_rows = p + 1 < p1 ? std::min<int64_t>(16, g.n - n0 - 16) : 0;
+      stream_kernels().panel(g.b.t, g.m, a, g.k, g.b.at(0, n0), bn_bytes, g.k, nc, wp, res, 16,
+                             next_rows);
       store_rows(g, 0, g.m, n0, nc, res, 16);
     }
   };
@@ -425,7 +428,7 @@ bool panel_kernels_available() { return stream_kernels().panel != nullptr; }
 
 void panel_product16(DType t, int64_t m, const float* a, int64_t lda, const char* b,
                      int64_t bn_bytes, int64_t k, int64_t nc, float* wp, float* res, int64_t ldr) {
-  stream_kernels().panel(t, m, a, lda, b, bn_bytes, k, nc, wp, res, ldr);
+  stream_kernels().panel(t, m, a, lda, b, bn_bytes, k, nc, wp, res, ldr, 0);
 }
 
 Status matmul(const OpSpec& spec, const void* const* in, void* out) {

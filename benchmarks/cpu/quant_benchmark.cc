@@ -8,6 +8,9 @@
 //                                  weight GB/s, and the fraction of BM_ReadBandwidth's
 //                                  figure (measured once per process, before the runs).
 //  BM_QuantPrefill/fmt/M/K/N       M = 128 rows: GFLOP/s (weights stay in cache).
+//  BM_PrefillColdWeights/fmt/M/K/N as BM_QuantPrefill, weights cycled over copies larger
+//                                  than the last-level cache: a model's prefill, which
+//                                  reads each weight once from memory.
 //  BM_QuantGpt2Step/fmt            every matmul of one GPT-2-small decode step (12 layers of
 //                                  c_attn, c_proj, c_fc, mlp c_proj, then the tied lm_head)
 //                                  with weights in `fmt`: tokens/s and fraction of bandwidth.
@@ -168,6 +171,36 @@ void BM_QuantPrefill(benchmark::State& state) {
 }
 BENCHMARK(BM_QuantPrefill)->Apply([](benchmark::internal::Benchmark* b) {
   for (int64_t f = 0; f < int64_t(std::size(kFormats)); ++f) b->Args({f, 128, 768, 3072});
+  b->ArgNames({"fmt", "M", "K", "N"})->Unit(benchmark::kMillisecond)->UseRealTime();
+});
+
+void BM_PrefillColdWeights(benchmark::State& state) {
+  const hal::DType t = kFormats[state.range(0)];
+  const int64_t m = state.range(1), k = state.range(2), n = state.range(3);
+  const uint64_t bytes = hal::TensorDesc::contiguous(t, hal::Shape{n, k}).bytes();
+  const uint64_t llc = std::max<uint64_t>(env().cpu->info().sram_bytes, 32u << 20);
+  const int copies = int(std::max<uint64_t>(2, (4 * llc + bytes - 1) / bytes));
+  std::vector<hal::Buffer> w;
+  for (int i = 0; i < copies; ++i) w.push_back(weights(t, n, k, uint32_t(i)));
+  hal::Buffer x = activations(m * k), y = activations(m * n);
+  auto stream = env().cpu->create_stream();
+  check(stream.status());
+  size_t next = 0;
+  double seconds = 0;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    check(stream->dispatch(product(x, w[next], y, t, m, k, n)));
+    check(stream->synchronize());
+    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    next = (next + 1) % w.size();
+  }
+  state.counters["GFLOP/s"] = 2.0 * double(m * n * k) * double(state.iterations()) / seconds * 1e-9;
+  state.SetLabel(std::string(hal::dtype_name(t)));
+}
+BENCHMARK(BM_PrefillColdWeights)->Apply([](benchmark::internal::Benchmark* b) {
+  for (int64_t f : {0, 1, 3, 4})  // f32, f16, q8_0, q4_0
+    for (const auto& s : {std::pair<int64_t, int64_t>{768, 2304}, {768, 3072}, {3072, 768}})
+      b->Args({f, 128, s.first, s.second});
   b->ArgNames({"fmt", "M", "K", "N"})->Unit(benchmark::kMillisecond)->UseRealTime();
 });
 
