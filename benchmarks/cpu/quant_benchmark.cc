@@ -115,14 +115,22 @@ void BM_ReadBandwidth(benchmark::State& state) {
 }
 BENCHMARK(BM_ReadBandwidth)->Iterations(1)->UseManualTime();
 
+// Copies of `rows` x `k` weights in format t, together 4x the last-level cache (at least
+// 2): cycled through, each is read from memory, as a model reads its weights.
+std::vector<hal::Buffer> cold_weights(hal::DType t, int64_t rows, int64_t k) {
+  const uint64_t bytes = hal::TensorDesc::contiguous(t, hal::Shape{rows, k}).bytes();
+  const uint64_t llc = std::max<uint64_t>(env().cpu->info().sram_bytes, 32u << 20);
+  const int copies = int(std::max<uint64_t>(2, (4 * llc + bytes - 1) / bytes));
+  std::vector<hal::Buffer> w;
+  for (int i = 0; i < copies; ++i) w.push_back(weights(t, rows, k, uint32_t(i)));
+  return w;
+}
+
 void BM_QuantDecode(benchmark::State& state) {
   const hal::DType t = kFormats[state.range(0)];
   const int64_t m = state.range(1), k = state.range(2), n = state.range(3);
   const uint64_t bytes = hal::TensorDesc::contiguous(t, hal::Shape{n, k}).bytes();
-  const uint64_t llc = std::max<uint64_t>(env().cpu->info().sram_bytes, 32u << 20);
-  const int copies = int(std::max<uint64_t>(2, (4 * llc + bytes - 1) / bytes));
-  std::vector<hal::Buffer> w;
-  for (int i = 0; i < copies; ++i) w.push_back(weights(t, n, k, uint32_t(i)));
+  const std::vector<hal::Buffer> w = cold_weights(t, n, k);
   hal::Buffer x = activations(m * k), y = activations(m * n);
   auto stream = env().cpu->create_stream();
   check(stream.status());
@@ -177,11 +185,7 @@ BENCHMARK(BM_QuantPrefill)->Apply([](benchmark::internal::Benchmark* b) {
 void BM_PrefillColdWeights(benchmark::State& state) {
   const hal::DType t = kFormats[state.range(0)];
   const int64_t m = state.range(1), k = state.range(2), n = state.range(3);
-  const uint64_t bytes = hal::TensorDesc::contiguous(t, hal::Shape{n, k}).bytes();
-  const uint64_t llc = std::max<uint64_t>(env().cpu->info().sram_bytes, 32u << 20);
-  const int copies = int(std::max<uint64_t>(2, (4 * llc + bytes - 1) / bytes));
-  std::vector<hal::Buffer> w;
-  for (int i = 0; i < copies; ++i) w.push_back(weights(t, n, k, uint32_t(i)));
+  const std::vector<hal::Buffer> w = cold_weights(t, n, k);
   hal::Buffer x = activations(m * k), y = activations(m * n);
   auto stream = env().cpu->create_stream();
   check(stream.status());
