@@ -126,6 +126,23 @@ std::vector<hal::Buffer> cold_weights(hal::DType t, int64_t rows, int64_t k) {
   return w;
 }
 
+// The benchmark's timed loop: one product of x and the next of the weights `w` per
+// iteration, each to completion; returns the seconds they took together.
+double time_cycled_products(benchmark::State& state, hal::Stream& stream, const hal::Buffer& x,
+                            const std::vector<hal::Buffer>& w, const hal::Buffer& y, hal::DType t,
+                            int64_t m, int64_t k, int64_t n) {
+  size_t next = 0;
+  double seconds = 0;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    check(stream.dispatch(product(x, w[next], y, t, m, k, n)));
+    check(stream.synchronize());
+    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    next = (next + 1) % w.size();
+  }
+  return seconds;
+}
+
 void BM_QuantDecode(benchmark::State& state) {
   const hal::DType t = kFormats[state.range(0)];
   const int64_t m = state.range(1), k = state.range(2), n = state.range(3);
@@ -138,15 +155,7 @@ void BM_QuantDecode(benchmark::State& state) {
   // weight's first product (cpu_weight_cache.h), which a model pays once, not per token.
   for (const hal::Buffer& b : w) check(stream->dispatch(product(x, b, y, t, m, k, n)));
   check(stream->synchronize());
-  size_t next = 0;
-  double seconds = 0;
-  for (auto _ : state) {
-    const auto t0 = Clock::now();
-    check(stream->dispatch(product(x, w[next], y, t, m, k, n)));
-    check(stream->synchronize());
-    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
-    next = (next + 1) % w.size();
-  }
+  const double seconds = time_cycled_products(state, *stream, x, w, y, t, m, k, n);
   const double gbs = double(bytes) * double(state.iterations()) / seconds;
   state.counters["GB/s"] = gbs * 1e-9;
   state.counters["of_read_bw"] = gbs / env().read_bw;
@@ -189,15 +198,7 @@ void BM_PrefillColdWeights(benchmark::State& state) {
   hal::Buffer x = activations(m * k), y = activations(m * n);
   auto stream = env().cpu->create_stream();
   check(stream.status());
-  size_t next = 0;
-  double seconds = 0;
-  for (auto _ : state) {
-    const auto t0 = Clock::now();
-    check(stream->dispatch(product(x, w[next], y, t, m, k, n)));
-    check(stream->synchronize());
-    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
-    next = (next + 1) % w.size();
-  }
+  const double seconds = time_cycled_products(state, *stream, x, w, y, t, m, k, n);
   state.counters["GFLOP/s"] = 2.0 * double(m * n * k) * double(state.iterations()) / seconds * 1e-9;
   state.SetLabel(std::string(hal::dtype_name(t)));
 }
