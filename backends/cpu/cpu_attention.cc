@@ -519,6 +519,75 @@ Status attention(const OpSpec& spec, const void* const* in, void* out) {
 
 // ---- rotary --------------------------------------------------------------------------------
 
+namespace {
+
+// Per thread: cos and sin of the angles of the positions it rotated last, for one table of
+// inverse frequencies. A decode step rotates q and k of every layer at one position with
+// the model's one table, so the step computes its angles once, not twice per layer. Why it
+// matters beyond the arithmetic: a layer's q rotary follows the q/k/v products, whose weight
+// streams evict libm's code and tables, and its cos/sin calls took ~10,000 of the op's
+// ~15,000 cycles (rdtsc inside the kernel, llama-small-random decode) where the k rotary
+// right after took ~1,200 for the same calls; the cost model, which cannot tell the two
+// apart by shape, predicted the class 35% low.
+//
+// The table and positions live in this thread's kRotaryAngles scratch block (which only
+// this kernel uses); `block` and `half` say what it holds. Entries are looked up by
+// position, slot = position mod kSlots; a different table (another model, rope scaling or
+// rotary_dim) empties them.
+struct RotaryAngleCache {
+  static constexpr int64_t kSlots = 64;
+  float* block = nullptr;  // the scratch block when it was laid out (moved: emptied)
+  int64_t half = 0;
+};
+thread_local RotaryAngleCache rotary_angle_cache;
+
+// The block's layout for `half`: the table (half doubles), kSlots positions (doubles, NaN
+// = empty), then per slot `half` cos and `half` sin floats.
+struct RotaryAngleView {
+  double* inv_freq;
+  double* positions;
+  float* angles;
+  int64_t half;
+  static size_t floats(int64_t half) {
+    return size_t(2 * half + 2 * RotaryAngleCache::kSlots + 2 * RotaryAngleCache::kSlots * half);
+  }
+};
+
+// This thread's cache, serving `inv_freq` (half entries).
+RotaryAngleView rotary_angles_for(const double* inv_freq, int64_t half) {
+  RotaryAngleCache& c = rotary_angle_cache;
+  float* block = scratch_floats(Scratch::kRotaryAngles, RotaryAngleView::floats(half));
+  RotaryAngleView v{reinterpret_cast<double*>(block), reinterpret_cast<double*>(block) + half,
+                    block + 2 * half + 2 * RotaryAngleCache::kSlots, half};
+  const bool same = c.block == block && c.half == half &&
+                    std::memcmp(v.inv_freq, inv_freq, size_t(half) * sizeof(double)) == 0;
+  if (!same) {
+    std::memcpy(v.inv_freq, inv_freq, size_t(half) * sizeof(double));
+    std::fill_n(v.positions, RotaryAngleCache::kSlots, std::nan(""));
+    c.block = block;
+    c.half = half;
+  }
+  return v;
+}
+
+// cos and sin of position p's angles (p * inv_freq[i], in double, rounded to float).
+std::pair<const float*, const float*> rotary_angles(const RotaryAngleView& v, double p) {
+  const int64_t slot = int64_t(std::fmod(std::fabs(p), double(RotaryAngleCache::kSlots)));
+  float* cs = v.angles + 2 * slot * v.half;
+  float* sn = cs + v.half;
+  if (!(v.positions[slot] == p)) {
+    for (int64_t i = 0; i < v.half; ++i) {
+      const double ang = p * v.inv_freq[i];
+      cs[i] = float(std::cos(ang));
+      sn[i] = float(std::sin(ang));
+    }
+    v.positions[slot] = p;
+  }
+  return {cs, sn};
+}
+
+}  // namespace
+
 Status rotary(const OpSpec& spec, const void* const* in, void* out) {
   const TensorDesc& x = spec.inputs[0];
   const TensorDesc& pos = spec.inputs[1];
@@ -529,12 +598,16 @@ Status rotary(const OpSpec& spec, const void* const* in, void* out) {
   const int64_t rd = at.rotary_dim == 0 ? d : at.rotary_dim, half = rd / 2;
   if (o.numel() == 0) return ok_status();
 
-  std::vector<double> inv_freq(static_cast<size_t>(half));
+  // The inverse frequencies: the op's table input, else theta^(-2i/rd). On the stack up to
+  // a head dim of 512 (no allocation per op; scratch is no place for it: a kernel may run
+  // where another's top level is waiting).
+  double on_stack[256];
+  std::vector<double> on_heap(half > 256 ? size_t(half) : 0);
+  double* inv_freq = half > 256 ? on_heap.data() : on_stack;
   for (int64_t i = 0; i < half; ++i)
-    inv_freq[size_t(i)] =
-        spec.num_inputs == 3
-            ? double(load_as_float(in[2], DType::kF32, i * spec.inputs[2].strides[0]))
-            : std::pow(double(at.rope_theta), -2.0 * double(i) / double(rd));
+    inv_freq[i] = spec.num_inputs == 3
+                      ? double(load_as_float(in[2], DType::kF32, i * spec.inputs[2].strides[0]))
+                      : std::pow(double(at.rope_theta), -2.0 * double(i) / double(rd));
 
   // Units: every (.., s) position; each rotates its `heads` rows with one cos/sin table.
   int64_t units = 1;
@@ -542,10 +615,8 @@ Status rotary(const OpSpec& spec, const void* const* in, void* out) {
   const int64_t xsz = dtype_size(x.dtype), osz = dtype_size(o.dtype);
   parallel_for(units, std::max<int64_t>(1, 8192 / std::max<int64_t>(heads * d, 1)),
                [&](int64_t u0, int64_t u1) {
-                 float* mem = scratch_floats(Scratch::kLeaf0, size_t(2 * half + d));
-                 float* cs = mem;
-                 float* sn = cs + half;
-                 float* row = sn + half;
+                 float* row = scratch_floats(Scratch::kLeaf0, size_t(d));
+                 const RotaryAngleView angles = rotary_angles_for(inv_freq, half);
                  for (int64_t u = u0; u < u1; ++u) {
                    // Unravel u over dims [0, r-2): the last of them is s.
                    int64_t xo = 0, oo = 0, rem = u, s = 0, b0 = 0;
@@ -562,11 +633,7 @@ Status rotary(const OpSpec& spec, const void* const* in, void* out) {
                    const double p = pos.dtype == DType::kI64
                                         ? double(static_cast<const int64_t*>(in[1])[pe])
                                         : double(static_cast<const int32_t*>(in[1])[pe]);
-                   for (int64_t i = 0; i < half; ++i) {
-                     const double ang = p * inv_freq[size_t(i)];
-                     cs[i] = float(std::cos(ang));
-                     sn[i] = float(std::sin(ang));
-                   }
+                   const auto [cs, sn] = rotary_angles(angles, p);
                    for (int64_t h = 0; h < heads; ++h) {
                      const char* xp =
                          static_cast<const char*>(in[0]) + (xo + h * x.strides[r - 2]) * xsz;

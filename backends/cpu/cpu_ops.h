@@ -81,6 +81,7 @@ enum class Scratch : int {
   kLeaf1,
   kLeaf2,
   kLeaf3,
+  kRotaryAngles,  // rotary's cos/sin cache (cpu_attention.cc): no other kernel touches it
   kOuter0,
   kOuter1,
   kOuter2,

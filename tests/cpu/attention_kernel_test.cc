@@ -131,6 +131,30 @@ TEST(CpuRotary, ScaledInverseFrequencies) {
   check_op(s, {&x, &pos, &inv}, kAttentionTol);
 }
 
+// The kernel keeps each thread's last angles (cos/sin per position and table): a rotary
+// at the same positions with another table, another rotary_dim or the theta formula
+// must not reuse them.
+TEST(CpuRotary, SamePositionsWithAnotherTableAreRecomputed) {
+  HostTensor x = make_tensor(DType::kF32, {1, 3, 4, 16});
+  HostTensor pos = make_tensor(DType::kI32, {3}, Layout::kDense, 0.0, 300.0);
+  HostTensor table_a = make_tensor(DType::kF32, {8}, Layout::kDense, 0.0, 1.0);
+  HostTensor table_b = make_tensor(DType::kF32, {8}, Layout::kDense, 0.0, 1.0);
+  HostTensor table_short = make_tensor(DType::kF32, {4}, Layout::kDense, 0.0, 1.0);
+  OpSpec s;
+  s.kind = OpKind::kRotary;
+  for (int round = 0; round < 2; ++round) {
+    s.attrs.rotary_dim = 0;
+    check_op(s, {&x, &pos, &table_a}, kAttentionTol);
+    check_op(s, {&x, &pos, &table_b}, kAttentionTol);
+    check_op(s, {&x, &pos}, kAttentionTol);  // theta^(-2i/d)
+    s.attrs.rope_theta = 500000.0f;
+    check_op(s, {&x, &pos}, kAttentionTol);
+    s.attrs.rope_theta = 10000.0f;
+    s.attrs.rotary_dim = 8;
+    check_op(s, {&x, &pos, &table_short}, kAttentionTol);
+  }
+}
+
 TEST(CpuEmbedding, GathersRowsForEveryDtypeAndLayout) {
   for (DType t : kFloatTypes)
     for (DType id_type : {DType::kI32, DType::kI64})
