@@ -88,6 +88,7 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
               spec.attrs.kv_length = sh.kv;
             }
             op.spec = spec;
+            op.in_block = node.layer >= 0;
             // Which inputs a model reads from weights or KV caches: a kOp node's inputs
             // by their storage; a copy's source is an activation.
             if (node.kind == NodeKind::kOp)

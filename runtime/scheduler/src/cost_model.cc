@@ -62,6 +62,10 @@ double log2_busy(const OpCalibration& c, double flops, double bytes) {
   return std::log2(std::max(c.baseline_busy_seconds(flops, bytes), 1e-12));
 }
 constexpr int kNeighbours = 4;
+// How many times a model runs a block op per op outside the blocks (GPT-2-small's 12
+// layers; the built-in models have 8-12, published ones 12-80: the pooled value moves
+// little between them once the block dominates).
+constexpr double kBlockRepeats = 12;
 constexpr double kNeutralDistance2 = 4.0;  // the virtual ratio-1 sample (2 octaves away)
 
 }  // namespace
@@ -71,21 +75,25 @@ DeviceCostModel::DeviceCostModel(hal::DeviceInfo info, std::optional<Calibration
   vector_flops_ = parse_positive(info_.property("vector_flops"));
   if (!calibration_) return;
   for (const OpCalibration& c : calibration_->ops) {
-    // Samples of one shape (the same FLOPs and bytes) are one point, their lower median
-    // ratio: a sweep measures a shape at several places of a step (an add right after the
-    // embeddings, its code cold, and the residual adds of the block), and a model runs
-    // most of its ops of a shape inside its many blocks, the common place. As separate
-    // points, the 4 nearest were simply the first 4 of the shape in sweep order, and the
-    // odd one out could be half of them (predicted decode adds were 1.8x a GPT-2 step's);
-    // of two samples (a prefill's two norms of one block) the lower is the block's.
+    // Samples of one shape (the same FLOPs and bytes) are one point: the mean of their log
+    // ratios, each sample weighted by how often a model runs its place in the step. The
+    // sweep runs one transformer block; a model runs its block once per layer and the rest
+    // (embeddings, final norm, head) once, so a sample from inside the block weighs
+    // kBlockRepeats. The places differ: an add right after the embeddings (its code cold
+    // after the head's weight stream) took 2-3x a block's residual add, a K-cache write 2x
+    // the V write beside it, a q rotary several times the k rotary of the same shape in a
+    // sweep of another hidden size. As separate points the 4 nearest were the first 4 of
+    // the shape in sweep order (predicted decode adds 1.8x a GPT-2 step's); as their lower
+    // median, the faster of two block places (K/V writes predicted 20-40% low).
     struct Sample {
-      double flops, bytes, log_ratio;
+      double flops, bytes, log_ratio, weight;
     };
     std::vector<Sample> kept;
     for (const OpSample& s : c.samples) {
       const double base = c.baseline_seconds(s.flops, s.bytes);
       if (!(base > 0) || !(s.seconds > 0)) continue;
-      kept.push_back({s.flops, s.bytes, std::log(s.seconds / base)});
+      kept.push_back(
+          {s.flops, s.bytes, std::log(s.seconds / base), s.in_block ? kBlockRepeats : 1.0});
     }
     std::sort(kept.begin(), kept.end(), [](const Sample& a, const Sample& b) {
       return a.flops != b.flops ? a.flops < b.flops : a.bytes < b.bytes;
@@ -93,14 +101,15 @@ DeviceCostModel::DeviceCostModel(hal::DeviceInfo info, std::optional<Calibration
     OpPoints p;
     for (size_t i = 0; i < kept.size();) {
       size_t j = i;
-      std::vector<double> ratios;
-      while (j < kept.size() && kept[j].flops == kept[i].flops && kept[j].bytes == kept[i].bytes)
-        ratios.push_back(kept[j++].log_ratio);
-      const size_t lower_median = (ratios.size() - 1) / 2;
-      std::nth_element(ratios.begin(), ratios.begin() + ptrdiff_t(lower_median), ratios.end());
+      double sum = 0, weights = 0;
+      for (; j < kept.size() && kept[j].flops == kept[i].flops && kept[j].bytes == kept[i].bytes;
+           ++j) {
+        sum += kept[j].weight * kept[j].log_ratio;
+        weights += kept[j].weight;
+      }
       p.x.push_back(log2_intensity(kept[i].flops, kept[i].bytes));
       p.y.push_back(log2_busy(c, kept[i].flops, kept[i].bytes));
-      p.log_ratio.push_back(ratios[lower_median]);
+      p.log_ratio.push_back(sum / weights);
       i = j;
     }
     op_points_.push_back(std::move(p));

@@ -66,6 +66,9 @@ struct CalibrationOp {
   std::array<bool, kMaxOpInputs> cold{};  // inputs read from weights or KV caches
   bool cold_output = false;               // writes a KV cache (a region not touched lately)
   int64_t kv_length = 0;                  // attention: the keys visible (its kv_lengths input)
+  // Part of the transformer block (a node of a layer): a model runs it once per layer,
+  // the ops outside (embeddings, final norm, head) once per step.
+  bool in_block = false;
   int32_t sequence = 0;  // ops of one sequence are consecutive, in the graph's order
   // The activation each input reads and the output writes: an index of the sequence's
   // graph values (its storage root), shared by the ops that produce and consume it; -1:

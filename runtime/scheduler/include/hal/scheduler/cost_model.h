@@ -11,7 +11,9 @@
 //    (log2 FLOPs per byte, log2 baseline busy time), with a virtual sample of ratio 1 at
 //    distance 2 (octaves) so a shape far from every sample gets the baseline. Samples of
 //    one shape (equal FLOPs and bytes: one op measured at several places of a step) are
-//    one point, the lower median of their ratios.
+//    one point, the mean of their log ratios, weighted by how often a model runs each
+//    place: 12 for a sample from inside the sweep's transformer block (OpSample::in_block;
+//    a model runs its block once per layer), 1 for one outside it.
 // 2. The roofline:
 //      compute_s  = flops / (peak_flops(dtype) * efficiency.compute)
 //      memory_s   = bytes / (memory_bandwidth * efficiency.memory)
