@@ -77,10 +77,12 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
                      ? arena.offsets[size_t(v)]
                      : 0;
         };
+        bool previous_streamed = false;  // the last node that dispatched ops streamed
         for (NodeId n : *order) {
           const Node& node = g.node(n);
           int concat_part = 0;
-          for (OpSpec spec : node_op_specs(g, n)) {
+          const std::vector<OpSpec> specs = node_op_specs(g, n);
+          for (OpSpec spec : specs) {
             CalibrationOp op;
             op.sequence = sequence;
             if (node.kind == NodeKind::kOp && node.op == OpKind::kAttention) {
@@ -89,6 +91,7 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
             }
             op.spec = spec;
             op.in_block = node.layer >= 0;
+            op.after_stream = concat_part == 0 && previous_streamed;
             // Which inputs a model reads from weights or KV caches: a kOp node's inputs
             // by their storage; a copy's source is an activation.
             if (node.kind == NodeKind::kOp)
@@ -134,6 +137,7 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
             op.label.append(" -> ").append(spec.output.shape.to_string());
             out.push_back(std::move(op));
           }
+          if (!specs.empty()) previous_streamed = streamed_input_bytes(g, n) >= kCacheEvictingBytes;
         }
         ++sequence;
       }

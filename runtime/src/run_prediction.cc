@@ -14,6 +14,8 @@ RunPrediction predict_run(const ProfiledRun& run,
   const Graph& g = *run.graph;
   double attention_shift = 0;
   std::vector<double> per_device(models.size(), 0.0);
+  // Per device: whether its last op streamed weights or KV caches (OpWork::after_stream).
+  std::vector<char> streamed(models.size(), 0);
   for (size_t i = 0; i < run.timeline.entries.size(); ++i) {
     const TimelineEntry& e = run.timeline.entries[i];
     if (e.kind != TimelineEntry::Kind::kOp || e.node == kNoNode || e.device < 0 ||
@@ -22,17 +24,24 @@ RunPrediction predict_run(const ProfiledRun& run,
     const scheduler::DeviceCostModel& model = *models[size_t(e.device)];
     const Node& node = g.node(e.node);
     double seconds = 0;
+    bool first = true;
     for (OpSpec spec : node_op_specs(g, e.node)) {
+      scheduler::OpWork work = scheduler::OpWork::from_spec(spec);
+      work.after_stream = first && streamed[size_t(e.device)] != 0;
+      first = false;
       if (node.kv_length && node.kv_length->symbol < int32_t(run.symbols.size())) {
-        const double planned = model.seconds(scheduler::OpWork::from_spec(spec));
+        const double planned = model.seconds(work);
         spec.attrs.kv_length = node.kv_length->eval(run.symbols);
-        const double actual = model.seconds(scheduler::OpWork::from_spec(spec));
+        scheduler::OpWork actual_work = scheduler::OpWork::from_spec(spec);
+        actual_work.after_stream = work.after_stream;
+        const double actual = model.seconds(actual_work);
         attention_shift += actual - planned;
         seconds += actual;
       } else {
-        seconds += model.seconds(scheduler::OpWork::from_spec(spec));
+        seconds += model.seconds(work);
       }
     }
+    streamed[size_t(e.device)] = streamed_input_bytes(g, e.node) >= kCacheEvictingBytes;
     p.entry_seconds[i] = seconds;
     per_device[size_t(e.device)] += seconds;
   }

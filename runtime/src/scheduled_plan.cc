@@ -73,6 +73,21 @@ std::vector<OpSpec> node_op_specs(const Graph& g, NodeId n) {
   return out;
 }
 
+uint64_t streamed_input_bytes(const Graph& g, NodeId n) {
+  const Node& node = g.node(n);
+  if (node.kind != NodeKind::kOp) return 0;
+  // An embedding reads the rows it gathers, not its table.
+  if (node.op == OpKind::kEmbedding)
+    return node.outputs.empty() ? 0 : g.value(node.outputs[0]).desc.extent_bytes();
+  uint64_t bytes = 0;
+  for (ValueId in : node.inputs) {
+    const ValueKind k = g.value(g.storage_root(in)).kind;
+    if (k == ValueKind::kConstant || k == ValueKind::kState)
+      bytes += g.value(in).desc.extent_bytes();
+  }
+  return bytes;
+}
+
 scheduler::OpWork op_work(const OpSpec& spec) {
   scheduler::OpWork w = scheduler::OpWork::from_spec(spec);
   if (spec.kind == OpKind::kMatmul && spec.num_inputs > 1 && dtype_size(spec.inputs[1].dtype) == 1)

@@ -491,6 +491,44 @@ TEST(Calibration, SamplesOfOneShapeArePooledByHowOftenAModelRunsThem) {
   EXPECT_LT(between, 0.9);
 }
 
+// An op right after a weight stream is predicted from the samples taken in that place,
+// the others from the rest: a q rotary right after the q/k/v products (3x its baseline
+// here) and a k rotary of the same shape after it (0.5x) are two predictions, not one
+// blend; a place without samples falls back to the other's.
+TEST(Calibration, OpsAfterAWeightStreamArePredictedFromSamplesTakenThere) {
+  OpCalibration rot;
+  rot.op = OpKind::kRotary;
+  rot.dtype = DType::kF32;
+  rot.overhead_s = 1e-6;
+  rot.bytes_per_s = 1e10;
+  for (double b : {4096.0, 8192.0, 16384.0}) {
+    const double base = rot.baseline_seconds(0, b);
+    rot.samples.push_back({0, b, 3.0 * base, true, true});
+    rot.samples.push_back({0, b, 0.5 * base, true, false});
+  }
+  Calibration cal;
+  cal.device_name = "Test CPU 9000";
+  cal.backend = "cpu";
+  cal.ops.push_back(rot);
+  const DeviceCostModel m(cpu_info(), cal);
+  OpWork w = work(OpClass::kVector, DType::kF32, 0, 6144);
+  w.op = OpKind::kRotary;
+  const double base = rot.baseline_seconds(0, 6144);
+  OpWork cold = w;
+  cold.after_stream = true;
+  EXPECT_GT(m.seconds(cold) / base, 2.8);
+  EXPECT_LT(m.seconds(cold) / base, 3.0);
+  EXPECT_GT(m.seconds(w) / base, 0.5);
+  EXPECT_LT(m.seconds(w) / base, 0.54);
+  // Only samples after a stream: both places are predicted from them.
+  Calibration only_cold = cal;
+  only_cold.ops[0].samples.clear();
+  for (const OpSample& s : rot.samples)
+    if (s.after_stream) only_cold.ops[0].samples.push_back(s);
+  const DeviceCostModel mc(cpu_info(), only_cold);
+  EXPECT_GT(mc.seconds(w) / base, 2.8);
+}
+
 class CalibrationFiles : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -548,7 +586,7 @@ TEST_F(CalibrationFiles, OpCalibrationsRoundTripAndVersionOneFilesStillLoad) {
     samples.push_back({OpClass::kMatrix, DType::kF32, 2 * n * n, 4 * n * n, 2e-6 + 4 * n * n / 2e10,
                        OpKind::kMatmul});
     samples.push_back({OpClass::kVector, DType::kF32, n, 12 * n, 1e-6 + 12 * n / 3e10, OpKind::kAdd,
-                       0, /*in_block=*/n > 256});
+                       0, /*in_block=*/n > 256, /*after_stream=*/n > 1024});
   }
   // Two samples of gelu: fewer than min_op_samples, so only its class learns from them.
   samples.push_back({OpClass::kVector, DType::kF32, 8e3, 8e3, 3e-6, OpKind::kGelu});
@@ -574,12 +612,16 @@ TEST_F(CalibrationFiles, OpCalibrationsRoundTripAndVersionOneFilesStillLoad) {
     EXPECT_DOUBLE_EQ(back->ops[i].bytes_per_s, cal->ops[i].bytes_per_s);
     ASSERT_EQ(back->ops[i].samples.size(), cal->ops[i].samples.size());
     EXPECT_DOUBLE_EQ(back->ops[i].samples[1].seconds, cal->ops[i].samples[1].seconds);
-    for (size_t k = 0; k < cal->ops[i].samples.size(); ++k)
+    for (size_t k = 0; k < cal->ops[i].samples.size(); ++k) {
       EXPECT_EQ(back->ops[i].samples[k].in_block, cal->ops[i].samples[k].in_block);
+      EXPECT_EQ(back->ops[i].samples[k].after_stream, cal->ops[i].samples[k].after_stream);
+    }
   }
   const OpCalibration& adds = *back->for_op(OpKind::kAdd, DType::kF32);
   EXPECT_FALSE(adds.samples[0].in_block);
   EXPECT_TRUE(adds.samples[1].in_block);
+  EXPECT_FALSE(adds.samples[1].after_stream);
+  EXPECT_TRUE(adds.samples[2].after_stream);
   EXPECT_EQ(back->memory_bandwidth_bytes_per_s, 40e9);
   EXPECT_EQ(back->peak_flops.at(DType::kF32), 1e12);
   EXPECT_EQ(calibration_to_json(*back), calibration_to_json(*cal));
@@ -628,9 +670,9 @@ TEST_F(CalibrationFiles, ParseErrorsNameTheKey) {
           "flops_per_s": 1, "bytes_per_s": 1, "samples": [[1, 2]]}]})",
        "key 'ops[0].samples[0]': must be [flops >= 0, bytes >= 0, seconds > 0]"},
       {head + R"("op_classes": {}, "ops": [{"op": "matmul", "dtype": "f32", "overhead_s": 0,
-          "flops_per_s": 1, "bytes_per_s": 1, "samples": [[1, 2, 3, 2]]}]})",
+          "flops_per_s": 1, "bytes_per_s": 1, "samples": [[1, 2, 3, 4]]}]})",
        "key 'ops[0].samples[0]': must be [flops >= 0, bytes >= 0, seconds > 0] or with a 4th "
-       "element, in_block, 0 or 1"},
+       "element, its places, 0 to 3"},
       {head + R"("op_classes": {}, "ops": [{"op": "matmul", "dtype": "f32", "overhead_s": 0,
           "flops_per_s": 1, "bytes_per_s": 0, "samples": []}]})",
        "key 'ops[0].bytes_per_s': must be > 0"},

@@ -67,8 +67,8 @@ int calibrate_device(hal::Device& d, const CalibrateOptions& o) {
     if (!times.ok()) return report_error("bench", times.status());
     for (const hal::runtime::MeasuredOp& m : *times) {
       const sch::OpWork w = sch::OpWork::from_spec(m.op->spec);
-      samples.push_back(
-          {w.op_class, w.dtype, w.flops, w.bytes, m.seconds, w.op, w.layout, m.op->in_block});
+      samples.push_back({w.op_class, w.dtype, w.flops, w.bytes, m.seconds, w.op, w.layout,
+                         m.op->in_block, m.op->after_stream});
       gaps.push_back(m.gap_seconds);
       measured.push_back({{"op", m.op->label},
                           {"kind", std::string(hal::op_kind_name(w.op))},
@@ -81,7 +81,8 @@ int calibrate_device(hal::Device& d, const CalibrateOptions& o) {
                           {"mean_seconds", m.mean_seconds},
                           {"gap_seconds", m.gap_seconds},
                           {"reps", m.reps},
-                          {"in_block", m.op->in_block}});
+                          {"in_block", m.op->in_block},
+                          {"after_stream", m.op->after_stream}});
     }
   }
   const double load_after = load_average();

@@ -301,7 +301,7 @@ Result<Calibration> fit_calibration(const hal::DeviceInfo& info,
     if (smp.op == hal::OpKind::kInvalid) continue;
     const Key key{smp.op, smp.dtype, smp.layout};
     if (!by_op.count(key)) keys.push_back(key);
-    by_op[key].push_back({smp.flops, smp.bytes, smp.seconds, smp.in_block});
+    by_op[key].push_back({smp.flops, smp.bytes, smp.seconds, smp.in_block, smp.after_stream});
   }
   for (const Key& key : keys)
     if (int32_t(by_op[key].size()) >= options.min_op_samples)
@@ -423,9 +423,11 @@ std::string calibration_to_json(const Calibration& cal) {
     json ops = json::array();
     for (const OpCalibration& o : cal.ops) {
       json samples = json::array();
-      for (const OpSample& x : o.samples)
-        samples.push_back(x.in_block ? json::array({x.flops, x.bytes, x.seconds, 1})
-                                     : json::array({x.flops, x.bytes, x.seconds}));
+      for (const OpSample& x : o.samples) {
+        const int places = (x.in_block ? 1 : 0) | (x.after_stream ? 2 : 0);
+        samples.push_back(places != 0 ? json::array({x.flops, x.bytes, x.seconds, places})
+                                      : json::array({x.flops, x.bytes, x.seconds}));
+      }
       json oj = {{"op", std::string(hal::op_kind_name(o.op))},
                  {"dtype", std::string(hal::dtype_name(o.dtype))},
                  {"overhead_s", o.overhead_s},
@@ -562,13 +564,14 @@ Result<Calibration> parse_calibration(std::string_view text, std::string_view or
               sj[f].is_number() && sj[f].get<double>() >= 0 && std::isfinite(sj[f].get<double>());
         if (good && sj.size() == 4)
           good =
-              sj[3].is_number_integer() && (sj[3].get<int64_t>() == 0 || sj[3].get<int64_t>() == 1);
+              sj[3].is_number_integer() && sj[3].get<int64_t>() >= 0 && sj[3].get<int64_t>() <= 3;
         if (!good || !(sj[2].get<double>() > 0))
           return r.error(spath,
                          "must be [flops >= 0, bytes >= 0, seconds > 0] or with a 4th element, "
-                         "in_block, 0 or 1");
+                         "its places, 0 to 3");
+        const int64_t places = sj.size() == 4 ? sj[3].get<int64_t>() : 0;
         o.samples.push_back({sj[0].get<double>(), sj[1].get<double>(), sj[2].get<double>(),
-                             sj.size() == 4 && sj[3].get<int64_t>() == 1});
+                             (places & 1) != 0, (places & 2) != 0});
       }
       if (cal.for_op(o.op, o.dtype, o.layout))
         return r.error(

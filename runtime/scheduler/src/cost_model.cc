@@ -81,44 +81,53 @@ DeviceCostModel::DeviceCostModel(hal::DeviceInfo info, std::optional<Calibration
     // (embeddings, final norm, head) once, so a sample from inside the block weighs
     // kBlockRepeats. The places differ: an add right after the embeddings (its code cold
     // after the head's weight stream) took 2-3x a block's residual add, a K-cache write 2x
-    // the V write beside it, a q rotary several times the k rotary of the same shape in a
-    // sweep of another hidden size. As separate points the 4 nearest were the first 4 of
+    // the V write beside it. As separate points the 4 nearest were the first 4 of
     // the shape in sweep order (predicted decode adds 1.8x a GPT-2 step's); as their lower
-    // median, the faster of two block places (K/V writes predicted 20-40% low).
+    // median, the faster of two block places (K/V writes predicted 20-40% low). Samples
+    // taken right after a weight stream (OpSample::after_stream) are points of their own
+    // (places[1]): a decode q rotary there took 3-6 us, a k rotary of the same shape in
+    // another hidden size's sweep, after the q rotary, 0.3-1 us; pooled with it, the
+    // decode rotary class was predicted 50% low, apart 10%.
     struct Sample {
       double flops, bytes, log_ratio, weight;
     };
-    std::vector<Sample> kept;
-    for (const OpSample& s : c.samples) {
-      const double base = c.baseline_seconds(s.flops, s.bytes);
-      if (!(base > 0) || !(s.seconds > 0)) continue;
-      kept.push_back(
-          {s.flops, s.bytes, std::log(s.seconds / base), s.in_block ? kBlockRepeats : 1.0});
-    }
-    std::sort(kept.begin(), kept.end(), [](const Sample& a, const Sample& b) {
-      return a.flops != b.flops ? a.flops < b.flops : a.bytes < b.bytes;
-    });
-    OpPoints p;
-    for (size_t i = 0; i < kept.size();) {
-      size_t j = i;
-      double sum = 0, weights = 0;
-      for (; j < kept.size() && kept[j].flops == kept[i].flops && kept[j].bytes == kept[i].bytes;
-           ++j) {
-        sum += kept[j].weight * kept[j].log_ratio;
-        weights += kept[j].weight;
+    OpPlaces places;
+    for (int after : {0, 1}) {
+      std::vector<Sample> kept;
+      for (const OpSample& s : c.samples) {
+        const double base = c.baseline_seconds(s.flops, s.bytes);
+        if (!(base > 0) || !(s.seconds > 0) || int(s.after_stream) != after) continue;
+        kept.push_back(
+            {s.flops, s.bytes, std::log(s.seconds / base), s.in_block ? kBlockRepeats : 1.0});
       }
-      p.x.push_back(log2_intensity(kept[i].flops, kept[i].bytes));
-      p.y.push_back(log2_busy(c, kept[i].flops, kept[i].bytes));
-      p.log_ratio.push_back(sum / weights);
-      i = j;
+      std::sort(kept.begin(), kept.end(), [](const Sample& a, const Sample& b) {
+        return a.flops != b.flops ? a.flops < b.flops : a.bytes < b.bytes;
+      });
+      OpPoints& p = places[size_t(after)];
+      for (size_t i = 0; i < kept.size();) {
+        size_t j = i;
+        double sum = 0, weights = 0;
+        for (; j < kept.size() && kept[j].flops == kept[i].flops && kept[j].bytes == kept[i].bytes;
+             ++j) {
+          sum += kept[j].weight * kept[j].log_ratio;
+          weights += kept[j].weight;
+        }
+        p.x.push_back(log2_intensity(kept[i].flops, kept[i].bytes));
+        p.y.push_back(log2_busy(c, kept[i].flops, kept[i].bytes));
+        p.log_ratio.push_back(sum / weights);
+        i = j;
+      }
     }
-    op_points_.push_back(std::move(p));
+    op_points_.push_back(std::move(places));
   }
 }
 
 OpEstimate DeviceCostModel::estimate_calibrated(const OpWork& work, size_t op_index) const {
   const OpCalibration& c = calibration_->ops[op_index];
-  const OpPoints& p = op_points_[op_index];
+  const OpPlaces& places = op_points_[op_index];
+  const OpPoints& p = places[work.after_stream ? 1 : 0].x.empty()
+                          ? places[work.after_stream ? 0 : 1]
+                          : places[work.after_stream ? 1 : 0];
   const double x = log2_intensity(work.flops, work.bytes);
   const double y = log2_busy(c, work.flops, work.bytes);
   // The nearest samples (insertion into a short sorted list).

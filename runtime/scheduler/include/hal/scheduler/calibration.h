@@ -38,9 +38,9 @@
 //                   "vector": {...}, "data": {...}},                (any subset)
 //    "ops": [{"op": "matmul", "dtype": "f32", "layout": 2, "overhead_s": 3e-6,
 //             "flops_per_s": 9e10, "bytes_per_s": 2.6e10,
-//             "samples": [[flops, bytes, seconds], [flops, bytes, seconds, 1], ...]}, ...]}
-//    ("layout": OpWork::layout, left out when 0; a sample's 4th element: 1 when it ran
-//    inside the sweep's transformer block, OpSample::in_block, left out when not)
+//             "samples": [[flops, bytes, seconds], [flops, bytes, seconds, 3], ...]}, ...]}
+//    ("layout": OpWork::layout, left out when 0; a sample's 4th element, its places, left
+//    out when 0: bit 0 OpSample::in_block, bit 1 OpSample::after_stream)
 //                                                                   (version 2, optional)
 // A bucket's `ideal_seconds` is the geometric mean of its samples' times at 100% of peak;
 // efficiencies between buckets are interpolated in log(ideal time), clamped at the ends.
@@ -90,14 +90,17 @@ struct ClassCalibration {
   std::vector<EfficiencyBucket> buckets;  // ascending ideal_seconds; may be empty
 };
 
-// One measured op: FLOPs, device-memory bytes, seconds, and whether it ran inside the
-// sweep's transformer block (which a model repeats once per layer; cost_model.h weighs
-// such samples by that when it pools the samples of one shape).
+// One measured op: FLOPs, device-memory bytes, seconds, whether it ran inside the sweep's
+// transformer block (which a model repeats once per layer; cost_model.h weighs such
+// samples by that when it pools the samples of one shape), and whether it ran right after
+// a weight stream (OpWork::after_stream; the cost model predicts such ops from such
+// samples).
 struct OpSample {
   double flops = 0;
   double bytes = 0;
   double seconds = 0;
   bool in_block = false;
+  bool after_stream = false;
 };
 
 // The calibration of one op kind at one dtype (see the file comment).
@@ -156,6 +159,7 @@ struct CalibrationSample {
   hal::OpKind op = hal::OpKind::kInvalid;  // set: the sample also calibrates its op kind
   int32_t layout = 0;                      // OpWork::layout
   bool in_block = false;                   // OpSample::in_block
+  bool after_stream = false;               // OpSample::after_stream
 };
 
 // "matmul", "matmul b^T", "matmul a^T b^T": an op kind with its layout, for people.

@@ -13,7 +13,9 @@
 //    one shape (equal FLOPs and bytes: one op measured at several places of a step) are
 //    one point, the mean of their log ratios, weighted by how often a model runs each
 //    place: 12 for a sample from inside the sweep's transformer block (OpSample::in_block;
-//    a model runs its block once per layer), 1 for one outside it.
+//    a model runs its block once per layer), 1 for one outside it. An op right after a
+//    weight stream (OpWork::after_stream) is interpolated from the samples taken in that
+//    place, any other op from the others (from the other place's when its own has none).
 // 2. The roofline:
 //      compute_s  = flops / (peak_flops(dtype) * efficiency.compute)
 //      memory_s   = bytes / (memory_bandwidth * efficiency.memory)
@@ -90,16 +92,18 @@ class DeviceCostModel {
   Efficiency efficiency(hal::OpClass c, double ideal_seconds) const;
 
  private:
-  // Per calibration_->ops[i]: its samples' coordinates and log ratios to the baseline.
+  // Per calibration_->ops[i]: its samples' coordinates and log ratios to the baseline;
+  // [1] those taken right after a weight stream (OpSample::after_stream), [0] the others.
   struct OpPoints {
     std::vector<double> x, y, log_ratio;
   };
+  using OpPlaces = std::array<OpPoints, 2>;
   OpEstimate estimate_calibrated(const OpWork& work, size_t op_index) const;
 
   hal::DeviceInfo info_;
   std::optional<Calibration> calibration_;
   double vector_flops_ = 0;
-  std::vector<OpPoints> op_points_;
+  std::vector<OpPlaces> op_points_;
 };
 
 struct LinkCost {
