@@ -83,9 +83,9 @@ std::vector<OpSpec> node_op_specs(const Graph& graph, NodeId node);
 
 // Bytes of a node's inputs that live in the model's weights or KV caches (constant or
 // state storage): what it streams from memory each step (an embedding: the rows it
-// gathers). From this many on, the stream
-// evicts a core's caches (L2 is 0.5-2 MiB on the CPUs here), and the op run after it is
-// costed as such (scheduler::OpWork::after_stream).
+// gathers; an attention: its whole caches, though a step reads the visible part). From
+// kCacheEvictingBytes on, the stream evicts a core's caches (L2 is 0.5-2 MiB on the CPUs
+// here), and the op run after it is costed as such (scheduler::OpWork::after_stream).
 uint64_t streamed_input_bytes(const Graph& graph, NodeId node);
 inline constexpr uint64_t kCacheEvictingBytes = uint64_t(1) << 20;
 
