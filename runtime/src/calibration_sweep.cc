@@ -137,7 +137,7 @@ std::vector<CalibrationOp> calibration_ops(DType compute_dtype, bool quick) {
             op.label.append(" -> ").append(spec.output.shape.to_string());
             out.push_back(std::move(op));
           }
-          if (!specs.empty()) previous_streamed = streamed_input_bytes(g, n) >= kCacheEvictingBytes;
+          if (!specs.empty()) previous_streamed = evicts_caches(g, n);
         }
         ++sequence;
       }

@@ -41,7 +41,7 @@ RunPrediction predict_run(const ProfiledRun& run,
         seconds += model.seconds(work);
       }
     }
-    streamed[size_t(e.device)] = streamed_input_bytes(g, e.node) >= kCacheEvictingBytes;
+    streamed[size_t(e.device)] = evicts_caches(g, e.node);
     p.entry_seconds[i] = seconds;
     per_device[size_t(e.device)] += seconds;
   }

@@ -6,7 +6,7 @@
 //   device's cost model; attention at the kv_length the run used (its dynamic kv_length
 //   evaluated with the run's symbols), not the full cache the plan was made for; an op
 //   right after one that streamed weights or KV caches on the same device
-//   (streamed_input_bytes) as such (scheduler::OpWork::after_stream).
+//   (evicts_caches) as such (scheduler::OpWork::after_stream).
 // - The run's predicted makespan is the scheduler's for its plan, with each attention's
 //   cost moved from the planned cache length to the run's; without a scheduled plan, the
 //   largest sum of predicted op times on one device.

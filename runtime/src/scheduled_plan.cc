@@ -73,19 +73,20 @@ std::vector<OpSpec> node_op_specs(const Graph& g, NodeId n) {
   return out;
 }
 
-uint64_t streamed_input_bytes(const Graph& g, NodeId n) {
+bool evicts_caches(const Graph& g, NodeId n) {
+  constexpr uint64_t kEvictingBytes = uint64_t(1) << 20;
   const Node& node = g.node(n);
-  if (node.kind != NodeKind::kOp) return 0;
+  if (node.kind != NodeKind::kOp) return false;
   // An embedding reads the rows it gathers, not its table.
   if (node.op == OpKind::kEmbedding)
-    return node.outputs.empty() ? 0 : g.value(node.outputs[0]).desc.extent_bytes();
+    return !node.outputs.empty() && g.value(node.outputs[0]).desc.extent_bytes() >= kEvictingBytes;
   uint64_t bytes = 0;
   for (ValueId in : node.inputs) {
     const ValueKind k = g.value(g.storage_root(in)).kind;
     if (k == ValueKind::kConstant || k == ValueKind::kState)
       bytes += g.value(in).desc.extent_bytes();
   }
-  return bytes;
+  return bytes >= kEvictingBytes;
 }
 
 scheduler::OpWork op_work(const OpSpec& spec) {

@@ -64,6 +64,25 @@ OpWork work(OpClass c, DType t, double flops, double bytes) {
   return w;
 }
 
+// The f32 calibration of a memory-bound op kind (no FLOP rate), samples to be added.
+OpCalibration memory_bound_calibration(OpKind op, double overhead_s, double bytes_per_s) {
+  OpCalibration c;
+  c.op = op;
+  c.dtype = DType::kF32;
+  c.overhead_s = overhead_s;
+  c.bytes_per_s = bytes_per_s;
+  return c;
+}
+
+// A calibration of cpu_info()'s device with op kind calibrations only.
+Calibration calibration_of(std::vector<OpCalibration> ops) {
+  Calibration cal;
+  cal.device_name = "Test CPU 9000";
+  cal.backend = "cpu";
+  cal.ops = std::move(ops);
+  return cal;
+}
+
 TEST(Roofline, ComputeBoundMatmul) {
   const DeviceCostModel m(npu_info());
   const OpWork w = work(OpClass::kMatrix, DType::kF16, 2e12, 1e9);
@@ -430,10 +449,7 @@ TEST(GoldenPredictions, FitOfAnOpKind) {
   EXPECT_NEAR(fit.flops_per_s, rc, 0.01 * rc);
   EXPECT_NEAR(fit.bytes_per_s, rm, 0.01 * rm);
   EXPECT_EQ(fit.samples.size(), samples.size());
-  Calibration cal;
-  cal.device_name = "Test CPU 9000";
-  cal.backend = "cpu";
-  cal.ops.push_back(fit);
+  const Calibration cal = calibration_of({fit});
   const DeviceCostModel m(cpu_info(), cal);
   for (const OpSample& s : samples) {
     OpWork w = work(OpClass::kMatrix, DType::kF32, s.flops, s.bytes);
@@ -448,11 +464,7 @@ TEST(GoldenPredictions, FitOfAnOpKind) {
 // the block), and the odd place first in sweep order must not decide the shape's
 // prediction; a K and a V cache write (both in the block, 2x and 1x) count alike.
 TEST(Calibration, SamplesOfOneShapeArePooledByHowOftenAModelRunsThem) {
-  OpCalibration add;
-  add.op = OpKind::kAdd;
-  add.dtype = DType::kF32;
-  add.overhead_s = 1e-6;
-  add.bytes_per_s = 2e10;
+  OpCalibration add = memory_bound_calibration(OpKind::kAdd, 1e-6, 2e10);
   const double small = 6144, large = 12288;
   const double base_small = add.baseline_seconds(0, small),
                base_large = add.baseline_seconds(0, large);
@@ -469,10 +481,7 @@ TEST(Calibration, SamplesOfOneShapeArePooledByHowOftenAModelRunsThem) {
   const double big = 4e6, base_big = add.baseline_seconds(0, big);
   add.samples.push_back({0, big, 2.0 * base_big, true});
   add.samples.push_back({0, big, 1.0 * base_big, true});
-  Calibration cal;
-  cal.device_name = "Test CPU 9000";
-  cal.backend = "cpu";
-  cal.ops.push_back(add);
+  const Calibration cal = calibration_of({add});
   const DeviceCostModel m(cpu_info(), cal);
   OpWork at_big = work(OpClass::kVector, DType::kF32, 0, big);
   at_big.op = OpKind::kAdd;
@@ -496,20 +505,13 @@ TEST(Calibration, SamplesOfOneShapeArePooledByHowOftenAModelRunsThem) {
 // here) and a k rotary of the same shape after it (0.5x) are two predictions, not one
 // blend; a place without samples falls back to the other's.
 TEST(Calibration, OpsAfterAWeightStreamArePredictedFromSamplesTakenThere) {
-  OpCalibration rot;
-  rot.op = OpKind::kRotary;
-  rot.dtype = DType::kF32;
-  rot.overhead_s = 1e-6;
-  rot.bytes_per_s = 1e10;
+  OpCalibration rot = memory_bound_calibration(OpKind::kRotary, 1e-6, 1e10);
   for (double b : {4096.0, 8192.0, 16384.0}) {
     const double base = rot.baseline_seconds(0, b);
     rot.samples.push_back({0, b, 3.0 * base, true, true});
     rot.samples.push_back({0, b, 0.5 * base, true, false});
   }
-  Calibration cal;
-  cal.device_name = "Test CPU 9000";
-  cal.backend = "cpu";
-  cal.ops.push_back(rot);
+  const Calibration cal = calibration_of({rot});
   const DeviceCostModel m(cpu_info(), cal);
   OpWork w = work(OpClass::kVector, DType::kF32, 0, 6144);
   w.op = OpKind::kRotary;
@@ -521,11 +523,11 @@ TEST(Calibration, OpsAfterAWeightStreamArePredictedFromSamplesTakenThere) {
   EXPECT_GT(m.seconds(w) / base, 0.5);
   EXPECT_LT(m.seconds(w) / base, 0.54);
   // Only samples after a stream: both places are predicted from them.
-  Calibration only_cold = cal;
-  only_cold.ops[0].samples.clear();
+  OpCalibration only_cold = rot;
+  only_cold.samples.clear();
   for (const OpSample& s : rot.samples)
-    if (s.after_stream) only_cold.ops[0].samples.push_back(s);
-  const DeviceCostModel mc(cpu_info(), only_cold);
+    if (s.after_stream) only_cold.samples.push_back(s);
+  const DeviceCostModel mc(cpu_info(), calibration_of({only_cold}));
   EXPECT_GT(mc.seconds(w) / base, 2.8);
 }
 

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "hal/device.h"
 #include "hal/platform.h"
@@ -89,34 +90,32 @@ DeviceCostModel::DeviceCostModel(hal::DeviceInfo info, std::optional<Calibration
     // another hidden size's sweep, after the q rotary, 0.3-1 us; pooled with it, the
     // decode rotary class was predicted 50% low, apart 10%.
     struct Sample {
+      size_t place;
       double flops, bytes, log_ratio, weight;
+      auto point() const { return std::tie(place, flops, bytes); }
     };
+    std::vector<Sample> kept;
+    for (const OpSample& s : c.samples) {
+      const double base = c.baseline_seconds(s.flops, s.bytes);
+      if (!(base > 0) || !(s.seconds > 0)) continue;
+      kept.push_back({s.after_stream ? 1u : 0u, s.flops, s.bytes, std::log(s.seconds / base),
+                      s.in_block ? kBlockRepeats : 1.0});
+    }
+    std::sort(kept.begin(), kept.end(),
+              [](const Sample& a, const Sample& b) { return a.point() < b.point(); });
     OpPlaces places;
-    for (int after : {0, 1}) {
-      std::vector<Sample> kept;
-      for (const OpSample& s : c.samples) {
-        const double base = c.baseline_seconds(s.flops, s.bytes);
-        if (!(base > 0) || !(s.seconds > 0) || int(s.after_stream) != after) continue;
-        kept.push_back(
-            {s.flops, s.bytes, std::log(s.seconds / base), s.in_block ? kBlockRepeats : 1.0});
+    for (size_t i = 0; i < kept.size();) {
+      size_t j = i;
+      double sum = 0, weights = 0;
+      for (; j < kept.size() && kept[j].point() == kept[i].point(); ++j) {
+        sum += kept[j].weight * kept[j].log_ratio;
+        weights += kept[j].weight;
       }
-      std::sort(kept.begin(), kept.end(), [](const Sample& a, const Sample& b) {
-        return a.flops != b.flops ? a.flops < b.flops : a.bytes < b.bytes;
-      });
-      OpPoints& p = places[size_t(after)];
-      for (size_t i = 0; i < kept.size();) {
-        size_t j = i;
-        double sum = 0, weights = 0;
-        for (; j < kept.size() && kept[j].flops == kept[i].flops && kept[j].bytes == kept[i].bytes;
-             ++j) {
-          sum += kept[j].weight * kept[j].log_ratio;
-          weights += kept[j].weight;
-        }
-        p.x.push_back(log2_intensity(kept[i].flops, kept[i].bytes));
-        p.y.push_back(log2_busy(c, kept[i].flops, kept[i].bytes));
-        p.log_ratio.push_back(sum / weights);
-        i = j;
-      }
+      OpPoints& p = places[kept[i].place];
+      p.x.push_back(log2_intensity(kept[i].flops, kept[i].bytes));
+      p.y.push_back(log2_busy(c, kept[i].flops, kept[i].bytes));
+      p.log_ratio.push_back(sum / weights);
+      i = j;
     }
     op_points_.push_back(std::move(places));
   }
@@ -125,9 +124,8 @@ DeviceCostModel::DeviceCostModel(hal::DeviceInfo info, std::optional<Calibration
 OpEstimate DeviceCostModel::estimate_calibrated(const OpWork& work, size_t op_index) const {
   const OpCalibration& c = calibration_->ops[op_index];
   const OpPlaces& places = op_points_[op_index];
-  const OpPoints& p = places[work.after_stream ? 1 : 0].x.empty()
-                          ? places[work.after_stream ? 0 : 1]
-                          : places[work.after_stream ? 1 : 0];
+  const size_t own = work.after_stream ? 1 : 0;
+  const OpPoints& p = places[own].x.empty() ? places[1 - own] : places[own];
   const double x = log2_intensity(work.flops, work.bytes);
   const double y = log2_busy(c, work.flops, work.bytes);
   // The nearest samples (insertion into a short sorted list).

@@ -69,8 +69,8 @@ struct CalibrationOp {
   // Part of the transformer block (a node of a layer): a model runs it once per layer,
   // the ops outside (embeddings, final norm, head) once per step.
   bool in_block = false;
-  // Runs right after an op that streams weights or KV caches (streamed_input_bytes >=
-  // kCacheEvictingBytes): scheduler::OpWork::after_stream.
+  // Runs right after an op that streams weights or KV caches past the caches
+  // (evicts_caches): scheduler::OpWork::after_stream.
   bool after_stream = false;
   int32_t sequence = 0;  // ops of one sequence are consecutive, in the graph's order
   // The activation each input reads and the output writes: an index of the sequence's

@@ -81,13 +81,12 @@ namespace hal::runtime {
 // transpose) per input; a write_slice one copy of its source; views and transfers none.
 std::vector<OpSpec> node_op_specs(const Graph& graph, NodeId node);
 
-// Bytes of a node's inputs that live in the model's weights or KV caches (constant or
-// state storage): what it streams from memory each step (an embedding: the rows it
-// gathers; an attention: its whole caches, though a step reads the visible part). From
-// kCacheEvictingBytes on, the stream evicts a core's caches (L2 is 0.5-2 MiB on the CPUs
-// here), and the op run after it is costed as such (scheduler::OpWork::after_stream).
-uint64_t streamed_input_bytes(const Graph& graph, NodeId node);
-inline constexpr uint64_t kCacheEvictingBytes = uint64_t(1) << 20;
+// Whether a node streams at least 1 MiB from the model's weights or KV caches (inputs in
+// constant or state storage; an embedding counts the rows it gathers, an attention its
+// whole caches, though a step reads the visible part): enough to evict a core's caches
+// (L2 is 0.5-2 MiB on the CPUs here), so the op run after it is costed as such
+// (scheduler::OpWork::after_stream).
+bool evicts_caches(const Graph& graph, NodeId node);
 
 struct GraphTasks {
   scheduler::TaskGraph tasks;                      // finalized

@@ -54,9 +54,9 @@ struct OpWork {
   // transposed, bit 1 = B transposed (a decode matmul streams [K, N] and [N, K] weights
   // at different rates); 0 otherwise.
   int32_t layout = 0;
-  // The op runs right after one that streamed weights or KV caches from memory (at least
-  // hal::runtime::kCacheEvictingBytes): the stream evicted the caches, so the op's code
-  // and data come from memory. A calibration then predicts it from samples taken in the
+  // The op runs right after one that streamed weights or KV caches from memory, enough to
+  // evict the caches (hal::runtime::evicts_caches), so the op's code and data come from
+  // memory too. A calibration then predicts it from samples taken in the
   // same place (cost_model.h): a decode q rotary right after the q/k/v products took
   // 3-6 us where the k rotary of the same shape after it took 0.3-1.
   bool after_stream = false;
