@@ -211,6 +211,9 @@ TEST(TokenizerJson, MalformedFilesAreErrorsNamingWhatIsWrong) {
   bad_regex["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}};
   nlohmann::json bad_id = nlohmann::json::parse(good);
   bad_id["added_tokens"][0]["id"] = -4;
+  // Found by fuzz_tokenizer_json: one huge id used to size a table of 2.8 GB.
+  nlohmann::json sparse_id = nlohmann::json::parse(good);
+  sparse_id["model"]["vocab"]["!"] = 88888888;
   const Case cases[] = {
       {good.substr(0, good.size() / 2), "t.json: not valid JSON"},
       {"[1, 2]", "t.json: expected a JSON object"},
@@ -219,6 +222,7 @@ TEST(TokenizerJson, MalformedFilesAreErrorsNamingWhatIsWrong) {
       {bad_merge.dump(), "merge 'no_such token' uses a token that is not in the vocabulary"},
       {bad_regex.dump(), "regex '(unclosed' does not compile"},
       {bad_id.dump(), "needs a string \"content\" and an id in [0, 2^31)"},
+      {sparse_id.dump(), "token '!' has id 88888888, but the vocabulary has only"},
   };
   for (const Case& c : cases) {
     auto t = parse_hf_tokenizer(c.json, "t.json");

@@ -63,11 +63,20 @@ Result<BpeModel> BpeModel::create(std::vector<std::pair<std::string, TokenId>> v
   BpeModel m;
   m.options_ = std::move(options);
   m.serial_ = next_serial.fetch_add(1);
+  // Ids index a dense table, so a few tokens with ids in the millions would cost gigabytes.
+  // Real vocabularies number their tokens from 0 with few gaps; past twice the count (plus
+  // room for a tiny vocabulary's reserved ids) the file is malformed, not sparse.
+  const int64_t id_limit = 2 * int64_t(vocab.size()) + 256;
   TokenId max_id = -1;
   for (const auto& [token, id] : vocab) {
     if (id < 0)
       return invalid_argument(std::string(what) + ": token '" + token + "' has negative id " +
                               std::to_string(id));
+    if (id >= id_limit)
+      return invalid_argument(std::string(what) + ": token '" + token + "' has id " +
+                              std::to_string(id) + ", but the vocabulary has only " +
+                              std::to_string(vocab.size()) + " tokens (ids must be below " +
+                              std::to_string(id_limit) + ")");
     max_id = std::max(max_id, id);
   }
   m.tokens_.resize(size_t(max_id + 1));
