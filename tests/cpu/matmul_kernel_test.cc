@@ -84,6 +84,23 @@ TEST(CpuMatmul, HalfPrecisionInputsAndOutputs) {
     }
 }
 
+// The f16/bf16 prefill panels read f32 activations in place (row stride of a padded or
+// sliced tensor) and write an f32 output's full panels in place, adding the bias in the
+// kernel when there is no alpha: every layout of both, against weights of 35 rows (two
+// full panels and a tail through scratch).
+TEST(CpuMatmul, PrefillPanelsOnStridedActivationsAndOutputs) {
+  for (DType t : {DType::kF16, DType::kBF16})
+    for (Layout la : {Layout::kDense, Layout::kPadded, Layout::kTransposed})
+      for (Layout lo : {Layout::kDense, Layout::kPadded}) {
+        HostTensor x = make_tensor(DType::kF32, {19, 83}, la);
+        HostTensor wt = make_tensor(t, {35, 83});
+        HostTensor bias = make_tensor(DType::kF32, {35});
+        check_op(matmul_spec(false, true, 0.5f), {&x, &wt, &bias}, kMatmulTol, lo);
+        check_op(matmul_spec(false, true), {&x, &wt, &bias}, kMatmulTol, lo);  // bias in-kernel
+        check_op(matmul_spec(false, true), {&x, &wt}, kMatmulTol, lo);
+      }
+}
+
 // Decode-shaped: a few rows against weights stored [K, N] (Hugging Face Conv1D) or [N, K]
 // with transpose_b (lm_head), in every dtype; sizes that exercise column tiles, K splits
 // and vector tails.
