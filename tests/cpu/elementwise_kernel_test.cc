@@ -96,6 +96,18 @@ TEST(CpuElementwise, ActivationAccuracyOverWideRange) {
   check_op(spec_of(OpKind::kSilu), {&x}, kElementwiseTol);
 }
 
+// The tanh GELU keeps its relative accuracy where the value is small and negative: the
+// earlier form, 0.5 x (1 + tanh(u)), cancelled as tanh(u) neared -1 and was 13% off at
+// x = -4.77 (a value of ~1e-5, inside the absolute tolerance above).
+TEST(CpuElementwise, GeluTanhStaysRelativelyAccurateInItsNegativeTail) {
+  HostTensor x = make_tensor(DType::kF32, {301});
+  float* v = static_cast<float*>(x.data());
+  for (int i = 0; i < 301; ++i) v[i] = -6.0f + 0.01f * float(i);  // values ~1e-9 .. 4e-3
+  OpSpec s = spec_of(OpKind::kGelu);
+  s.attrs.gelu_approximation = GeluApproximation::kTanh;
+  check_op(s, {&x}, Tolerance{0.0, 1e-5});
+}
+
 TEST(CpuElementwise, SpecialValuesPropagate) {
   HostTensor x = make_tensor(DType::kF32, {4});
   float* v = static_cast<float*>(x.data());
