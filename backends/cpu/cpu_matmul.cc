@@ -182,25 +182,22 @@ F32Rows f32_rows_of_a(const Gemm& g, Scratch slot) {
   return {dst, g.k};
 }
 
+// row[0..nc) = alpha * row[j], then + bias[n0 + j]: two roundings, in this order.
+HAL_CPU_INLINE void apply_alpha_and_bias(float* row, const Gemm& g, int64_t n0, int64_t nc) {
+  if (g.alpha != 1.0f)
+    for (int64_t j = 0; j < nc; ++j) row[j] *= g.alpha;
+  if (g.bias)
+    for (int64_t j = 0; j < nc; ++j) row[j] += g.bias[n0 + j];
+}
+
 // Writes alpha * acc[r][0..nc) + bias into C rows [r0, r0 + rows), columns [n0, n0 + nc).
 void store_rows(const Gemm& g, int64_t r0, int64_t rows, int64_t n0, int64_t nc, float* acc,
                 int64_t ld_acc) {
   for (int64_t r = 0; r < rows; ++r) {
     float* row = acc + r * ld_acc;
-    if (g.alpha != 1.0f)
-      for (int64_t j = 0; j < nc; ++j) row[j] *= g.alpha;
-    if (g.bias)
-      for (int64_t j = 0; j < nc; ++j) row[j] += g.bias[n0 + j];
+    apply_alpha_and_bias(row, g, n0, nc);
     store_f32(g.c.at(r0 + r, n0), g.c.t, g.c.cs, nc, row);
   }
-}
-
-// What store_rows does to 16 values of a row, in place (the same two roundings).
-HAL_CPU_INLINE void scale_and_bias16(float* c, const Gemm& g, int64_t n0) {
-  if (g.alpha != 1.0f)
-    for (int j = 0; j < 16; ++j) c[j] *= g.alpha;
-  if (g.bias)
-    for (int j = 0; j < 16; ++j) c[j] += g.bias[n0 + j];
 }
 
 bool b_is_rows(const Gemm& g) { return g.b.cs == 1 || g.n == 1; }
@@ -303,7 +300,7 @@ void panel_product(const Gemm& g, bool parallel) {
   // panel's 16 columns out of scratch was a memcpy call per row of every panel (3-7% of a
   // GPT-2 f16 prefill's perf profile), then a bias pass over them. Paired runs, GPT-2 f16
   // pp128 (`halctl bench -p 128 -r 3`, 8 pairs): +2.1% median.
-  const bool direct = g.c.t == DType::kF32 && g.c.cs == 1 && (g.m == 1 || g.c.rs >= g.n);
+  const bool direct = g.c.t == DType::kF32 && g.c.cs == 1 && g.c.rs >= g.n;  // M > 8 here
   auto body = [&](int64_t p0, int64_t p1) {
     float* wp = scratch_floats(Scratch::kLeaf2, size_t(16 * g.k));
     float* res = scratch_floats(Scratch::kLeaf3, size_t(16 * g.m));
@@ -319,7 +316,7 @@ void panel_product(const Gemm& g, bool parallel) {
         stream_kernels().panel(g.b.t, g.m, a, lda, g.b.at(0, n0), bn_bytes, g.k, nc, wp, c, g.c.rs,
                                next_rows, kernel_bias ? g.bias + n0 : nullptr);
         if (!kernel_bias && (g.alpha != 1.0f || g.bias))
-          for (int64_t r = 0; r < g.m; ++r) scale_and_bias16(c + r * g.c.rs, g, n0);
+          for (int64_t r = 0; r < g.m; ++r) apply_alpha_and_bias(c + r * g.c.rs, g, n0, 16);
         continue;
       }
       stream_kernels().panel(g.b.t, g.m, a, lda, g.b.at(0, n0), bn_bytes, g.k, nc, wp, res, 16,
