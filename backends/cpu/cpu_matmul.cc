@@ -1,7 +1,9 @@
-// Matmul: OpenBLAS sgemm for general shapes (f16/bf16 and awkward strides packed into
-// f32 panels first), and the backend's own streaming kernels for decode-shaped products
-// (few rows of A against a large weight matrix), which are memory-bound: they read the
-// weights once, in their stored dtype, one contiguous stream per core.
+// Matmul: the backend's own kernels for the products of a model: prefill-sized ones (more
+// than kStreamMaxRows rows of A) through panels of the weights converted to f32 and
+// register tiles of A (cpu_panel_kernels.inc), decode-shaped ones (few rows of A against a
+// large weight matrix, memory-bound) through streaming kernels that read the weights once,
+// in their stored dtype, one contiguous stream per core; OpenBLAS sgemm for what neither
+// takes (weights with no unit stride, an empty K), awkward strides packed into f32 first.
 #include <algorithm>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -129,9 +131,9 @@ namespace isa_v4 {
 struct StreamKernels {
   decltype(&isa_base::rows_kernel) rows = &isa_base::rows_kernel;
   decltype(&isa_base::cols_kernel) cols = &isa_base::cols_kernel;
-  // f16/bf16 prefill panels (cpu_panel_kernels.inc): none on the baseline ISA.
+  // Prefill panels (cpu_panel_kernels.inc): none on the baseline ISA.
   void (*panel)(DType, int64_t, const float*, int64_t, const char*, int64_t, int64_t, int64_t,
-                float*, float*, int64_t, int64_t, const float*) = nullptr;
+                int64_t, float*, float*, int64_t, int64_t, const float*) = nullptr;
 };
 
 // The widest copy the running CPU supports (cpu_isa.h), chosen once.
@@ -284,18 +286,37 @@ void stream_gemm(const Gemm& g, bool parallel) {
   store_rows(g, 0, g.m, 0, g.n, partial, g.n);
 }
 
-// Prefill with f16/bf16 weights stored [N, K] (K contiguous per output column): panels of
-// 16 weight rows converted once into f32 and multiplied by register tiles of A
-// (cpu_panel_kernels.inc), instead of an f32 copy of all of B for sgemm.
+// Prefill with f32, f16 or bf16 weights stored [N, K] or [K, N]: panels of 16 weight
+// columns converted once into f32 and multiplied by register tiles of A
+// (cpu_panel_kernels.inc). For f16/bf16 this replaced an f32 copy of all of B for sgemm
+// (the copy took a third of the product's time). For f32 it beats OpenBLAS's sgemm on a
+// model's prefill products up to ~512 rows of A (BM_PrefillHalVsBlas: GPT-2-small's
+// layers at 128 and 512 tokens 1.03-1.40x, Llama-7B's MLP up stored [N, K] 1.03-1.25x),
+// while sgemm, which also blocks A for the caches, wins on longer prompts (2048 tokens:
+// 0.88-1.00x); and it keeps the hot team's threads (sgemm runs on OpenBLAS's own).
+// Weights stored [K, N] are packed from one 16-value piece of each of their K rows: rows
+// longer than kPanelMaxRowBytes cost a TLB miss per piece (Llama-7B's MLP up stored
+// [K, N]: 0.82-0.90x sgemm), so those stay with sgemm.
+constexpr int64_t kPanelMaxRowsF32 = 512;
+constexpr int64_t kPanelMaxRowBytes = 16 << 10;
+
 bool panel_applies(const Gemm& g) {
-  return g.m > kStreamMaxRows && g.k > 0 && (g.b.t == DType::kF16 || g.b.t == DType::kBF16) &&
-         (g.b.rs == 1 || g.k == 1) && stream_kernels().panel != nullptr;
+  if (g.m <= kStreamMaxRows || g.k <= 0 || stream_kernels().panel == nullptr) return false;
+  if (g.b.t == DType::kF32) {
+    if (g.m > kPanelMaxRowsF32) return false;
+  } else if (g.b.t != DType::kF16 && g.b.t != DType::kBF16) {
+    return false;
+  }
+  if (g.b.rs == 1 || g.k == 1) return true;  // stored [N, K]
+  return g.b.cs == 1 && g.b.rs * int64_t(dtype_size(g.b.t)) <= kPanelMaxRowBytes;
 }
 
 void panel_product(const Gemm& g, bool parallel) {
   const auto [a, lda] = f32_rows_of_a(g, parallel ? Scratch::kOuter1 : Scratch::kLeaf1);
   const int64_t panels = (g.n + 15) / 16;
-  const int64_t bn_bytes = g.b.cs * int64_t(dtype_size(g.b.t));
+  const int64_t esz = int64_t(dtype_size(g.b.t));
+  const int64_t bn_bytes = g.b.cs * esz;
+  const int64_t bk_bytes = g.k == 1 ? esz : g.b.rs * esz;  // esz: stored [N, K]
   // An f32 output with unit column stride takes the kernel's rows directly: copying each
   // panel's 16 columns out of scratch was a memcpy call per row of every panel (3-7% of a
   // GPT-2 f16 prefill's perf profile), then a bias pass over them. Paired runs, GPT-2 f16
@@ -313,14 +334,14 @@ void panel_product(const Gemm& g, bool parallel) {
         // no alpha comes between; else both after it, as store_rows would).
         float* c = reinterpret_cast<float*>(g.c.at(0, n0));
         const bool kernel_bias = g.bias && g.alpha == 1.0f;
-        stream_kernels().panel(g.b.t, g.m, a, lda, g.b.at(0, n0), bn_bytes, g.k, nc, wp, c, g.c.rs,
-                               next_rows, kernel_bias ? g.bias + n0 : nullptr);
+        stream_kernels().panel(g.b.t, g.m, a, lda, g.b.at(0, n0), bn_bytes, bk_bytes, g.k, nc, wp,
+                               c, g.c.rs, next_rows, kernel_bias ? g.bias + n0 : nullptr);
         if (!kernel_bias && (g.alpha != 1.0f || g.bias))
           for (int64_t r = 0; r < g.m; ++r) apply_alpha_and_bias(c + r * g.c.rs, g, n0, 16);
         continue;
       }
-      stream_kernels().panel(g.b.t, g.m, a, lda, g.b.at(0, n0), bn_bytes, g.k, nc, wp, res, 16,
-                             next_rows, nullptr);
+      stream_kernels().panel(g.b.t, g.m, a, lda, g.b.at(0, n0), bn_bytes, bk_bytes, g.k, nc, wp,
+                             res, 16, next_rows, nullptr);
       store_rows(g, 0, g.m, n0, nc, res, 16);
     }
   };
@@ -458,7 +479,8 @@ bool panel_kernels_available() { return stream_kernels().panel != nullptr; }
 
 void panel_product16(DType t, int64_t m, const float* a, int64_t lda, const char* b,
                      int64_t bn_bytes, int64_t k, int64_t nc, float* wp, float* res, int64_t ldr) {
-  stream_kernels().panel(t, m, a, lda, b, bn_bytes, k, nc, wp, res, ldr, 0, nullptr);
+  stream_kernels().panel(t, m, a, lda, b, bn_bytes, int64_t(dtype_size(t)), k, nc, wp, res, ldr, 0,
+                         nullptr);
 }
 
 Status matmul(const OpSpec& spec, const void* const* in, void* out) {

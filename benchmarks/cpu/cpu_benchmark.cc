@@ -102,37 +102,45 @@ constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
 // ---- matmul: HAL vs OpenBLAS -----------------------------------------------------------
 
-struct SquareMatmul {
-  int64_t n;
+// C[M, N] = A[M, K] @ B, B stored [K, N] or, with transpose_b, [N, K] (GGUF, Linear).
+struct Matmul {
+  int64_t m, k, n;
+  bool transpose_b;
   hal::Buffer a, b, c_hal, c_blas;
   hal::Stream stream;
   hal::OpDescriptor op;
 
-  explicit SquareMatmul(int64_t size) : n(size) {
-    const uint64_t bytes = uint64_t(n * n) * 4;
-    a = must_allocate(bytes);
-    b = must_allocate(bytes);
-    c_hal = must_allocate(bytes);
-    c_blas = must_allocate(bytes);
-    fill_random(a, hal::DType::kF32, uint64_t(n * n), 1);
-    fill_random(b, hal::DType::kF32, uint64_t(n * n), 2);
+  Matmul(int64_t rows, int64_t inner, int64_t cols, bool tb)
+      : m(rows), k(inner), n(cols), transpose_b(tb) {
+    a = must_allocate(uint64_t(m * k) * 4);
+    b = must_allocate(uint64_t(k * n) * 4);
+    c_hal = must_allocate(uint64_t(m * n) * 4);
+    c_blas = must_allocate(uint64_t(m * n) * 4);
+    fill_random(a, hal::DType::kF32, uint64_t(m * k), 1);
+    fill_random(b, hal::DType::kF32, uint64_t(k * n), 2);
     stream = env().cpu->create_stream().value();
-    op = hal::OpDescriptor(hal::OpKind::kMatmul,
-                           {hal::TensorRef::contiguous(a, hal::DType::kF32, {n, n}),
-                            hal::TensorRef::contiguous(b, hal::DType::kF32, {n, n})},
-                           hal::TensorRef::contiguous(c_hal, hal::DType::kF32, {n, n}));
+    hal::OpAttributes attrs;
+    attrs.transpose_b = tb;
+    op = hal::OpDescriptor(
+        hal::OpKind::kMatmul,
+        {hal::TensorRef::contiguous(a, hal::DType::kF32, {m, k}),
+         hal::TensorRef::contiguous(b, hal::DType::kF32, tb ? hal::Shape{n, k} : hal::Shape{k, n})},
+        hal::TensorRef::contiguous(c_hal, hal::DType::kF32, {m, n}), attrs);
   }
   void run_hal() {
     check(stream.dispatch(op));
     check(stream.synchronize());
   }
   void run_blas() {
-    const int ni = int(n);
-    env().sgemm(kRowMajor, kNoTrans, kNoTrans, ni, ni, ni, 1.0f,
-                static_cast<const float*>(*a.map()), ni, static_cast<const float*>(*b.map()), ni,
-                0.0f, static_cast<float*>(*c_blas.map()), ni);
+    env().sgemm(kRowMajor, kNoTrans, transpose_b ? kTrans : kNoTrans, int(m), int(n), int(k), 1.0f,
+                static_cast<const float*>(*a.map()), int(k), static_cast<const float*>(*b.map()),
+                transpose_b ? int(k) : int(n), 0.0f, static_cast<float*>(*c_blas.map()), int(n));
   }
-  double flops() const { return 2.0 * double(n) * double(n) * double(n); }
+  double flops() const { return 2.0 * double(m) * double(n) * double(k); }
+};
+
+struct SquareMatmul : Matmul {
+  explicit SquareMatmul(int64_t size) : Matmul(size, size, size, false) {}
 };
 
 void set_blas_label(benchmark::State& state) {
@@ -183,6 +191,39 @@ BENCHMARK(BM_MatmulHalVsBlas)
     ->Arg(2048)
     ->Unit(benchmark::kMillisecond)
     ->MinTime(2.0);
+
+// A model's prefill products, HAL and OpenBLAS alternating (median times): M tokens of a
+// [K, N] layer, weights stored [N, K] (arg 3 = 1: GGUF, Llama's Linear) or [K, N] (0:
+// Hugging Face GPT-2's Conv1D). GPT-2-small's qkv (768 -> 2304) and MLP down (3072 -> 768),
+// Llama-7B's MLP up (4096 -> 11008), at 128, 512 and 2048 tokens.
+void BM_PrefillHalVsBlas(benchmark::State& state) {
+  if (!env().sgemm) return state.SkipWithError("OpenBLAS is not loaded in this process");
+  Matmul mm(state.range(0), state.range(1), state.range(2), state.range(3) != 0);
+  mm.run_hal();
+  mm.run_blas();
+  std::vector<double> t_hal, t_blas;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    mm.run_hal();
+    const auto t1 = Clock::now();
+    mm.run_blas();
+    const auto t2 = Clock::now();
+    t_hal.push_back(std::chrono::duration<double>(t1 - t0).count());
+    t_blas.push_back(std::chrono::duration<double>(t2 - t1).count());
+  }
+  const double hal_s = median(t_hal), blas_s = median(t_blas);
+  state.counters["hal_GFLOPs"] = mm.flops() / hal_s * 1e-9;
+  state.counters["blas_GFLOPs"] = mm.flops() / blas_s * 1e-9;
+  state.counters["hal_over_blas"] = blas_s / hal_s;
+  set_blas_label(state);
+}
+BENCHMARK(BM_PrefillHalVsBlas)
+    ->ArgNames({"m", "k", "n", "nk"})
+    ->ArgsProduct({{128, 512, 2048}, {768}, {2304}, {1, 0}})
+    ->ArgsProduct({{128, 512, 2048}, {3072}, {768}, {1, 0}})
+    ->ArgsProduct({{128, 512, 2048}, {4096}, {11008}, {1, 0}})
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(1.0);
 
 void BM_MatmulHal(benchmark::State& state) {
   SquareMatmul mm(state.range(0));

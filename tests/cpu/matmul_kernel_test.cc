@@ -1,6 +1,6 @@
-// The CPU backend's matmul against the reference: OpenBLAS paths (dense, strided,
-// transposed, packed f16/bf16), the streaming decode kernels (few rows; weights [K, N]
-// or [N, K]), batching with broadcast, bias and alpha.
+// The CPU backend's matmul against the reference: the prefill panels and OpenBLAS paths
+// (dense, strided, transposed; f32, f16, bf16), the streaming decode kernels (few rows;
+// weights [K, N] or [N, K]), batching with broadcast, bias and alpha.
 #include <gtest/gtest.h>
 
 #include "kernel_check.h"
@@ -84,21 +84,26 @@ TEST(CpuMatmul, HalfPrecisionInputsAndOutputs) {
     }
 }
 
-// The f16/bf16 prefill panels read f32 activations in place (row stride of a padded or
-// sliced tensor) and write an f32 output's full panels in place, adding the bias in the
-// kernel when there is no alpha: every layout of both, against weights of 35 rows (two
-// full panels and a tail through scratch).
+// The prefill panels read f32 activations in place (row stride of a padded or sliced
+// tensor) and write an f32 output's full panels in place, adding the bias in the kernel
+// when there is no alpha: every layout of both, against weights of 35 columns (two full
+// panels and a tail through scratch) in every float dtype, stored [N, K] (GGUF; dense or
+// padded rows) or [K, N] (Conv1D; dense or padded), a K with a tail of the 8 x 8 transpose.
 TEST(CpuMatmul, PrefillPanelsOnStridedActivationsAndOutputs) {
-  for (DType t : {DType::kF16, DType::kBF16})
-    for (Layout la : {Layout::kDense, Layout::kPadded, Layout::kTransposed})
-      for (Layout lo : {Layout::kDense, Layout::kPadded}) {
-        HostTensor x = make_tensor(DType::kF32, {19, 83}, la);
-        HostTensor wt = make_tensor(t, {35, 83});
-        HostTensor bias = make_tensor(DType::kF32, {35});
-        check_op(matmul_spec(false, true, 0.5f), {&x, &wt, &bias}, kMatmulTol, lo);
-        check_op(matmul_spec(false, true), {&x, &wt, &bias}, kMatmulTol, lo);  // bias in-kernel
-        check_op(matmul_spec(false, true), {&x, &wt}, kMatmulTol, lo);
-      }
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16})
+    for (bool tb : {true, false})
+      for (Layout lw : {Layout::kDense, Layout::kPadded})
+        for (Layout la : {Layout::kDense, Layout::kPadded, Layout::kTransposed})
+          for (Layout lo : {Layout::kDense, Layout::kPadded}) {
+            SCOPED_TRACE(std::string(dtype_name(t)) + (tb ? " [N, K]" : " [K, N]") +
+                         (lw == Layout::kPadded ? " padded" : ""));
+            HostTensor x = make_tensor(DType::kF32, {19, 83}, la);
+            HostTensor wt = make_tensor(t, mat(83, 35, tb), lw);
+            HostTensor bias = make_tensor(DType::kF32, {35});
+            check_op(matmul_spec(false, tb, 0.5f), {&x, &wt, &bias}, kMatmulTol, lo);
+            check_op(matmul_spec(false, tb), {&x, &wt, &bias}, kMatmulTol, lo);  // bias in-kernel
+            check_op(matmul_spec(false, tb), {&x, &wt}, kMatmulTol, lo);
+          }
 }
 
 // Decode-shaped: a few rows against weights stored [K, N] (Hugging Face Conv1D) or [N, K]
