@@ -57,6 +57,35 @@ TEST(MemoryBandwidth, WithoutATeamUsesThreadsOfItsOwn) {
   EXPECT_EQ(m.passes, 1);
 }
 
+// A probe kept between measurements: its buffer is touched once, at construction; each
+// measure() then runs only its passes (a read and a triad each) on the team.
+TEST(MemoryBandwidth, AProbeKeptMeasuresAgainWithoutTouchingItsBufferAgain) {
+  std::atomic<int> calls{0};
+  const hal::ThreadTeam team = [&](int n, const std::function<void(int)>& part) {
+    ++calls;
+    std::vector<std::thread> pool;
+    for (int t = 0; t < n; ++t) pool.emplace_back(part, t);
+    for (std::thread& th : pool) th.join();
+  };
+  const hal::MemoryBandwidthProbe probe(24ull << 20, 2, team);
+  ASSERT_TRUE(probe.ok());
+  EXPECT_EQ(calls.load(), 1);  // first touch
+  for (int passes : {1, 3}) {
+    calls = 0;
+    const hal::BandwidthMeasurement m = probe.measure(passes);
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(m.passes, passes);
+    EXPECT_EQ(m.threads, 2);
+    EXPECT_EQ(calls.load(), 2 * passes);
+    EXPECT_GT(m.buffer_bytes, (24ull << 20) - (1u << 20));
+    EXPECT_GE(m.read_best, m.read_median);
+    EXPECT_GT(m.read_median, 0);
+  }
+  const hal::MemoryBandwidthProbe tiny(64, 4);
+  EXPECT_FALSE(tiny.ok());
+  EXPECT_FALSE(tiny.measure(1).ok());
+}
+
 TEST(MemoryBandwidth, ABufferTooSmallForOneBlockPerThreadMeasuresNothing) {
   const hal::BandwidthMeasurement m = hal::measure_memory_bandwidth(64, 1, 4);
   EXPECT_FALSE(m.ok());

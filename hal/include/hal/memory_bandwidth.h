@@ -6,8 +6,9 @@
 //
 // Two probes over one buffer much larger than any cache the CPU may have (sizing rule:
 // bandwidth_buffer_bytes):
-// - read-only: every thread reads its contiguous part of the whole buffer, as four
-//   sequential streams (what streaming weights can reach); counts the bytes read.
+// - read-only: every thread reads its contiguous part of the whole buffer, as eight
+//   sequential streams of 32-byte loads (four of 16 bytes without AVX2): what streaming
+//   weights can reach; counts the bytes read.
 // - STREAM triad a[i] = b[i] + s * c[i] over the buffer's thirds; counts 2 reads + 1
 //   write per element, as STREAM does (the write-allocate read is not counted).
 // Each probe runs `passes` times after a first-touch pass from the threads that stream
@@ -24,6 +25,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace hal {
@@ -79,5 +81,26 @@ using ThreadTeam = std::function<void(int threads, const std::function<void(int 
 // mapped.
 BandwidthMeasurement measure_memory_bandwidth(uint64_t buffer_bytes, int passes, int threads,
                                               const ThreadTeam& team = {});
+
+// The probes' buffer, mapped and first touched once (a few tenths of a second per GiB), for
+// measuring again and again: a benchmark that probes between its repetitions, since a
+// shared host's bandwidth moves within seconds (1.5x between two probes 10 s apart on this
+// project's VMs). measure(passes) is measure_memory_bandwidth without the mapping and first
+// touch (`seconds` and the others' CPU use cover the passes only); not ok() when the memory
+// could not be mapped (then measure() returns a measurement that is not ok()).
+// Threading: one measure() at a time; the team as above.
+class MemoryBandwidthProbe {
+ public:
+  MemoryBandwidthProbe(uint64_t buffer_bytes, int threads, const ThreadTeam& team = {});
+  ~MemoryBandwidthProbe();
+  MemoryBandwidthProbe(const MemoryBandwidthProbe&) = delete;
+  MemoryBandwidthProbe& operator=(const MemoryBandwidthProbe&) = delete;
+  bool ok() const;
+  BandwidthMeasurement measure(int passes) const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
 
 }  // namespace hal
