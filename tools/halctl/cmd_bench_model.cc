@@ -3,9 +3,11 @@
 // generation (tg: --n-gen tokens decoded one at a time after a one-token prompt),
 // tokens/s as mean +- standard deviation over --repetitions runs (after one warm-up),
 // with the device-memory bytes each generated token reads (the weights matmuls stream,
-// in their stored format) and the fraction of the memory bandwidth that makes: against
-// a read bandwidth measured in the same run over a buffer much larger than the last-level
-// cache (cpu), or the device's stated bandwidth (other devices).
+// in their stored format) and the fraction of the memory bandwidth that makes: on cpu,
+// each repetition against a read bandwidth probed right before it (over a buffer much
+// larger than the last-level cache; a shared host's bandwidth moves by 1.5x within
+// seconds, so one probe at the start compared repetitions with another machine state),
+// averaged over the repetitions; on other devices, against the device's stated bandwidth.
 //
 //   halctl bench --model gpt2.gguf,gpt2-q4_0.gguf --devices cpu:0 --threads 1,2
 //                --n-prompt 128 --n-gen 32 --repetitions 5 [--output md|json]
@@ -58,6 +60,9 @@ struct Row {
   double bytes_per_token = 0;  // tg: device-memory bytes read per generated token
   double bandwidth = 0;        // bytes/s the fraction is taken against
   std::string bandwidth_source;
+  // When not empty: the read bandwidth probed right before each sample (bytes/s), which
+  // the sample's fraction is taken against instead.
+  std::vector<double> bandwidth_samples;
 
   double mean() const {
     return samples_ts.empty() ? 0
@@ -71,7 +76,15 @@ struct Row {
     for (double v : samples_ts) s += (v - m) * (v - m);
     return std::sqrt(s / double(samples_ts.size() - 1));
   }
-  double fraction() const { return bandwidth > 0 ? bytes_per_token * mean() / bandwidth : 0; }
+  double fraction() const {
+    if (!bandwidth_samples.empty() && bandwidth_samples.size() == samples_ts.size()) {
+      double sum = 0;
+      for (size_t i = 0; i < samples_ts.size(); ++i)
+        if (bandwidth_samples[i] > 0) sum += bytes_per_token * samples_ts[i] / bandwidth_samples[i];
+      return sum / double(samples_ts.size());
+    }
+    return bandwidth > 0 ? bytes_per_token * mean() / bandwidth : 0;
+  }
 };
 
 nlohmann::json row_json(const Row& r) {
@@ -89,6 +102,7 @@ nlohmann::json row_json(const Row& r) {
           {"bytes_per_token", r.bytes_per_token},
           {"bandwidth_bytes_per_s", r.bandwidth},
           {"bandwidth_source", r.bandwidth_source},
+          {"bandwidth_samples_bytes_per_s", r.bandwidth_samples},
           {"bandwidth_fraction", r.fraction()}};
 }
 
@@ -106,6 +120,8 @@ Row row_from_json(const nlohmann::json& j) {
   r.bytes_per_token = j.value("bytes_per_token", 0.0);
   r.bandwidth = j.value("bandwidth_bytes_per_s", 0.0);
   r.bandwidth_source = j.value("bandwidth_source", "");
+  if (j.contains("bandwidth_samples_bytes_per_s") && j["bandwidth_samples_bytes_per_s"].is_array())
+    r.bandwidth_samples = j["bandwidth_samples_bytes_per_s"].get<std::vector<double>>();
   return r;
 }
 
@@ -157,13 +173,15 @@ class OurBench {
     base.device = device->id();
     base.threads = threads;
     const bool cpu = device->info().kind == hal::DeviceKind::kCpu;
+    b->probed_ = cpu && host_bandwidth > 0;
     // A simulated device is timed on its own (simulated) clock: what the device would take.
     b->simulated_ = device->info().property("simulated") == "true";
     if (b->simulated_) base.device += " (simulated clock)";
     base.bandwidth =
         cpu && host_bandwidth > 0 ? host_bandwidth : device->info().memory_bandwidth_bytes_per_s;
-    base.bandwidth_source =
-        cpu && host_bandwidth > 0 ? "read bandwidth measured in this run" : "device info";
+    base.bandwidth_source = cpu && host_bandwidth > 0
+                                ? "read bandwidth probed before each repetition in this run"
+                                : "device info";
     if (p.n_prompt > 0) {
       b->pp_ = base;
       b->pp_.test = "pp" + std::to_string(p.n_prompt);
@@ -176,8 +194,10 @@ class OurBench {
     return b;
   }
 
-  // One sample of each test (not kept when `warmup`).
-  hal::Status round(int index, bool warmup) {
+  // One sample of each test (not kept when `warmup`); `bandwidth`: the host's read
+  // bandwidth probed right before (bytes/s), which a cpu sample's fraction is taken
+  // against.
+  hal::Status round(int index, bool warmup, double bandwidth) {
     const int64_t vocab = model_->config().vocab_size;
     // Tokens that cycle through the vocabulary (llama-bench draws random ids).
     auto tokens = [&](int64_t n) {
@@ -198,9 +218,11 @@ class OurBench {
       hal::runtime::GenerationOptions go;
       go.max_new_tokens = p_->n_gen + 1;  // the first comes from the one-token prefill
       HAL_ASSIGN_OR_RETURN(auto g, session_->generate({tokens(1)}, go));
-      if (!warmup)
+      if (!warmup) {
         tg_.samples_ts.push_back(simulated_ ? g.device_decode_tokens_per_s()
                                             : g.decode_tokens_per_s());
+        if (probed_) tg_.bandwidth_samples.push_back(bandwidth);
+      }
     }
     return hal::ok_status();
   }
@@ -218,6 +240,7 @@ class OurBench {
   std::shared_ptr<const hal::runtime::Model> model_;
   std::unique_ptr<hal::runtime::Session> session_;
   bool simulated_ = false;
+  bool probed_ = false;  // a cpu device with the host's probe: samples get their probe
   Row pp_, tg_;
 };
 
@@ -393,13 +416,23 @@ int cmd_bench_model(const Args& args) {
     // device figure comes from (hal/memory_bandwidth.h), over a buffer past every cache.
     double host_bw = 0;
     std::string host_bw_how;
+    std::unique_ptr<hal::MemoryBandwidthProbe> probe;
+    std::vector<double> probes;  // the probes between repetitions (bytes/s)
     for (hal::Device* d : devices)
-      if (d->info().kind == hal::DeviceKind::kCpu && host_bw == 0) {
-        const hal::BandwidthMeasurement bw = hal::measure_memory_bandwidth(
-            hal::bandwidth_buffer_bytes(d->info().sram_bytes), 5, threads);
+      if (d->info().kind == hal::DeviceKind::kCpu && !probe) {
+        probe = std::make_unique<hal::MemoryBandwidthProbe>(
+            hal::bandwidth_buffer_bytes(d->info().sram_bytes), threads);
+        const hal::BandwidthMeasurement bw = probe->measure(5);
         host_bw = bw.read_best;
         host_bw_how = bw.describe();
       }
+    // Read bandwidth right now: best of two passes (~0.1-0.2 s per GiB of buffer).
+    auto probe_now = [&]() -> double {
+      if (!probe || host_bw <= 0) return 0;
+      const double bw = probe->measure(2).read_best;
+      probes.push_back(bw);
+      return bw;
+    };
     for (const std::string& m : p.models) {
       // Side by side: round by round, llama.cpp (one repetition per call) and ours, in
       // alternating order, so a change in the machine's load hits both alike.
@@ -408,7 +441,7 @@ int cmd_bench_model(const Args& args) {
         auto b = OurBench::open(p, m, d, threads, host_bw);
         if (!b.ok()) return report_error("bench", b.status().with_context(m + " on " + d->id()));
         ours.push_back(std::move(*b));
-        if (hal::Status s = ours.back()->round(0, true); !s.ok())
+        if (hal::Status s = ours.back()->round(0, true, 0); !s.ok())
           return report_error("bench", s.with_context(m + " on " + d->id()));
       }
       const bool peer = !p.llama_bench.empty() && is_gguf_file(m);
@@ -417,6 +450,7 @@ int cmd_bench_model(const Args& args) {
         for (int order = 0; order < 2; ++order) {
           const bool peer_turn = (order == 0) == (r % 2 == 0);
           if (peer_turn && peer) {
+            const double bw_now = probe_now();
             auto got = bench_llama_cpp(p, m, threads, 1);
             if (!got.ok()) return report_error("bench", got.status());
             for (Row& g : *got) {
@@ -424,17 +458,20 @@ int cmd_bench_model(const Args& args) {
                                      [&](const Row& x) { return x.test == g.test; });
               if (it == peer_rows.end()) {
                 g.bandwidth = host_bw;
-                g.bandwidth_source = "read bandwidth measured in this run";
-                peer_rows.push_back(g);
+                g.bandwidth_source = "read bandwidth probed before each repetition in this run";
+                it = peer_rows.insert(peer_rows.end(), g);
               } else {
                 it->samples_ts.insert(it->samples_ts.end(), g.samples_ts.begin(),
                                       g.samples_ts.end());
               }
+              if (bw_now > 0) it->bandwidth_samples.resize(it->samples_ts.size(), bw_now);
             }
           } else if (!peer_turn) {
-            for (auto& b : ours)
-              if (hal::Status s = b->round(r + 1, false); !s.ok())
+            for (auto& b : ours) {
+              const double bw_now = probe_now();
+              if (hal::Status s = b->round(r + 1, false, bw_now); !s.ok())
                 return report_error("bench", s.with_context(m));
+            }
           }
         }
       }
@@ -454,6 +491,7 @@ int cmd_bench_model(const Args& args) {
         r.test = "read";
         r.bandwidth_source = host_bw_how;  // how it was measured
         r.samples_ts = {host_bw / 1e9};
+        r.bandwidth_samples = probes;  // the probes between repetitions
         return r;
       }());
   }
@@ -479,9 +517,19 @@ int cmd_bench_model(const Args& args) {
     fmt::print("{}\n", format_row(r));
   }
   for (const Row& r : rows)
-    if (r.engine == "memory")
+    if (r.engine == "memory") {
       fmt::print("\nread bandwidth with {} threads (this run): {:.1f} GB/s; {}\n", r.threads,
                  r.samples_ts[0], r.bandwidth_source);
+      if (!r.bandwidth_samples.empty()) {
+        std::vector<double> v = r.bandwidth_samples;
+        std::sort(v.begin(), v.end());
+        fmt::print(
+            "probed again before each repetition ({} probes, best of 2 passes each): median "
+            "{:.1f} GB/s, {:.1f}-{:.1f}; \"of bandwidth\" takes each repetition against the "
+            "probe right before it\n",
+            v.size(), v[v.size() / 2] * 1e-9, v.front() * 1e-9, v.back() * 1e-9);
+      }
+    }
   for (const Row& r : rows)
     if (r.engine == "hal" && !r.weights.empty() && r.test.rfind("tg", 0) == 0 &&
         r.threads == p.threads.front())
