@@ -158,10 +158,11 @@ std::filesystem::path cache_dir() {
   return {};
 }
 
-// v2: read-only and triad over buffers past every cache (v1 files, a triad over <= 256
-// MiB that a large L3 could hold, are not read).
+// v3: read-only as eight streams of 32-byte loads per thread (hal/memory_bandwidth.h).
+// Not read: v2 files (four 16-byte streams, ~20% lower on the Zen 4 VMs) and v1 files (a
+// triad over <= 256 MiB that a large L3 could hold).
 std::string cache_key(const std::string& model, uint64_t llc) {
-  std::string key = "cpu-v2-";
+  std::string key = "cpu-v3-";
   for (char ch : model) key += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
   return key + "-" + std::to_string(thread_budget()) + "t-" + std::to_string(llc >> 10) + "k.txt";
 }
