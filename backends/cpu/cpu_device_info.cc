@@ -136,8 +136,8 @@ double measure_launch(std::string* how) {
     per_fork = std::chrono::duration<double>(Clock::now() - t0).count() / kForks;
   }
   *how = "measured: " + format_g(per_command * 1e6) + " us per queued no-op command + " +
-         format_g(per_fork * 1e6) + " us per fork/join over " +
-         std::to_string(thread_budget()) + " threads";
+         format_g(per_fork * 1e6) + " us per fork/join over " + std::to_string(thread_budget()) +
+         " threads";
   return per_command + per_fork;
 }
 
