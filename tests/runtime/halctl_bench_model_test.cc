@@ -74,6 +74,25 @@ TEST(HalctlBenchModel, JsonRowsCarryEachRepetitionAndItsBandwidthProbe) {
   EXPECT_THAT((*memory)["bandwidth_source"].get<std::string>(), HasSubstr("read-only"));
 }
 
+// A simulated device's rows are timed on its clock and taken against its stated bandwidth:
+// no probe runs for them, so the host is probed once per cpu repetition only.
+TEST(HalctlBenchModel, OnlyTheCpuRepetitionsAreProbed) {
+  const hal::test::CliRun r =
+      halctl("bench --model gpt2-tiny --devices cpu:0,npu:0 -p 0 -n 4 -r 2 -o json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json rows = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(rows.is_array()) << r.out;
+  const json* npu = nullptr;
+  for (const json& e : rows)
+    if (e["backends"].get<std::string>().rfind("npu:0", 0) == 0) npu = &e;
+  ASSERT_NE(npu, nullptr) << r.out;
+  EXPECT_TRUE((*npu)["bandwidth_samples_bytes_per_s"].empty()) << *npu;
+  EXPECT_EQ((*npu)["bandwidth_source"], "device info");
+  const json* memory = row(rows, "memory", "read");
+  ASSERT_NE(memory, nullptr) << r.out;
+  EXPECT_EQ((*memory)["bandwidth_samples_bytes_per_s"].size(), 2u);
+}
+
 TEST(HalctlBenchModel, SideBySideWithALlamaBenchAlternatesAndProbesBeforeEachOfItsRuns) {
   TempDir dir;
   const fs::path gguf = dir.path / "tiny.gguf";

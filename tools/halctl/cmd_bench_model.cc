@@ -227,6 +227,9 @@ class OurBench {
     return hal::ok_status();
   }
 
+  // Whether its samples are taken against the host's probe (a cpu device).
+  bool probed() const { return probed_; }
+
   std::vector<Row> rows() const {
     std::vector<Row> r;
     if (p_->n_prompt > 0) r.push_back(pp_);
@@ -468,7 +471,7 @@ int cmd_bench_model(const Args& args) {
             }
           } else if (!peer_turn) {
             for (auto& b : ours) {
-              const double bw_now = probe_now();
+              const double bw_now = b->probed() ? probe_now() : 0;
               if (hal::Status s = b->round(r + 1, false, bw_now); !s.ok())
                 return report_error("bench", s.with_context(m));
             }
