@@ -164,10 +164,11 @@ double median(std::vector<double> v) {
   return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
-void BM_MatmulHalVsBlas(benchmark::State& state) {
-  if (!env().sgemm) return state.SkipWithError("OpenBLAS is not loaded in this process");
-  SquareMatmul mm(state.range(0));
-  mm.run_hal();  // warm up both (page faults, thread pools)
+// The HAL's product and OpenBLAS's on the same operands, alternating in every iteration
+// after one warm-up of each (page faults, thread pools): GFLOP/s of each from the median
+// times, and their throughput ratio.
+void time_hal_against_blas(benchmark::State& state, Matmul& mm) {
+  mm.run_hal();
   mm.run_blas();
   std::vector<double> t_hal, t_blas;
   for (auto _ : state) {
@@ -185,6 +186,12 @@ void BM_MatmulHalVsBlas(benchmark::State& state) {
   state.counters["hal_over_blas"] = blas_s / hal_s;  // throughput ratio (median times)
   set_blas_label(state);
 }
+
+void BM_MatmulHalVsBlas(benchmark::State& state) {
+  if (!env().sgemm) return state.SkipWithError("OpenBLAS is not loaded in this process");
+  SquareMatmul mm(state.range(0));
+  time_hal_against_blas(state, mm);
+}
 BENCHMARK(BM_MatmulHalVsBlas)
     ->Arg(256)
     ->Arg(1024)
@@ -199,23 +206,7 @@ BENCHMARK(BM_MatmulHalVsBlas)
 void BM_PrefillHalVsBlas(benchmark::State& state) {
   if (!env().sgemm) return state.SkipWithError("OpenBLAS is not loaded in this process");
   Matmul mm(state.range(0), state.range(1), state.range(2), state.range(3) != 0);
-  mm.run_hal();
-  mm.run_blas();
-  std::vector<double> t_hal, t_blas;
-  for (auto _ : state) {
-    const auto t0 = Clock::now();
-    mm.run_hal();
-    const auto t1 = Clock::now();
-    mm.run_blas();
-    const auto t2 = Clock::now();
-    t_hal.push_back(std::chrono::duration<double>(t1 - t0).count());
-    t_blas.push_back(std::chrono::duration<double>(t2 - t1).count());
-  }
-  const double hal_s = median(t_hal), blas_s = median(t_blas);
-  state.counters["hal_GFLOPs"] = mm.flops() / hal_s * 1e-9;
-  state.counters["blas_GFLOPs"] = mm.flops() / blas_s * 1e-9;
-  state.counters["hal_over_blas"] = blas_s / hal_s;
-  set_blas_label(state);
+  time_hal_against_blas(state, mm);
 }
 BENCHMARK(BM_PrefillHalVsBlas)
     ->ArgNames({"m", "k", "n", "nk"})
