@@ -191,7 +191,7 @@ struct MemoryBandwidthProbe::State {
   ThreadTeam team;
   size_t n = 0;  // floats in the buffer
   std::unique_ptr<Mapping> buf;
-  // parallel_for_static's shape over the team: part t runs [t, t + 1).
+  // Runs body(t) for every thread t of the team, all at once.
   template <class Body>
   void each_thread(const Body& body) const {
     team(int(threads), [&](int t) { body(size_t(t)); });

@@ -47,6 +47,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Where a cpu row's bandwidth fraction comes from (bandwidth_source).
+constexpr const char* kProbedSource = "read bandwidth probed before each repetition in this run";
+
 struct Row {
   std::string engine = "hal";  // "hal" or "llama.cpp"
   std::string model;
@@ -179,9 +182,7 @@ class OurBench {
     if (b->simulated_) base.device += " (simulated clock)";
     base.bandwidth =
         cpu && host_bandwidth > 0 ? host_bandwidth : device->info().memory_bandwidth_bytes_per_s;
-    base.bandwidth_source = cpu && host_bandwidth > 0
-                                ? "read bandwidth probed before each repetition in this run"
-                                : "device info";
+    base.bandwidth_source = cpu && host_bandwidth > 0 ? kProbedSource : "device info";
     if (p.n_prompt > 0) {
       b->pp_ = base;
       b->pp_.test = "pp" + std::to_string(p.n_prompt);
@@ -461,7 +462,7 @@ int cmd_bench_model(const Args& args) {
                                      [&](const Row& x) { return x.test == g.test; });
               if (it == peer_rows.end()) {
                 g.bandwidth = host_bw;
-                g.bandwidth_source = "read bandwidth probed before each repetition in this run";
+                g.bandwidth_source = kProbedSource;
                 it = peer_rows.insert(peer_rows.end(), g);
               } else {
                 it->samples_ts.insert(it->samples_ts.end(), g.samples_ts.begin(),
