@@ -1,6 +1,7 @@
 // Generation: cached decoding equals full recomputation, a batch equals its rows run
 // alone, seeded sampling reproduces, the sampler obeys temperature/top-k/top-p, and bad
 // requests fail clearly.
+#include <cmath>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -217,6 +218,35 @@ TEST(Sampling, GreedySkipsNaNsAndTakesInfinities) {
   EXPECT_EQ(greedy({nan, -inf, -inf}), 1);  // the first non-NaN
   EXPECT_EQ(greedy({-inf, 0.f, inf, nan, inf}), 2);
   EXPECT_EQ(greedy({-0.f, 0.f}), 0);  // equal values: the lowest id
+}
+
+TEST(Sampling, GreedyOnLongRowsMatchesAScalarScan) {
+  // Rows long enough for the vector lanes, with the maximum repeated in other lanes, in
+  // the tail, behind NaNs and infinities: the lowest id of the largest non-NaN value.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  auto scalar = [](const std::vector<float>& l) {
+    int32_t at = -1;
+    for (size_t i = 0; i < l.size(); ++i)
+      if (!std::isnan(l[i]) && (at < 0 || l[i] > l[size_t(at)])) at = int32_t(i);
+    return at < 0 ? 0 : at;
+  };
+  SamplingRng rng(3), pick(11);
+  for (const size_t n : {16u, 17u, 23u, 24u, 63u, 1000u, 50257u}) {
+    for (int trial = 0; trial < 40; ++trial) {
+      std::vector<float> l(n);
+      for (float& x : l) x = float(int(pick.uniform() * 50)) - 25.f;  // many ties
+      const int specials = trial % 8;
+      for (int s = 0; s < 3 * specials; ++s) {
+        const size_t at = size_t(pick.uniform() * double(n));
+        l[at] = s % 3 == 0 ? nan : (s % 3 == 1 ? -inf : (trial % 5 == 0 ? inf : 30.f));
+      }
+      if (trial == 7) std::fill(l.begin(), l.end(), nan);
+      if (trial == 9) std::fill(l.begin(), l.end(), -inf);
+      if (trial == 11) l.back() = 1000.f;  // the maximum in the tail past the last 8
+      EXPECT_EQ(sample_token(l, {}, rng), scalar(l)) << "n " << n << " trial " << trial;
+    }
+  }
 }
 
 TEST(Sampling, FrequenciesFollowSoftmaxOfLogitsOverTemperature) {
