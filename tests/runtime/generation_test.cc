@@ -1,10 +1,10 @@
 // Generation: cached decoding equals full recomputation, a batch equals its rows run
 // alone, seeded sampling reproduces, the sampler obeys temperature/top-k/top-p, and bad
 // requests fail clearly.
-#include <cmath>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <limits>
 #include <numeric>
