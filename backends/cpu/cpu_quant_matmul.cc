@@ -435,11 +435,27 @@ void run_product(const Product& p) {
     acts.dsum = dsum;
     acts.lanes = lanes;
   }
-  // Results as dense f32 [m, n], then alpha, bias and the output dtype.
-  const bool direct = p.c_t == DType::kF32 && p.c_cs == 1 && p.alpha == 1.0f && !p.bias;
+  // Results as f32 [m, n] (in C itself when C is f32 with unit column stride), then alpha,
+  // bias and the output dtype over columns [j0, j1): the decode path runs this on each
+  // part's own columns, inside the parallel loop; the others after it, over all of C.
+  const bool in_place = p.c_t == DType::kF32 && p.c_cs == 1;
+  const bool direct = in_place && p.alpha == 1.0f && !p.bias;
   float* res =
-      direct ? reinterpret_cast<float*>(p.c) : scratch_floats(Scratch::kOuter2, size_t(p.m * p.n));
-  const int64_t ldr = direct ? p.c_rs : p.n;
+      in_place ? reinterpret_cast<float*>(p.c) : scratch_floats(Scratch::kOuter2, size_t(p.m * p.n));
+  const int64_t ldr = in_place ? p.c_rs : p.n;
+  auto finish_columns = [&](int64_t j0, int64_t j1) {
+    if (direct || j1 <= j0) return;
+    for (int64_t r = 0; r < p.m; ++r) {
+      float* row = res + r * ldr;
+      if (p.alpha != 1.0f)
+        for (int64_t j = j0; j < j1; ++j) row[j] *= p.alpha;
+      if (p.bias)
+        for (int64_t j = j0; j < j1; ++j) row[j] += p.bias[j];
+      if (!in_place)
+        store_f32(p.c + (r * p.c_rs + j0 * p.c_cs) * int64_t(dtype_size(p.c_t)), p.c_t, p.c_cs,
+                  j1 - j0, row + j0);
+    }
+  };
   const float* lut = fp8_table();
   if (path == Path::kF32Panels) {
     f32_panel_products(p, af, res, ldr);
@@ -495,20 +511,17 @@ void run_product(const Product& p) {
         else
           kern.qgemm(p.w_t, acts, p.m, p.w, p.w_rs, u0, u1, res, ldr, lut);
       }
+      const int64_t per_unit = x8 ? 8 : 1;
+      finish_columns(per_unit * (units * t0 / tasks), per_unit * (units * t1 / tasks));
     });
     // Rows past the last whole group: the one-row kernel on the original bytes.
-    if (x8 && units * 8 < p.n)
+    if (x8 && units * 8 < p.n) {
       kern.qgemm(p.w_t, acts, p.m, p.w, p.w_rs, units * 8, p.n, res, ldr, lut);
+      finish_columns(units * 8, p.n);
+    }
+    return;
   }
-  if (direct) return;
-  for (int64_t r = 0; r < p.m; ++r) {
-    float* row = res + r * p.n;
-    if (p.alpha != 1.0f)
-      for (int64_t j = 0; j < p.n; ++j) row[j] *= p.alpha;
-    if (p.bias)
-      for (int64_t j = 0; j < p.n; ++j) row[j] += p.bias[j];
-    store_f32(p.c + r * p.c_rs * int64_t(dtype_size(p.c_t)), p.c_t, p.c_cs, p.n, row);
-  }
+  finish_columns(0, p.n);
 }
 
 }  // namespace

@@ -187,7 +187,8 @@ TEST(CpuQuantMatmul, BatchedActivationsShareTheWeights) {
 
 // q4_0, q8_0 and the K-quants decode read a copy of the weights in groups of 8 rows
 // (cpu_weight_cache.h) when they lie in memory the plugin tracks: every group/remainder
-// split (one and several groups per stream), a strided view, and a write to the weights
+// split (one and several groups per stream), a bias and every output dtype, a strided
+// view, and a write to the weights
 // dropping the copy so the next product reads the new values.
 TEST(CpuQuantMatmul, DecodeThroughEightRowCopies) {
   for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K})
@@ -200,10 +201,15 @@ TEST(CpuQuantMatmul, DecodeThroughEightRowCopies) {
         HostTensor w = make_weights(t, rows, k, step);
         weight_cache_track(w.data(), w.bytes.size(), nullptr);
         const uint64_t made = weight_cache_stats().made;
+        // The bias and the output dtype are applied by each part to its own columns (and
+        // after the remainder rows to theirs): one row with each output dtype.
+        HostTensor bias = make_tensor(DType::kF32, {rows});
         for (int64_t m : {1, 3, 8}) {
           HostTensor a = make_tensor(DType::kF32, {m, k});
           check_product(t, a, w, false);
         }
+        for (DType out : {DType::kF32, DType::kF16, DType::kBF16})
+          check_product(t, make_tensor(DType::kF32, {1, k}), w, false, &bias, out);
         EXPECT_EQ(weight_cache_stats().made, made + 1) << "one copy per weight, re-used";
         // New weights in the same memory: the copy goes with the write.
         const HostTensor fresh = make_weights(t, rows, k, step);
