@@ -97,6 +97,7 @@ CpuExecutable::CpuExecutable(GraphView view, const DeviceInfo& device)
     }
   }
   layout_ = plugin::ScratchLayout::plan(program_);
+  for (size_t n = 0; n < program_.nodes.size(); ++n) specs_.push_back(program_.node_spec(n));
   for (size_t n = 0; n < program_.nodes.size(); ++n) origin_.push_back(covers[n].front());
   for (const plugin::FusedGroup& g : plugin::group_consecutive(program_)) {
     Group group;
@@ -156,19 +157,28 @@ Status CpuExecutable::run(const plugin::ExecuteCall& call,
     r.node = g.main_node;
     r.start_ns = plugin::steady_clock_ns();
     for (int32_t p : g.program_nodes) {
-      const plugin::OpCall op = plugin::node_call(program_, call, layout_, size_t(p));
-      const OpSpec spec = op.spec();
+      const GraphNode& node = program_.nodes[size_t(p)];
+      OpSpec with_symbols;
+      const OpSpec* spec = &specs_[size_t(p)];
+      if (node.kv_length_symbol >= 0) {
+        with_symbols = *spec;
+        with_symbols.attrs.kv_length = program_.node_spec(size_t(p), call.symbols).attrs.kv_length;
+        spec = &with_symbols;
+      }
       if (storage) {
+        auto address = [&](int32_t v) {
+          const plugin::ValueStorage at = plugin::value_storage(program_, call, layout_, v);
+          return data(at.buffer) + at.offset_bytes;
+        };
         const void* inputs[kMaxOpInputs] = {};
-        for (int i = 0; i < op.num_inputs; ++i)
-          inputs[i] = data(op.inputs[i].buffer) + op.inputs[i].offset_bytes;
-        Status s = run_op(spec, inputs, data(op.output.buffer) + op.output.offset_bytes);
+        for (int i = 0; i < spec->num_inputs; ++i) inputs[i] = address(node.inputs[size_t(i)]);
+        Status s = run_op(*spec, inputs, address(node.output));
         if (!s.ok())
           return s.with_context("node '" + view().nodes[size_t(origin_[size_t(p)])].name + "'")
               .with_command_tag(tag)
               .with_node(origin_[size_t(p)], int32_t(gi));
       }
-      const OpCost cost = analytic_cost(spec);
+      const OpCost cost = analytic_cost(*spec);
       r.flops += cost.flops;
       r.bytes_read += cost.bytes_read;
       r.bytes_written += cost.bytes_written;

@@ -13,7 +13,8 @@
 // - node_call(): a node as an OpCall over the execution's buffers (bound values at their
 //   bindings, internal ones in the scratch, views at their offsets at this execution's
 //   symbol values, attention's kv_length from its symbol), for the backend's own
-//   dispatch path.
+//   dispatch path; value_storage(): only where a value lives, for a backend that keeps
+//   each node's OpSpec from one execution to the next.
 // - add_roofline() / append_group(): the prediction of an executable without a timing
 //   model of its own: each node at its roofline time, back to back.
 //
@@ -115,21 +116,35 @@ struct ScratchLayout {
   }
 };
 
-// The storage of value v in this execution: its owner's binding or scratch slot, plus
-// the view's offset at the execution's symbol values.
+// Where value v lives in this execution: its owner's binding or scratch slot, plus the
+// view's offset at the execution's symbol values.
+struct ValueStorage {
+  BufferImpl* buffer = nullptr;
+  uint64_t offset_bytes = 0;
+};
+inline ValueStorage value_storage(const GraphView& view, const ExecuteCall& call,
+                                  const ScratchLayout& layout, int32_t v) {
+  const int32_t o = view.owner(v);
+  ValueStorage at;
+  if (view.is_bound(o)) {
+    at.buffer = call.bindings[size_t(o)].buffer;
+    at.offset_bytes = call.bindings[size_t(o)].offset_bytes;
+  } else {
+    at.buffer = call.scratch;
+    at.offset_bytes = call.scratch_offset + layout.offset[size_t(o)];
+  }
+  at.offset_bytes += view.offset_of(v, call.symbols);
+  return at;
+}
+
+// Value v's storage (value_storage) with its descriptor.
 inline TensorArg value_arg(const GraphView& view, const ExecuteCall& call,
                            const ScratchLayout& layout, int32_t v) {
-  const int32_t o = view.owner(v);
+  const ValueStorage at = value_storage(view, call, layout, v);
   TensorArg arg;
+  arg.buffer = at.buffer;
+  arg.offset_bytes = at.offset_bytes;
   arg.desc = view.values[size_t(v)].desc;
-  if (view.is_bound(o)) {
-    arg.buffer = call.bindings[size_t(o)].buffer;
-    arg.offset_bytes = call.bindings[size_t(o)].offset_bytes;
-  } else {
-    arg.buffer = call.scratch;
-    arg.offset_bytes = call.scratch_offset + layout.offset[size_t(o)];
-  }
-  arg.offset_bytes += view.offset_of(v, call.symbols);
   return arg;
 }
 
