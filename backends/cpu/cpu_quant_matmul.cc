@@ -440,8 +440,8 @@ void run_product(const Product& p) {
   // part's own columns, inside the parallel loop; the others after it, over all of C.
   const bool in_place = p.c_t == DType::kF32 && p.c_cs == 1;
   const bool direct = in_place && p.alpha == 1.0f && !p.bias;
-  float* res =
-      in_place ? reinterpret_cast<float*>(p.c) : scratch_floats(Scratch::kOuter2, size_t(p.m * p.n));
+  float* res = in_place ? reinterpret_cast<float*>(p.c)
+                        : scratch_floats(Scratch::kOuter2, size_t(p.m * p.n));
   const int64_t ldr = in_place ? p.c_rs : p.n;
   auto finish_columns = [&](int64_t j0, int64_t j1) {
     if (direct || j1 <= j0) return;
