@@ -75,6 +75,7 @@ Status execute_on_worker(const plugin::ExecuteCall& call, uint64_t tag, plugin::
   std::vector<CommandRecord> records;
   const auto& exe = static_cast<const CpuExecutable&>(*call.executable);
   Status s = exe.run(call, data, tag, log.enabled() ? &records : nullptr);
+  rest_threads();  // the host waits for this result; give it a core
   // What the execution may have written: its states and bound intermediates (outputs).
   const GraphView& view = exe.view();
   for (size_t v = 0; v < call.bindings.size() && v < view.values.size(); ++v) {

@@ -114,12 +114,13 @@ std::chrono::microseconds hot_team_linger() {
 // a claim (no data race).
 struct HotTeam {
   std::atomic<uint64_t> word{0};
-  std::atomic<int64_t> done{0};    // parts of the current loop finished
-  std::atomic<bool> owned{false};  // a loop holds the team
-  std::atomic<int> live{0};        // helpers polling now
-  std::atomic<int> enlisted{0};    // helpers enqueued and not yet gone
-  std::atomic<int64_t> loops{0};   // loops run on the team
-  std::atomic<int> paused{0};      // PauseHotTeam objects alive (not nested): helpers leave
+  std::atomic<int64_t> done{0};      // parts of the current loop finished
+  std::atomic<bool> owned{false};    // a loop holds the team
+  std::atomic<int> live{0};          // helpers polling now
+  std::atomic<int> enlisted{0};      // helpers enqueued and not yet gone
+  std::atomic<int64_t> loops{0};     // loops run on the team
+  std::atomic<int> paused{0};        // PauseHotTeam objects alive (not nested): helpers leave
+  std::atomic<bool> resting{false};  // rest_threads() since the last loop: helpers yield
   // The current loop (written by its owner).
   detail::LoopPart part = nullptr;
   void* context = nullptr;
@@ -188,6 +189,11 @@ void help(HotTeam& team) {
       continue;
     }
     if (team.paused.load(std::memory_order_acquire) > 0) break;
+    if (team.resting.load(std::memory_order_relaxed)) {
+      std::this_thread::yield();
+      if (Clock::now() - last >= linger) break;
+      continue;
+    }
     if (polls % 64 == 0) {
       const auto idle = Clock::now() - last;
       if (idle >= linger) break;
@@ -227,6 +233,7 @@ bool run_on_hot_team(int64_t n, int64_t parts, LoopPart part, void* context) {
   team.n = n;
   team.error = nullptr;
   team.done.store(0, std::memory_order_relaxed);
+  team.resting.store(false, std::memory_order_relaxed);
   const uint32_t sequence = ++team.sequence;
   team.word.store((uint64_t(sequence) << 32) | (uint64_t(parts) << 16), std::memory_order_release);
   run_parts(team, sequence);
@@ -249,6 +256,8 @@ InLoopPart::~InLoopPart() { --loop_depth; }
 }  // namespace detail
 
 int64_t hot_team_loops() { return hot_team().loops.load(std::memory_order_relaxed); }
+
+void rest_threads() { hot_team().resting.store(true, std::memory_order_relaxed); }
 
 PauseHotTeam::PauseHotTeam() : nested_(loop_depth > 0) {
   if (!nested_) hot_team().paused.fetch_add(1, std::memory_order_acq_rel);

@@ -54,6 +54,13 @@ void warm_up_threads();
 void prepare_threads();
 // Loops the hot team has run since the process started (tests, diagnostics).
 int64_t hot_team_loops();
+// Says the work that kept the team hot is done (a graph's execution ended): until the
+// next loop, helpers yield their core on every poll instead of spinning, so the thread
+// that waits for the result (the host's, woken from a futex) gets a core at once; they
+// still take a loop published meanwhile, and leave after HAL_CPU_SPIN_US as before. A
+// spinning helper yielded only after 50 us idle, and the host's wait on a 2-core machine
+// ended 53 us after a tiny model's execution did (every decode step).
+void rest_threads();
 // While alive, the hot team is paused: its helpers give their worker threads back and
 // none starts; destroyed, it starts the team again. Brackets work that needs the threads
 // elsewhere: a loop run through oneTBB, a call into OpenBLAS (its own threads). Nested

@@ -76,6 +76,33 @@ TEST(CpuThreading, TheHotTeamRunsLoopsOnceItIsUp) {
   EXPECT_TRUE(saw_two) << "no hot loop ran its parts on two threads";
 }
 
+// After rest_threads() (a graph's execution ended) the helpers yield instead of spinning,
+// but they stay: the next loop still runs on the team, its parts on two threads, and
+// every index once.
+TEST(CpuThreading, ARestingTeamTakesTheNextLoop) {
+  if (!team_enabled()) GTEST_SKIP() << "one thread, or HAL_CPU_SPIN_US=0: no team";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  bool saw_two = false;
+  while (!saw_two && std::chrono::steady_clock::now() < deadline) {
+    hal::cpu::prepare_threads();
+    expect_each_index_once(256, 1);  // the team up (a loop ran on it) or starting
+    hal::cpu::rest_threads();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));  // helpers now yielding
+    std::atomic<int> arrived{0};
+    const int64_t hot_before = hal::cpu::hot_team_loops();
+    parallel_for_static(hal::cpu::thread_budget(), [&](int64_t, int64_t) {
+      arrived.fetch_add(1);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (arrived.load() < 2 && std::chrono::steady_clock::now() < until)
+        std::this_thread::yield();
+    });
+    saw_two = hal::cpu::hot_team_loops() > hot_before && arrived.load() >= 2;
+    hal::cpu::rest_threads();
+    expect_each_index_once(4099, 16);
+  }
+  EXPECT_TRUE(saw_two) << "no loop after rest_threads() ran on the team's two threads";
+}
+
 TEST(CpuThreading, APartsExceptionReachesTheCaller) {
   for (int round = 0; round < 20; ++round) {
     EXPECT_THROW(parallel_for(100, 1,
