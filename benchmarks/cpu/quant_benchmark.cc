@@ -7,6 +7,8 @@
 //                                  cycled over copies larger than the last-level cache:
 //                                  weight GB/s, and the fraction of BM_ReadBandwidth's
 //                                  figure (measured once per process, before the runs).
+//  BM_QuantDecodeInCache/fmt/K/N   one row against weights that stay in cache: the
+//                                  kernel's own weight GB/s (what decode could reach).
 //  BM_QuantPrefill/fmt/M/K/N       M = 128 rows: GFLOP/s (weights stay in cache).
 //  BM_PrefillColdWeights/fmt/M/K/N as BM_QuantPrefill, weights cycled over copies larger
 //                                  than the last-level cache: a model's prefill, which
@@ -207,6 +209,39 @@ BENCHMARK(BM_PrefillColdWeights)->Apply([](benchmark::internal::Benchmark* b) {
     for (const auto& s : {std::pair<int64_t, int64_t>{768, 2304}, {768, 3072}, {3072, 768}})
       b->Args({f, 128, s.first, s.second});
   b->ArgNames({"fmt", "M", "K", "N"})->Unit(benchmark::kMillisecond)->UseRealTime();
+});
+
+// The kernels' own rate, with the memory system out of the way: one row against the same
+// N x K weights (a few hundred KB: they stay in the cores' L2 caches) 32 times per
+// synchronize. Weight GB/s far above BM_QuantDecode's says the format streams at the
+// memory's rate; near it, decode is bound by the kernel (instructions per weight byte).
+void BM_QuantDecodeInCache(benchmark::State& state) {
+  const hal::DType t = kFormats[state.range(0)];
+  const int64_t k = state.range(1), n = state.range(2);
+  const uint64_t bytes = hal::TensorDesc::contiguous(t, hal::Shape{n, k}).bytes();
+  const hal::Buffer w = weights(t, n, k, 7);
+  hal::Buffer x = activations(k), y = activations(n);
+  auto stream = env().cpu->create_stream();
+  check(stream.status());
+  const hal::OpDescriptor op = product(x, w, y, t, 1, k, n);
+  check(stream->dispatch(op));  // the decode copy, made once
+  check(stream->synchronize());
+  constexpr int kRepeats = 32;
+  double seconds = 0;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    for (int r = 0; r < kRepeats; ++r) check(stream->dispatch(op));
+    check(stream->synchronize());
+    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  state.counters["GB/s"] = double(bytes) * kRepeats * double(state.iterations()) / seconds * 1e-9;
+  state.counters["of_read_bw"] =
+      double(bytes) * kRepeats * double(state.iterations()) / seconds / env().read_bw;
+  state.SetLabel(std::string(hal::dtype_name(t)));
+}
+BENCHMARK(BM_QuantDecodeInCache)->Apply([](benchmark::internal::Benchmark* b) {
+  for (int64_t f = 0; f < int64_t(std::size(kFormats)); ++f) b->Args({f, 768, 768});
+  b->ArgNames({"fmt", "K", "N"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 });
 
 void BM_QuantGpt2Step(benchmark::State& state) {
