@@ -3,6 +3,7 @@
 #include "cpu_executable.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "cpu_kernels.h"
 #include "hal/plugin/fused_groups.h"
@@ -158,12 +159,11 @@ Status CpuExecutable::run(const plugin::ExecuteCall& call,
     r.start_ns = plugin::steady_clock_ns();
     for (int32_t p : g.program_nodes) {
       const GraphNode& node = program_.nodes[size_t(p)];
-      OpSpec with_symbols;
+      std::optional<OpSpec> with_symbols;  // built only for the nodes a symbol changes
       const OpSpec* spec = &specs_[size_t(p)];
       if (node.kv_length_symbol >= 0) {
-        with_symbols = *spec;
-        with_symbols.attrs.kv_length = program_.node_spec(size_t(p), call.symbols).attrs.kv_length;
-        spec = &with_symbols;
+        with_symbols = program_.node_spec(size_t(p), call.symbols);
+        spec = &*with_symbols;
       }
       if (storage) {
         auto address = [&](int32_t v) {
