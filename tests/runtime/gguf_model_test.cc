@@ -27,6 +27,7 @@
 #include <fstream>
 
 #include "hal/runtime/session.h"
+#include "support/temp_dirs.h"
 #include "test_devices.h"
 #include "test_gguf.h"
 #include "test_models.h"
@@ -43,9 +44,7 @@ constexpr double kInt8Activations = 1e-1;
 constexpr double kBf16 = 4e-2;
 
 fs::path temp_file(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("hal_gguf_model_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  static const fs::path dir = hal::testing::process_temp_dir("hal_gguf_model_test");
   return dir / name;
 }
 

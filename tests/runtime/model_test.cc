@@ -18,6 +18,7 @@
 #include <filesystem>
 
 #include "hal/runtime/session.h"
+#include "support/temp_dirs.h"
 #include "test_devices.h"
 #include "test_models.h"
 
@@ -33,10 +34,7 @@ constexpr double kBf16Tolerance = 4e-2;
 constexpr double kF16Tolerance = 5e-3;
 
 fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() /
-               ("hal_runtime_model_test_" + std::to_string(::getpid()) + "_" + name);
-  fs::remove_all(p);
-  return p;
+  return hal::testing::process_temp_dir("hal_runtime_model_test", name);
 }
 
 struct Checkpoint {
