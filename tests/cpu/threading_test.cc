@@ -41,6 +41,20 @@ void expect_each_index_once(int64_t n, int64_t grain) {
     ASSERT_EQ(hits[size_t(i)].load(), 2) << "index " << i << " of " << n;
 }
 
+// Runs one budget-wide loop whose parts wait (up to 10 s) for a second thread; true when
+// it ran on the hot team and its parts did run on two threads at once.
+bool next_hot_loop_runs_on_two_threads() {
+  std::atomic<int> arrived{0};
+  const int64_t hot_before = hal::cpu::hot_team_loops();
+  parallel_for_static(hal::cpu::thread_budget(), [&](int64_t, int64_t) {
+    arrived.fetch_add(1);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (arrived.load() < 2 && std::chrono::steady_clock::now() < until)
+      std::this_thread::yield();
+  });
+  return hal::cpu::hot_team_loops() > hot_before && arrived.load() >= 2;
+}
+
 TEST(CpuThreading, EveryIndexRunsOnce) {
   for (int round = 0; round < 50; ++round)
     for (int64_t n : {1, 2, 3, 7, 64, 1000, 4099})
@@ -59,20 +73,10 @@ TEST(CpuThreading, TheHotTeamRunsLoopsOnceItIsUp) {
   }
   EXPECT_GT(hal::cpu::hot_team_loops(), before);
   // Parts of a hot loop run on more than one thread (each helper claims parts while the
-  // caller runs its own; a part waits here until a second thread has joined, or 10 s).
-  std::atomic<int> arrived{0};
-  std::atomic<bool> saw_two{false};
-  for (int attempt = 0; attempt < 100 && !saw_two; ++attempt) {
-    arrived = 0;
-    const int64_t hot_before = hal::cpu::hot_team_loops();
-    parallel_for_static(hal::cpu::thread_budget(), [&](int64_t, int64_t) {
-      arrived.fetch_add(1);
-      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-      while (arrived.load() < 2 && std::chrono::steady_clock::now() < until)
-        std::this_thread::yield();
-    });
-    if (hal::cpu::hot_team_loops() > hot_before && arrived.load() >= 2) saw_two = true;
-  }
+  // caller runs its own; next_hot_loop_runs_on_two_threads says whether one loop did).
+  bool saw_two = false;
+  for (int attempt = 0; attempt < 100 && !saw_two; ++attempt)
+    saw_two = next_hot_loop_runs_on_two_threads();
   EXPECT_TRUE(saw_two) << "no hot loop ran its parts on two threads";
 }
 
@@ -88,15 +92,7 @@ TEST(CpuThreading, ARestingTeamTakesTheNextLoop) {
     expect_each_index_once(256, 1);  // the team up (a loop ran on it) or starting
     hal::cpu::rest_threads();
     std::this_thread::sleep_for(std::chrono::microseconds(200));  // helpers now yielding
-    std::atomic<int> arrived{0};
-    const int64_t hot_before = hal::cpu::hot_team_loops();
-    parallel_for_static(hal::cpu::thread_budget(), [&](int64_t, int64_t) {
-      arrived.fetch_add(1);
-      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-      while (arrived.load() < 2 && std::chrono::steady_clock::now() < until)
-        std::this_thread::yield();
-    });
-    saw_two = hal::cpu::hot_team_loops() > hot_before && arrived.load() >= 2;
+    saw_two = next_hot_loop_runs_on_two_threads();
     hal::cpu::rest_threads();
     expect_each_index_once(4099, 16);
   }
