@@ -234,9 +234,9 @@ void BM_QuantDecodeInCache(benchmark::State& state) {
     check(stream->synchronize());
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
   }
-  state.counters["GB/s"] = double(bytes) * kRepeats * double(state.iterations()) / seconds * 1e-9;
-  state.counters["of_read_bw"] =
-      double(bytes) * kRepeats * double(state.iterations()) / seconds / env().read_bw;
+  const double gbs = double(bytes) * kRepeats * double(state.iterations()) / seconds;
+  state.counters["GB/s"] = gbs * 1e-9;
+  state.counters["of_read_bw"] = gbs / env().read_bw;
   state.SetLabel(std::string(hal::dtype_name(t)));
 }
 BENCHMARK(BM_QuantDecodeInCache)->Apply([](benchmark::internal::Benchmark* b) {
