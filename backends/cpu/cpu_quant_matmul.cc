@@ -55,7 +55,7 @@ namespace isa_vnni {
 
 struct QuantKernels {
   decltype(&isa_base::qgemm) qgemm = &isa_base::qgemm;
-  decltype(&isa_base::int_offset) int_offset = &isa_base::int_offset;
+  decltype(&isa_base::lane_offset) lane_offset = &isa_base::lane_offset;
   decltype(&isa_base::dequant) dequant = &isa_base::dequant;
   decltype(&isa_base::quantize_rows) quantize_rows = &isa_base::quantize_rows;
   decltype(&isa_base::q4_0x8_gemv) q4_0x8_gemv = &isa_base::q4_0x8_gemv;
@@ -68,6 +68,7 @@ struct QuantKernels {
   void (*tile_gemm)(DType, const QuantActs&, int64_t, const uint8_t*, uint64_t, int64_t, int64_t,
                     int64_t, float*, int64_t, uint8_t*) = nullptr;
   int64_t panel_block_bytes = 0;
+  int q8_0x8_offset = 0;  // added to q8_0's quants in its copy (kQ8_0x8Offset)
   std::string isa = "scalar";
   bool tiles(DType t) const { return tile_format && tile_format(t); }
 };
@@ -80,7 +81,8 @@ const QuantKernels& kernels() {
     const IsaLevel level = cpu_isa_level();
     if (level == IsaLevel::kV4Vnni) {
       s.qgemm = &isa_vnni::qgemm;
-      s.int_offset = &isa_vnni::int_offset;
+      s.lane_offset = &isa_vnni::lane_offset;
+      s.q8_0x8_offset = isa_vnni::kQ8_0x8Offset;
       s.dequant = &isa_vnni::dequant;
       s.quantize_rows = &isa_vnni::quantize_rows;
       s.q4_0x8_gemv = &isa_vnni::q4_0x8_gemv;
@@ -94,7 +96,8 @@ const QuantKernels& kernels() {
       s.isa = "avx512-vnni";
     } else if (level >= IsaLevel::kV3) {
       s.qgemm = &isa_v3::qgemm;
-      s.int_offset = &isa_v3::int_offset;
+      s.lane_offset = &isa_v3::lane_offset;
+      s.q8_0x8_offset = isa_v3::kQ8_0x8Offset;
       s.dequant = &isa_v3::dequant;
       s.quantize_rows = &isa_v3::quantize_rows;
       s.q4_0x8_gemv = &isa_v3::q4_0x8_gemv;
@@ -345,6 +348,8 @@ void fill_q6_kx8(const Product& p, int64_t groups, uint8_t* dst) {
 void fill_simple_x8(const Product& p, int64_t groups, uint64_t block_bytes, uint8_t* dst) {
   const int64_t blocks = p.k / 32;
   const int64_t chunks = int64_t(block_bytes - 2) / 4;
+  // q8_0's quants plus the kernels' offset (as unsigned bytes: flipping the top bit adds 128).
+  const uint32_t flip = p.w_t == DType::kQ8_0 && kernels().q8_0x8_offset ? 0x80808080u : 0;
   parallel_for(groups, 16, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g)
       for (int64_t b = 0; b < blocks; ++b) {
@@ -352,8 +357,12 @@ void fill_simple_x8(const Product& p, int64_t groups, uint64_t block_bytes, uint
         for (int r = 0; r < 8; ++r) {
           const uint8_t* blk = p.w + uint64_t(8 * g + r) * p.w_rs + uint64_t(b) * block_bytes;
           std::memcpy(out + 2 * r, blk, 2);
-          for (int64_t c = 0; c < chunks; ++c)
-            std::memcpy(out + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
+          for (int64_t c = 0; c < chunks; ++c) {
+            uint32_t four;
+            std::memcpy(&four, blk + 2 + 4 * c, 4);
+            four ^= flip;
+            std::memcpy(out + 16 + 32 * c + 4 * r, &four, 4);
+          }
         }
       }
   });
@@ -364,6 +373,7 @@ void fill_simple_x8(const Product& p, int64_t groups, uint64_t block_bytes, uint
 // there is no copy (other formats, rows not tracked, fewer than 8 rows,
 // HAL_CPU_WEIGHT_COPIES=0, no memory for it).
 constexpr uint32_t kLayoutInterleaved8 = 1;
+constexpr uint32_t kLayoutInterleaved8Offset = 2;  // q8_0's quants plus 128
 std::shared_ptr<const uint8_t> interleaved8_copy(const Product& p) {
   uint64_t group_block_bytes = 0, block_bytes = 0;  // per group and 32 elements; q4_0/q8_0's
   switch (p.w_t) {
@@ -386,7 +396,9 @@ std::shared_ptr<const uint8_t> interleaved8_copy(const Product& p) {
   }
   const int64_t groups = p.n / 8, blocks = p.k / 32;
   if (groups == 0 || blocks == 0) return nullptr;
-  const WeightCopyKey key{p.w_t, p.n, p.k, p.w_rs, kLayoutInterleaved8};
+  const bool offset = p.w_t == DType::kQ8_0 && kernels().q8_0x8_offset;
+  const WeightCopyKey key{p.w_t, p.n, p.k, p.w_rs,
+                          offset ? kLayoutInterleaved8Offset : kLayoutInterleaved8};
   const uint64_t original = uint64_t(p.n - 1) * p.w_rs + dtype_row_bytes(p.w_t, p.k);
   const uint64_t bytes = uint64_t(groups) * uint64_t(blocks) * group_block_bytes;
   return weight_cache_get(p.w, key, original, bytes, [&](uint8_t* dst) {
@@ -419,7 +431,7 @@ void run_product(const Product& p) {
   if (p.w_t != DType::kFP8E4M3Channel && path != Path::kF32Panels) {
     // One scratch block: q (m*k bytes), then d and ds (3 floats per block), then the
     // lanes (8 ints per block) when the format takes them.
-    const int offset = tiles ? 0 : kern.int_offset(p.w_t);  // the panels take no lanes
+    const int offset = tiles ? 0 : kern.lane_offset(p.w_t);  // the panels take no lanes
     const size_t q_floats = size_t((p.m * p.k + 3) / 4);
     float* mem = scratch_floats(Scratch::kOuter1, q_floats + size_t(4 * p.m * blocks) +
                                                       (offset ? size_t(8 * p.m * blocks) : 0));
@@ -481,11 +493,11 @@ void run_product(const Product& p) {
     const int64_t work = p.m * p.n * p.k;
     const int64_t tasks = work >= (int64_t(1) << 24) ? std::min<int64_t>(units, 8 * thread_budget())
                                                      : thread_budget();
-    // The copies' activation sums (x8_gemv): q4_0 8 x each block's, q6_K 32 x each half's
-    // (the lanes hold offset x the sums of 4 values).
+    // The copies' activation sums (x8_gemv): q4_0 8 x each block's, q6_K 32 x each half's,
+    // q8_0 with VNNI 128 x each block's (the lanes hold offset x the sums of 4 values).
     int32_t* sums = nullptr;
-    if (x8 && (p.w_t == DType::kQ4_0 || p.w_t == DType::kQ6_K)) {
-      const int per_block = p.w_t == DType::kQ4_0 ? 1 : 2, lanes = 8 / per_block;
+    if (x8 && acts.lanes) {
+      const int per_block = p.w_t == DType::kQ6_K ? 2 : 1, lanes = 8 / per_block;
       sums = reinterpret_cast<int32_t*>(
           scratch_floats(Scratch::kOuter3, size_t(p.m * blocks * per_block)));
       for (int64_t i = 0; i < p.m * blocks * per_block; ++i) {
@@ -501,7 +513,7 @@ void run_product(const Product& p) {
         if (x8 && p.w_t == DType::kQ4_0)
           kern.q4_0x8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr, sums);
         else if (x8 && p.w_t == DType::kQ8_0)
-          kern.q8_0x8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr);
+          kern.q8_0x8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr, sums);
         else if (x8 && p.w_t == DType::kQ4_K)
           kern.q4_kx8_gemv(x8.get(), acts, p.m, u0, u1, res, ldr);
         else if (x8 && p.w_t == DType::kQ5_K)
