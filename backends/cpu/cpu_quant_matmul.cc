@@ -65,10 +65,10 @@ struct QuantKernels {
   decltype(&isa_base::q6_kx8_gemv) q6_kx8_gemv = &isa_base::q6_kx8_gemv;
   // Prefill panels (cpu_quant_tiles.inc): none on the baseline ISA.
   bool (*tile_format)(DType) = nullptr;
-  void (*tile_gemm)(DType, const QuantActs&, int64_t, const uint8_t*, uint64_t, int64_t, int64_t,
-                    int64_t, float*, int64_t, uint8_t*) = nullptr;
+  void (*tile_gemm)(DType, const QuantActs&, const int32_t*, int64_t, const uint8_t*, uint64_t,
+                    int64_t, int64_t, int64_t, float*, int64_t, uint8_t*) = nullptr;
   int64_t panel_block_bytes = 0;
-  int q8_0x8_offset = 0;  // added to q8_0's quants in its copy (kQ8_0x8Offset)
+  int signed_quant_offset = 0;  // added to q8_0's quants in its copy (kSignedQuantOffset)
   std::string isa = "scalar";
   bool tiles(DType t) const { return tile_format && tile_format(t); }
 };
@@ -82,7 +82,7 @@ const QuantKernels& kernels() {
     if (level == IsaLevel::kV4Vnni) {
       s.qgemm = &isa_vnni::qgemm;
       s.lane_offset = &isa_vnni::lane_offset;
-      s.q8_0x8_offset = isa_vnni::kQ8_0x8Offset;
+      s.signed_quant_offset = isa_vnni::kSignedQuantOffset;
       s.dequant = &isa_vnni::dequant;
       s.quantize_rows = &isa_vnni::quantize_rows;
       s.q4_0x8_gemv = &isa_vnni::q4_0x8_gemv;
@@ -97,7 +97,7 @@ const QuantKernels& kernels() {
     } else if (level >= IsaLevel::kV3) {
       s.qgemm = &isa_v3::qgemm;
       s.lane_offset = &isa_v3::lane_offset;
-      s.q8_0x8_offset = isa_v3::kQ8_0x8Offset;
+      s.signed_quant_offset = isa_v3::kSignedQuantOffset;
       s.dequant = &isa_v3::dequant;
       s.quantize_rows = &isa_v3::quantize_rows;
       s.q4_0x8_gemv = &isa_v3::q4_0x8_gemv;
@@ -349,7 +349,7 @@ void fill_simple_x8(const Product& p, int64_t groups, uint64_t block_bytes, uint
   const int64_t blocks = p.k / 32;
   const int64_t chunks = int64_t(block_bytes - 2) / 4;
   // q8_0's quants plus the kernels' offset (as unsigned bytes: flipping the top bit adds 128).
-  const uint32_t flip = p.w_t == DType::kQ8_0 && kernels().q8_0x8_offset ? 0x80808080u : 0;
+  const uint32_t flip = p.w_t == DType::kQ8_0 && kernels().signed_quant_offset ? 0x80808080u : 0;
   parallel_for(groups, 16, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g)
       for (int64_t b = 0; b < blocks; ++b) {
@@ -396,7 +396,7 @@ std::shared_ptr<const uint8_t> interleaved8_copy(const Product& p) {
   }
   const int64_t groups = p.n / 8, blocks = p.k / 32;
   if (groups == 0 || blocks == 0) return nullptr;
-  const bool offset = p.w_t == DType::kQ8_0 && kernels().q8_0x8_offset;
+  const bool offset = p.w_t == DType::kQ8_0 && kernels().signed_quant_offset;
   const WeightCopyKey key{p.w_t, p.n, p.k, p.w_rs,
                           offset ? kLayoutInterleaved8Offset : kLayoutInterleaved8};
   const uint64_t original = uint64_t(p.n - 1) * p.w_rs + dtype_row_bytes(p.w_t, p.k);
@@ -431,7 +431,7 @@ void run_product(const Product& p) {
   if (p.w_t != DType::kFP8E4M3Channel && path != Path::kF32Panels) {
     // One scratch block: q (m*k bytes), then d and ds (3 floats per block), then the
     // lanes (8 ints per block) when the format takes them.
-    const int offset = tiles ? 0 : kern.lane_offset(p.w_t);  // the panels take no lanes
+    const int offset = kern.lane_offset(p.w_t);
     const size_t q_floats = size_t((p.m * p.k + 3) / 4);
     float* mem = scratch_floats(Scratch::kOuter1, q_floats + size_t(4 * p.m * blocks) +
                                                       (offset ? size_t(8 * p.m * blocks) : 0));
@@ -468,6 +468,21 @@ void run_product(const Product& p) {
                   j1 - j0, row + j0);
     }
   };
+  // The offset x each block's activation sum (q6_K: each half's), from the lanes, for the
+  // kernels of the copies and panels (x8_gemv, tile_gemm): q4_0 8 x, q6_K 32 x, signed
+  // quants with VNNI 128 x; null when the format takes none.
+  auto lane_sums = [&](int per_block) -> int32_t* {
+    if (!acts.lanes) return nullptr;
+    const int lanes = 8 / per_block;
+    int32_t* sums = reinterpret_cast<int32_t*>(
+        scratch_floats(Scratch::kOuter3, size_t(p.m * blocks * per_block)));
+    for (int64_t i = 0; i < p.m * blocks * per_block; ++i) {
+      int32_t s = 0;
+      for (int l = 0; l < lanes; ++l) s += acts.lanes[lanes * i + l];
+      sums[i] = s;
+    }
+    return sums;
+  };
   const float* lut = fp8_table();
   if (path == Path::kF32Panels) {
     f32_panel_products(p, af, res, ldr);
@@ -475,10 +490,11 @@ void run_product(const Product& p) {
     // Panels of 8 weight rows, dealt out to the cores in small runs (load balance; each
     // panel is unpacked once for all of A's rows).
     const int64_t panels = (p.n + 7) / 8;
+    const int32_t* sums = lane_sums(1);
     parallel_for(panels, 1, [&](int64_t q0, int64_t q1) {
       uint8_t* panel = reinterpret_cast<uint8_t*>(
           scratch_floats(Scratch::kLeaf0, size_t(blocks * kern.panel_block_bytes / 4 + 1)));
-      kern.tile_gemm(p.w_t, acts, p.m, p.w, p.w_rs, q0, q1, p.n, res, ldr, panel);
+      kern.tile_gemm(p.w_t, acts, sums, p.m, p.w, p.w_rs, q0, q1, p.n, res, ldr, panel);
     });
   } else {
     // One contiguous range of weight rows per task; several per core when the product is
@@ -493,19 +509,7 @@ void run_product(const Product& p) {
     const int64_t work = p.m * p.n * p.k;
     const int64_t tasks = work >= (int64_t(1) << 24) ? std::min<int64_t>(units, 8 * thread_budget())
                                                      : thread_budget();
-    // The copies' activation sums (x8_gemv): q4_0 8 x each block's, q6_K 32 x each half's,
-    // q8_0 with VNNI 128 x each block's (the lanes hold offset x the sums of 4 values).
-    int32_t* sums = nullptr;
-    if (x8 && acts.lanes) {
-      const int per_block = p.w_t == DType::kQ6_K ? 2 : 1, lanes = 8 / per_block;
-      sums = reinterpret_cast<int32_t*>(
-          scratch_floats(Scratch::kOuter3, size_t(p.m * blocks * per_block)));
-      for (int64_t i = 0; i < p.m * blocks * per_block; ++i) {
-        int32_t s = 0;
-        for (int l = 0; l < lanes; ++l) s += acts.lanes[lanes * i + l];
-        sums[i] = s;
-      }
-    }
+    int32_t* sums = x8 ? lane_sums(p.w_t == DType::kQ6_K ? 2 : 1) : nullptr;
     parallel_for_static(std::max<int64_t>(tasks, 1), [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t u0 = units * t / tasks, u1 = units * (t + 1) / tasks;
