@@ -345,11 +345,13 @@ void fill_q6_kx8(const Product& p, int64_t groups, uint8_t* dst) {
 
 // q4_0's and q8_0's copies: per group and block, the 8 rows' f16 scales, then each row's
 // quants in 4-byte chunks (`block_bytes`: the format's 18 or 34 bytes per block).
-void fill_simple_x8(const Product& p, int64_t groups, uint64_t block_bytes, uint8_t* dst) {
+// plus_128: the quants are stored plus 128 as unsigned bytes (q8_0 for the VNNI kernels:
+// flipping a signed byte's top bit adds 128).
+void fill_simple_x8(const Product& p, int64_t groups, uint64_t block_bytes, bool plus_128,
+                    uint8_t* dst) {
   const int64_t blocks = p.k / 32;
   const int64_t chunks = int64_t(block_bytes - 2) / 4;
-  // q8_0's quants plus the kernels' offset (as unsigned bytes: flipping the top bit adds 128).
-  const uint32_t flip = p.w_t == DType::kQ8_0 && kernels().signed_quant_offset ? 0x80808080u : 0;
+  const uint32_t flip = plus_128 ? 0x80808080u : 0;
   parallel_for(groups, 16, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g)
       for (int64_t b = 0; b < blocks; ++b) {
@@ -396,9 +398,9 @@ std::shared_ptr<const uint8_t> interleaved8_copy(const Product& p) {
   }
   const int64_t groups = p.n / 8, blocks = p.k / 32;
   if (groups == 0 || blocks == 0) return nullptr;
-  const bool offset = p.w_t == DType::kQ8_0 && kernels().signed_quant_offset;
+  const bool plus_128 = p.w_t == DType::kQ8_0 && kernels().signed_quant_offset;
   const WeightCopyKey key{p.w_t, p.n, p.k, p.w_rs,
-                          offset ? kLayoutInterleaved8Offset : kLayoutInterleaved8};
+                          plus_128 ? kLayoutInterleaved8Offset : kLayoutInterleaved8};
   const uint64_t original = uint64_t(p.n - 1) * p.w_rs + dtype_row_bytes(p.w_t, p.k);
   const uint64_t bytes = uint64_t(groups) * uint64_t(blocks) * group_block_bytes;
   return weight_cache_get(p.w, key, original, bytes, [&](uint8_t* dst) {
@@ -407,7 +409,7 @@ std::shared_ptr<const uint8_t> interleaved8_copy(const Product& p) {
     else if (p.w_t == DType::kQ6_K)
       fill_q6_kx8(p, groups, dst);
     else
-      fill_simple_x8(p, groups, block_bytes, dst);
+      fill_simple_x8(p, groups, block_bytes, plus_128, dst);
   });
 }
 
