@@ -7,8 +7,9 @@
 //                                  cycled over copies larger than the last-level cache:
 //                                  weight GB/s, and the fraction of BM_ReadBandwidth's
 //                                  figure (measured once per process, before the runs).
-//  BM_QuantDecodeInCache/fmt/K/N   one row against weights that stay in cache: the
-//                                  kernel's own weight GB/s (what decode could reach).
+//  BM_QuantDecodeInCache/fmt/M/K/N M = 1 or 4 rows against weights that stay in cache:
+//                                  the kernel's own weight GB/s (what decode could reach;
+//                                  M = 4: a batch of four decoding).
 //  BM_QuantPrefill/fmt/M/K/N       M = 128 rows: GFLOP/s (weights stay in cache).
 //  BM_PrefillColdWeights/fmt/M/K/N as BM_QuantPrefill, weights cycled over copies larger
 //                                  than the last-level cache: a model's prefill, which
@@ -229,13 +230,13 @@ BENCHMARK(BM_PrefillColdWeights)->Apply([](benchmark::internal::Benchmark* b) {
 // the kernel (instructions per weight byte).
 void BM_QuantDecodeInCache(benchmark::State& state) {
   const hal::DType t = kFormats[state.range(0)];
-  const int64_t k = state.range(1), n = state.range(2);
+  const int64_t m = state.range(1), k = state.range(2), n = state.range(3);
   const uint64_t bytes = hal::TensorDesc::contiguous(t, hal::Shape{n, k}).bytes();
   const hal::Buffer w = weights(t, n, k, 7);
-  hal::Buffer x = activations(k), y = activations(n);
+  hal::Buffer x = activations(m * k), y = activations(m * n);
   auto stream = env().cpu->create_stream();
   check(stream.status());
-  const hal::OpDescriptor op = product(x, w, y, t, 1, k, n);
+  const hal::OpDescriptor op = product(x, w, y, t, m, k, n);
   check(stream->dispatch(op));  // the decode copy, made once
   check(stream->synchronize());
   constexpr int kRepeats = 32;
@@ -252,8 +253,9 @@ void BM_QuantDecodeInCache(benchmark::State& state) {
   state.SetLabel(std::string(hal::dtype_name(t)));
 }
 BENCHMARK(BM_QuantDecodeInCache)->Apply([](benchmark::internal::Benchmark* b) {
-  for (int64_t f = 0; f < int64_t(std::size(kFormats)); ++f) b->Args({f, 768, 768});
-  b->ArgNames({"fmt", "K", "N"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+  for (int64_t f = 0; f < int64_t(std::size(kFormats)); ++f)
+    for (int64_t m : {1, 4}) b->Args({f, m, 768, 768});
+  b->ArgNames({"fmt", "M", "K", "N"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 });
 
 void BM_QuantGpt2Step(benchmark::State& state) {

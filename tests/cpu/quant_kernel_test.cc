@@ -204,7 +204,8 @@ TEST(CpuQuantMatmul, DecodeThroughEightRowCopies) {
         // The bias and the output dtype are applied by each part to its own columns (and
         // after the remainder rows to theirs): one row with each output dtype.
         HostTensor bias = make_tensor(DType::kF32, {rows});
-        for (int64_t m : {1, 3, 8}) {
+        // Several rows of A go through in fours (x8_rows): every remainder of four.
+        for (int64_t m : {1, 2, 3, 5, 6, 8}) {
           HostTensor a = make_tensor(DType::kF32, {m, k});
           check_product(t, a, w, false);
         }
