@@ -118,12 +118,12 @@ TEST(CpuMatmul, DecodeShapesUseStreamingKernels) {
         HostTensor bias = make_tensor(DType::kF32, {1100});
         check_op(matmul_spec(false, tb), {&a, &b, &bias}, kMatmulTol);
       }
-  // One to four rows of A against [N, K] rows read as 2, 4 or 8 streams
-  // (HAL_CPU_DECODE_STREAMS, ctest runs each; several rows of A with AVX-512 and at most 4
-  // streams): rows past the last stream's part, a K with a vector tail, and fewer rows
-  // than streams.
+  // One to eight rows of A against [N, K] rows read as 2, 4 or 8 streams
+  // (HAL_CPU_DECODE_STREAMS, ctest runs each; several rows of A, four at a time, with
+  // AVX-512 and at most 4 streams): rows past the last stream's part, a K with a vector
+  // tail, and fewer rows than streams.
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16})
-    for (int64_t m : {int64_t(1), int64_t(2), int64_t(3), int64_t(4)})
+    for (int64_t m : {int64_t(1), int64_t(2), int64_t(3), int64_t(4), int64_t(5), int64_t(8)})
       for (int64_t n : {int64_t(7), int64_t(29), int64_t(203)}) {
         HostTensor a = make_tensor(t, {m, 43});
         HostTensor b = make_tensor(t, mat(43, n, true));
