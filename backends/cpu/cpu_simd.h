@@ -16,6 +16,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "hal/dtype.h"
 
@@ -47,6 +48,27 @@ HAL_CPU_INLINE void store8(float* p, v8f v) { *reinterpret_cast<v8f_u*>(p) = v; 
 HAL_CPU_INLINE v16f load16(const float* p) { return *reinterpret_cast<const v16f_u*>(p); }
 HAL_CPU_INLINE void store16(float* p, v16f v) { *reinterpret_cast<v16f_u*>(p) = v; }
 HAL_CPU_INLINE v16f splat(float x) { return v16f{} + x; }
+
+// ---- a run-time row count as a template argument ----------------------------------------
+//
+// with_rows<Max>(rows, fn) calls fn(std::integral_constant<int, R>{}) with R = rows clamped
+// to [1, Max], so a kernel whose row count is a template argument (its accumulators held in
+// registers) runs for a count known only at run time. Always inlined, so `fn` (a lambda
+// written inside a kernel's target region) keeps that region's instruction set.
+template <int R, int Max, class Fn>
+HAL_CPU_INLINE void with_rows_from(int rows, Fn& fn) {
+  if constexpr (R < Max) {
+    if (rows <= R) return fn(std::integral_constant<int, R>{});
+    return with_rows_from<R + 1, Max>(rows, fn);
+  } else {
+    return fn(std::integral_constant<int, Max>{});
+  }
+}
+template <int Max, class Fn>
+HAL_CPU_INLINE void with_rows(int rows, Fn&& fn) {
+  static_assert(Max >= 1);
+  with_rows_from<1, Max>(rows, fn);
+}
 // f16 -> f32 with integer and float ops only (GCC 12 turns _Float16 vector conversions
 // into 16 scalar ones). Exact: normals and subnormals are rebased by one multiply by
 // 2^112, Inf/NaN keep their payload.
