@@ -69,6 +69,7 @@ HAL_CPU_INLINE void with_rows(int rows, Fn&& fn) {
   static_assert(Max >= 1);
   with_rows_from<1, Max>(rows, fn);
 }
+
 // f16 -> f32 with integer and float ops only (GCC 12 turns _Float16 vector conversions
 // into 16 scalar ones). Exact: normals and subnormals are rebased by one multiply by
 // 2^112, Inf/NaN keep their payload.
