@@ -54,7 +54,9 @@ HAL_CPU_INLINE v16f splat(float x) { return v16f{} + x; }
 // with_rows<Max>(rows, fn) calls fn(std::integral_constant<int, R>{}) with R = rows clamped
 // to [1, Max], so a kernel whose row count is a template argument (its accumulators held in
 // registers) runs for a count known only at run time. Always inlined, so `fn` (a lambda
-// written inside a kernel's target region) keeps that region's instruction set.
+// written inside a kernel's target region) keeps that region's instruction set. Not for
+// HAL_CPU_MULTIVERSION (target_clones) functions: a lambda there is compiled once, for the
+// baseline, so their switches (cpu_attention.cc) stay written out.
 template <int R, int Max, class Fn>
 HAL_CPU_INLINE void with_rows_from(int rows, Fn& fn) {
   if constexpr (R < Max) {
