@@ -1,7 +1,8 @@
 // The plugin kit's HostQueue and HostEvent (hal/plugin/host_queue.h) on their own:
 // order, captures stored in place or on the heap and released before completion,
 // exceptions turned into statuses, failure skipping and clearing, concurrent producers
-// and synchronizers, and draining on destruction.
+// and synchronizers, sleeping synchronizers woken for their own work, and draining on
+// destruction.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -109,6 +110,37 @@ TEST(HostQueue, ConcurrentProducersAndSynchronizers) {
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(sum.load(), int64_t(kThreads) * kEach * (kEach - 1) / 2);
+}
+
+// Waiters asleep on different commands (each task outlasts synchronize()'s spin, so they
+// sleep): the worker wakes the one whose command ran first, and the later one sleeps on
+// until its own has run; neither is missed nor returns early.
+TEST(HostQueue, SleepingSynchronizersWakeWhenTheirOwnWorkIsDone) {
+  for (int round = 0; round < 20; ++round) {
+    HostQueue q;
+    std::atomic<int> done{0};
+    auto slow = [&] {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      ++done;
+      return ok_status();
+    };
+    for (int i = 0; i < 5; ++i) q.enqueue(slow);
+    std::atomic<int> first_saw{-1}, second_saw{-1};
+    std::thread first([&] {
+      EXPECT_TRUE(q.synchronize().ok());
+      first_saw = done.load();
+    });
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+    for (int i = 0; i < 5; ++i) q.enqueue(slow);
+    std::thread second([&] {
+      EXPECT_TRUE(q.synchronize().ok());
+      second_saw = done.load();
+    });
+    first.join();
+    second.join();
+    EXPECT_GE(first_saw.load(), 5);
+    EXPECT_EQ(second_saw.load(), 10);
+  }
 }
 
 TEST(HostQueue, SynchronizeWaitsOnlyForEarlierWorkAndDestructorDrains) {
