@@ -16,13 +16,17 @@
 //                                  reads each weight once from memory.
 //  BM_QuantGpt2Step/fmt            every matmul of one GPT-2-small decode step (12 layers of
 //                                  c_attn, c_proj, c_fc, mlp c_proj, then the tied lm_head)
-//                                  with weights in `fmt`: tokens/s and fraction of bandwidth.
+//                                  with weights in `fmt`: tokens/s, and the fraction of the
+//                                  read bandwidth probed right before each timed round
+//                                  (of_probe, median over rounds; see the body for why).
 // `fmt` indexes kFormats below (f32, f16, bf16, then the quantized formats).
 //
 // Run: build/bin/hal_cpu_quant_benchmark [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -278,26 +282,57 @@ void BM_QuantGpt2Step(benchmark::State& state) {
   bytes += double(hal::TensorDesc::contiguous(t, hal::Shape{vocab, d}).bytes());
   auto stream = env().cpu->create_stream();
   check(stream.status());
-  for (const auto& op : ops) check(stream->dispatch(op));  // the decode copies, as above
-  check(stream->synchronize());
-  double seconds = 0;
-  for (auto _ : state) {
-    const auto t0 = Clock::now();
+  auto step = [&] {
     for (const auto& op : ops) check(stream->dispatch(op));
     check(stream->synchronize());
-    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  step();  // the decode copies, as above
+  // The host's bandwidth drifts within seconds (1.5x between probes 10 s apart), so a
+  // fraction against one probe at the start compares two machine states. Each round: a
+  // probe (one pass over bandwidth_buffer_bytes, far past the last-level cache), then
+  // kWarmSteps untimed steps, then kTimedSteps timed ones, against that probe. The untimed
+  // steps are there because the probe leaves the last-level cache full of its own lines:
+  // paired in one process, the 1st, 2nd, 3rd and 4th steps after a probe read q4_0
+  // weights at 20.3, 22.0, 22.7 and 23.8 GB/s (a 69 MB step against a 32 MB L3 keeps some
+  // of its lines from one step to the next), and a model decoding token after token runs
+  // in that steady state.
+  constexpr int kWarmSteps = 3, kTimedSteps = 4;
+  static const hal::MemoryBandwidthProbe probe(  // mapped once per process (~0.3 s per GiB)
+      hal::bandwidth_buffer_bytes(env().cpu->info().sram_bytes), [] {
+        const char* threads = std::getenv("HAL_CPU_THREADS");
+        return threads && std::atoi(threads) > 0 ? std::atoi(threads)
+                                                 : int(std::thread::hardware_concurrency());
+      }());
+  double seconds = 0;
+  int64_t steps = 0;
+  std::vector<double> of_probe;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const double bw = probe.ok() ? probe.measure(1).read_best : 0;
+    for (int w = 0; w < kWarmSteps; ++w) step();
+    state.ResumeTiming();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < kTimedSteps; ++i) step();
+    const double round = std::chrono::duration<double>(Clock::now() - t0).count();
+    seconds += round;
+    steps += kTimedSteps;
+    if (bw > 0) of_probe.push_back(bytes * kTimedSteps / round / bw);
   }
-  const double per = seconds / double(state.iterations());
+  const double per = seconds / double(steps);
   state.counters["tokens/s"] = 1.0 / per;
   state.counters["GB/s"] = bytes / per * 1e-9;
-  state.counters["of_read_bw"] = bytes / per / env().read_bw;
+  if (!of_probe.empty()) {
+    std::nth_element(of_probe.begin(), of_probe.begin() + of_probe.size() / 2, of_probe.end());
+    state.counters["of_probe"] = of_probe[of_probe.size() / 2];
+  }
   state.SetLabel(std::string(hal::dtype_name(t)) + ", " + std::to_string(int(bytes / 1e6)) +
                  " MB of weights");
 }
 BENCHMARK(BM_QuantGpt2Step)
     ->DenseRange(0, int64_t(std::size(kFormats)) - 1)
     ->ArgName("fmt")
-    ->Unit(benchmark::kMillisecond);
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 
