@@ -50,7 +50,10 @@ const hal::DType kFormats[] = {
 struct Env {
   std::unique_ptr<hal::Platform> platform;
   hal::Device* cpu = nullptr;
-  double read_bw = 0;
+  // The host's read-bandwidth probe with the CPU backend's thread count, its buffer mapped
+  // once for the process: BM_QuantGpt2Step probes again before every round.
+  std::unique_ptr<hal::MemoryBandwidthProbe> probe;
+  double read_bw = 0;  // best of 5 passes at start-up (0 when the buffer could not be mapped)
 };
 
 void check(const hal::Status& s) {
@@ -70,11 +73,10 @@ Env& env() {
     check(d.status());
     x->cpu = *d;
     const char* t = std::getenv("HAL_CPU_THREADS");
-    x->read_bw =
-        hal::measure_memory_bandwidth(
-            hal::bandwidth_buffer_bytes(x->cpu->info().sram_bytes), 5,
-            t && std::atoi(t) > 0 ? std::atoi(t) : int(std::thread::hardware_concurrency()))
-            .read_best;
+    x->probe = std::make_unique<hal::MemoryBandwidthProbe>(
+        hal::bandwidth_buffer_bytes(x->cpu->info().sram_bytes),
+        t && std::atoi(t) > 0 ? std::atoi(t) : int(std::thread::hardware_concurrency()));
+    x->read_bw = x->probe->measure(5).read_best;
     return x;
   }();
   return *e;
@@ -297,12 +299,7 @@ void BM_QuantGpt2Step(benchmark::State& state) {
   // of its lines from one step to the next), and a model decoding token after token runs
   // in that steady state.
   constexpr int kWarmSteps = 3, kTimedSteps = 4;
-  static const hal::MemoryBandwidthProbe probe(  // mapped once per process (~0.3 s per GiB)
-      hal::bandwidth_buffer_bytes(env().cpu->info().sram_bytes), [] {
-        const char* threads = std::getenv("HAL_CPU_THREADS");
-        return threads && std::atoi(threads) > 0 ? std::atoi(threads)
-                                                 : int(std::thread::hardware_concurrency());
-      }());
+  const hal::MemoryBandwidthProbe& probe = *env().probe;
   double seconds = 0;
   int64_t steps = 0;
   std::vector<double> of_probe;
